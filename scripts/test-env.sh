@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Readies this machine for opskit's tests, idempotently (see ../shared/ENVIRONMENT.md):
+# installs what is missing through apt, starts dockerd, PostgreSQL and Redis on the host, and builds the
+# offline images that stand in for the registry images real users pull. When everything is in place it
+# takes a few seconds, since `npm test` runs it every time.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+log() { printf '[test-env] %s\n' "$*" >&2; }
+die() { printf '[test-env] error: %s\n' "$*" >&2; exit 1; }
+
+cache=${OPSKIT_TEST_CACHE:-/var/cache/opskit-test}
+mirror=${OPSKIT_TEST_MIRROR:-http://deb.debian.org/debian}
+pg_cluster_version=15
+export OPSKIT_TEST_PG_USER=${OPSKIT_TEST_PG_USER:-opskit_test}
+export OPSKIT_TEST_PG_PASSWORD=${OPSKIT_TEST_PG_PASSWORD:-opskit-test-pw}
+
+# --- 1. packages ----------------------------------------------------------------------------------
+# binary -> Debian package that provides it
+declare -A provides=(
+  [dockerd]=docker.io
+  [docker-compose]=docker-compose
+  [nginx]=nginx-light
+  [pg_ctlcluster]=postgresql
+  [redis-server]=redis-server
+  [busybox]=busybox-static
+  [debootstrap]=debootstrap
+)
+missing=()
+for bin in "${!provides[@]}"; do
+  command -v "$bin" >/dev/null 2>&1 || missing+=("${provides[$bin]}")
+done
+if [ ! -x /usr/lib/postgresql/$pg_cluster_version/bin/postgres ]; then missing+=(postgresql); fi
+if [ ${#missing[@]} -gt 0 ]; then
+  [ "$(id -u)" = 0 ] || die "missing packages (${missing[*]}) and not root: install them with apt-get"
+  log "installing: ${missing[*]}"
+  apt-get update -qq >&2 || die "apt-get update failed"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2 || die "apt-get install ${missing[*]} failed"
+else
+  log "packages: all present"
+fi
+
+# --- 2. dockerd -------------------------------------------------------------------------------------
+if docker info >/dev/null 2>&1; then
+  log "dockerd: already answering"
+else
+  [ "$(id -u)" = 0 ] || die "dockerd is not running and this is not root"
+  # A dockerd killed between sessions can leave its pid file behind, which stops the next one.
+  if [ -f /var/run/docker.pid ] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then
+    log "dockerd: removing stale /var/run/docker.pid"
+    rm -f /var/run/docker.pid
+  fi
+  rm -f /var/run/docker.sock
+  log "dockerd: starting (overlay2, no iptables)"
+  setsid dockerd --storage-driver=overlay2 --iptables=false --ip6tables=false >/var/log/dockerd.log 2>&1 < /dev/null &
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  docker info >/dev/null 2>&1 || { tail -20 /var/log/dockerd.log >&2; die "dockerd did not answer within 30 s (log: /var/log/dockerd.log)"; }
+  log "dockerd: up ($(docker version --format '{{.Server.Version}}'))"
+fi
+
+# --- 3. PostgreSQL on the host ---------------------------------------------------------------------
+if ! pg_lsclusters -h 2>/dev/null | grep -q "^$pg_cluster_version main"; then
+  log "postgresql: creating cluster $pg_cluster_version/main"
+  pg_createcluster $pg_cluster_version main >&2
+fi
+if pg_lsclusters -h | awk -v v=$pg_cluster_version '$1==v && $2=="main" {print $4}' | grep -q online; then
+  log "postgresql: already online"
+else
+  log "postgresql: starting $pg_cluster_version/main"
+  pg_ctlcluster $pg_cluster_version main start >&2 || die "pg_ctlcluster $pg_cluster_version main start failed"
+fi
+for _ in $(seq 1 40); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.25; done
+pg_isready -q -h 127.0.0.1 -p 5432 || die "postgresql does not answer on 127.0.0.1:5432"
+# A password role the tests log in with over TCP (right and wrong password).
+runuser -u postgres -- psql -qAt -v ON_ERROR_STOP=1 \
+  -v user="$OPSKIT_TEST_PG_USER" -v pw="$OPSKIT_TEST_PG_PASSWORD" >/dev/null <<'SQL' || die "could not create the test role"
+SELECT format('CREATE ROLE %I LOGIN SUPERUSER PASSWORD %L', :'user', :'pw')
+ WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'user') \gexec
+SELECT format('ALTER ROLE %I PASSWORD %L', :'user', :'pw') \gexec
+SQL
+
+# --- 4. Redis on the host ----------------------------------------------------------------------------
+if redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; then
+  log "redis: already answering"
+else
+  log "redis: starting on 127.0.0.1:6379"
+  redis-server --bind 127.0.0.1 --port 6379 --daemonize yes --save '' --appendonly no >&2
+  for _ in $(seq 1 40); do redis-cli -h 127.0.0.1 ping 2>/dev/null | grep -q PONG && break; sleep 0.25; done
+  redis-cli -h 127.0.0.1 ping 2>/dev/null | grep -q PONG || die "redis does not answer on 127.0.0.1:6379"
+fi
+
+# --- 5. offline images --------------------------------------------------------------------------------
+has_image() { docker image inspect "$1" >/dev/null 2>&1; }
+label=(--change 'LABEL org.opskit.test-image=true')
+
+import_rootfs() { # dir tag
+  tar -C "$1" -c . | docker import "${label[@]}" - "$2" >/dev/null || die "docker import $2 failed"
+}
+
+debootstrap_image() { # tag packages...
+  local tag=$1; shift
+  local root
+  root="$cache/rootfs-$(echo "$tag" | tr '/:' '__')"
+  rm -rf "$root"; mkdir -p "$root"
+  log "image $tag: debootstrap bookworm (minbase + $*), about 90 s"
+  local include; include=$(IFS=,; echo "$*")
+  debootstrap --variant=minbase --include="$include" bookworm "$root" "$mirror" >"$root.log" 2>&1 \
+    || { tail -20 "$root.log" >&2; die "debootstrap for $tag failed (log: $root.log)"; }
+  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+  import_rootfs "$root" "$tag"
+  rm -rf "$root" "$root.log"
+}
+
+build_derived() { # tag dockerfile
+  log "image $1: building from $2"
+  DOCKER_BUILDKIT=0 docker build -q --label org.opskit.test-image=true -t "$1" -f "$2" "$here/images" >/dev/null 2>"$cache/build.log" \
+    || { cat "$cache/build.log" >&2; die "docker build of $1 failed"; }
+}
+
+mkdir -p "$cache"
+pids=()
+if ! has_image opskit-test/busybox:latest; then
+  log "image opskit-test/busybox:latest: from /bin/busybox"
+  root="$cache/rootfs-busybox"; rm -rf "$root"; mkdir -p "$root/bin" "$root/tmp" "$root/etc"
+  cp /bin/busybox "$root/bin/busybox"
+  for applet in $("$root/bin/busybox" --list); do [ "$applet" = busybox ] || ln -sf busybox "$root/bin/$applet"; done
+  echo 'root:x:0:0:root:/root:/bin/sh' > "$root/etc/passwd"
+  echo 'nobody:x:65534:65534:nobody:/:/bin/false' >> "$root/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' > "$root/etc/group"
+  chmod 1777 "$root/tmp"
+  import_rootfs "$root" opskit-test/busybox:latest
+  rm -rf "$root"
+fi
+# The two debootstraps are independent: run them side by side.
+if ! has_image opskit-test/python:3.11; then
+  debootstrap_image opskit-test/python:3.11 python3 python3-flask gunicorn python3-psycopg2 python3-pytest python3-redis &
+  pids+=($!)
+fi
+if ! has_image opskit-test/services-base:bookworm && { ! has_image opskit-test/postgres:15 || ! has_image opskit-test/redis:7 || ! has_image opskit-test/nginx:1; }; then
+  debootstrap_image opskit-test/services-base:bookworm postgresql redis-server nginx-light curl ca-certificates &
+  pids+=($!)
+fi
+for pid in "${pids[@]}"; do wait "$pid" || die "an image build failed"; done
+has_image opskit-test/postgres:15 || build_derived opskit-test/postgres:15 "$here/images/postgres.Dockerfile"
+has_image opskit-test/redis:7 || build_derived opskit-test/redis:7 "$here/images/redis.Dockerfile"
+has_image opskit-test/nginx:1 || build_derived opskit-test/nginx:1 "$here/images/nginx.Dockerfile"
+
+log "images: opskit-test/python:3.11 opskit-test/postgres:15 opskit-test/redis:7 opskit-test/nginx:1 opskit-test/busybox:latest"
+log "host services: postgresql 127.0.0.1:5432 (role $OPSKIT_TEST_PG_USER), redis 127.0.0.1:6379"
+log "ready"

@@ -1,0 +1,66 @@
+import path from 'node:path';
+import { execa } from 'execa';
+import type { FsAdapter } from './fs.js';
+
+export interface ExecOptions {
+  cwd?: string;
+  env?: Record<string, string | undefined>;
+  timeoutMs?: number;
+  input?: string;
+}
+
+export interface ExecResult {
+  argv: string[];
+  exitCode: number | undefined;
+  stdout: string;
+  stderr: string;
+  /** Non-zero exit, a signal, a timeout or a missing binary. */
+  failed: boolean;
+  timedOut: boolean;
+  /** The executable was not found (ENOENT). */
+  notFound: boolean;
+}
+
+/** Processes: always an argv array through execa, never a shell string. Never throws on a non-zero exit. */
+export interface ExecAdapter {
+  run(file: string, args: readonly string[], options?: ExecOptions): Promise<ExecResult>;
+  /** The absolute path of an executable on PATH (or the path itself when it has a slash), or undefined. */
+  which(name: string, env?: Record<string, string | undefined>): Promise<string | undefined>;
+}
+
+export function createExecAdapter(fs: FsAdapter): ExecAdapter {
+  return {
+    async run(file, args, options = {}) {
+      const result = await execa(file, [...args], {
+        cwd: options.cwd,
+        env: options.env,
+        extendEnv: options.env === undefined,
+        timeout: options.timeoutMs,
+        input: options.input,
+        stdin: options.input === undefined ? 'ignore' : 'pipe',
+        reject: false,
+        stripFinalNewline: true,
+        windowsHide: true,
+      });
+      const notFound = (result as { code?: string }).code === 'ENOENT' || /ENOENT/.test(String(result.cause ?? ''));
+      return {
+        argv: [file, ...args],
+        exitCode: result.exitCode,
+        stdout: typeof result.stdout === 'string' ? result.stdout : '',
+        stderr: typeof result.stderr === 'string' ? result.stderr : '',
+        failed: result.failed,
+        timedOut: result.timedOut,
+        notFound,
+      };
+    },
+    async which(name, env = process.env) {
+      if (name.includes('/')) return (await fs.isExecutable(name)) ? path.resolve(name) : undefined;
+      for (const dir of (env.PATH ?? '').split(path.delimiter)) {
+        if (!dir) continue;
+        const candidate = path.join(dir, name);
+        if (await fs.isExecutable(candidate)) return candidate;
+      }
+      return undefined;
+    },
+  };
+}

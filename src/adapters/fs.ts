@@ -1,0 +1,119 @@
+import { randomBytes } from 'node:crypto';
+import { promises as fsp, constants as fsConstants } from 'node:fs';
+import path from 'node:path';
+
+/** Every filesystem effect opskit has, in one place, so actions can be tested against a fake. */
+export interface FsAdapter {
+  /** The file's text, or undefined when it does not exist. */
+  readText(file: string): Promise<string | undefined>;
+  exists(file: string): Promise<boolean>;
+  isExecutable(file: string): Promise<boolean>;
+  mkdirp(dir: string): Promise<void>;
+  /** Written to a temporary file beside it, then renamed: readers see the old or the new file, never half. */
+  writeFileAtomic(file: string, data: string, options?: { mode?: number }): Promise<void>;
+  /**
+   * Creates `file` with `data` only if it does not exist, atomically and complete (written aside, then
+   * hard-linked into place). Returns false when it already exists.
+   */
+  createExclusive(file: string, data: string): Promise<boolean>;
+  appendLine(file: string, line: string): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
+  remove(file: string): Promise<void>;
+  removeDir(dir: string): Promise<void>;
+  /** mkdir that fails when the directory exists: the atomic primitive for a short-lived mutex. */
+  makeDirExclusive(dir: string): Promise<boolean>;
+  mtimeMs(file: string): Promise<number | undefined>;
+}
+
+function isCode(error: unknown, code: string): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: string }).code === code;
+}
+
+const tempName = (file: string) => path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+
+export const nodeFs: FsAdapter = {
+  async readText(file) {
+    try {
+      return await fsp.readFile(file, 'utf8');
+    } catch (error) {
+      if (isCode(error, 'ENOENT') || isCode(error, 'ENOTDIR')) return undefined;
+      throw error;
+    }
+  },
+  async exists(file) {
+    try {
+      await fsp.access(file);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  async isExecutable(file) {
+    try {
+      const stat = await fsp.stat(file);
+      if (!stat.isFile()) return false;
+      await fsp.access(file, fsConstants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  async mkdirp(dir) {
+    await fsp.mkdir(dir, { recursive: true });
+  },
+  async writeFileAtomic(file, data, options = {}) {
+    await fsp.mkdir(path.dirname(file), { recursive: true });
+    const temp = tempName(file);
+    try {
+      await fsp.writeFile(temp, data, { mode: options.mode ?? 0o644 });
+      await fsp.rename(temp, file);
+    } catch (error) {
+      await fsp.rm(temp, { force: true });
+      throw error;
+    }
+  },
+  async createExclusive(file, data) {
+    await fsp.mkdir(path.dirname(file), { recursive: true });
+    const temp = tempName(file);
+    await fsp.writeFile(temp, data, { mode: 0o644 });
+    try {
+      await fsp.link(temp, file);
+      return true;
+    } catch (error) {
+      if (isCode(error, 'EEXIST')) return false;
+      throw error;
+    } finally {
+      await fsp.rm(temp, { force: true });
+    }
+  },
+  async appendLine(file, line) {
+    await fsp.mkdir(path.dirname(file), { recursive: true });
+    // One write() of a line under PIPE_BUF with O_APPEND: concurrent runs never interleave a line.
+    await fsp.appendFile(file, line.endsWith('\n') ? line : `${line}\n`);
+  },
+  async rename(from, to) {
+    await fsp.rename(from, to);
+  },
+  async remove(file) {
+    await fsp.rm(file, { force: true });
+  },
+  async removeDir(dir) {
+    await fsp.rm(dir, { recursive: true, force: true });
+  },
+  async makeDirExclusive(dir) {
+    try {
+      await fsp.mkdir(dir);
+      return true;
+    } catch (error) {
+      if (isCode(error, 'EEXIST')) return false;
+      throw error;
+    }
+  },
+  async mtimeMs(file) {
+    try {
+      return (await fsp.stat(file)).mtimeMs;
+    } catch {
+      return undefined;
+    }
+  },
+};

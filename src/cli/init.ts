@@ -1,0 +1,23 @@
+import type { Command } from 'commander';
+import { UsageError } from '../errors.js';
+import { runCommand, type Io } from './run.js';
+
+export function registerInit(program: Command, io: Io): void {
+  program
+    .command('init')
+    .description('write opskit.yaml and the Dockerfile, compose, nginx, env and crontab templates into this directory')
+    .option('--force', 'overwrite files that already exist')
+    .option('--workers <n>', 'gunicorn workers to render (default: 2 x CPUs + 1 of this machine)')
+    .action(async (options: { force?: boolean; workers?: string }, command: Command) => {
+      await runCommand(command, io, { name: 'init', mutating: true, config: 'none' }, async (ctx) => {
+        let workers: number | undefined;
+        if (options.workers !== undefined) {
+          workers = Number(options.workers);
+          if (!Number.isInteger(workers) || workers < 1) throw new UsageError(`--workers: expected a positive integer, got "${options.workers}"`);
+        }
+        const { runInit, renderInitResult } = await import('../init/action.js');
+        const result = await runInit(ctx, { force: Boolean(options.force), workers });
+        return { result, render: (reporter) => renderInitResult(result, reporter.out) };
+      });
+    });
+}

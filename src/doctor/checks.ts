@@ -1,0 +1,192 @@
+import path from 'node:path';
+import type { Config } from '../config/schema.js';
+import type { Context } from '../runtime/context.js';
+
+export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
+
+export interface CheckOutcome {
+  status: 'pass' | 'fail' | 'skip';
+  detail: string;
+  version?: string;
+  hint?: string;
+  data?: Record<string, unknown>;
+}
+
+export interface DoctorCheckResult {
+  name: string;
+  required: boolean;
+  /** A failed check that is not required is a warning. */
+  status: CheckStatus;
+  version: string | null;
+  detail: string;
+  hint: string | null;
+  durationMs: number;
+  data?: Record<string, unknown>;
+}
+
+export interface DoctorCheck {
+  name: string;
+  required: boolean;
+  run(ctx: Context, config: Config): Promise<CheckOutcome>;
+}
+
+/** The first version-looking token of a tool's `--version` output. */
+export function parseVersion(text: string): string | undefined {
+  return /\b(\d+\.\d+(?:\.\d+)?(?:[-+~][\w.]+)?)\b/.exec(text)?.[1];
+}
+
+async function toolVersion(ctx: Context, label: string, file: string, args: string[], timeoutMs: number): Promise<CheckOutcome> {
+  const result = await ctx.exec.run(file, args, { timeoutMs });
+  if (result.notFound) return { status: 'fail', detail: `${file} not found on PATH`, hint: `install ${label}` };
+  const text = `${result.stdout}\n${result.stderr}`.trim();
+  if (result.failed) return { status: 'fail', detail: `${[file, ...args].join(' ')} failed: ${text.split('\n')[0] ?? `exit ${result.exitCode}`}` };
+  const version = parseVersion(text);
+  return { status: 'pass', detail: text.split('\n')[0]!, ...(version ? { version } : {}) };
+}
+
+export type ComposeFlavor = 'v2' | 'v1';
+
+/** Finds the compose CLI: `docker compose` (v2) first, then `docker-compose` (v1), unless the config says. */
+export async function detectCompose(ctx: Context, preference: Config['compose']['cli'], timeoutMs: number) {
+  const candidates: Array<{ flavor: ComposeFlavor; argv: [string, string[]] }> = [];
+  if (preference !== 'v1') candidates.push({ flavor: 'v2', argv: ['docker', ['compose', 'version', '--short']] });
+  if (preference !== 'v2') candidates.push({ flavor: 'v1', argv: ['docker-compose', ['version', '--short']] });
+  for (const candidate of candidates) {
+    const result = await ctx.exec.run(candidate.argv[0], candidate.argv[1], { timeoutMs });
+    if (!result.failed && result.stdout.trim()) return { flavor: candidate.flavor, version: result.stdout.trim().replace(/^v/, ''), command: candidate.flavor === 'v2' ? 'docker compose' : 'docker-compose' };
+  }
+  return undefined;
+}
+
+function s3CredentialSource(config: Config, env: Readonly<Record<string, string | undefined>>): string | undefined {
+  if (config.s3.accessKeyId && config.s3.secretAccessKey) return 'config/env (access key id and secret key)';
+  if (env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY) return 'AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY';
+  if (env.AWS_WEB_IDENTITY_TOKEN_FILE) return 'web identity token';
+  if (env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI || env.AWS_CONTAINER_CREDENTIALS_FULL_URI) return 'container credentials';
+  return undefined;
+}
+
+/** Pure: which checks a doctor run makes for this config, and which of them must pass. */
+export function planDoctorChecks(config: Config, env: Readonly<Record<string, string | undefined>>, timeoutMs: number): DoctorCheck[] {
+  const ngrokNamed = config.ngrok.bin ?? env.NGROK_BIN;
+  return [
+    {
+      name: 'config',
+      required: true,
+      async run(ctx) {
+        if (ctx.configError) {
+          const problems = (ctx.configError.details as { problems?: string[] } | undefined)?.problems ?? [ctx.configError.message];
+          return { status: 'fail', detail: problems.join('; '), hint: ctx.configError.hint ?? 'fix the configuration', data: { problems } };
+        }
+        const file = ctx.loaded?.file;
+        return { status: 'pass', detail: file ? `${path.relative(ctx.cwd, file) || file} is valid` : 'no config file: defaults, env and flags', data: { file: file ?? null, envFiles: ctx.loaded?.envFiles ?? [] } };
+      },
+    },
+    {
+      name: 'docker',
+      required: true,
+      async run(ctx, cfg) {
+        const host = cfg.docker.host ?? env.DOCKER_HOST;
+        const docker = await ctx.docker(host);
+        try {
+          await docker.ping();
+          const info = await docker.version();
+          return {
+            status: 'pass',
+            version: info.version,
+            detail: `engine ${info.version}, API ${info.apiVersion}, ${info.os}/${info.arch}, at ${docker.endpoint}`,
+            data: { endpoint: docker.endpoint, engineVersion: info.version, apiVersion: info.apiVersion },
+          };
+        } catch (error) {
+          return {
+            status: 'fail',
+            detail: `no Docker engine answers at ${docker.endpoint}: ${(error as Error).message}`,
+            hint: 'start dockerd, or point DOCKER_HOST (or docker.host) at a running engine',
+            data: { endpoint: docker.endpoint },
+          };
+        }
+      },
+    },
+    {
+      name: 'compose',
+      required: true,
+      async run(ctx, cfg) {
+        const found = await detectCompose(ctx, cfg.compose.cli, timeoutMs);
+        if (!found) {
+          const wanted = cfg.compose.cli === 'v2' ? '`docker compose` (v2)' : cfg.compose.cli === 'v1' ? '`docker-compose` (v1)' : 'neither `docker compose` (v2) nor `docker-compose` (v1)';
+          return { status: 'fail', detail: `${wanted} found`, hint: 'install the docker compose plugin (v2) or docker-compose (v1)' };
+        }
+        return { status: 'pass', version: found.version, detail: `${found.command} ${found.version} (${found.flavor})`, data: { ...found } };
+      },
+    },
+    { name: 'nginx', required: config.nginx.mode === 'host', run: (ctx, cfg) => toolVersion(ctx, 'nginx', cfg.nginx.bin, ['-v'], timeoutMs) },
+    { name: 'pg_dump', required: false, run: (ctx) => toolVersion(ctx, 'the PostgreSQL client (pg_dump)', 'pg_dump', ['--version'], timeoutMs) },
+    { name: 'psql', required: false, run: (ctx) => toolVersion(ctx, 'the PostgreSQL client (psql)', 'psql', ['--version'], timeoutMs) },
+    {
+      name: 'ngrok',
+      required: ngrokNamed !== undefined,
+      async run(ctx) {
+        const bin = ngrokNamed ?? (await ctx.exec.which('ngrok', ctx.loaded?.env ?? ctx.processEnv));
+        if (!bin) return { status: 'skip', detail: 'no ngrok agent binary (NGROK_BIN, ngrok.bin or PATH): tunnels use the in-process SDK' };
+        return toolVersion(ctx, 'the ngrok v3 agent', bin, ['version'], timeoutMs);
+      },
+    },
+    {
+      name: 's3',
+      required: config.s3.bucket !== undefined,
+      async run(ctx, cfg) {
+        if (!cfg.s3.bucket) return { status: 'skip', detail: 'no bucket configured (s3.bucket, OPSKIT_S3_BUCKET): backups stay local' };
+        const allEnv = ctx.loaded?.env ?? ctx.processEnv;
+        let credentials = s3CredentialSource(cfg, allEnv);
+        if (!credentials) {
+          const home = allEnv.HOME ?? '/root';
+          const file = allEnv.AWS_SHARED_CREDENTIALS_FILE ?? path.join(home, '.aws', 'credentials');
+          if (await ctx.fs.exists(file)) credentials = `profile ${allEnv.AWS_PROFILE ?? 'default'} in ${file}`;
+        }
+        if (!credentials) {
+          return { status: 'fail', detail: `bucket ${cfg.s3.bucket}: no credentials found`, hint: 'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or an AWS profile' };
+        }
+        if (!cfg.s3.endpoint) return { status: 'pass', detail: `bucket ${cfg.s3.bucket} on AWS (${cfg.s3.region}), credentials from ${credentials}` };
+        try {
+          const response = await ctx.http.request(cfg.s3.endpoint, { method: 'GET', timeoutMs });
+          return {
+            status: 'pass',
+            detail: `bucket ${cfg.s3.bucket} at ${cfg.s3.endpoint} (answered HTTP ${response.status}), credentials from ${credentials}`,
+            data: { endpoint: cfg.s3.endpoint, httpStatus: response.status },
+          };
+        } catch (error) {
+          const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+          return { status: 'fail', detail: `endpoint ${cfg.s3.endpoint} does not answer: ${cause?.code ?? cause?.message ?? (error as Error).message}`, hint: 'check s3.endpoint / AWS_ENDPOINT_URL_S3' };
+        }
+      },
+    },
+  ];
+}
+
+export interface DoctorSummary {
+  pass: number;
+  warn: number;
+  fail: number;
+  skip: number;
+}
+
+/** Pure: a failed check that is not required counts as a warning; the run fails only on a required one. */
+export function finishCheck(check: Pick<DoctorCheck, 'name' | 'required'>, outcome: CheckOutcome, durationMs: number): DoctorCheckResult {
+  const status: CheckStatus = outcome.status === 'fail' && !check.required ? 'warn' : outcome.status;
+  return {
+    name: check.name,
+    required: check.required,
+    status,
+    version: outcome.version ?? null,
+    detail: outcome.detail,
+    hint: outcome.hint ?? null,
+    durationMs: Math.round(durationMs),
+    ...(outcome.data ? { data: outcome.data } : {}),
+  };
+}
+
+export function summarize(checks: readonly DoctorCheckResult[]): DoctorSummary {
+  const summary: DoctorSummary = { pass: 0, warn: 0, fail: 0, skip: 0 };
+  for (const check of checks) summary[check.status]++;
+  return summary;
+}

@@ -1,0 +1,94 @@
+import type { ChalkInstance } from 'chalk';
+import path from 'node:path';
+import { UsageError } from '../errors.js';
+import { type Context, projectRoot, withMutation } from '../runtime/context.js';
+import type { PlannedStep } from '../runtime/plan.js';
+import { VERSION } from '../version.js';
+import { INIT_FILES, gunicornWorkers, projectNameFrom, renderTemplate, templatePath, type TemplateVars } from './templates.js';
+
+export interface InitInput {
+  force: boolean;
+  workers?: number | undefined;
+}
+
+export interface InitResult {
+  directory: string;
+  project: string;
+  workers: number;
+  files: Array<{ path: string; action: 'created' | 'overwritten'; bytes: number }>;
+  plan?: PlannedStep[];
+}
+
+export interface RenderedFile {
+  path: string;
+  content: string;
+  exists: boolean;
+}
+
+/** Pure: which files to write, or the list of conflicts that stops the run. */
+export function planInit(files: readonly RenderedFile[], force: boolean): { steps: PlannedStep[]; conflicts: string[] } {
+  const conflicts = files.filter((f) => f.exists).map((f) => f.path);
+  if (conflicts.length > 0 && !force) return { steps: [], conflicts };
+  return {
+    steps: files.map((f) => ({ kind: 'write', path: f.path, bytes: Buffer.byteLength(f.content), overwrite: f.exists })),
+    conflicts: [],
+  };
+}
+
+export async function runInit(ctx: Context, input: InitInput): Promise<InitResult> {
+  const root = projectRoot(ctx);
+  const cpus = ctx.system.cpuCount();
+  const vars: TemplateVars = {
+    project: projectNameFrom(root),
+    workers: input.workers ?? gunicornWorkers(cpus),
+    cpus,
+    upstream: 'web:8000',
+    version: VERSION,
+  };
+  const rendered: RenderedFile[] = [];
+  for (const file of INIT_FILES) {
+    const text = await ctx.fs.readText(templatePath(file));
+    if (text === undefined) throw new Error(`the template ${file.source} is missing from the opskit installation`);
+    rendered.push({
+      path: file.destination,
+      content: renderTemplate(text, vars, file.source),
+      exists: await ctx.fs.exists(path.join(root, file.destination)),
+    });
+  }
+  const { steps, conflicts } = planInit(rendered, input.force);
+  if (conflicts.length > 0) {
+    throw new UsageError(`init would overwrite ${conflicts.length} existing file(s): ${conflicts.join(', ')}`, {
+      code: 'E_INIT_EXISTS',
+      hint: 'nothing was written; pass --force to overwrite them',
+      details: { existing: conflicts },
+    });
+  }
+  const result: InitResult = {
+    directory: root,
+    project: vars.project,
+    workers: vars.workers,
+    files: rendered.map((f) => ({ path: f.path, action: f.exists ? 'overwritten' : 'created', bytes: Buffer.byteLength(f.content) })),
+  };
+  if (ctx.globals.dryRun) {
+    for (const step of steps) ctx.reporter.dryRun(step);
+    return { ...result, plan: steps };
+  }
+  return withMutation(ctx, 'init', async () => {
+    for (const file of rendered) {
+      await ctx.fs.writeFileAtomic(path.join(root, file.path), file.content);
+      ctx.reporter.debug(`wrote ${file.path}`);
+    }
+    return result;
+  });
+}
+
+export function renderInitResult(result: InitResult, colour: ChalkInstance): string {
+  const verb = result.plan ? 'would write' : 'wrote';
+  const lines = result.files.map((f) => `  ${f.action === 'overwritten' ? colour.yellow('overwrote') : colour.green('created  ')} ${f.path}`);
+  return [
+    `${verb} ${result.files.length} files for project "${result.project}" in ${result.directory} (gunicorn workers: ${result.workers})`,
+    ...(result.plan ? result.files.map((f) => `  ${f.path}`) : lines),
+    '',
+    'next: copy .env.example to .env and fill it in, then `opskit doctor` and `opskit config`',
+  ].join('\n');
+}

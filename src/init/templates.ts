@@ -1,0 +1,56 @@
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+/** The repo's own folders, which hold the template sources (also shipped in the npm package). */
+export const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+export interface TemplateFile {
+  /** Relative to the package root: templates/, nginx/ or compose/. */
+  source: string;
+  /** Relative to the project directory being initialised. */
+  destination: string;
+  mode?: number;
+}
+
+/** What `opskit init` writes, and from where. */
+export const INIT_FILES: readonly TemplateFile[] = [
+  { source: 'templates/opskit.yaml', destination: 'opskit.yaml' },
+  { source: 'templates/Dockerfile.prod', destination: 'Dockerfile.prod' },
+  { source: 'templates/dockerignore', destination: '.dockerignore' },
+  { source: 'compose/docker-compose.prod.yml', destination: 'compose/docker-compose.prod.yml' },
+  { source: 'nginx/nginx.conf', destination: 'nginx/nginx.conf' },
+  { source: 'nginx/upstream/web.conf', destination: 'nginx/upstream/web.conf' },
+  { source: 'templates/env.example', destination: '.env.example' },
+  { source: 'templates/crontab', destination: 'crontab' },
+];
+
+export function templatePath(file: TemplateFile): string {
+  return path.join(PACKAGE_ROOT, file.source);
+}
+
+/** PAT-018: gunicorn workers = 2 x CPUs + 1. */
+export function gunicornWorkers(cpus: number): number {
+  return 2 * Math.max(1, Math.floor(cpus)) + 1;
+}
+
+export interface TemplateVars {
+  project: string;
+  workers: number;
+  cpus: number;
+  upstream: string;
+  version: string;
+}
+
+/** Pure: `{{ name }}` placeholders replaced; an unknown placeholder is a bug in the template, not a blank. */
+export function renderTemplate(text: string, vars: TemplateVars, name = 'template'): string {
+  return text.replace(/\{\{\s*([a-zA-Z]+)\s*\}\}/g, (match, key: string) => {
+    if (!(key in vars)) throw new Error(`${name}: unknown placeholder ${match}`);
+    return String(vars[key as keyof TemplateVars]);
+  });
+}
+
+/** A project name as compose and Docker accept it, from a directory name. */
+export function projectNameFrom(dir: string): string {
+  const name = path.basename(path.resolve(dir)).toLowerCase().replace(/[^a-z0-9_-]+/g, '-').replace(/^[-_]+|[-_]+$/g, '');
+  return name || 'app';
+}

@@ -1,0 +1,134 @@
+import { Chalk, type ChalkInstance } from 'chalk';
+import type { Clock } from '../adapters/clock.js';
+import type { Redactor } from '../config/redact.js';
+import { describePlannedStep, type PlannedStep } from '../runtime/plan.js';
+
+export interface Stream {
+  write(chunk: string): unknown;
+  isTTY?: boolean;
+}
+
+export interface ReporterOptions {
+  json: boolean;
+  quiet: boolean;
+  verbose: boolean;
+  color: boolean;
+  stdout: Stream;
+  stderr: Stream;
+  clock: Clock;
+  redactor: Redactor;
+}
+
+export interface StepHandle {
+  update(text: string): void;
+  succeed(text?: string): void;
+  warn(text?: string): void;
+  fail(text?: string): void;
+}
+
+interface Spinner {
+  text: string;
+  start(): Spinner;
+  succeed(text?: string): Spinner;
+  warn(text?: string): Spinner;
+  fail(text?: string): Spinner;
+}
+
+/**
+ * Everything a command shows goes through here, scrubbed of secrets on the way out.
+ * - stdout carries the result: a human rendering, or with --json exactly one JSON document.
+ * - stderr carries progress: ora spinners when it is a TTY (and not --json or --quiet), otherwise one
+ *   plain, timestamped line per step, which is what cron mail and CI logs want.
+ */
+export class Reporter {
+  readonly options: ReporterOptions;
+  /** Colours for stdout (the result) and stderr (progress); none without a TTY, with --no-color or NO_COLOR. */
+  readonly out: ChalkInstance;
+  readonly err: ChalkInstance;
+  readonly interactive: boolean;
+  #ora: ((options: { text: string; stream: unknown; isEnabled: boolean }) => Spinner) | undefined;
+  #jsonWritten = false;
+
+  constructor(options: ReporterOptions, ora?: (options: { text: string; stream: unknown; isEnabled: boolean }) => Spinner) {
+    this.options = options;
+    this.out = new Chalk({ level: options.color && !options.json && options.stdout.isTTY ? 1 : 0 });
+    this.err = new Chalk({ level: options.color && options.stderr.isTTY ? 1 : 0 });
+    this.interactive = Boolean(options.stderr.isTTY) && !options.json && !options.quiet && ora !== undefined;
+    this.#ora = ora;
+  }
+
+  #line(kind: 'step' | 'ok' | 'warn' | 'fail' | 'info' | 'debug', text: string): void {
+    const clean = this.options.redactor.scrub(text);
+    if (this.interactive) {
+      const mark = { step: this.err.cyan('›'), ok: this.err.green('✔'), warn: this.err.yellow('⚠'), fail: this.err.red('✖'), info: this.err.blue('ℹ'), debug: this.err.gray('·') }[kind];
+      this.options.stderr.write(`${mark} ${kind === 'debug' ? this.err.gray(clean) : clean}\n`);
+      return;
+    }
+    const label = { step: 'step', ok: 'ok', warn: 'warn', fail: 'fail', info: 'info', debug: 'debug' }[kind];
+    const colour = { step: this.err.cyan, ok: this.err.green, warn: this.err.yellow, fail: this.err.red, info: this.err.blue, debug: this.err.gray }[kind];
+    this.options.stderr.write(`${this.options.clock.now().toISOString()} ${colour(label.padEnd(5))} ${clean}\n`);
+  }
+
+  /** A step that takes time: a spinner on a TTY, else a line when it starts and one when it ends. */
+  step(text: string): StepHandle {
+    if (this.options.quiet) {
+      return { update() {}, succeed() {}, warn: (t) => this.warn(t ?? text), fail: (t) => this.error(t ?? text) };
+    }
+    if (this.interactive && this.#ora) {
+      const spinner = this.#ora({ text: this.options.redactor.scrub(text), stream: this.options.stderr, isEnabled: true }).start();
+      return {
+        update: (t) => {
+          spinner.text = this.options.redactor.scrub(t);
+        },
+        succeed: (t) => void spinner.succeed(this.options.redactor.scrub(t ?? text)),
+        warn: (t) => void spinner.warn(this.options.redactor.scrub(t ?? text)),
+        fail: (t) => void spinner.fail(this.options.redactor.scrub(t ?? text)),
+      };
+    }
+    this.#line('step', text);
+    return {
+      update: (t) => {
+        if (this.options.verbose) this.#line('debug', t);
+      },
+      succeed: (t) => this.#line('ok', t ?? text),
+      warn: (t) => this.#line('warn', t ?? text),
+      fail: (t) => this.#line('fail', t ?? text),
+    };
+  }
+
+  info(text: string): void {
+    if (!this.options.quiet) this.#line('info', text);
+  }
+
+  /** Warnings show even with --quiet: cron mails them. */
+  warn(text: string): void {
+    this.#line('warn', text);
+  }
+
+  error(text: string): void {
+    this.#line('fail', text);
+  }
+
+  debug(text: string): void {
+    if (this.options.verbose) this.#line('debug', text);
+  }
+
+  /** `[dry run] would run: ...`, from the same step the command would have carried out. */
+  dryRun(step: PlannedStep): void {
+    if (this.options.json) return;
+    this.options.stderr.write(`${this.err.magenta('[dry run]')} ${this.options.redactor.scrub(describePlannedStep(step, this.options.redactor))}\n`);
+  }
+
+  /** The human rendering of a result, on stdout. Not used with --json. */
+  result(text: string): void {
+    if (this.options.json) return;
+    if (text) this.options.stdout.write(`${this.options.redactor.scrub(text)}${text.endsWith('\n') ? '' : '\n'}`);
+  }
+
+  /** The one JSON document of a --json run: secrets scrubbed, written once. */
+  json(document: Record<string, unknown>): void {
+    if (this.#jsonWritten) throw new Error('a second JSON document would break --json stdout');
+    this.#jsonWritten = true;
+    this.options.stdout.write(`${JSON.stringify(this.options.redactor.scrubValue(document), null, 2)}\n`);
+  }
+}

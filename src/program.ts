@@ -1,0 +1,48 @@
+import { Command } from 'commander';
+import { registerConfig } from './cli/config.js';
+import { registerDoctor } from './cli/doctor.js';
+import { registerInit } from './cli/init.js';
+import { processIo, type Io } from './cli/run.js';
+import { Redactor } from './config/redact.js';
+import { VERSION } from './version.js';
+
+
+const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
+
+/**
+ * The commander program. Parses nothing and touches nothing on import; tests call
+ * `createProgram(io).parseAsync([...], { from: 'user' })`. Subcommand files load their actions lazily.
+ */
+export function createProgram(io: Io = processIo(process.argv.slice(2))): Command {
+  // Commander echoes arguments in its messages: scrub them like every other output path.
+  const redactor = new Redactor();
+  redactor.addFromEnv(io.env);
+  const program = new Command('opskit');
+  program
+    .description('Run a Flask/gunicorn + PostgreSQL + Redis + nginx platform on Docker hosts: build, deploy, cut over, check, back up.')
+    .version(VERSION, '-V, --version', 'print the version')
+    .option('-c, --config <file>', 'config file (default: ./opskit.yaml when it exists)')
+    .option('-e, --env <name>', 'load .env, then .env.<name>, from the project directory')
+    .option('--set <key=value>', 'set a config value, e.g. --set backup.retentionDays=7 (repeatable)', collect)
+    .option('--json', 'print exactly one JSON document on stdout')
+    .option('--dry-run', 'print every step it would take, change nothing')
+    .option('-q, --quiet', 'only warnings and errors on stderr')
+    .option('-v, --verbose', 'more detail; stack traces on errors')
+    .option('--no-color', 'no colours (also: NO_COLOR=1)')
+    .option('--lock-wait <duration>', 'wait this long for the project lock (e.g. 30s, 5m) instead of exiting 4')
+    .exitOverride()
+    .showHelpAfterError()
+    .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
+    .configureOutput({
+      writeOut: (text) => void io.stdout.write(text),
+      writeErr: (text) => void io.stderr.write(redactor.scrubArgv(text.split(' ')).join(' ')),
+    });
+  registerInit(program, io);
+  registerConfig(program, io);
+  registerDoctor(program, io);
+  program.addHelpText(
+    'after',
+    '\nExit codes: 0 ok, 1 the operation failed, 2 usage or configuration error, 3 a check failed, 4 the lock is held.',
+  );
+  return program;
+}

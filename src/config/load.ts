@@ -134,11 +134,13 @@ export function resolveConfig(input: ResolveInput): { config: Config; sources: R
   }
 
   const parsed = configSchema.safeParse(raw);
-  if (!parsed.success) problems.push(...formatIssues(parsed.error.issues, sources));
+  // A value that failed to interpolate is reported once, for its real cause.
+  const reported = new Set(problems.map((p) => p.slice(0, p.indexOf(':'))));
+  if (!parsed.success) problems.push(...formatIssues(parsed.error.issues.filter((i) => !reported.has(i.path.map(String).join('.'))), sources));
   if (problems.length > 0 || !parsed.success) {
     throw new ConfigError(`invalid configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`, {
       code: 'E_CONFIG_INVALID',
-      hint: 'fix the values named above; `opskit config --verbose` shows where each value comes from',
+      hint: 'fix the values named above (in the file, an env file, the environment or a --set flag); nothing was changed',
       details: { problems },
     });
   }

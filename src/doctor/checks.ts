@@ -32,7 +32,7 @@ export interface DoctorCheck {
 
 /** The first version-looking token of a tool's `--version` output. */
 export function parseVersion(text: string): string | undefined {
-  return /\b(\d+\.\d+(?:\.\d+)?(?:[-+~][\w.]+)?)\b/.exec(text)?.[1];
+  return /(?<![\w.])v?(\d+\.\d+(?:\.\d+)?(?:[-+~][\w.]+)?)/.exec(text)?.[1];
 }
 
 async function toolVersion(ctx: Context, label: string, file: string, args: string[], timeoutMs: number): Promise<CheckOutcome> {

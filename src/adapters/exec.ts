@@ -1,5 +1,4 @@
 import path from 'node:path';
-import { execa } from 'execa';
 import type { FsAdapter } from './fs.js';
 
 export interface ExecOptions {
@@ -31,6 +30,8 @@ export interface ExecAdapter {
 export function createExecAdapter(fs: FsAdapter): ExecAdapter {
   return {
     async run(file, args, options = {}) {
+      // Loaded on first use: `opskit --help` never pays for it.
+      const { execa } = await import('execa');
       const result = await execa(file, [...args], {
         cwd: options.cwd,
         env: options.env,

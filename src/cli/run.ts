@@ -5,7 +5,7 @@ import { createExecAdapter } from '../adapters/exec.js';
 import { nodeFs } from '../adapters/fs.js';
 import { fetchHttp } from '../adapters/http.js';
 import { nodeSystem } from '../adapters/system.js';
-import { loadConfig, type FlagValue } from '../config/load.js';
+import type { FlagValue } from '../config/load.js';
 import { Redactor } from '../config/redact.js';
 import type { Sensitive } from '../config/sensitive.js';
 import { ConfigError, UsageError, toOpskitError, type OpskitError } from '../errors.js';
@@ -108,7 +108,7 @@ export function createContext(io: Io, globals: GlobalOptions, redactor: Redactor
 
 // ora is loaded only when a spinner can be shown (stderr is a TTY): cron and CI never pay for it.
 let oraModule: typeof import('ora') | undefined;
-const oraLoader = (options: { text: string; stream: unknown; isEnabled: boolean }) => {
+const oraLoader = (options: { text: string; stream: unknown; isEnabled: boolean; color: 'cyan' | false; discardStdin: boolean }) => {
   if (!oraModule) throw new Error('ora was not preloaded');
   return oraModule.default(options as Parameters<typeof oraModule.default>[0]);
 };
@@ -129,6 +129,8 @@ export async function runCommand<R extends object>(command: Command, io: Io, spe
     if (spec.config !== 'none') {
       try {
         const flags = [...parseSetFlags(globals.set), ...(spec.flags ?? [])];
+        // yaml and zod load only for the commands that read the configuration.
+        const { loadConfig } = await import('../config/load.js');
         ctx.loaded = await loadConfig(ctx.fs, { cwd: io.cwd, configPath: globals.config, envName: globals.env, processEnv: io.env, flags });
         redactor.addFromEnv(ctx.loaded.env);
         for (const secret of ctx.loaded.secrets) redactor.add(secret);

@@ -51,8 +51,10 @@ export async function detectCompose(ctx: Context, preference: Config['compose'][
   const candidates: Array<{ flavor: ComposeFlavor; argv: [string, string[]] }> = [];
   if (preference !== 'v1') candidates.push({ flavor: 'v2', argv: ['docker', ['compose', 'version', '--short']] });
   if (preference !== 'v2') candidates.push({ flavor: 'v1', argv: ['docker-compose', ['version', '--short']] });
-  for (const candidate of candidates) {
-    const result = await ctx.exec.run(candidate.argv[0], candidate.argv[1], { timeoutMs });
+  // Both asked at once (the v1 CLI is a slow Python start); the preferred answer wins.
+  const results = await Promise.all(candidates.map((c) => ctx.exec.run(c.argv[0], c.argv[1], { timeoutMs })));
+  for (const [index, candidate] of candidates.entries()) {
+    const result = results[index]!;
     if (!result.failed && result.stdout.trim()) return { flavor: candidate.flavor, version: result.stdout.trim().replace(/^v/, ''), command: candidate.flavor === 'v2' ? 'docker compose' : 'docker-compose' };
   }
   return undefined;

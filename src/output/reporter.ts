@@ -6,6 +6,7 @@ import { describePlannedStep, type PlannedStep } from '../runtime/plan.js';
 export interface Stream {
   write(chunk: string): unknown;
   isTTY?: boolean;
+  columns?: number;
 }
 
 export interface ReporterOptions {
@@ -29,10 +30,10 @@ export interface StepHandle {
 interface Spinner {
   text: string;
   start(): Spinner;
-  succeed(text?: string): Spinner;
-  warn(text?: string): Spinner;
-  fail(text?: string): Spinner;
+  stopAndPersist(options: { symbol: string; text: string }): Spinner;
 }
+
+type SpinnerFactory = (options: { text: string; stream: unknown; isEnabled: boolean; color: 'cyan' | false; discardStdin: boolean }) => Spinner;
 
 /**
  * Everything a command shows goes through here, scrubbed of secrets on the way out.
@@ -46,22 +47,27 @@ export class Reporter {
   readonly out: ChalkInstance;
   readonly err: ChalkInstance;
   readonly interactive: boolean;
-  #ora: ((options: { text: string; stream: unknown; isEnabled: boolean }) => Spinner) | undefined;
+  #ora: SpinnerFactory | undefined;
   #jsonWritten = false;
 
-  constructor(options: ReporterOptions, ora?: (options: { text: string; stream: unknown; isEnabled: boolean }) => Spinner) {
+  constructor(options: ReporterOptions, ora?: SpinnerFactory) {
     this.options = options;
     this.out = new Chalk({ level: options.color && !options.json && options.stdout.isTTY ? 1 : 0 });
     this.err = new Chalk({ level: options.color && options.stderr.isTTY ? 1 : 0 });
-    this.interactive = Boolean(options.stderr.isTTY) && !options.json && !options.quiet && ora !== undefined;
+    // A terminal that reports 0 columns (some CI pseudo-terminals) would make a spinner redraw forever.
+    const width = options.stderr.columns ?? 80;
+    this.interactive = Boolean(options.stderr.isTTY) && width > 0 && !options.json && !options.quiet && ora !== undefined;
     this.#ora = ora;
+  }
+
+  #mark(kind: 'step' | 'ok' | 'warn' | 'fail' | 'info' | 'debug'): string {
+    return { step: this.err.cyan('›'), ok: this.err.green('✔'), warn: this.err.yellow('⚠'), fail: this.err.red('✖'), info: this.err.blue('ℹ'), debug: this.err.gray('·') }[kind];
   }
 
   #line(kind: 'step' | 'ok' | 'warn' | 'fail' | 'info' | 'debug', text: string): void {
     const clean = this.options.redactor.scrub(text);
     if (this.interactive) {
-      const mark = { step: this.err.cyan('›'), ok: this.err.green('✔'), warn: this.err.yellow('⚠'), fail: this.err.red('✖'), info: this.err.blue('ℹ'), debug: this.err.gray('·') }[kind];
-      this.options.stderr.write(`${mark} ${kind === 'debug' ? this.err.gray(clean) : clean}\n`);
+      this.options.stderr.write(`${this.#mark(kind)} ${kind === 'debug' ? this.err.gray(clean) : clean}\n`);
       return;
     }
     const label = { step: 'step', ok: 'ok', warn: 'warn', fail: 'fail', info: 'info', debug: 'debug' }[kind];
@@ -75,14 +81,22 @@ export class Reporter {
       return { update() {}, succeed() {}, warn: (t) => this.warn(t ?? text), fail: (t) => this.error(t ?? text) };
     }
     if (this.interactive && this.#ora) {
-      const spinner = this.#ora({ text: this.options.redactor.scrub(text), stream: this.options.stderr, isEnabled: true }).start();
+      const spinner = this.#ora({
+        text: this.options.redactor.scrub(text),
+        stream: this.options.stderr,
+        isEnabled: true,
+        color: this.err.level > 0 ? 'cyan' : false,
+        discardStdin: false,
+      }).start();
+      // Our own marks, in our own colours: --no-color reaches them too.
+      const stop = (kind: 'ok' | 'warn' | 'fail', t: string | undefined) => void spinner.stopAndPersist({ symbol: this.#mark(kind), text: this.options.redactor.scrub(t ?? text) });
       return {
         update: (t) => {
           spinner.text = this.options.redactor.scrub(t);
         },
-        succeed: (t) => void spinner.succeed(this.options.redactor.scrub(t ?? text)),
-        warn: (t) => void spinner.warn(this.options.redactor.scrub(t ?? text)),
-        fail: (t) => void spinner.fail(this.options.redactor.scrub(t ?? text)),
+        succeed: (t) => stop('ok', t),
+        warn: (t) => stop('warn', t),
+        fail: (t) => stop('fail', t),
       };
     }
     this.#line('step', text);

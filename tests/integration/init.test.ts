@@ -1,0 +1,137 @@
+import { execa } from 'execa';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { opskit, tempDir } from '../helpers/cli.js';
+import { TEST_LABEL, docker, removeLabelled, uniqueName } from '../helpers/docker.js';
+
+const composeEnv = { POSTGRES_PASSWORD: 'init-test-pw', DATABASE_URL: 'postgresql://app:init-test-pw@db:5432/app' };
+
+describe('what opskit init renders, checked by the real tools', () => {
+  const dir = tempDir('opskit-init-');
+  const run = uniqueName('init');
+  beforeAll(async () => {
+    const r = await opskit(['init'], { cwd: dir });
+    expect(r.exitCode).toBe(0);
+  });
+  afterAll(async () => {
+    await removeLabelled(run);
+  });
+
+  it('docker-compose config accepts the compose file: db, redis, web, nginx, each with a full healthcheck', async () => {
+    const r = await execa('docker-compose', ['-p', 'initcheck', '-f', path.join(dir, 'compose/docker-compose.prod.yml'), 'config'], { env: composeEnv, reject: false });
+    expect(r.stderr).not.toMatch(/ERROR/);
+    expect(r.exitCode).toBe(0);
+    const config = parse(r.stdout) as { services: Record<string, { healthcheck?: Record<string, unknown> }> };
+    expect(Object.keys(config.services).sort()).toEqual(['db', 'nginx', 'redis', 'web']);
+    for (const [name, service] of Object.entries(config.services)) {
+      expect(service.healthcheck, name).toMatchObject({ test: expect.any(Array), interval: expect.any(String), timeout: expect.any(String), retries: expect.any(Number), start_period: expect.any(String) });
+    }
+  });
+
+  it('docker-compose config refuses to run without the secrets it needs, naming them', async () => {
+    const r = await execa('docker-compose', ['-p', 'initcheck', '-f', path.join(dir, 'compose/docker-compose.prod.yml'), 'config'], { env: { DATABASE_URL: 'x' }, extendEnv: false, reject: false });
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr).toContain('set POSTGRES_PASSWORD in .env');
+  });
+
+  it('nginx -t accepts the nginx config (real nginx, in the nginx image the compose file runs)', async () => {
+    const r = await docker(
+      ['run', '--rm', '--label', `${TEST_LABEL}=${run}`, '--add-host', 'web:127.0.0.1', '-v', `${dir}/nginx/nginx.conf:/etc/nginx/nginx.conf:ro`, '-v', `${dir}/nginx/upstream:/etc/nginx/upstream:ro`, 'opskit-test/nginx:1', 'nginx', '-t'],
+      { reject: false },
+    );
+    expect(r.stderr).toContain('syntax is ok');
+    expect(r.stderr).toContain('test is successful');
+    expect(r.exitCode).toBe(0);
+  });
+
+  it('nginx -t rejects a broken copy (the check can fail)', async () => {
+    const broken = tempDir('opskit-nginx-broken-');
+    writeFileSync(path.join(broken, 'nginx.conf'), readFileSync(path.join(dir, 'nginx/nginx.conf'), 'utf8').replace('limit_req zone=api_limit', 'limit_req zone=no_such_zone'));
+    const r = await docker(
+      ['run', '--rm', '--label', `${TEST_LABEL}=${run}`, '--add-host', 'web:127.0.0.1', '-v', `${broken}/nginx.conf:/etc/nginx/nginx.conf:ro`, '-v', `${dir}/nginx/upstream:/etc/nginx/upstream:ro`, 'opskit-test/nginx:1', 'nginx', '-t'],
+      { reject: false },
+    );
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr).toContain('no_such_zone');
+  });
+
+  it('serves through the upstream and rate limits /api/ at 100 r/s with a burst of 200 (PAT-017)', async () => {
+    const network = uniqueName('opskit-init-net');
+    await docker(['network', 'create', '--label', `${TEST_LABEL}=${run}`, network]);
+    // A stand-in for the web service: busybox httpd on :8000 answering /api/ping.
+    await docker(['run', '-d', '--label', `${TEST_LABEL}=${run}`, '--network', network, '--network-alias', 'web', 'opskit-test/busybox:latest', 'sh', '-c', 'mkdir -p /www/api && echo pong > /www/api/ping && httpd -f -p 8000 -h /www']);
+    const nginx = await docker([
+      'run', '-d', '--label', `${TEST_LABEL}=${run}`, '--network', network, '-p', '127.0.0.1::80',
+      '-v', `${dir}/nginx/nginx.conf:/etc/nginx/nginx.conf:ro`, '-v', `${dir}/nginx/upstream:/etc/nginx/upstream:ro`, 'opskit-test/nginx:1',
+    ]);
+    const id = nginx.stdout.trim();
+    const port = (await docker(['port', id, '80/tcp'])).stdout.trim().split(':').pop();
+    const base = `http://127.0.0.1:${port}`;
+    let ready = false;
+    for (let i = 0; i < 50 && !ready; i++) {
+      ready = await fetch(`${base}/api/ping`).then((r) => r.ok, () => false);
+      if (!ready) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(ready).toBe(true);
+    expect(await (await fetch(`${base}/nginx-health`)).text()).toBe('ok\n');
+    // 400 requests at once from one address: about 200 (the burst) pass, the rest get 429.
+    await new Promise((r) => setTimeout(r, 2100)); // let the bucket drain after the readiness probes
+    const statuses = await Promise.all(Array.from({ length: 400 }, () => fetch(`${base}/api/ping`).then((r) => r.status)));
+    const ok = statuses.filter((s) => s === 200).length;
+    const limited = statuses.filter((s) => s === 429).length;
+    expect(ok + limited).toBe(400);
+    expect(ok).toBeGreaterThanOrEqual(200);
+    expect(ok).toBeLessThan(300);
+    expect(limited).toBeGreaterThan(100);
+    // Paths outside /api/ are not limited.
+    const root = await Promise.all(Array.from({ length: 50 }, () => fetch(`${base}/api/../nginx-health`).then((r) => r.status)));
+    expect(root.every((s) => s === 200)).toBe(true);
+  });
+
+  it('renders a Dockerfile that builds with the offline base image: non-root, with a healthcheck', async () => {
+    const app = tempDir('opskit-init-app-');
+    writeFileSync(path.join(app, 'Dockerfile.prod'), readFileSync(path.join(dir, 'Dockerfile.prod')));
+    writeFileSync(path.join(app, 'requirements.txt'), 'flask\ngunicorn\npsycopg2\n');
+    writeFileSync(path.join(app, 'app.py'), 'from flask import Flask\napp = Flask(__name__)\n@app.get("/health")\ndef health():\n    return {"status": "ok"}\n');
+    const tag = `opskit-test/init-app:${run}`;
+    const build = await execa('docker', ['build', '-q', '--label', `${TEST_LABEL}=${run}`, '--build-arg', 'BASE_IMAGE=opskit-test/python:3.11', '-f', 'Dockerfile.prod', '-t', tag, '.'], {
+      cwd: app,
+      env: { DOCKER_BUILDKIT: '0' },
+      reject: false,
+    });
+    expect(build.stderr).not.toMatch(/missing requirements/);
+    expect(build.exitCode).toBe(0);
+    try {
+      const inspect = JSON.parse((await docker(['image', 'inspect', tag])).stdout)[0];
+      expect(inspect.Config.User).toBe('appuser');
+      expect(inspect.Config.Healthcheck.Test[0]).toBe('CMD');
+      expect(inspect.Config.Cmd.slice(0, 1)).toEqual(['gunicorn']);
+      const name = uniqueName('opskit-init-app');
+      await docker(['run', '-d', '--name', name, '--label', `${TEST_LABEL}=${run}`, tag]);
+      let health = '';
+      for (let i = 0; i < 60 && health !== 'healthy'; i++) {
+        health = (await docker(['inspect', '-f', '{{.State.Health.Status}}', name])).stdout.trim();
+        if (health !== 'healthy') await new Promise((r) => setTimeout(r, 500));
+      }
+      expect(health).toBe('healthy');
+      expect((await docker(['exec', name, 'id', '-un'])).stdout.trim()).toBe('appuser');
+    } finally {
+      await docker(['rmi', '-f', tag], { reject: false });
+    }
+  });
+
+  it('a requirement missing from the base image fails the build, naming it', async () => {
+    const app = tempDir('opskit-init-app-');
+    writeFileSync(path.join(app, 'Dockerfile.prod'), readFileSync(path.join(dir, 'Dockerfile.prod')));
+    writeFileSync(path.join(app, 'requirements.txt'), 'flask\nno-such-package-xyz\n');
+    const build = await execa('docker', ['build', '--label', `${TEST_LABEL}=${run}`, '--build-arg', 'BASE_IMAGE=opskit-test/python:3.11', '-f', 'Dockerfile.prod', '.'], {
+      cwd: app,
+      env: { DOCKER_BUILDKIT: '0' },
+      reject: false,
+    });
+    expect(build.exitCode).not.toBe(0);
+    expect(build.stdout + build.stderr).toContain('missing requirements: no-such-package-xyz');
+  });
+});

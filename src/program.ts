@@ -35,7 +35,7 @@ export function createProgram(io: Io = processIo(process.argv.slice(2))): Comman
     .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
     .configureOutput({
       writeOut: (text) => void io.stdout.write(text),
-      writeErr: (text) => void io.stderr.write(redactor.scrubArgv(text.split(' ')).join(' ')),
+      writeErr: (text) => void io.stderr.write(redactor.scrub(text)),
     });
   registerInit(program, io);
   registerConfig(program, io);

@@ -43,6 +43,8 @@ export class Redactor {
     for (const secret of this.#secrets) {
       if (out.includes(secret)) out = out.split(secret).join(REDACTED);
     }
+    // `--password=x` echoed in free text (commander's "unknown option '--password=x'", say).
+    out = out.replace(/(--?[\w-]+)=([^\s'"]+)/g, (match, flag: string) => (isSecretName(flag.replace(/^-+/, '').replace(/-/g, '_')) ? `${flag}=${REDACTED}` : match));
     return redactUrlPassword(out);
   }
 

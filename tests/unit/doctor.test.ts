@@ -35,6 +35,7 @@ const healthyDocker = strictFake<DockerAdapter>('docker', {
 
 const tools = {
   'docker compose version --short': ok(['docker'], '2.29.1'),
+  'docker-compose version --short': missing(['docker-compose']),
   'nginx -v': ok(['nginx'], '', 'nginx version: nginx/1.22.1'),
   'pg_dump --version': ok(['pg_dump'], 'pg_dump (PostgreSQL) 15.18'),
   'psql --version': ok(['psql'], 'psql (PostgreSQL) 15.18'),

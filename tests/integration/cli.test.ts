@@ -86,6 +86,15 @@ describe('the built opskit binary', () => {
     expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
   });
 
+  it('installed as a linked package (what npm link does), the bin runs through its symlink', async () => {
+    const prefix = tempDir('opskit-link-');
+    const install = await execa('npm', ['install', '--prefix', prefix, '--offline', '--no-audit', '--no-fund', REPO], { reject: false });
+    expect(install.exitCode, install.stderr).toBe(0);
+    const r = await execa(path.join(prefix, 'node_modules/.bin/opskit'), ['--version'], { reject: false });
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+
   it('--help loads no heavy module (dockerode, execa, yaml, zod, ora)', async () => {
     const trace = path.join(tempDir(), 'trace.txt');
     writeFileSync(trace, '');

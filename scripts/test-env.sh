@@ -41,20 +41,45 @@ else
 fi
 
 # --- 2. dockerd -------------------------------------------------------------------------------------
+# A live dockerd: its pid is running (not a zombie) and is dockerd.
+is_live_dockerd() {
+  local pid=$1
+  [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || return 1
+  [ "$(awk '{print $3}' "/proc/$pid/stat")" != Z ] && grep -qx dockerd "/proc/$pid/comm"
+}
+wait_for_docker() {
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && return 0; sleep 0.5; done
+  return 1
+}
 if docker info >/dev/null 2>&1; then
   log "dockerd: already answering"
 else
   [ "$(id -u)" = 0 ] || die "dockerd is not running and this is not root"
-  # A dockerd killed between sessions can leave its pid file behind, which stops the next one.
-  if [ -f /var/run/docker.pid ] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then
-    log "dockerd: removing stale /var/run/docker.pid"
-    rm -f /var/run/docker.pid
+  pid=$(cat /var/run/docker.pid 2>/dev/null || true)
+  if is_live_dockerd "$pid"; then
+    log "dockerd: pid $pid is starting; waiting for it"
+  else
+    # A dockerd killed between sessions leaves its pid file behind, which stops the next one.
+    if [ -n "$pid" ]; then log "dockerd: removing stale /var/run/docker.pid (pid $pid is gone)"; fi
+    started=false
+    # After a hard kill, the first start can fail while containerd's old state is cleaned up: try again.
+    for attempt in 1 2 3; do
+      rm -f /var/run/docker.pid /var/run/docker/containerd/containerd.pid
+      log "dockerd: starting (overlay2, no iptables), attempt $attempt"
+      setsid dockerd --storage-driver=overlay2 --iptables=false --ip6tables=false >/var/log/dockerd.log 2>&1 < /dev/null &
+      dpid=$!
+      for _ in $(seq 1 60); do
+        if docker info >/dev/null 2>&1; then started=true; break; fi
+        kill -0 "$dpid" 2>/dev/null || break
+        sleep 0.5
+      done
+      $started && break
+      kill "$dpid" 2>/dev/null || true
+      tail -5 /var/log/dockerd.log >&2
+    done
+    $started || die "dockerd did not start after 3 attempts (log: /var/log/dockerd.log)"
   fi
-  rm -f /var/run/docker.sock
-  log "dockerd: starting (overlay2, no iptables)"
-  setsid dockerd --storage-driver=overlay2 --iptables=false --ip6tables=false >/var/log/dockerd.log 2>&1 < /dev/null &
-  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
-  docker info >/dev/null 2>&1 || { tail -20 /var/log/dockerd.log >&2; die "dockerd did not answer within 30 s (log: /var/log/dockerd.log)"; }
+  wait_for_docker || { tail -20 /var/log/dockerd.log >&2; die "dockerd did not answer within 30 s (log: /var/log/dockerd.log)"; }
   log "dockerd: up ($(docker version --format '{{.Server.Version}}'))"
 fi
 

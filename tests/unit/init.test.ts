@@ -2,12 +2,9 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } fro
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { exitCodeFor } from '../../src/cli/exit.js';
-import type { Io } from '../../src/cli/run.js';
 import { planInit } from '../../src/init/action.js';
 import { INIT_FILES, gunicornWorkers, projectNameFrom, renderTemplate } from '../../src/init/templates.js';
-import { createProgram } from '../../src/program.js';
-import { BufferStream } from '../helpers/fakes.js';
+import { runProgram } from '../helpers/program.js';
 
 const vars = { project: 'shop', workers: 5, cpus: 2, upstream: 'web:8000', version: '0.1.0' };
 
@@ -39,18 +36,7 @@ describe('planInit', () => {
   });
 });
 
-async function run(cwd: string, args: string[]) {
-  const stdout = new BufferStream();
-  const stderr = new BufferStream();
-  const io: Io = { stdout, stderr, env: { PATH: process.env.PATH }, cwd, argv: args };
-  let code = 0;
-  try {
-    await createProgram(io).parseAsync(args, { from: 'user' });
-  } catch (error) {
-    code = exitCodeFor(error, io);
-  }
-  return { code, stdout: stdout.text, stderr: stderr.text };
-}
+const run = (cwd: string, args: string[]) => runProgram(args, { cwd });
 
 describe('opskit init (in process, real files)', () => {
   it('writes every template with the workers rendered, then refuses to overwrite (exit 2, nothing changed)', async () => {

@@ -1,26 +1,12 @@
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { exitCodeFor } from '../../src/cli/exit.js';
 import type { Io } from '../../src/cli/run.js';
 import { ExitCode, LockHeldError, OperationError, UsageError } from '../../src/errors.js';
 import { createProgram } from '../../src/program.js';
 import { BufferStream } from '../helpers/fakes.js';
+import { runProgram } from '../helpers/program.js';
 
-async function run(args: string[], env: Record<string, string> = {}) {
-  const stdout = new BufferStream();
-  const stderr = new BufferStream();
-  const cwd = mkdtempSync(path.join(os.tmpdir(), 'opskit-prog-'));
-  const io: Io = { stdout, stderr, env: { PATH: process.env.PATH, ...env }, cwd, argv: args };
-  let code = 0;
-  try {
-    await createProgram(io).parseAsync(args, { from: 'user' });
-  } catch (error) {
-    code = exitCodeFor(error, io);
-  }
-  return { code, stdout: stdout.text, stderr: stderr.text };
-}
+const run = (args: string[], env: Record<string, string> = {}) => runProgram(args, { env });
 
 describe('createProgram', () => {
   it('has no side effects until parsed', () => {

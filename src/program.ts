@@ -1,13 +1,15 @@
 import { Command } from 'commander';
+import { registerBuild } from './cli/build.js';
 import { registerConfig } from './cli/config.js';
+import { registerDeploy } from './cli/deploy.js';
 import { registerDoctor } from './cli/doctor.js';
 import { registerInit } from './cli/init.js';
+import { collect } from './cli/options.js';
 import { processIo, type Io } from './cli/run.js';
 import { Redactor } from './config/redact.js';
 import { VERSION } from './version.js';
 
 
-const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
 
 /**
  * The commander program. Parses nothing and touches nothing on import; tests call
@@ -38,6 +40,8 @@ export function createProgram(io: Io = processIo(process.argv.slice(2))): Comman
       writeErr: (text) => void io.stderr.write(redactor.scrub(text)),
     });
   registerInit(program, io);
+  registerBuild(program, io);
+  registerDeploy(program, io);
   registerConfig(program, io);
   registerDoctor(program, io);
   program.addHelpText(

@@ -12,11 +12,69 @@ export interface DockerEngineInfo {
   arch: string;
 }
 
+/** One JSON message of the Engine's build stream (`{stream}`, `{aux: {ID}}`, `{error, errorDetail}`). */
+export interface BuildEvent {
+  stream?: string;
+  status?: string;
+  aux?: { ID?: string };
+  error?: string;
+  errorDetail?: { message?: string; code?: number };
+}
+
+/** The Engine API's build parameters (POST /build), as opskit's build plan produces them. */
+export interface BuildParameters {
+  t: string[];
+  dockerfile: string;
+  target?: string;
+  buildargs: Record<string, string>;
+  nocache: boolean;
+  labels: Record<string, string>;
+  rm: boolean;
+  forcerm: boolean;
+}
+
+export interface ImageInfo {
+  id: string;
+  tags: string[];
+  sizeBytes: number;
+  user: string;
+  created: string;
+  labels: Record<string, string>;
+}
+
+export type HealthStatus = 'healthy' | 'unhealthy' | 'starting' | 'none';
+
+export interface ContainerInfo {
+  id: string;
+  name: string;
+  image: string;
+  imageId: string;
+  labels: Record<string, string>;
+  state: string;
+  running: boolean;
+  exitCode: number;
+  restartCount: number;
+  health: HealthStatus;
+  healthLog: Array<{ exitCode: number; output: string; end: string }>;
+  /** Addresses by network name. */
+  addresses: Record<string, string>;
+  startedAt: string;
+}
+
 export interface DockerAdapter {
   /** Where the engine is reached, for messages: `unix:///var/run/docker.sock`, `tcp://host:2375`. */
   readonly endpoint: string;
   ping(): Promise<void>;
   version(): Promise<DockerEngineInfo>;
+  /** Sends the listed files of `context` (already filtered by .dockerignore) and streams the build. */
+  buildImage(context: string, files: readonly string[], parameters: BuildParameters, onEvent: (event: BuildEvent) => void): Promise<void>;
+  /** undefined when there is no such image. */
+  inspectImage(ref: string): Promise<ImageInfo | undefined>;
+  /** Containers whose labels match all of these, running or not. */
+  listContainers(labels: Record<string, string>): Promise<ContainerInfo[]>;
+  inspectContainer(id: string): Promise<ContainerInfo | undefined>;
+  /** The last `tail` lines of stdout and stderr. */
+  containerLogs(id: string, tail: number): Promise<string>;
 }
 
 export interface DockerConnection {
@@ -41,11 +99,60 @@ export function parseDockerHost(host: string | undefined): DockerConnection {
   throw new Error(`docker host "${host}" is not unix://PATH or tcp://HOST:PORT`);
 }
 
+/** Splits the Engine's multiplexed log stream (8-byte frame headers) into text. Pure. */
+export function demuxLogs(buffer: Buffer): string {
+  const parts: string[] = [];
+  let offset = 0;
+  const framed = buffer.length >= 8 && (buffer[0] === 1 || buffer[0] === 2) && buffer[1] === 0 && buffer[2] === 0 && buffer[3] === 0;
+  if (!framed) return buffer.toString('utf8');
+  while (offset + 8 <= buffer.length) {
+    const size = buffer.readUInt32BE(offset + 4);
+    parts.push(buffer.subarray(offset + 8, offset + 8 + size).toString('utf8'));
+    offset += 8 + size;
+  }
+  return parts.join('');
+}
+
+interface RawContainer {
+  Id: string;
+  Name: string;
+  Image: string;
+  Config: { Image: string; Labels: Record<string, string> | null };
+  State: { Status: string; Running: boolean; ExitCode: number; StartedAt: string; Health?: { Status: string; Log?: Array<{ ExitCode: number; Output: string; End: string }> } };
+  RestartCount: number;
+  NetworkSettings: { Networks: Record<string, { IPAddress: string }> };
+}
+
+function toContainerInfo(raw: RawContainer): ContainerInfo {
+  const health = raw.State.Health?.Status;
+  return {
+    id: raw.Id,
+    name: raw.Name.replace(/^\//, ''),
+    image: raw.Config.Image,
+    imageId: raw.Image,
+    labels: raw.Config.Labels ?? {},
+    state: raw.State.Status,
+    running: raw.State.Running,
+    exitCode: raw.State.ExitCode,
+    restartCount: raw.RestartCount,
+    health: health === 'healthy' || health === 'unhealthy' || health === 'starting' ? health : 'none',
+    healthLog: (raw.State.Health?.Log ?? []).map((l) => ({ exitCode: l.ExitCode, output: l.Output, end: l.End })),
+    addresses: Object.fromEntries(Object.entries(raw.NetworkSettings.Networks ?? {}).map(([name, n]) => [name, n.IPAddress]).filter(([, ip]) => ip)),
+    startedAt: raw.State.StartedAt,
+  };
+}
+
+function isNotFound(error: unknown): boolean {
+  return (error as { statusCode?: number }).statusCode === 404;
+}
+
 export async function createDockerAdapter(host: string | undefined, timeoutMs = 10_000): Promise<DockerAdapter> {
   const connection = parseDockerHost(host);
   const { default: Docker } = await import('dockerode');
   const { endpoint, ...options } = connection;
   const docker = new Docker({ ...options, timeout: timeoutMs });
+  // Builds stream for minutes: no request timeout on that connection.
+  const builder = new Docker({ ...options });
   return {
     endpoint,
     async ping() {
@@ -60,6 +167,49 @@ export async function createDockerAdapter(host: string | undefined, timeoutMs = 
         os: v.Os,
         arch: v.Arch,
       };
+    },
+    async buildImage(context, files, parameters, onEvent) {
+      const stream = await builder.buildImage({ context, src: [...files] }, parameters as unknown as Record<string, unknown>);
+      await new Promise<void>((resolve, reject) => {
+        builder.modem.followProgress(
+          stream,
+          (error: Error | null) => (error ? reject(error) : resolve()),
+          (event: BuildEvent) => onEvent(event),
+        );
+      });
+    },
+    async inspectImage(ref) {
+      try {
+        const image = await docker.getImage(ref).inspect();
+        return {
+          id: image.Id,
+          tags: image.RepoTags ?? [],
+          sizeBytes: image.Size,
+          user: image.Config?.User ?? '',
+          created: image.Created,
+          labels: image.Config?.Labels ?? {},
+        };
+      } catch (error) {
+        if (isNotFound(error)) return undefined;
+        throw error;
+      }
+    },
+    async listContainers(labels) {
+      const list = await docker.listContainers({ all: true, filters: { label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) } });
+      const infos = await Promise.all(list.map(async (c) => (await docker.getContainer(c.Id).inspect().catch(() => undefined)) as RawContainer | undefined));
+      return infos.filter((c): c is RawContainer => c !== undefined).map(toContainerInfo);
+    },
+    async inspectContainer(id) {
+      try {
+        return toContainerInfo((await docker.getContainer(id).inspect()) as unknown as RawContainer);
+      } catch (error) {
+        if (isNotFound(error)) return undefined;
+        throw error;
+      }
+    },
+    async containerLogs(id, tail) {
+      const buffer = (await docker.getContainer(id).logs({ stdout: true, stderr: true, tail, follow: false })) as unknown as Buffer;
+      return demuxLogs(Buffer.isBuffer(buffer) ? buffer : Buffer.from(String(buffer)));
     },
   };
 }

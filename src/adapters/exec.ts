@@ -6,6 +6,8 @@ export interface ExecOptions {
   env?: Record<string, string | undefined>;
   timeoutMs?: number;
   input?: string;
+  /** Called with each line of stdout and stderr as it arrives (the result still holds all of it). */
+  onLine?: (line: string, stream: 'stdout' | 'stderr') => void;
 }
 
 export interface ExecResult {
@@ -32,7 +34,7 @@ export function createExecAdapter(fs: FsAdapter): ExecAdapter {
     async run(file, args, options = {}) {
       // Loaded on first use: `opskit --help` never pays for it.
       const { execa } = await import('execa');
-      const result = await execa(file, [...args], {
+      const subprocess = execa(file, [...args], {
         cwd: options.cwd,
         env: options.env,
         extendEnv: options.env === undefined,
@@ -43,6 +45,21 @@ export function createExecAdapter(fs: FsAdapter): ExecAdapter {
         stripFinalNewline: true,
         windowsHide: true,
       });
+      if (options.onLine) {
+        for (const stream of ['stdout', 'stderr'] as const) {
+          let pending = '';
+          subprocess[stream]?.on('data', (chunk: Buffer) => {
+            pending += chunk.toString();
+            const lines = pending.split('\n');
+            pending = lines.pop() ?? '';
+            for (const line of lines) options.onLine!(line.replace(/\r$/, ''), stream);
+          });
+          subprocess[stream]?.on('end', () => {
+            if (pending) options.onLine!(pending, stream);
+          });
+        }
+      }
+      const result = await subprocess;
       const notFound = (result as { code?: string }).code === 'ENOENT' || /ENOENT/.test(String(result.cause ?? ''));
       return {
         argv: [file, ...args],

@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import { promises as fsp, constants as fsConstants } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, promises as fsp, constants as fsConstants } from 'node:fs';
 import path from 'node:path';
 
 /** Every filesystem effect opskit has, in one place, so actions can be tested against a fake. */
@@ -23,6 +23,10 @@ export interface FsAdapter {
   /** mkdir that fails when the directory exists: the atomic primitive for a short-lived mutex. */
   makeDirExclusive(dir: string): Promise<boolean>;
   mtimeMs(file: string): Promise<number | undefined>;
+  /** Files (and symlinks) below `dir`, as `/`-separated relative paths, sorted; `skipDir` prunes. */
+  walkFiles(dir: string, skipDir?: (relative: string) => boolean): Promise<string[]>;
+  /** sha256 over the names and contents of these files (relative to dir), streamed. */
+  hashFiles(dir: string, files: readonly string[]): Promise<string>;
 }
 
 function isCode(error: unknown, code: string): boolean {
@@ -115,5 +119,30 @@ export const nodeFs: FsAdapter = {
     } catch {
       return undefined;
     }
+  },
+  async hashFiles(dir, files) {
+    const hash = createHash('sha256');
+    for (const file of files) {
+      hash.update(`${file}\0`);
+      const stat = await fsp.lstat(path.join(dir, file));
+      if (stat.isSymbolicLink()) hash.update(await fsp.readlink(path.join(dir, file)));
+      else for await (const chunk of createReadStream(path.join(dir, file))) hash.update(chunk as Buffer);
+      hash.update('\0');
+    }
+    return hash.digest('hex');
+  },
+  async walkFiles(dir, skipDir = () => false) {
+    const out: string[] = [];
+    const walk = async (relative: string) => {
+      const entries = await fsp.readdir(path.join(dir, relative), { withFileTypes: true });
+      for (const entry of entries) {
+        const child = relative ? `${relative}/${entry.name}` : entry.name;
+        if (entry.isDirectory()) {
+          if (!skipDir(child)) await walk(child);
+        } else if (entry.isFile() || entry.isSymbolicLink()) out.push(child);
+      }
+    };
+    await walk('');
+    return out.sort();
   },
 };

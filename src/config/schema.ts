@@ -22,6 +22,9 @@ export const positiveInt = z.preprocess(
   fromText,
   z.number({ error: 'expected a positive integer' }).int({ error: 'expected a positive integer' }).positive({ error: 'expected a positive integer' }),
 );
+/** `30s`, `5m`, `1h30m`: validated here, kept as text, turned into milliseconds where it is used. */
+export const duration = text('a duration').refine((v) => /^(\d+(\.\d+)?(ms|s|m|h|d))+$|^\d+(\.\d+)?$/.test(v.trim()), { error: 'expected a duration, e.g. 30s, 5m, 1h' });
+
 export const flag = z.preprocess(boolFromText, z.boolean({ error: 'expected true or false' }));
 
 /** A secret: kept as a Sensitive from here on, so no output path can show it. */
@@ -78,6 +81,32 @@ export const configSchema = z.strictObject({
   ngrok: section({
     bin: text().optional(),
     authtoken: secret.optional(),
+  }),
+  image: section({
+    /** The image repository built and deployed; default: the project name. */
+    name: text().regex(/^[a-z0-9][a-z0-9._/-]*(:\d+\/[a-z0-9._/-]+)?$/, { error: 'expected an image repository name (lowercase, no tag)' }).optional(),
+    context: text().default('.'),
+    dockerfile: text().default('Dockerfile.prod'),
+    target: text().optional(),
+    buildArgs: z.record(z.string(), z.union([z.string(), z.number()]).transform(String), { error: 'expected a mapping of NAME: value' }).default({}),
+  }),
+  deploy: section({
+    /** The compose service that runs the API. */
+    webService: text().default('web'),
+    /** Started and waited on before the migrations. */
+    dependencies: z.array(text(), { error: 'expected a list of compose services' }).default(['db', 'redis']),
+    /** Started after the API is healthy (nginx); empty for none. */
+    frontServices: z.array(text(), { error: 'expected a list of compose services' }).default(['nginx']),
+    /** Runs in a one-off container of the new image, with the web service's environment. */
+    migrateCommand: z.array(text(), { error: 'expected an argv list, e.g. [python3, migrate.py]' }).min(1).default(['python3', 'migrate.py']),
+    migrateTimeout: duration.default('10m'),
+    /** The API's health endpoint, polled on the container's own address. */
+    healthPath: text().regex(/^\//, { error: 'expected a path starting with /' }).default('/health'),
+    healthPort: positiveInt.default(8000),
+    /** How long dependencies may take to become healthy (Docker health status). */
+    waitTimeout: duration.default('120s'),
+    /** How long the new API may take to answer its health path. */
+    healthTimeout: duration.default('60s'),
   }),
   backup: section({
     dir: text().default('backups'),

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { Config } from '../config/schema.js';
+import { describeCli, detectCompose } from '../adapters/compose.js';
 import type { Context } from '../runtime/context.js';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
@@ -42,22 +43,6 @@ async function toolVersion(ctx: Context, label: string, file: string, args: stri
   if (result.failed) return { status: 'fail', detail: `${[file, ...args].join(' ')} failed: ${text.split('\n')[0] ?? `exit ${result.exitCode}`}` };
   const version = parseVersion(text);
   return { status: 'pass', detail: text.split('\n')[0]!, ...(version ? { version } : {}) };
-}
-
-export type ComposeFlavor = 'v2' | 'v1';
-
-/** Finds the compose CLI: `docker compose` (v2) first, then `docker-compose` (v1), unless the config says. */
-export async function detectCompose(ctx: Context, preference: Config['compose']['cli'], timeoutMs: number) {
-  const candidates: Array<{ flavor: ComposeFlavor; argv: [string, string[]] }> = [];
-  if (preference !== 'v1') candidates.push({ flavor: 'v2', argv: ['docker', ['compose', 'version', '--short']] });
-  if (preference !== 'v2') candidates.push({ flavor: 'v1', argv: ['docker-compose', ['version', '--short']] });
-  // Both asked at once (the v1 CLI is a slow Python start); the preferred answer wins.
-  const results = await Promise.all(candidates.map((c) => ctx.exec.run(c.argv[0], c.argv[1], { timeoutMs })));
-  for (const [index, candidate] of candidates.entries()) {
-    const result = results[index]!;
-    if (!result.failed && result.stdout.trim()) return { flavor: candidate.flavor, version: result.stdout.trim().replace(/^v/, ''), command: candidate.flavor === 'v2' ? 'docker compose' : 'docker-compose' };
-  }
-  return undefined;
 }
 
 function s3CredentialSource(config: Config, env: Readonly<Record<string, string | undefined>>): string | undefined {
@@ -113,12 +98,12 @@ export function planDoctorChecks(config: Config, env: Readonly<Record<string, st
       name: 'compose',
       required: true,
       async run(ctx, cfg) {
-        const found = await detectCompose(ctx, cfg.compose.cli, timeoutMs);
+        const found = await detectCompose(ctx.exec, cfg.compose.cli, timeoutMs);
         if (!found) {
           const wanted = cfg.compose.cli === 'v2' ? '`docker compose` (v2)' : cfg.compose.cli === 'v1' ? '`docker-compose` (v1)' : 'neither `docker compose` (v2) nor `docker-compose` (v1)';
           return { status: 'fail', detail: `${wanted} found`, hint: 'install the docker compose plugin (v2) or docker-compose (v1)' };
         }
-        return { status: 'pass', version: found.version, detail: `${found.command} ${found.version} (${found.flavor})`, data: { ...found } };
+        return { status: 'pass', version: found.version, detail: describeCli(found), data: { flavor: found.flavor, version: found.version, command: [found.file, ...found.prefix].join(' ') } };
       },
     },
     { name: 'nginx', required: config.nginx.mode === 'host', run: (ctx, cfg) => toolVersion(ctx, 'nginx', cfg.nginx.bin, ['-v'], timeoutMs) },

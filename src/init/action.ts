@@ -1,19 +1,25 @@
 import type { ChalkInstance } from 'chalk';
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
 import { type Context, projectRoot, withMutation } from '../runtime/context.js';
 import type { PlannedStep } from '../runtime/plan.js';
 import { VERSION } from '../version.js';
-import { INIT_FILES, gunicornWorkers, projectNameFrom, renderTemplate, templatePath, type TemplateVars } from './templates.js';
+import { EXAMPLE_FILES, INIT_FILES, gunicornWorkers, projectNameFrom, renderTemplate, templatePath, type TemplateVars } from './templates.js';
 
 export interface InitInput {
   force: boolean;
   workers?: number | undefined;
+  /** Also write the sample platform (app, migrations, .env, .env.offline). */
+  example: boolean;
+  /** Where to write; default: the working directory. */
+  directory?: string | undefined;
 }
 
 export interface InitResult {
   directory: string;
   project: string;
+  example: boolean;
   workers: number;
   files: Array<{ path: string; action: 'created' | 'overwritten'; bytes: number }>;
   plan?: PlannedStep[];
@@ -35,7 +41,9 @@ export function planInit(files: readonly RenderedFile[], force: boolean): { step
   };
 }
 
-export async function runInit(ctx: Context, input: InitInput): Promise<InitResult> {
+export async function runInit(baseCtx: Context, input: InitInput): Promise<InitResult> {
+  // The project is the target directory: its lock, its audit log.
+  const ctx: Context = input.directory ? { ...baseCtx, cwd: path.resolve(baseCtx.cwd, input.directory) } : baseCtx;
   const root = projectRoot(ctx);
   const cpus = ctx.system.cpuCount();
   const vars: TemplateVars = {
@@ -44,9 +52,11 @@ export async function runInit(ctx: Context, input: InitInput): Promise<InitResul
     cpus,
     upstream: 'web:8000',
     version: VERSION,
+    dbPassword: randomBytes(18).toString('base64url'),
   };
+  ctx.redactor.add(vars.dbPassword);
   const rendered: RenderedFile[] = [];
-  for (const file of INIT_FILES) {
+  for (const file of input.example ? [...INIT_FILES, ...EXAMPLE_FILES] : INIT_FILES) {
     const text = await ctx.fs.readText(templatePath(file));
     if (text === undefined) throw new Error(`the template ${file.source} is missing from the opskit installation`);
     rendered.push({
@@ -66,6 +76,7 @@ export async function runInit(ctx: Context, input: InitInput): Promise<InitResul
   const result: InitResult = {
     directory: root,
     project: vars.project,
+    example: input.example,
     workers: vars.workers,
     files: rendered.map((f) => ({ path: f.path, action: f.exists ? 'overwritten' : 'created', bytes: Buffer.byteLength(f.content) })),
   };
@@ -89,6 +100,8 @@ export function renderInitResult(result: InitResult, colour: ChalkInstance): str
     `${verb} ${result.files.length} files for project "${result.project}" in ${result.directory} (gunicorn workers: ${result.workers})`,
     ...(result.plan ? result.files.map((f) => `  ${f.path}`) : lines),
     '',
-    'next: copy .env.example to .env and fill it in, then `opskit doctor` and `opskit config`',
+    result.example
+      ? `next: cd ${result.directory} && opskit deploy -e offline --build   (offline test images; without -e offline: the registry images)`
+      : 'next: copy .env.example to .env and fill it in, then `opskit doctor` and `opskit config`',
   ].join('\n');
 }

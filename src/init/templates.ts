@@ -24,6 +24,18 @@ export const INIT_FILES: readonly TemplateFile[] = [
   { source: 'templates/crontab', destination: 'crontab' },
 ];
 
+/** What `opskit init --example` adds: the sample platform (a Flask API with migrations) and its env files. */
+export const EXAMPLE_FILES: readonly TemplateFile[] = [
+  { source: 'templates/example/app.py', destination: 'app.py' },
+  { source: 'templates/example/migrate.py', destination: 'migrate.py' },
+  { source: 'templates/example/migrations/0001_create_items.sql', destination: 'migrations/0001_create_items.sql' },
+  { source: 'templates/example/migrations/0002_index_items_created_at.sql', destination: 'migrations/0002_index_items_created_at.sql' },
+  { source: 'templates/example/requirements.txt', destination: 'requirements.txt' },
+  { source: 'templates/example/tests/test_app.py', destination: 'tests/test_app.py' },
+  { source: 'templates/example/env', destination: '.env' },
+  { source: 'templates/example/env.offline', destination: '.env.offline' },
+];
+
 export function templatePath(file: TemplateFile): string {
   return path.join(PACKAGE_ROOT, file.source);
 }
@@ -39,6 +51,8 @@ export interface TemplateVars {
   cpus: number;
   upstream: string;
   version: string;
+  /** The example's generated database password (written only to its .env). */
+  dbPassword: string;
 }
 
 /** Pure: `{{ name }}` placeholders replaced; an unknown placeholder is a bug in the template, not a blank. */

@@ -100,9 +100,12 @@ export class Reporter {
       };
     }
     this.#line('step', text);
+    let last = text;
     return {
+      // Without a TTY each new state of the step is a line of its own (cron and CI logs).
       update: (t) => {
-        if (this.options.verbose) this.#line('debug', t);
+        if (t !== last) this.#line('step', t);
+        last = t;
       },
       succeed: (t) => this.#line('ok', t ?? text),
       warn: (t) => this.#line('warn', t ?? text),

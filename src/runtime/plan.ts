@@ -8,7 +8,9 @@ export type PlannedStep =
   | { kind: 'exec'; argv: string[]; description?: string }
   | { kind: 'docker'; call: string; options: unknown; description?: string }
   | { kind: 'write'; path: string; bytes: number; overwrite: boolean; description?: string }
-  | { kind: 'delete'; path: string; description?: string };
+  | { kind: 'delete'; path: string; description?: string }
+  | { kind: 'wait'; what: string; timeoutMs: number; description?: string }
+  | { kind: 'http'; method: string; url: string; description?: string };
 
 export function describePlannedStep(step: PlannedStep, redactor: Redactor): string {
   const why = step.description ? `  # ${step.description}` : '';
@@ -21,6 +23,10 @@ export function describePlannedStep(step: PlannedStep, redactor: Redactor): stri
       return `would ${step.overwrite ? 'overwrite' : 'write'} ${step.path} (${step.bytes} bytes)${why}`;
     case 'delete':
       return `would delete ${step.path}${why}`;
+    case 'wait':
+      return `would wait up to ${Math.round(step.timeoutMs / 1000)}s for ${step.what}${why}`;
+    case 'http':
+      return `would request ${step.method} ${step.url}${why}`;
   }
 }
 

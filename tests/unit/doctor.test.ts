@@ -8,7 +8,8 @@ import { Redactor } from '../../src/config/redact.js';
 import { configSchema } from '../../src/config/schema.js';
 import { ConfigError } from '../../src/errors.js';
 import { renderDoctor, runDoctor } from '../../src/doctor/action.js';
-import { detectCompose, finishCheck, parseVersion, planDoctorChecks } from '../../src/doctor/checks.js';
+import { detectCompose } from '../../src/adapters/compose.js';
+import { finishCheck, parseVersion, planDoctorChecks } from '../../src/doctor/checks.js';
 import { BufferStream, strictFake } from '../helpers/fakes.js';
 
 const ok = (argv: string[], stdout: string, stderr = ''): ExecResult => ({ argv, exitCode: 0, stdout, stderr, failed: false, timedOut: false, notFound: false });
@@ -149,9 +150,8 @@ describe('doctor', () => {
 describe('detectCompose', () => {
   it('prefers v2, falls back to v1, and honours the config', async () => {
     const v1Only = execFake({ 'docker compose version --short': { ...missing(['docker']), notFound: false }, 'docker-compose version --short': ok(['docker-compose'], '1.29.2') });
-    const ctx = context({ exec: v1Only });
-    expect(await detectCompose(ctx, 'auto', 100)).toEqual({ flavor: 'v1', version: '1.29.2', command: 'docker-compose' });
-    expect(await detectCompose(ctx, 'v2', 100)).toBeUndefined();
+    expect(await detectCompose(v1Only, 'auto', 100)).toEqual({ flavor: 'v1', version: '1.29.2', file: 'docker-compose', prefix: [] });
+    expect(await detectCompose(v1Only, 'v2', 100)).toBeUndefined();
   });
   it('parses versions', () => {
     expect(parseVersion('nginx version: nginx/1.22.1')).toBe('1.22.1');

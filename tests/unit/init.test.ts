@@ -6,7 +6,7 @@ import { planInit } from '../../src/init/action.js';
 import { INIT_FILES, gunicornWorkers, projectNameFrom, renderTemplate } from '../../src/init/templates.js';
 import { runProgram } from '../helpers/program.js';
 
-const vars = { project: 'shop', workers: 5, cpus: 2, upstream: 'web:8000', version: '0.1.0' };
+const vars = { project: 'shop', workers: 5, cpus: 2, upstream: 'web:8000', version: '0.1.0', dbPassword: 'pw' };
 
 describe('templates', () => {
   it('renders placeholders and rejects unknown ones', () => {

@@ -1,0 +1,22 @@
+import { isSecretName } from '../config/redact.js';
+import { Sensitive } from '../config/sensitive.js';
+import { UsageError } from '../errors.js';
+
+export const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
+
+/** `--build-arg K=V` (repeatable) -> a map; values of secret-looking names become Sensitive. */
+export function parseKeyValues(flag: string, values: readonly string[] | undefined): Record<string, string | Sensitive> {
+  const out: Record<string, string | Sensitive> = {};
+  for (const item of values ?? []) {
+    const eq = item.indexOf('=');
+    const key = eq > 0 ? item.slice(0, eq) : '';
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new UsageError(`${flag} ${eq > 0 ? key : item}: expected NAME=VALUE`, { code: 'E_BAD_FLAG' });
+    const value = item.slice(eq + 1);
+    out[key] = isSecretName(key) ? new Sensitive(value) : value;
+  }
+  return out;
+}
+
+export function secretsIn(values: Record<string, string | Sensitive>): Sensitive[] {
+  return Object.values(values).filter((v): v is Sensitive => v instanceof Sensitive);
+}

@@ -1,0 +1,323 @@
+import type { ChalkInstance } from 'chalk';
+import path from 'node:path';
+import { composeArgv, describeCli, detectCompose, serviceLabels, type ComposeTarget } from '../adapters/compose.js';
+import type { ContainerInfo, DockerAdapter } from '../adapters/docker.js';
+import { buildImage, type BuildInput, type BuildResult } from '../build/action.js';
+import { ConfigError, OperationError, UsageError } from '../errors.js';
+import { type Context, projectPath, withMutation } from '../runtime/context.js';
+import { formatDuration, parseDuration } from '../runtime/duration.js';
+import { pollUntil } from '../runtime/poll.js';
+import { describeDeployStep, planDeploy, toPlannedSteps, type DeployStep } from './plan.js';
+import { readState, recordDeploy, writeState } from './state.js';
+
+/** A step another capability runs before the migrations (the backup issue's pre-migration backup). */
+export interface DeployHook {
+  name: string;
+  run(ctx: Context, info: { image: string; project: string }): Promise<void>;
+}
+
+export interface DeployInput {
+  image?: string | undefined;
+  tag?: string | undefined;
+  build?: BuildInput | undefined;
+  skipMigrations: boolean;
+  waitTimeout?: string | undefined;
+  healthTimeout?: string | undefined;
+  hooks?: DeployHook[];
+}
+
+export interface DeployResult {
+  changed: boolean;
+  project: string;
+  compose: string;
+  image: string;
+  imageId: string;
+  migrations: { ran: boolean; applied: string[] };
+  steps: Array<{ step: string; durationMs: number }>;
+  durationMs: number;
+  web: { container: string; address: string } | null;
+  build?: BuildResult;
+  plan?: ReturnType<typeof toPlannedSteps>;
+}
+
+const TAIL = 30;
+
+function isOneOff(container: ContainerInfo): boolean {
+  return container.labels['com.docker.compose.oneoff'] === 'True';
+}
+
+/** Pure: the service's container that matters (running first, then the newest). */
+export function pickServiceContainer(containers: readonly ContainerInfo[]): ContainerInfo | undefined {
+  const service = containers.filter((c) => !isOneOff(c));
+  return service.find((c) => c.running) ?? service[0];
+}
+
+/** Pure: is a service up as a probe means it (Docker health when it has one, else running)? */
+export function serviceReadiness(container: ContainerInfo | undefined): { ready: boolean; describe: string } {
+  if (!container) return { ready: false, describe: 'no container yet' };
+  if (!container.running) return { ready: false, describe: `${container.state} (exit code ${container.exitCode}, ${container.restartCount} restarts)` };
+  if (container.health === 'none') return { ready: true, describe: 'running (no healthcheck)' };
+  return { ready: container.health === 'healthy', describe: container.health };
+}
+
+/** Pure: the image a deploy runs: --image, or --tag on the configured image name, or :latest. */
+export function resolveImageRef(imageName: string, input: { image?: string | undefined; tag?: string | undefined }): string {
+  if (input.image && input.tag) throw new UsageError('--image and --tag: give one of them, not both', { code: 'E_BAD_FLAG' });
+  if (input.image) return input.image;
+  return `${imageName}:${input.tag ?? 'latest'}`;
+}
+
+/** Pure: the migrate command's summary line (the last JSON object it printed), if any. */
+export function parseMigrateSummary(output: string): { applied: string[] } | undefined {
+  const lines = output.trim().split('\n').reverse();
+  for (const line of lines) {
+    if (!line.trim().startsWith('{')) continue;
+    try {
+      const parsed = JSON.parse(line) as { applied?: unknown };
+      if (Array.isArray(parsed.applied)) return { applied: parsed.applied.map(String) };
+    } catch {
+      // not the summary
+    }
+  }
+  return undefined;
+}
+
+interface Runtime {
+  ctx: Context;
+  docker: DockerAdapter;
+  target: ComposeTarget;
+  env: Record<string, string>;
+}
+
+async function serviceDiagnostics(rt: Runtime, service: string): Promise<string> {
+  const containers = await rt.docker.listContainers(serviceLabels(rt.target.project, service));
+  const container = pickServiceContainer(containers);
+  if (!container) return `--- ${service}: no container ---`;
+  const logs = (await rt.docker.containerLogs(container.id, TAIL).catch((e: Error) => `(logs unavailable: ${e.message})`)).trimEnd();
+  const health = container.healthLog
+    .slice(-3)
+    .map((h) => `  ${h.end} exit ${h.exitCode}: ${h.output.trim().split('\n').slice(-3).join(' | ')}`)
+    .join('\n');
+  return [`--- ${service} (${container.name}): last ${TAIL} log lines ---`, logs || '(no output)', ...(health ? [`--- ${service}: last health checks ---`, health] : [])].join('\n');
+}
+
+async function waitHealthy(rt: Runtime, services: readonly string[], timeoutMs: number): Promise<void> {
+  const results = await Promise.all(
+    services.map(async (service) => {
+      const poll = await pollUntil(rt.ctx.clock, { timeoutMs }, async () => {
+        const container = pickServiceContainer(await rt.docker.listContainers(serviceLabels(rt.target.project, service)));
+        const readiness = serviceReadiness(container);
+        return readiness.ready ? { done: true, value: container! } : { done: false, last: readiness.describe };
+      });
+      return { service, poll };
+    }),
+  );
+  const failed = results.filter((r) => !r.poll.ok);
+  if (failed.length === 0) return;
+  const diagnostics = await Promise.all(failed.map((f) => serviceDiagnostics(rt, f.service)));
+  const what = failed.map((f) => `${f.service} (last: ${f.poll.ok ? '' : f.poll.last})`).join(', ');
+  throw new OperationError('E_SERVICE_UNHEALTHY', `${what} did not become healthy within ${formatDuration(timeoutMs)}\n${diagnostics.join('\n')}`, {
+    hint: 'see the logs above; raise deploy.waitTimeout (--wait-timeout) if it is only slow',
+    details: { services: failed.map((f) => f.service) },
+  });
+}
+
+async function compose(rt: Runtime, argv: [string, string[]], what: string, image: string, timeoutMs = 300_000): Promise<string> {
+  const result = await rt.ctx.exec.run(argv[0], argv[1], { env: { ...rt.env, WEB_IMAGE: image }, timeoutMs, cwd: path.dirname(rt.target.composeFile) });
+  if (result.failed) {
+    const output = `${result.stdout}\n${result.stderr}`.trim().split('\n').slice(-TAIL).join('\n');
+    throw new OperationError('E_COMPOSE_FAILED', `${what} failed (${[argv[0], ...argv[1]].join(' ')}: ${result.timedOut ? 'timed out' : `exit ${result.exitCode}`})\n${output}`, {
+      hint: 'see compose\'s output above',
+    });
+  }
+  return result.stdout;
+}
+
+async function webHealth(rt: Runtime, step: Extract<DeployStep, { kind: 'web-health' }>, imageId: string): Promise<{ container: ContainerInfo; address: string }> {
+  const poll = await pollUntil(rt.ctx.clock, { timeoutMs: step.timeoutMs, initialDelayMs: 200 }, async () => {
+    const containers = await rt.docker.listContainers(serviceLabels(rt.target.project, step.service));
+    const container = containers.find((c) => !isOneOff(c) && c.running && c.imageId === imageId);
+    if (!container) return { done: false, last: `no running ${step.service} container of the new image` };
+    const address = Object.values(container.addresses)[0];
+    if (!address) return { done: false, last: `${container.name} has no network address` };
+    const url = `http://${address}:${step.port}${step.path}`;
+    try {
+      const response = await rt.ctx.http.request(url, { timeoutMs: 3000 });
+      if (response.status === 200) return { done: true, value: { container, address } };
+      return { done: false, last: `HTTP ${response.status} from ${url}: ${response.body.slice(0, 200)}` };
+    } catch (error) {
+      const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
+      return { done: false, last: `${url}: ${cause}` };
+    }
+  });
+  if (poll.ok) return poll.value;
+  throw new OperationError('E_WEB_UNHEALTHY', `${step.service} did not answer ${step.path} within ${formatDuration(step.timeoutMs)} (last: ${poll.last})\n${await serviceDiagnostics(rt, step.service)}`, {
+    hint: 'see the logs and health checks above',
+  });
+}
+
+/** `opskit deploy`: migrate-then-start, each step printed, the previous version serving until the new one is healthy. */
+export async function runDeploy(ctx: Context, input: DeployInput): Promise<DeployResult> {
+  const loaded = ctx.loaded!;
+  const config = loaded.config;
+  const project = config.compose.project ?? config.project.name!;
+  const composeFile = projectPath(ctx, config.compose.file);
+  if (!(await ctx.fs.exists(composeFile))) {
+    throw new ConfigError(`compose.file: ${path.relative(ctx.cwd, composeFile) || composeFile} not found`, { code: 'E_COMPOSE_FILE_NOT_FOUND', hint: 'run `opskit init`, or set compose.file' });
+  }
+  const waitTimeoutMs = parseDuration(input.waitTimeout ?? config.deploy.waitTimeout, input.waitTimeout ? '--wait-timeout' : 'deploy.waitTimeout');
+  const healthTimeoutMs = parseDuration(input.healthTimeout ?? config.deploy.healthTimeout, input.healthTimeout ? '--health-timeout' : 'deploy.healthTimeout');
+  const migrateTimeoutMs = parseDuration(config.deploy.migrateTimeout, 'deploy.migrateTimeout');
+  const cli = await detectCompose(ctx.exec, config.compose.cli, 15_000);
+  if (!cli) {
+    throw new ConfigError(`no compose CLI found (compose.cli: ${config.compose.cli})`, { code: 'E_NO_COMPOSE', hint: 'install the docker compose plugin (v2) or docker-compose (v1); `opskit doctor` checks it' });
+  }
+  const target: ComposeTarget = { cli, project, composeFile };
+  const imageName = config.image.name ?? config.project.name!;
+  const hooks = input.hooks ?? [];
+  const stateFile = projectPath(ctx, path.join(config.paths.state, 'state.json'));
+
+  const plan = (image: string) =>
+    planDeploy({
+      target,
+      image,
+      webService: config.deploy.webService,
+      dependencies: config.deploy.dependencies,
+      frontServices: config.deploy.frontServices,
+      migrate: input.skipMigrations ? null : { command: config.deploy.migrateCommand, timeoutMs: migrateTimeoutMs },
+      health: { path: config.deploy.healthPath, port: config.deploy.healthPort, timeoutMs: healthTimeoutMs },
+      waitTimeoutMs,
+      stateFile,
+      beforeMigrate: hooks.map((h) => h.name),
+    });
+
+  if (ctx.globals.dryRun) {
+    const build = input.build ? await buildImage(ctx, input.build) : undefined;
+    const image = build ? build.tags[0]! : resolveImageRef(imageName, input);
+    const planned = toPlannedSteps(plan(image), image);
+    ctx.reporter.dryRun({ kind: 'docker', call: 'GET /images/{name}/json', options: { name: image }, description: 'the image must exist' });
+    for (const step of planned) ctx.reporter.dryRun(step);
+    return { changed: false, project, compose: describeCli(cli), image, imageId: '', migrations: { ran: false, applied: [] }, steps: [], durationMs: 0, web: null, ...(build ? { build } : {}), plan: planned };
+  }
+
+  const docker = await ctx.docker(config.docker.host ?? loaded.env.DOCKER_HOST);
+  const rt: Runtime = { ctx, docker, target, env: { ...loaded.env } };
+
+  return withMutation(ctx, 'deploy', async () => {
+    const started = ctx.clock.monotonicMs();
+    const build = input.build ? await buildImage(ctx, input.build, docker) : undefined;
+    const image = build ? build.tags[0]! : resolveImageRef(imageName, input);
+    const info = await docker.inspectImage(image);
+    if (!info) {
+      throw new UsageError(`image ${image} not found on the Docker engine`, { code: 'E_IMAGE_NOT_FOUND', hint: 'build it first (`opskit build`), pass --build, or name another with --image/--tag' });
+    }
+    const state = await readState(ctx.fs, stateFile);
+
+    // The same image already deployed, and everything up: nothing to do.
+    if (state.deploy?.current.imageId === info.id) {
+      const services = [...config.deploy.dependencies, config.deploy.webService, ...config.deploy.frontServices];
+      const readiness = await Promise.all(services.map(async (s) => ({ s, c: pickServiceContainer(await docker.listContainers(serviceLabels(project, s))) })));
+      const web = readiness.find((r) => r.s === config.deploy.webService)?.c;
+      if (web?.imageId === info.id && readiness.every((r) => serviceReadiness(r.c).ready)) {
+        ctx.reporter.info(`${image} (${info.id.slice(7, 19)}) is already deployed and every service is healthy: nothing to change`);
+        return { changed: false, project, compose: describeCli(cli), image, imageId: info.id, migrations: { ran: false, applied: [] }, steps: [], durationMs: Math.round(ctx.clock.monotonicMs() - started), web: web ? { container: web.name, address: Object.values(web.addresses)[0] ?? '' } : null, ...(build ? { build } : {}) };
+      }
+    }
+
+    const steps = plan(image);
+    const timings: DeployResult['steps'] = [];
+    let applied: string[] = [];
+    let migrated = false;
+    let web: DeployResult['web'] = null;
+    const previous = state.deploy?.current;
+    for (const step of steps) {
+      const t0 = ctx.clock.monotonicMs();
+      const label = describeDeployStep(step);
+      const handle = ctx.reporter.step(label);
+      try {
+        switch (step.kind) {
+          case 'up':
+            await compose(rt, step.argv, `starting ${step.services.join(', ')}`, image);
+            break;
+          case 'wait-healthy':
+            await waitHealthy(rt, step.services, step.timeoutMs);
+            break;
+          case 'hook':
+            await hooks.find((h) => h.name === step.name)!.run(ctx, { image, project });
+            break;
+          case 'migrate': {
+            const lines: string[] = [];
+            const result = await ctx.exec.run(step.argv[0], step.argv[1], {
+              env: { ...rt.env, WEB_IMAGE: image },
+              timeoutMs: step.timeoutMs,
+              cwd: path.dirname(composeFile),
+              onLine: (line) => {
+                lines.push(line);
+                ctx.reporter.info(`[migrate] ${line}`);
+              },
+            });
+            if (result.failed) {
+              throw new OperationError('E_MIGRATION_FAILED', `the migrations failed (${result.timedOut ? `timed out after ${formatDuration(step.timeoutMs)}` : `exit ${result.exitCode}`}); ${config.deploy.webService} was not ${previous ? 'replaced: the previous version keeps serving' : 'started'}\n--- migration output ---\n${lines.slice(-TAIL).join('\n')}`, {
+                hint: 'fix the migration and deploy again; each migration runs in a transaction, so a failed one left no trace',
+                details: { output: lines.slice(-TAIL) },
+              });
+            }
+            applied = parseMigrateSummary(`${result.stdout}\n${result.stderr}`)?.applied ?? [];
+            migrated = true;
+            break;
+          }
+          case 'replace-web':
+            await compose(rt, step.argv, `starting ${step.service}`, image);
+            break;
+          case 'web-health':
+            try {
+              const healthy = await webHealth(rt, step, info.id);
+              web = { container: healthy.container.name, address: healthy.address };
+            } catch (error) {
+              if (previous && previous.imageId !== info.id) {
+                ctx.reporter.warn(`restoring the previous version ${previous.image}`);
+                const restored = await ctx.exec.run(...composeArgv(target, ['up', '-d', '--no-deps', config.deploy.webService]), { env: { ...rt.env, WEB_IMAGE: previous.image }, timeoutMs: 300_000, cwd: path.dirname(composeFile) });
+                ctx.reporter[restored.failed ? 'error' : 'warn'](restored.failed ? `could not restore ${previous.image}: ${restored.stderr.split('\n').pop()}` : `${config.deploy.webService} is back on ${previous.image}`);
+              }
+              throw error;
+            }
+            break;
+          case 'write-state': {
+            const record = { image, imageId: info.id, deployedAt: ctx.clock.now().toISOString(), migrationsApplied: applied, durationMs: Math.round(ctx.clock.monotonicMs() - started) };
+            await writeState(ctx.fs, step.path, recordDeploy(state, record));
+            break;
+          }
+        }
+        const durationMs = Math.round(ctx.clock.monotonicMs() - t0);
+        timings.push({ step: label, durationMs });
+        handle.succeed(step.kind === 'migrate' ? `migrations: ${applied.length ? `applied ${applied.join(', ')}` : 'none pending'} (${formatDuration(durationMs)})` : `${label} (${formatDuration(durationMs)})`);
+      } catch (error) {
+        handle.fail(`${label}: failed`);
+        throw error;
+      }
+    }
+    return {
+      changed: true,
+      project,
+      compose: describeCli(cli),
+      image,
+      imageId: info.id,
+      migrations: { ran: migrated, applied },
+      steps: timings,
+      durationMs: Math.round(ctx.clock.monotonicMs() - started),
+      web,
+      ...(build ? { build } : {}),
+    };
+  });
+}
+
+export function renderDeploy(result: DeployResult, colour: ChalkInstance): string {
+  if (result.plan) return `would deploy ${result.image} to project ${result.project} with ${result.compose} (${result.plan.length} steps, listed above)`;
+  if (!result.changed) return `${colour.green('up to date')}: ${result.image} is already deployed to ${result.project}; nothing changed`;
+  return [
+    `${colour.green('deployed')} ${result.image} (${result.imageId.slice(7, 19)}) to ${result.project} in ${formatDuration(result.durationMs)}`,
+    `  migrations  ${result.migrations.ran ? (result.migrations.applied.length ? `applied ${result.migrations.applied.join(', ')}` : 'none pending') : 'skipped'}`,
+    ...(result.web ? [`  web         ${result.web.container} at ${result.web.address}`] : []),
+    ...result.steps.map((s) => `  ${formatDuration(s.durationMs).padStart(8)}  ${s.step}`),
+  ].join('\n');
+}

@@ -1,0 +1,91 @@
+import { composeArgv, type ComposeTarget } from '../adapters/compose.js';
+import type { PlannedStep } from '../runtime/plan.js';
+
+export interface DeployPlanInput {
+  target: ComposeTarget;
+  image: string;
+  webService: string;
+  dependencies: readonly string[];
+  frontServices: readonly string[];
+  /** null with --skip-migrations. */
+  migrate: { command: readonly string[]; timeoutMs: number } | null;
+  health: { path: string; port: number; timeoutMs: number };
+  waitTimeoutMs: number;
+  stateFile: string;
+  /** Names of the hooks that run before the migrations (e.g. a backup). */
+  beforeMigrate: readonly string[];
+}
+
+export type DeployStep =
+  | { kind: 'up'; services: string[]; argv: [string, string[]] }
+  | { kind: 'wait-healthy'; services: string[]; timeoutMs: number }
+  | { kind: 'hook'; name: string }
+  | { kind: 'migrate'; argv: [string, string[]]; timeoutMs: number }
+  | { kind: 'replace-web'; service: string; argv: [string, string[]] }
+  | { kind: 'web-health'; service: string; path: string; port: number; timeoutMs: number }
+  | { kind: 'write-state'; path: string };
+
+/**
+ * Pure: migrate-then-start, in order. The web service is started or replaced only after the
+ * migrations succeeded, and they run in a one-off container of the NEW image (compose `run` of the web
+ * service with WEB_IMAGE set to it), so they see exactly the environment the new API will.
+ */
+export function planDeploy(input: DeployPlanInput): DeployStep[] {
+  const steps: DeployStep[] = [];
+  if (input.dependencies.length > 0) {
+    steps.push({ kind: 'up', services: [...input.dependencies], argv: composeArgv(input.target, ['up', '-d', ...input.dependencies]) });
+    steps.push({ kind: 'wait-healthy', services: [...input.dependencies], timeoutMs: input.waitTimeoutMs });
+  }
+  for (const name of input.beforeMigrate) steps.push({ kind: 'hook', name });
+  if (input.migrate) {
+    steps.push({ kind: 'migrate', argv: composeArgv(input.target, ['run', '--rm', '--no-deps', '-T', input.webService, ...input.migrate.command]), timeoutMs: input.migrate.timeoutMs });
+  }
+  steps.push({ kind: 'replace-web', service: input.webService, argv: composeArgv(input.target, ['up', '-d', '--no-deps', input.webService]) });
+  steps.push({ kind: 'web-health', service: input.webService, path: input.health.path, port: input.health.port, timeoutMs: input.health.timeoutMs });
+  if (input.frontServices.length > 0) {
+    steps.push({ kind: 'up', services: [...input.frontServices], argv: composeArgv(input.target, ['up', '-d', '--no-deps', ...input.frontServices]) });
+    steps.push({ kind: 'wait-healthy', services: [...input.frontServices], timeoutMs: input.waitTimeoutMs });
+  }
+  steps.push({ kind: 'write-state', path: input.stateFile });
+  return steps;
+}
+
+export function describeDeployStep(step: DeployStep): string {
+  switch (step.kind) {
+    case 'up':
+      return `start ${step.services.join(', ')}`;
+    case 'wait-healthy':
+      return `wait until ${step.services.join(', ')} ${step.services.length > 1 ? 'are' : 'is'} healthy`;
+    case 'hook':
+      return `run the ${step.name} hook`;
+    case 'migrate':
+      return 'run the migrations in a one-off container of the new image';
+    case 'replace-web':
+      return `start or replace ${step.service} with the new image`;
+    case 'web-health':
+      return `wait until ${step.service} answers ${step.path}`;
+    case 'write-state':
+      return 'record the deployment';
+  }
+}
+
+/** Pure: what a dry run prints, from the same steps the deploy would carry out. */
+export function toPlannedSteps(steps: readonly DeployStep[], image: string): PlannedStep[] {
+  return steps.map((step): PlannedStep => {
+    const description = describeDeployStep(step);
+    switch (step.kind) {
+      case 'up':
+      case 'migrate':
+      case 'replace-web':
+        return { kind: 'exec', argv: [step.argv[0], ...step.argv[1]], description: `${description} (WEB_IMAGE=${image})` };
+      case 'wait-healthy':
+        return { kind: 'wait', what: `the Docker health status of ${step.services.join(', ')} (containers found by their compose labels)`, timeoutMs: step.timeoutMs, description };
+      case 'web-health':
+        return { kind: 'http', method: 'GET', url: `http://<${step.service} container address>:${step.port}${step.path}`, description: `${description}, up to ${Math.round(step.timeoutMs / 1000)}s` };
+      case 'hook':
+        return { kind: 'wait', what: `the ${step.name} hook`, timeoutMs: 0, description };
+      case 'write-state':
+        return { kind: 'write', path: step.path, bytes: 0, overwrite: true, description };
+    }
+  });
+}

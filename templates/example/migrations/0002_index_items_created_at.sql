@@ -1,0 +1,1 @@
+CREATE INDEX items_created_at_idx ON items (created_at DESC);

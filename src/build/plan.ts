@@ -21,7 +21,10 @@ export interface BuildPlanInput {
 /** `name:rev` plus `name:latest`; a tag given without a repository gets the image name. */
 export function resolveTags(imageName: string, tags: readonly string[], revision: string): string[] {
   if (tags.length === 0) return [`${imageName}:${revision}`, `${imageName}:latest`];
-  return tags.map((t) => (t.includes(':') && !/^[^/]+:\d+$/.test(t) ? t : t.includes('/') || t.includes(':') ? `${t}:latest` : `${imageName}:${t}`));
+  return tags.map((t) => {
+    if (t.split('/').pop()!.includes(':')) return t; // repository:tag (a registry port is not a tag)
+    return t.includes('/') ? `${t}:latest` : `${imageName}:${t}`;
+  });
 }
 
 /**

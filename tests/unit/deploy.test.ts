@@ -1,0 +1,115 @@
+import { describe, expect, it } from 'vitest';
+import type { ComposeTarget } from '../../src/adapters/compose.js';
+import type { ContainerInfo } from '../../src/adapters/docker.js';
+import { parseMigrateSummary, pickServiceContainer, resolveImageRef, serviceReadiness } from '../../src/deploy/action.js';
+import { planDeploy, toPlannedSteps } from '../../src/deploy/plan.js';
+import { emptyState, recordDeploy } from '../../src/deploy/state.js';
+import { pollUntil } from '../../src/runtime/poll.js';
+import { manualClock } from '../helpers/fakes.js';
+
+const v1: ComposeTarget = { cli: { flavor: 'v1', version: '1.29.2', file: 'docker-compose', prefix: [] }, project: 'shop', composeFile: '/srv/shop/compose/docker-compose.prod.yml' };
+const v2: ComposeTarget = { ...v1, cli: { flavor: 'v2', version: '2.29.1', file: 'docker', prefix: ['compose'] } };
+const base = {
+  image: 'shop:abc1234',
+  webService: 'web',
+  dependencies: ['db', 'redis'],
+  frontServices: ['nginx'],
+  migrate: { command: ['python3', 'migrate.py'], timeoutMs: 600_000 },
+  health: { path: '/health', port: 8000, timeoutMs: 60_000 },
+  waitTimeoutMs: 120_000,
+  stateFile: '/srv/shop/.opskit/state.json',
+  beforeMigrate: [],
+};
+const f = ['-p', 'shop', '-f', '/srv/shop/compose/docker-compose.prod.yml'];
+
+describe('planDeploy', () => {
+  it('migrates with the new image before the web service is started, in this exact order', () => {
+    expect(planDeploy({ ...base, target: v1 })).toEqual([
+      { kind: 'up', services: ['db', 'redis'], argv: ['docker-compose', [...f, 'up', '-d', 'db', 'redis']] },
+      { kind: 'wait-healthy', services: ['db', 'redis'], timeoutMs: 120_000 },
+      { kind: 'migrate', argv: ['docker-compose', [...f, 'run', '--rm', '--no-deps', '-T', 'web', 'python3', 'migrate.py']], timeoutMs: 600_000 },
+      { kind: 'replace-web', service: 'web', argv: ['docker-compose', [...f, 'up', '-d', '--no-deps', 'web']] },
+      { kind: 'web-health', service: 'web', path: '/health', port: 8000, timeoutMs: 60_000 },
+      { kind: 'up', services: ['nginx'], argv: ['docker-compose', [...f, 'up', '-d', '--no-deps', 'nginx']] },
+      { kind: 'wait-healthy', services: ['nginx'], timeoutMs: 120_000 },
+      { kind: 'write-state', path: '/srv/shop/.opskit/state.json' },
+    ]);
+  });
+  it('speaks compose v2 too, skips migrations on request, and runs hooks before migrating', () => {
+    const steps = planDeploy({ ...base, target: v2, migrate: null, beforeMigrate: ['backup'] });
+    expect(steps[0]).toEqual({ kind: 'up', services: ['db', 'redis'], argv: ['docker', ['compose', ...f, 'up', '-d', 'db', 'redis']] });
+    expect(steps.map((s) => s.kind)).toEqual(['up', 'wait-healthy', 'hook', 'replace-web', 'web-health', 'up', 'wait-healthy', 'write-state']);
+  });
+  it('turns into the dry run\'s steps', () => {
+    const planned = toPlannedSteps(planDeploy({ ...base, target: v1 }), 'shop:abc1234');
+    expect(planned[2]).toEqual({ kind: 'exec', argv: ['docker-compose', ...f, 'run', '--rm', '--no-deps', '-T', 'web', 'python3', 'migrate.py'], description: 'run the migrations in a one-off container of the new image (WEB_IMAGE=shop:abc1234)' });
+    expect(planned.map((p) => p.kind)).toEqual(['exec', 'wait', 'exec', 'exec', 'http', 'exec', 'wait', 'write']);
+  });
+});
+
+const container = (over: Partial<ContainerInfo>): ContainerInfo => ({
+  id: 'c1',
+  name: 'shop_db_1',
+  image: 'x',
+  imageId: 'sha256:1',
+  labels: {},
+  state: 'running',
+  running: true,
+  exitCode: 0,
+  restartCount: 0,
+  health: 'healthy',
+  healthLog: [],
+  addresses: {},
+  startedAt: '',
+  ...over,
+});
+
+describe('deploy decisions', () => {
+  it('judges readiness by Docker health, else by running', () => {
+    expect(serviceReadiness(undefined)).toEqual({ ready: false, describe: 'no container yet' });
+    expect(serviceReadiness(container({ health: 'starting' }))).toEqual({ ready: false, describe: 'starting' });
+    expect(serviceReadiness(container({ health: 'none' })).ready).toBe(true);
+    expect(serviceReadiness(container({ running: false, state: 'exited', exitCode: 1, restartCount: 2 })).describe).toBe('exited (exit code 1, 2 restarts)');
+  });
+  it('ignores one-off containers and prefers the running one', () => {
+    const oneOff = container({ id: 'run', labels: { 'com.docker.compose.oneoff': 'True' } });
+    const stopped = container({ id: 'old', running: false });
+    const live = container({ id: 'live' });
+    expect(pickServiceContainer([oneOff, stopped, live])!.id).toBe('live');
+    expect(pickServiceContainer([oneOff])).toBeUndefined();
+  });
+  it('resolves the image reference', () => {
+    expect(resolveImageRef('shop', {})).toBe('shop:latest');
+    expect(resolveImageRef('shop', { tag: 'abc' })).toBe('shop:abc');
+    expect(resolveImageRef('shop', { image: 'reg/shop:1' })).toBe('reg/shop:1');
+    expect(() => resolveImageRef('shop', { image: 'a', tag: 'b' })).toThrow(/--image and --tag/);
+  });
+  it('reads the migrate summary line', () => {
+    expect(parseMigrateSummary('migrate: applying 0001_x\n{"ok": true, "applied": ["0001"], "alreadyApplied": []}\n')).toEqual({ applied: ['0001'] });
+    expect(parseMigrateSummary('no json')).toBeUndefined();
+  });
+  it('records deploys with the previous one kept', () => {
+    const r1 = { image: 'shop:1', imageId: 'sha256:1', deployedAt: 't1', migrationsApplied: ['0001'], durationMs: 1 };
+    const r2 = { ...r1, image: 'shop:2', imageId: 'sha256:2', deployedAt: 't2' };
+    const s = recordDeploy(recordDeploy(emptyState(), r1), r2);
+    expect(s.deploy!.current.image).toBe('shop:2');
+    expect(s.deploy!.previous!.image).toBe('shop:1');
+    expect(s.deploy!.history.map((h) => h.image)).toEqual(['shop:2', 'shop:1']);
+    expect(recordDeploy(s, { ...r2, deployedAt: 't3' }).deploy!.previous!.image).toBe('shop:1');
+  });
+});
+
+describe('pollUntil', () => {
+  it('backs off up to a cap and never sleeps past the deadline', async () => {
+    const clock = manualClock();
+    const result = await pollUntil(clock, { timeoutMs: 5000, initialDelayMs: 250, maxDelayMs: 2000, factor: 2 }, async () => ({ done: false, last: 'starting' }));
+    expect(result).toMatchObject({ ok: false, last: 'starting' });
+    expect(clock.slept).toEqual([250, 500, 1000, 2000, 1250]);
+  });
+  it('returns as soon as the probe is done', async () => {
+    const clock = manualClock();
+    let n = 0;
+    const result = await pollUntil(clock, { timeoutMs: 5000 }, async () => (++n === 3 ? { done: true, value: 'up' } : { done: false, last: 'no' }));
+    expect(result).toMatchObject({ ok: true, value: 'up', attempts: 3 });
+  });
+});

@@ -34,6 +34,7 @@ export const EXAMPLE_FILES: readonly TemplateFile[] = [
   { source: 'templates/example/tests/test_app.py', destination: 'tests/test_app.py' },
   { source: 'templates/example/env', destination: '.env' },
   { source: 'templates/example/env.offline', destination: '.env.offline' },
+  { source: 'templates/example/gitignore', destination: '.gitignore' },
 ];
 
 export function templatePath(file: TemplateFile): string {

@@ -213,14 +213,16 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
     }
     const state = await readState(ctx.fs, stateFile);
 
-    // The same image already deployed, and everything up: nothing to do.
+    // The same image already deployed, and everything up: nothing to do. The web service is judged as
+    // the deploy judges it (its health path answers), since its Docker health may still be "starting".
     if (state.deploy?.current.imageId === info.id) {
-      const services = [...config.deploy.dependencies, config.deploy.webService, ...config.deploy.frontServices];
-      const readiness = await Promise.all(services.map(async (s) => ({ s, c: pickServiceContainer(await docker.listContainers(serviceLabels(project, s))) })));
-      const web = readiness.find((r) => r.s === config.deploy.webService)?.c;
-      if (web?.imageId === info.id && readiness.every((r) => serviceReadiness(r.c).ready)) {
+      const others = [...config.deploy.dependencies, ...config.deploy.frontServices];
+      const readiness = await Promise.all(others.map(async (s) => serviceReadiness(pickServiceContainer(await docker.listContainers(serviceLabels(project, s))))));
+      const webStep = plan(image).find((s): s is Extract<DeployStep, { kind: 'web-health' }> => s.kind === 'web-health')!;
+      const web = readiness.every((r) => r.ready) ? await webHealth(rt, { ...webStep, timeoutMs: 0 }, info.id).catch(() => undefined) : undefined;
+      if (web) {
         ctx.reporter.info(`${image} (${info.id.slice(7, 19)}) is already deployed and every service is healthy: nothing to change`);
-        return { changed: false, project, compose: describeCli(cli), image, imageId: info.id, migrations: { ran: false, applied: [] }, steps: [], durationMs: Math.round(ctx.clock.monotonicMs() - started), web: web ? { container: web.name, address: Object.values(web.addresses)[0] ?? '' } : null, ...(build ? { build } : {}) };
+        return { changed: false, project, compose: describeCli(cli), image, imageId: info.id, migrations: { ran: false, applied: [] }, steps: [], durationMs: Math.round(ctx.clock.monotonicMs() - started), web: { container: web.container.name, address: web.address }, ...(build ? { build } : {}) };
       }
     }
 

@@ -1,0 +1,136 @@
+import { readdirSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseSingleJson } from '../helpers/cli.js';
+import { TEST_LABEL, docker, removeLabelled, uniqueName } from '../helpers/docker.js';
+import { createPlatform, projectResources, type Platform } from '../helpers/platform.js';
+
+async function webImageId(p: Platform): Promise<string> {
+  const id = (await docker(['ps', '-q', '--filter', `label=com.docker.compose.project=${p.project}`, '--filter', 'label=com.docker.compose.service=web'])).stdout.trim();
+  return id ? (await docker(['inspect', '-f', '{{.Image}}', id])).stdout.trim() : '';
+}
+
+const listTree = (dir: string): string[] => readdirSync(dir, { recursive: true, encoding: 'utf8' }).sort();
+
+describe('opskit deploy: migrate-then-start on the real engine', () => {
+  let p: Platform;
+  beforeAll(async () => {
+    p = await createPlatform('opskit-deploy-');
+  });
+  afterAll(async () => {
+    await p?.destroy();
+  });
+
+  it('--dry-run prints every step and creates no container, network, volume or file', async () => {
+    const before = listTree(p.dir);
+    const r = await p.run(['deploy', '--build', '--dry-run']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    for (const expected of ['would call Docker POST /build', 'up -d db redis', 'run --rm --no-deps -T web python3 migrate.py', 'up -d --no-deps web', 'would request GET http://<web container address>:8000/health', 'state.json']) {
+      expect(r.stderr).toContain(expected);
+    }
+    expect(await projectResources(p.project)).toEqual({ containers: [], networks: [], volumes: [] });
+    expect(listTree(p.dir)).toEqual(before);
+  });
+
+  it('deploys from nothing: the database first, the migrations once, then the API behind nginx', async () => {
+    const r = await p.run(['deploy', '--build', '--json']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const doc = parseSingleJson(r.stdout);
+    expect(doc).toMatchObject({ ok: true, changed: true, migrations: { ran: true, applied: ['0001', '0002'] } });
+    // The order the steps ran in, as printed.
+    const order = ['start db, redis', 'wait until db, redis are healthy', 'run the migrations', 'start or replace web', 'wait until web answers /health', 'start nginx'].map((s) => r.stderr.indexOf(s));
+    expect(order.every((at, i) => at >= 0 && (i === 0 || at > order[i - 1]!))).toBe(true);
+
+    const health = await (await fetch(p.url('/health'))).json();
+    expect(health).toMatchObject({ status: 'ok', database: 'ok', schema: '0002', version: (doc.build as { revision: string }).revision });
+    const created = await fetch(p.url('/api/items'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'widget' }) });
+    expect(created.status).toBe(201);
+    const items = (await (await fetch(p.url('/api/items'))).json()) as Array<{ name: string }>;
+    expect(items.map((i) => i.name)).toEqual(['widget']);
+    expect(await p.sql('SELECT string_agg(version, \',\' ORDER BY version) FROM schema_migrations')).toBe('0001,0002');
+    expect(await webImageId(p)).toBe(doc.imageId);
+  });
+
+  it('a second deploy of the same image changes nothing and does not re-run a migration', async () => {
+    const appliedAt = await p.sql('SELECT string_agg(applied_at::text, \',\') FROM schema_migrations');
+    const web = await webImageId(p);
+    const r = await p.run(['deploy', '--build', '--json']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(parseSingleJson(r.stdout), r.stderr.slice(-3000)).toMatchObject({ changed: false });
+    expect(r.stderr).toContain('nothing to change');
+    expect(await p.sql('SELECT string_agg(applied_at::text, \',\') FROM schema_migrations')).toBe(appliedAt);
+    expect(await webImageId(p)).toBe(web);
+  });
+
+  it('a broken migration exits 1: the web service stays on its previous version and the database is intact', async () => {
+    const web = await webImageId(p);
+    const before = (await (await fetch(p.url('/health'))).json()) as { version: string };
+    writeFileSync(path.join(p.dir, 'migrations/0003_broken.sql'), 'ALTER TABLE items ADD COLUMN price numeric;\nALTER TABLE no_such_table ADD COLUMN x int;\n');
+    try {
+      const r = await p.run(['deploy', '--build']);
+      expect(r.exitCode).toBe(1);
+      expect(r.stderr).toContain('the migrations failed');
+      expect(r.stderr).toContain('no_such_table');
+      expect(r.stderr).toContain('the previous version keeps serving');
+      expect(await webImageId(p)).toBe(web);
+      const after = (await (await fetch(p.url('/health'))).json()) as { version: string; status: string };
+      expect(after).toMatchObject({ status: 'ok', version: before.version });
+      // The failed migration's transaction left nothing: no row, no half-applied column.
+      expect(await p.sql('SELECT string_agg(version, \',\' ORDER BY version) FROM schema_migrations')).toBe('0001,0002');
+      expect(await p.sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'items' AND column_name = 'price'")).toBe('0');
+      expect(await p.sql('SELECT string_agg(name, \',\') FROM items')).toBe('widget');
+    } finally {
+      rmSync(path.join(p.dir, 'migrations/0003_broken.sql'));
+    }
+  });
+
+  it('a new version with a new migration: migrated, then replaced, and it reports the new schema', async () => {
+    writeFileSync(path.join(p.dir, 'migrations/0003_add_price.sql'), 'ALTER TABLE items ADD COLUMN price numeric NOT NULL DEFAULT 0;\n');
+    const r = await p.run(['deploy', '--build', '--json']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const doc = parseSingleJson(r.stdout);
+    expect(doc).toMatchObject({ changed: true, migrations: { applied: ['0003'] } });
+    expect(await webImageId(p)).toBe(doc.imageId);
+    expect(await (await fetch(p.url('/health'))).json()).toMatchObject({ status: 'ok', schema: '0003', expectedSchema: '0003' });
+  });
+});
+
+describe('opskit deploy: failures on a first deploy', () => {
+  const run = uniqueName('deploy-fail');
+  const platforms: Platform[] = [];
+  afterAll(async () => {
+    for (const p of platforms) await p.destroy();
+    await removeLabelled(run);
+    await docker(['rmi', '-f', `opskit-test/never-healthy:${run}`], { reject: false });
+  });
+
+  it('a broken migration on the first deploy: exit 1, and the web service is never started', async () => {
+    const p = await createPlatform('opskit-deploy-first-');
+    platforms.push(p);
+    writeFileSync(path.join(p.dir, 'migrations/0003_broken.sql'), 'SELECT * FROM no_such_table;\n');
+    const r = await p.run(['deploy', '--build', '--json']);
+    expect(r.exitCode).toBe(1);
+    expect(parseSingleJson(r.stdout)).toMatchObject({ ok: false, error: { code: 'E_MIGRATION_FAILED' } });
+    expect(await webImageId(p)).toBe('');
+    expect(await p.sql('SELECT string_agg(version, \',\' ORDER BY version) FROM schema_migrations')).toBe('0001,0002');
+  });
+
+  it('a database that never becomes healthy: exit 1 within the deadline, with its logs', async () => {
+    const p = await createPlatform('opskit-deploy-nodb-');
+    platforms.push(p);
+    // Runs, prints, but has no pg_isready: its healthcheck never passes.
+    const context = path.join(p.dir, 'never-healthy');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(context);
+    writeFileSync(path.join(context, 'Dockerfile'), 'FROM opskit-test/busybox:latest\nCMD ["sh", "-c", "echo database warming up forever; sleep 3600"]\n');
+    await docker(['build', '-q', '--label', `${TEST_LABEL}=${run}`, '-t', `opskit-test/never-healthy:${run}`, context]);
+    const started = Date.now();
+    const r = await p.run(['deploy', '--build', '--wait-timeout', '6s'], { POSTGRES_IMAGE: `opskit-test/never-healthy:${run}` });
+    const elapsed = Date.now() - started;
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/db \(last: starting\) did not become healthy within 6\.00s/);
+    expect(r.stderr).toContain('database warming up forever');
+    expect(elapsed).toBeLessThan(60_000);
+    expect(await webImageId(p)).toBe('');
+  });
+});

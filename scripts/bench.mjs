@@ -2,6 +2,7 @@
 // opskit's benchmarks. Each one measures opskit and its baseline side by side in the same run,
 // interleaved so that machine noise hits both alike, and prints the ratio. `npm run bench` builds first.
 import { execa } from 'execa';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,9 +19,9 @@ const median = (xs) => {
 };
 const p90 = (xs) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * 0.9))];
 
-async function timeOnce(file, args) {
+async function timeOnce(file, args, options = {}) {
   const t0 = performance.now();
-  const r = await execa(file, args, { reject: false, stdin: 'ignore', env: { NO_COLOR: '1' } });
+  const r = await execa(file, args, { reject: false, stdin: 'ignore', ...options, env: { NO_COLOR: '1', ...options.env } });
   const ms = performance.now() - t0;
   if (r.exitCode !== 0) throw new Error(`${file} ${args.join(' ')} exited ${r.exitCode}: ${r.stderr}`);
   return ms;
@@ -28,19 +29,24 @@ async function timeOnce(file, args) {
 
 /** Runs A and B alternately `runs` times after a warm-up; returns their medians and the ratio A/B. */
 async function sideBySide(a, b) {
-  for (let i = 0; i < 3; i++) {
-    await timeOnce(...a.argv);
-    await timeOnce(...b.argv);
+  return sideBySideWith(a, b, runs);
+}
+
+async function sideBySideWith(a, b, count) {
+  const once = (x) => timeOnce(x.argv[0], x.argv[1], x.options);
+  for (let i = 0; i < 2; i++) {
+    await once(a);
+    await once(b);
   }
   const ta = [];
   const tb = [];
-  for (let i = 0; i < runs; i++) {
+  for (let i = 0; i < count; i++) {
     if (i % 2) {
-      tb.push(await timeOnce(...b.argv));
-      ta.push(await timeOnce(...a.argv));
+      tb.push(await once(b));
+      ta.push(await once(a));
     } else {
-      ta.push(await timeOnce(...a.argv));
-      tb.push(await timeOnce(...b.argv));
+      ta.push(await once(a));
+      tb.push(await once(b));
     }
   }
   return {
@@ -50,6 +56,101 @@ async function sideBySide(a, b) {
   };
 }
 
+// ---- deploy: opskit against the same sequence run by hand with the compose CLI ------------------------
+const exampleEnv = (dir) =>
+  Object.fromEntries(
+    ['.env', '.env.offline']
+      .flatMap((f) => readFileSync(path.join(dir, f), 'utf8').split('\n'))
+      .filter((l) => /^[A-Z_]+=/.test(l))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
+
+async function freePort() {
+  const net = await import('node:net');
+  return new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function examplePlatform() {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'opskit-bench-'));
+  await execa(process.execPath, [bin, 'init', '--example', dir, '--quiet']);
+  const project = path.basename(dir).toLowerCase();
+  const env = { ...exampleEnv(dir), NGINX_PORT: String(await freePort()) };
+  await execa(process.execPath, [bin, '-e', 'offline', 'build', '--quiet'], { cwd: dir, env });
+  return { dir, project, env, file: path.join(dir, 'compose/docker-compose.prod.yml') };
+}
+
+async function down(p, project) {
+  await execa('docker-compose', ['-p', project, '-f', p.file, 'down', '-v', '-t', '2'], { env: p.env, reject: false });
+}
+
+/** The PAT-015 sequence by hand, with its fixed sleep replaced by the tightest polling a script would do. */
+async function deployByHand(p, project) {
+  const compose = (...args) => execa('docker-compose', ['-p', project, '-f', p.file, ...args], { env: { ...p.env, WEB_IMAGE: `${p.project}:latest` } });
+  const healthy = async (service) => {
+    for (;;) {
+      const id = (await execa('docker', ['ps', '-q', '--filter', `label=com.docker.compose.project=${project}`, '--filter', `label=com.docker.compose.service=${service}`])).stdout.trim();
+      if (id && (await execa('docker', ['inspect', '-f', '{{.State.Health.Status}}', id])).stdout.trim() === 'healthy') return id;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  };
+  await compose('up', '-d', 'db', 'redis');
+  await Promise.all([healthy('db'), healthy('redis')]);
+  await compose('run', '--rm', '--no-deps', '-T', 'web', 'python3', 'migrate.py');
+  await compose('up', '-d', '--no-deps', 'web');
+  const web = (await execa('docker', ['ps', '-q', '--filter', `label=com.docker.compose.project=${project}`, '--filter', 'label=com.docker.compose.service=web'])).stdout.trim();
+  const ip = (await execa('docker', ['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', web])).stdout.trim();
+  for (;;) {
+    const ok = await fetch(`http://${ip}:8000/health`).then((r) => r.ok, () => false);
+    if (ok) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await compose('up', '-d', '--no-deps', 'nginx');
+  await healthy('nginx');
+}
+
+async function deployBench() {
+  const p = await examplePlatform();
+  const opskit = [];
+  const byHand = [];
+  const rounds = Number(process.env.BENCH_DEPLOY_RUNS ?? 3);
+  try {
+    for (let i = 0; i < rounds; i++) {
+      const pair = [
+        async () => {
+          await rmState(p.dir);
+          const t0 = performance.now();
+          await execa(process.execPath, [bin, '-e', 'offline', 'deploy', '--quiet'], { cwd: p.dir, env: { ...p.env, COMPOSE_PROJECT_NAME: `${p.project}o` } });
+          opskit.push(performance.now() - t0);
+          await down(p, `${p.project}o`);
+        },
+        async () => {
+          const t0 = performance.now();
+          await deployByHand(p, `${p.project}h`);
+          byHand.push(performance.now() - t0);
+          await down(p, `${p.project}h`);
+        },
+      ];
+      for (const run of i % 2 ? pair.reverse() : pair) await run();
+    }
+  } finally {
+    await down(p, `${p.project}o`);
+    await down(p, `${p.project}h`);
+  }
+  return { p, result: { 'opskit deploy': { medianMs: +median(opskit).toFixed(0), p90Ms: +p90(opskit).toFixed(0) }, 'compose by hand': { medianMs: +median(byHand).toFixed(0), p90Ms: +p90(byHand).toFixed(0) }, ratio: +(median(opskit) / median(byHand)).toFixed(3) } };
+}
+
+async function rmState(dir) {
+  const { rmSync } = await import('node:fs');
+  rmSync(path.join(dir, '.opskit', 'state.json'), { force: true });
+}
+
+let platformForRebuild;
+
 const benchmarks = [
   {
     name: 'cold start: opskit --help vs node -e 0',
@@ -57,7 +158,32 @@ const benchmarks = [
     pass: (r) => r.ratio < 2,
     run: () => sideBySide({ name: 'opskit --help', argv: [process.execPath, [bin, '--help']] }, { name: 'node -e 0', argv: [process.execPath, ['-e', '0']] }),
   },
+  {
+    name: 'deploy of the sample platform: opskit deploy vs the same compose sequence by hand',
+    goal: "opskit's overhead < 10% (ratio < 1.10)",
+    pass: (r) => r.ratio < 1.1,
+    run: async () => {
+      const { p, result } = await deployBench();
+      platformForRebuild = p;
+      return result;
+    },
+  },
+  {
+    name: 'no-change rebuild: opskit build vs docker build (legacy builder), same context',
+    goal: 'none set (reported: both fully cached; the difference is Node start-up and module loading)',
+    pass: () => true,
+    run: async () => {
+      const p = platformForRebuild ?? (await examplePlatform());
+      return sideBySideWith(
+        { name: 'opskit build', argv: [process.execPath, [bin, '-e', 'offline', 'build', '--quiet']], options: { cwd: p.dir, env: p.env } },
+        { name: 'docker build', argv: ['docker', ['build', '-q', '-f', 'Dockerfile.prod', '--build-arg', `BASE_IMAGE=${p.env.BASE_IMAGE}`, '-t', `${p.project}:byhand`, '.']], options: { cwd: p.dir, env: { DOCKER_BUILDKIT: '0' } } },
+        Number(process.env.BENCH_REBUILD_RUNS ?? 6),
+      );
+    },
+  },
 ];
+const only = process.env.BENCH_ONLY;
+if (only) benchmarks.splice(0, benchmarks.length, ...benchmarks.filter((b) => b.name.includes(only)));
 
 const machine = {
   cpus: `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'unknown'}`,
@@ -65,6 +191,7 @@ const machine = {
   node: process.version,
   platform: `${os.type()} ${os.release()} ${os.arch()}`,
   runs,
+  docker: (await execa('docker', ['version', '--format', '{{.Server.Version}}'], { reject: false })).stdout.trim() || 'not running',
 };
 const results = [];
 for (const b of benchmarks) {
@@ -80,7 +207,7 @@ if (json) {
     lines.push(`${r.name}`);
     lines.push(`  ${a}: median ${r[a].medianMs} ms (p90 ${r[a].p90Ms} ms)`);
     lines.push(`  ${b}: median ${r[b].medianMs} ms (p90 ${r[b].p90Ms} ms)`);
-    lines.push(`  ratio ${r.ratio}x   goal ${r.goal}: ${r.met ? 'met' : 'NOT met'}`);
+    lines.push(`  ratio ${r.ratio}x   goal ${r.goal}${r.goal.startsWith('none') ? '' : `: ${r.met ? 'met' : 'NOT met'}`}`);
     lines.push('');
   }
   process.stdout.write(lines.join('\n'));

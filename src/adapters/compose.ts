@@ -1,4 +1,5 @@
 import type { ExecAdapter, ExecResult } from './exec.js';
+import type { FsAdapter } from './fs.js';
 
 export type ComposeFlavor = 'v2' | 'v1';
 
@@ -40,6 +41,48 @@ export async function detectCompose(exec: ExecAdapter, preference: 'auto' | Comp
     if (!result.failed && result.stdout.trim()) return { ...candidate, version: result.stdout.trim().replace(/^v/, '') };
   }
   return undefined;
+}
+
+interface CachedCli extends ComposeCli {
+  preference: string;
+  binary: string;
+  mtimeMs: number;
+}
+
+/**
+ * detectCompose, remembered in the state directory: the v1 CLI alone costs about a second to ask
+ * (a Python start) on every deploy. The answer is reused while the same binary (path and mtime) is on
+ * PATH and the preference is the same.
+ */
+export async function detectComposeCached(
+  exec: ExecAdapter,
+  fs: FsAdapter,
+  cacheFile: string,
+  preference: 'auto' | ComposeFlavor,
+  options: { timeoutMs: number; env?: Record<string, string | undefined>; write: boolean },
+): Promise<ComposeCli | undefined> {
+  const text = await fs.readText(cacheFile);
+  if (text) {
+    try {
+      const cached = JSON.parse(text) as CachedCli;
+      const binary = await exec.which(cached.file, options.env);
+      if (cached.preference === preference && binary === cached.binary && (await fs.mtimeMs(binary)) === cached.mtimeMs) {
+        return { flavor: cached.flavor, version: cached.version, file: cached.file, prefix: cached.prefix };
+      }
+    } catch {
+      // stale or unreadable: ask again
+    }
+  }
+  const found = await detectCompose(exec, preference, options.timeoutMs);
+  if (found && options.write) {
+    const binary = await exec.which(found.file, options.env);
+    const mtimeMs = binary ? await fs.mtimeMs(binary) : undefined;
+    if (binary && mtimeMs !== undefined) {
+      const cached: CachedCli = { ...found, preference, binary, mtimeMs };
+      await fs.writeFileAtomic(cacheFile, `${JSON.stringify(cached)}\n`).catch(() => {});
+    }
+  }
+  return found;
 }
 
 export function describeCli(cli: ComposeCli): string {

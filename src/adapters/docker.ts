@@ -75,6 +75,11 @@ export interface DockerAdapter {
   inspectContainer(id: string): Promise<ContainerInfo | undefined>;
   /** The last `tail` lines of stdout and stderr. */
   containerLogs(id: string, tail: number): Promise<string>;
+  /**
+   * Container events (start, die, health_status, ...) of containers with these labels, as they
+   * happen, until the returned function is called. Lets a wait wake at once instead of polling late.
+   */
+  watchContainers(labels: Record<string, string>, onEvent: (event: { action: string; id: string }) => void): Promise<() => void>;
 }
 
 export interface DockerConnection {
@@ -206,6 +211,27 @@ export async function createDockerAdapter(host: string | undefined, timeoutMs = 
         if (isNotFound(error)) return undefined;
         throw error;
       }
+    },
+    async watchContainers(labels, onEvent) {
+      // No request timeout: the stream stays open for the whole wait.
+      const stream = (await builder.getEvents({ filters: { type: ['container'], label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) } })) as NodeJS.ReadableStream & { destroy(): void };
+      let pending = '';
+      stream.on('data', (chunk: Buffer) => {
+        pending += chunk.toString();
+        const lines = pending.split('\n');
+        pending = lines.pop() ?? '';
+        for (const line of lines) {
+          if (!line.trim()) continue;
+          try {
+            const event = JSON.parse(line) as { Action?: string; status?: string; id?: string; Actor?: { ID?: string } };
+            onEvent({ action: event.Action ?? event.status ?? '', id: event.Actor?.ID ?? event.id ?? '' });
+          } catch {
+            // a partial or foreign line: ignore
+          }
+        }
+      });
+      stream.on('error', () => {});
+      return () => stream.destroy();
     },
     async containerLogs(id, tail) {
       const buffer = (await docker.getContainer(id).logs({ stdout: true, stderr: true, tail, follow: false })) as unknown as Buffer;

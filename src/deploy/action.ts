@@ -1,12 +1,12 @@
 import type { ChalkInstance } from 'chalk';
 import path from 'node:path';
-import { composeArgv, describeCli, detectCompose, serviceLabels, type ComposeTarget } from '../adapters/compose.js';
+import { composeArgv, describeCli, detectComposeCached, serviceLabels, type ComposeTarget } from '../adapters/compose.js';
 import type { ContainerInfo, DockerAdapter } from '../adapters/docker.js';
 import { buildImage, type BuildInput, type BuildResult } from '../build/action.js';
 import { ConfigError, OperationError, UsageError } from '../errors.js';
 import { type Context, projectPath, withMutation } from '../runtime/context.js';
 import { formatDuration, parseDuration } from '../runtime/duration.js';
-import { pollUntil } from '../runtime/poll.js';
+import { Waker, pollUntil } from '../runtime/poll.js';
 import { describeDeployStep, planDeploy, toPlannedSteps, type DeployStep } from './plan.js';
 import { readState, recordDeploy, writeState } from './state.js';
 
@@ -102,16 +102,24 @@ async function serviceDiagnostics(rt: Runtime, service: string): Promise<string>
 }
 
 async function waitHealthy(rt: Runtime, services: readonly string[], timeoutMs: number): Promise<void> {
+  // Polled with backoff, and woken at once by the engine's events (health_status, start, die), so a
+  // healthy service is seen when it turns healthy, not at the next poll.
+  const wakers = new Map(services.map((s) => [s, new Waker()]));
+  const stop = await rt.docker
+    .watchContainers({ 'com.docker.compose.project': rt.target.project }, () => {
+      for (const waker of wakers.values()) waker.wake();
+    })
+    .catch(() => () => {});
   const results = await Promise.all(
     services.map(async (service) => {
-      const poll = await pollUntil(rt.ctx.clock, { timeoutMs }, async () => {
+      const poll = await pollUntil(rt.ctx.clock, { timeoutMs, maxDelayMs: 2000, wake: wakers.get(service)! }, async () => {
         const container = pickServiceContainer(await rt.docker.listContainers(serviceLabels(rt.target.project, service)));
         const readiness = serviceReadiness(container);
         return readiness.ready ? { done: true, value: container! } : { done: false, last: readiness.describe };
       });
       return { service, poll };
     }),
-  );
+  ).finally(stop);
   const failed = results.filter((r) => !r.poll.ok);
   if (failed.length === 0) return;
   const diagnostics = await Promise.all(failed.map((f) => serviceDiagnostics(rt, f.service)));
@@ -134,7 +142,8 @@ async function compose(rt: Runtime, argv: [string, string[]], what: string, imag
 }
 
 async function webHealth(rt: Runtime, step: Extract<DeployStep, { kind: 'web-health' }>, imageId: string): Promise<{ container: ContainerInfo; address: string }> {
-  const poll = await pollUntil(rt.ctx.clock, { timeoutMs: step.timeoutMs, initialDelayMs: 200 }, async () => {
+  // An HTTP probe is cheap: poll often (gunicorn is up within a second or two).
+  const poll = await pollUntil(rt.ctx.clock, { timeoutMs: step.timeoutMs, initialDelayMs: 100, maxDelayMs: 500 }, async () => {
     const containers = await rt.docker.listContainers(serviceLabels(rt.target.project, step.service));
     const container = containers.find((c) => !isOneOff(c) && c.running && c.imageId === imageId);
     if (!container) return { done: false, last: `no running ${step.service} container of the new image` };
@@ -168,7 +177,11 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
   const waitTimeoutMs = parseDuration(input.waitTimeout ?? config.deploy.waitTimeout, input.waitTimeout ? '--wait-timeout' : 'deploy.waitTimeout');
   const healthTimeoutMs = parseDuration(input.healthTimeout ?? config.deploy.healthTimeout, input.healthTimeout ? '--health-timeout' : 'deploy.healthTimeout');
   const migrateTimeoutMs = parseDuration(config.deploy.migrateTimeout, 'deploy.migrateTimeout');
-  const cli = await detectCompose(ctx.exec, config.compose.cli, 15_000);
+  const cli = await detectComposeCached(ctx.exec, ctx.fs, projectPath(ctx, path.join(config.paths.state, 'compose-cli.json')), config.compose.cli, {
+    timeoutMs: 15_000,
+    env: loaded.env,
+    write: !ctx.globals.dryRun,
+  });
   if (!cli) {
     throw new ConfigError(`no compose CLI found (compose.cli: ${config.compose.cli})`, { code: 'E_NO_COMPOSE', hint: 'install the docker compose plugin (v2) or docker-compose (v1); `opskit doctor` checks it' });
   }

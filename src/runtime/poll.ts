@@ -7,6 +7,21 @@ export interface PollOptions {
   initialDelayMs?: number;
   maxDelayMs?: number;
   factor?: number;
+  /** Ends a sleep early (an event said the state may have changed): the next probe runs at once. */
+  wake?: Waker;
+}
+
+/** Something that can cut a poll's sleep short. */
+export class Waker {
+  #controller = new AbortController();
+  wake(): void {
+    this.#controller.abort();
+  }
+  /** The signal for the next sleep; a fresh one once the last has fired. */
+  signal(): AbortSignal {
+    if (this.#controller.signal.aborted) this.#controller = new AbortController();
+    return this.#controller.signal;
+  }
 }
 
 export type PollResult<T> = { ok: true; value: T; attempts: number; elapsedMs: number } | { ok: false; last: string; attempts: number; elapsedMs: number };
@@ -28,7 +43,11 @@ export async function pollUntil<T>(clock: Clock, options: PollOptions, probe: (a
     last = result.last;
     const left = deadline - clock.monotonicMs();
     if (left <= 0) return { ok: false, last, attempts, elapsedMs: clock.monotonicMs() - started };
-    await clock.sleep(Math.min(delay, left));
+    try {
+      await clock.sleep(Math.min(delay, left), options.wake?.signal());
+    } catch (error) {
+      if ((error as { name?: string }).name !== 'AbortError') throw error;
+    }
     delay = Math.min(delay * (options.factor ?? 1.5), options.maxDelayMs ?? 2000);
   }
 }

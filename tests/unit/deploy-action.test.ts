@@ -33,12 +33,14 @@ async function setup(answers: Record<string, (options?: ExecOptions) => ExecResu
       if (!answer) throw new Error(`unexpected exec: ${key}`);
       return answer(options);
     },
+    which: async (name) => `/usr/bin/${name}`,
   });
   const docker = strictFake<DockerAdapter>('docker', {
     endpoint: 'unix:///var/run/docker.sock',
     inspectImage: async (ref) => (ref === 'shop:latest' ? { id: 'sha256:new', tags: [ref], sizeBytes: 1, user: 'appuser', created: '', labels: {} } : undefined),
     listContainers: async (labels) => [healthy(labels['com.docker.compose.service']!, labels['com.docker.compose.service'] === 'web' ? 'sha256:new' : 'sha256:db')],
     containerLogs: async () => 'log line',
+    watchContainers: async () => () => {},
   });
   const http = strictFake<HttpAdapter>('http', { request: async () => ({ status: 200, headers: {}, body: '{"status":"ok"}', latencyMs: 1 }) });
   const stderr = new BufferStream();

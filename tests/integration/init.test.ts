@@ -96,7 +96,7 @@ describe('what opskit init renders, checked by the real tools', () => {
     writeFileSync(path.join(app, 'requirements.txt'), 'flask\ngunicorn\npsycopg2\n');
     writeFileSync(path.join(app, 'app.py'), 'from flask import Flask\napp = Flask(__name__)\n@app.get("/health")\ndef health():\n    return {"status": "ok"}\n');
     const tag = `opskit-test/init-app:${run}`;
-    const build = await execa('docker', ['build', '-q', '--label', `${TEST_LABEL}=${run}`, '--build-arg', 'BASE_IMAGE=opskit-test/python:3.11', '-f', 'Dockerfile.prod', '-t', tag, '.'], {
+    const build = await execa('docker', ['build', '-q', '--force-rm', '--label', `${TEST_LABEL}=${run}`, '--build-arg', 'BASE_IMAGE=opskit-test/python:3.11', '-f', 'Dockerfile.prod', '-t', tag, '.'], {
       cwd: app,
       env: { DOCKER_BUILDKIT: '0' },
       reject: false,
@@ -126,7 +126,7 @@ describe('what opskit init renders, checked by the real tools', () => {
     const app = tempDir('opskit-init-app-');
     writeFileSync(path.join(app, 'Dockerfile.prod'), readFileSync(path.join(dir, 'Dockerfile.prod')));
     writeFileSync(path.join(app, 'requirements.txt'), 'flask\nno-such-package-xyz\n');
-    const build = await execa('docker', ['build', '--label', `${TEST_LABEL}=${run}`, '--build-arg', 'BASE_IMAGE=opskit-test/python:3.11', '-f', 'Dockerfile.prod', '.'], {
+    const build = await execa('docker', ['build', '--force-rm', '--label', `${TEST_LABEL}=${run}`, '--build-arg', 'BASE_IMAGE=opskit-test/python:3.11', '-f', 'Dockerfile.prod', '.'], {
       cwd: app,
       env: { DOCKER_BUILDKIT: '0' },
       reject: false,

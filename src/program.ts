@@ -3,6 +3,7 @@ import { registerBuild } from './cli/build.js';
 import { registerConfig } from './cli/config.js';
 import { registerDeploy } from './cli/deploy.js';
 import { registerDoctor } from './cli/doctor.js';
+import { registerHealth } from './cli/health.js';
 import { registerInit } from './cli/init.js';
 import { collect } from './cli/options.js';
 import { processIo, type Io } from './cli/run.js';
@@ -42,6 +43,7 @@ export function createProgram(io: Io = processIo(process.argv.slice(2))): Comman
   registerInit(program, io);
   registerBuild(program, io);
   registerDeploy(program, io);
+  registerHealth(program, io);
   registerConfig(program, io);
   registerDoctor(program, io);
   program.addHelpText(

@@ -1,3 +1,4 @@
+import type { ContainerInfo } from './docker.js';
 import type { ExecAdapter, ExecResult } from './exec.js';
 import type { FsAdapter } from './fs.js';
 
@@ -25,6 +26,17 @@ export function composeArgv(target: ComposeTarget, args: readonly string[]): [st
 /** The labels compose puts on its containers: how opskit finds them (never by name). */
 export function serviceLabels(project: string, service: string): Record<string, string> {
   return { 'com.docker.compose.project': project, 'com.docker.compose.service': service };
+}
+
+/** `compose run` containers: never the service itself. */
+export function isOneOff(container: ContainerInfo): boolean {
+  return container.labels['com.docker.compose.oneoff'] === 'True';
+}
+
+/** Pure: the service's container that matters (running first, then the newest). */
+export function pickServiceContainer(containers: readonly ContainerInfo[]): ContainerInfo | undefined {
+  const service = containers.filter((c) => !isOneOff(c));
+  return service.find((c) => c.running) ?? service[0];
 }
 
 /**

@@ -75,6 +75,10 @@ export interface DockerAdapter {
   inspectContainer(id: string): Promise<ContainerInfo | undefined>;
   /** The last `tail` lines of stdout and stderr. */
   containerLogs(id: string, tail: number): Promise<string>;
+  /** One sample of the stats API: CPU percent (of all CPUs) and memory use. */
+  containerStats(id: string): Promise<{ cpuPercent: number; memoryBytes: number; memoryLimitBytes: number }>;
+  /** Runs argv inside a running container; its exit code and output. */
+  exec(id: string, argv: readonly string[]): Promise<{ exitCode: number; output: string }>;
   /**
    * Container events (start, die, health_status, ...) of containers with these labels, as they
    * happen, until the returned function is called. Lets a wait wake at once instead of polling late.
@@ -116,6 +120,22 @@ export function demuxLogs(buffer: Buffer): string {
     offset += 8 + size;
   }
   return parts.join('');
+}
+
+interface RawStats {
+  cpu_stats: { cpu_usage: { total_usage: number; percpu_usage?: number[] }; system_cpu_usage?: number; online_cpus?: number };
+  precpu_stats: { cpu_usage: { total_usage: number }; system_cpu_usage?: number };
+  memory_stats: { usage?: number; limit?: number; stats?: { cache?: number; inactive_file?: number } };
+}
+
+/** Pure: the `docker stats` arithmetic (CPU % as docker stats shows it, 100 per busy CPU; memory less the page cache). */
+export function cpuAndMemory(stats: RawStats): { cpuPercent: number; memoryBytes: number; memoryLimitBytes: number } {
+  const cpuDelta = stats.cpu_stats.cpu_usage.total_usage - stats.precpu_stats.cpu_usage.total_usage;
+  const systemDelta = (stats.cpu_stats.system_cpu_usage ?? 0) - (stats.precpu_stats.system_cpu_usage ?? 0);
+  const cpus = stats.cpu_stats.online_cpus ?? stats.cpu_stats.cpu_usage.percpu_usage?.length ?? 1;
+  const cpuPercent = systemDelta > 0 && cpuDelta > 0 ? (cpuDelta / systemDelta) * cpus * 100 : 0;
+  const cache = stats.memory_stats.stats?.inactive_file ?? stats.memory_stats.stats?.cache ?? 0;
+  return { cpuPercent, memoryBytes: Math.max(0, (stats.memory_stats.usage ?? 0) - cache), memoryLimitBytes: stats.memory_stats.limit ?? 0 };
 }
 
 interface RawContainer {
@@ -211,6 +231,22 @@ export async function createDockerAdapter(host: string | undefined, timeoutMs = 
         if (isNotFound(error)) return undefined;
         throw error;
       }
+    },
+    async containerStats(id) {
+      const stats = (await docker.getContainer(id).stats({ stream: false })) as unknown as RawStats;
+      return cpuAndMemory(stats);
+    },
+    async exec(id, argv) {
+      const execution = await docker.getContainer(id).exec({ Cmd: [...argv], AttachStdout: true, AttachStderr: true });
+      const stream = await execution.start({ hijack: true, stdin: false });
+      const chunks: Buffer[] = [];
+      await new Promise<void>((resolve, reject) => {
+        stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+        stream.on('end', () => resolve());
+        stream.on('error', reject);
+      });
+      const inspected = await execution.inspect();
+      return { exitCode: inspected.ExitCode ?? -1, output: demuxLogs(Buffer.concat(chunks)) };
     },
     async watchContainers(labels, onEvent) {
       // No request timeout: the stream stays open for the whole wait.

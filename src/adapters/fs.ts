@@ -25,6 +25,8 @@ export interface FsAdapter {
   mtimeMs(file: string): Promise<number | undefined>;
   /** Files (and symlinks) below `dir`, as `/`-separated relative paths, sorted; `skipDir` prunes. */
   walkFiles(dir: string, skipDir?: (relative: string) => boolean): Promise<string[]>;
+  /** Free and total bytes of the filesystem holding `file`. */
+  diskSpace(file: string): Promise<{ freeBytes: number; totalBytes: number }>;
   /** sha256 over the names and contents of these files (relative to dir), streamed. */
   hashFiles(dir: string, files: readonly string[]): Promise<string>;
 }
@@ -119,6 +121,10 @@ export const nodeFs: FsAdapter = {
     } catch {
       return undefined;
     }
+  },
+  async diskSpace(file) {
+    const stats = await fsp.statfs(file);
+    return { freeBytes: stats.bavail * stats.bsize, totalBytes: stats.blocks * stats.bsize };
   },
   async hashFiles(dir, files) {
     const hash = createHash('sha256');

@@ -7,6 +7,8 @@ export interface SystemAdapter {
   user(): string;
   cpuCount(): number;
   isPidAlive(pid: number): boolean;
+  /** Runs `handler` on SIGINT or SIGTERM (instead of dying); returns the function that stops listening. */
+  onInterrupt(handler: (signal: string) => void): () => void;
 }
 
 export const nodeSystem: SystemAdapter = {
@@ -20,6 +22,15 @@ export const nodeSystem: SystemAdapter = {
     }
   },
   cpuCount: () => os.availableParallelism(),
+  onInterrupt: (handler) => {
+    const listener = (signal: string) => handler(signal);
+    process.on('SIGINT', listener);
+    process.on('SIGTERM', listener);
+    return () => {
+      process.off('SIGINT', listener);
+      process.off('SIGTERM', listener);
+    };
+  },
   isPidAlive: (pid) => {
     try {
       process.kill(pid, 0);

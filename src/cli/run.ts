@@ -3,7 +3,9 @@ import { systemClock } from '../adapters/clock.js';
 import { createDockerAdapter } from '../adapters/docker.js';
 import { createExecAdapter } from '../adapters/exec.js';
 import { nodeFs } from '../adapters/fs.js';
-import { fetchHttp } from '../adapters/http.js';
+import { nodeDatastores } from '../adapters/datastores.js';
+import { nodeHttp } from '../adapters/http.js';
+import { nodeNet } from '../adapters/net.js';
 import { nodeSystem } from '../adapters/system.js';
 import type { FlagValue } from '../config/load.js';
 import { Redactor } from '../config/redact.js';
@@ -92,7 +94,9 @@ export function createContext(io: Io, globals: GlobalOptions, redactor: Redactor
     fs,
     exec: io.adapters?.exec ?? createExecAdapter(fs),
     clock: io.adapters?.clock ?? systemClock,
-    http: io.adapters?.http ?? fetchHttp,
+    http: io.adapters?.http ?? nodeHttp,
+    net: io.adapters?.net ?? nodeNet,
+    datastores: io.adapters?.datastores ?? nodeDatastores,
     system: io.adapters?.system ?? nodeSystem,
     docker: io.adapters?.docker ?? ((host) => createDockerAdapter(host)),
     cwd: io.cwd,

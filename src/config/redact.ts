@@ -29,6 +29,12 @@ export class Redactor {
     this.#secrets.sort((a, b) => b.length - a.length);
   }
 
+  /** A URL given on the command line: its password (if any) is a secret, the rest is not. */
+  addUrl(url: string): void {
+    const sensitive = Sensitive.url(url);
+    for (const part of sensitive.secretParts().slice(1)) this.add(part);
+  }
+
   /** Secrets found in an environment: by name (`*_PASSWORD`, `*_TOKEN`, ...) and URL passwords. */
   addFromEnv(env: Record<string, string | undefined>): void {
     for (const [name, value] of Object.entries(env)) {

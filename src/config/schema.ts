@@ -37,6 +37,64 @@ export const secretUrl = z.union([
 const url = text('a URL').refine((v) => /^https?:\/\/[^\s]+$/i.test(v), { error: 'expected an http(s) URL' });
 
 // A missing section is an empty one, so each key's default applies.
+const nonNegativeInt = z.preprocess(
+  fromText,
+  z.number({ error: 'expected a whole number, 0 or more' }).int({ error: 'expected a whole number, 0 or more' }).min(0, { error: 'expected a whole number, 0 or more' }),
+);
+const percent = z.preprocess(fromText, z.number({ error: 'expected a percentage (0-100)' }).min(0, { error: 'expected a percentage (0-100)' }).max(100, { error: 'expected a percentage (0-100)' }));
+/** `200`, `"200-299"`, `"2xx"`. */
+const statusExpectation = z.union([z.number().int().min(100).max(599), text().regex(/^([1-5]xx|\d{3}(-\d{3})?)(,([1-5]xx|\d{3}(-\d{3})?))*$/, { error: 'expected a status, a range or a class: 200, "200-299", "2xx"' })], {
+  error: 'expected a status, a range or a class: 200, "200-299", "2xx"',
+});
+/** `15%` of the filesystem, or an amount: `10GiB`, `500MB`. */
+const spaceThreshold = text().regex(/^(\d+(\.\d+)?%|\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB))$/i, { error: 'expected a percentage (15%) or a size (10GiB)' });
+
+const checkCommon = {
+  name: text().optional(),
+  timeout: duration.optional(),
+  retries: nonNegativeInt.optional(),
+  retryDelay: duration.optional(),
+  startPeriod: duration.optional(),
+};
+
+export const healthCheckSchema = z.discriminatedUnion(
+  'kind',
+  [
+    z.strictObject({
+      kind: z.literal('http'),
+      ...checkCommon,
+      url: text('a URL').refine((v) => /^https?:\/\/\S+$/i.test(v), { error: 'expected an http(s) URL' }),
+      method: z.enum(['GET', 'HEAD', 'POST']).default('GET'),
+      headers: z.record(z.string(), z.union([z.instanceof(Sensitive), z.string()])).default({}),
+      expectStatus: statusExpectation.default('2xx'),
+      bodyContains: z.string().optional(),
+      json: z.strictObject({ path: text(), equals: z.union([z.string(), z.number(), z.boolean(), z.null()]) }).optional(),
+      warnLatency: duration.optional(),
+      failLatency: duration.optional(),
+      certWarnDays: nonNegativeInt.default(14),
+      certFailDays: nonNegativeInt.default(3),
+    }),
+    z.strictObject({ kind: z.literal('tcp'), ...checkCommon, target: text('host:port').regex(/^\[?[\w.:-]+\]?:\d+$/, { error: 'expected host:port' }) }),
+    z.strictObject({ kind: z.literal('container'), ...checkCommon, service: text().optional(), container: text().optional() }),
+    z.strictObject({ kind: z.literal('postgres'), ...checkCommon, url: secretUrl }),
+    z.strictObject({ kind: z.literal('redis'), ...checkCommon, url: secretUrl }),
+    z.strictObject({ kind: z.literal('disk'), ...checkCommon, path: text().default('.'), warnFree: spaceThreshold.default('15%'), failFree: spaceThreshold.default('5%') }),
+    z.strictObject({
+      kind: z.literal('resources'),
+      ...checkCommon,
+      services: z.array(text()).optional(),
+      containers: z.array(text()).optional(),
+      warnCpu: percent.default(80),
+      failCpu: percent.default(95),
+      warnMemory: percent.default(80),
+      failMemory: percent.default(95),
+    }),
+    z.strictObject({ kind: z.literal('nginx'), ...checkCommon }),
+  ],
+  { error: 'expected kind: one of http, tcp, container, postgres, redis, disk, resources, nginx' },
+);
+export type HealthCheckConfig = z.output<typeof healthCheckSchema>;
+
 const section = <T extends z.ZodRawShape>(shape: T) => z.strictObject(shape).prefault({} as never);
 
 export const configSchema = z.strictObject({
@@ -68,6 +126,9 @@ export const configSchema = z.strictObject({
     config: text().default('nginx/nginx.conf'),
     upstreamFile: text().default('nginx/upstream/web.conf'),
     service: text().default('nginx'),
+    /** host mode: nginx's -p prefix, and its pid file (default: the one `nginx -V` names). */
+    prefix: text().optional(),
+    pidFile: text().optional(),
   }),
   s3: section({
     bucket: text().optional(),
@@ -107,6 +168,16 @@ export const configSchema = z.strictObject({
     waitTimeout: duration.default('120s'),
     /** How long the new API may take to answer its health path. */
     healthTimeout: duration.default('60s'),
+  }),
+  health: section({
+    /** Defaults of every check; each check may set its own. */
+    timeout: duration.default('5s'),
+    retries: nonNegativeInt.default(0),
+    retryDelay: duration.default('1s'),
+    startPeriod: duration.default('0s'),
+    /** `warn`: a warning fails the run too (exit 3). */
+    failOn: z.enum(['fail', 'warn'], { error: 'expected fail or warn' }).default('fail'),
+    checks: z.array(healthCheckSchema, { error: 'expected a list of checks' }).default([]),
   }),
   backup: section({
     dir: text().default('backups'),

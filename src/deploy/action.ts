@@ -1,6 +1,6 @@
 import type { ChalkInstance } from 'chalk';
 import path from 'node:path';
-import { composeArgv, describeCli, detectComposeCached, serviceLabels, type ComposeTarget } from '../adapters/compose.js';
+import { composeArgv, describeCli, detectComposeCached, isOneOff, pickServiceContainer, serviceLabels, type ComposeTarget } from '../adapters/compose.js';
 import type { ContainerInfo, DockerAdapter } from '../adapters/docker.js';
 import { buildImage, type BuildInput, type BuildResult } from '../build/action.js';
 import { ConfigError, OperationError, UsageError } from '../errors.js';
@@ -41,16 +41,6 @@ export interface DeployResult {
 }
 
 const TAIL = 30;
-
-function isOneOff(container: ContainerInfo): boolean {
-  return container.labels['com.docker.compose.oneoff'] === 'True';
-}
-
-/** Pure: the service's container that matters (running first, then the newest). */
-export function pickServiceContainer(containers: readonly ContainerInfo[]): ContainerInfo | undefined {
-  const service = containers.filter((c) => !isOneOff(c));
-  return service.find((c) => c.running) ?? service[0];
-}
 
 /** Pure: is a service up as a probe means it (Docker health when it has one, else running)? */
 export function serviceReadiness(container: ContainerInfo | undefined): { ready: boolean; describe: string } {

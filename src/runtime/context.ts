@@ -3,7 +3,9 @@ import type { Clock } from '../adapters/clock.js';
 import type { DockerAdapter } from '../adapters/docker.js';
 import type { ExecAdapter } from '../adapters/exec.js';
 import type { FsAdapter } from '../adapters/fs.js';
+import type { DatastoreAdapter } from '../adapters/datastores.js';
 import type { HttpAdapter } from '../adapters/http.js';
+import type { NetAdapter } from '../adapters/net.js';
 import type { SystemAdapter } from '../adapters/system.js';
 import type { LoadedConfig } from '../config/load.js';
 import type { Redactor } from '../config/redact.js';
@@ -31,6 +33,8 @@ export interface Adapters {
   exec: ExecAdapter;
   clock: Clock;
   http: HttpAdapter;
+  net: NetAdapter;
+  datastores: DatastoreAdapter;
   system: SystemAdapter;
   /** Connects lazily: dockerode loads only for the commands that talk to Docker. */
   docker(host: string | undefined): Promise<DockerAdapter>;

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { ComposeTarget } from '../../src/adapters/compose.js';
 import type { ContainerInfo } from '../../src/adapters/docker.js';
-import { parseMigrateSummary, pickServiceContainer, resolveImageRef, serviceReadiness } from '../../src/deploy/action.js';
+import { pickServiceContainer } from '../../src/adapters/compose.js';
+import { parseMigrateSummary, resolveImageRef, serviceReadiness } from '../../src/deploy/action.js';
 import { planDeploy, toPlannedSteps } from '../../src/deploy/plan.js';
 import { emptyState, recordDeploy } from '../../src/deploy/state.js';
 import { pollUntil } from '../../src/runtime/poll.js';

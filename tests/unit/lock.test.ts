@@ -9,7 +9,7 @@ import { acquireLock, isStale, parseHolder } from '../../src/runtime/lock.js';
 import { manualClock } from '../helpers/fakes.js';
 
 function system(pid: number, alive: (pid: number) => boolean): SystemAdapter {
-  return { pid, hostname: () => 'host-a', user: () => 'ops', cpuCount: () => 2, isPidAlive: alive };
+  return { pid, hostname: () => 'host-a', user: () => 'ops', cpuCount: () => 2, isPidAlive: alive, onInterrupt: () => () => {} };
 }
 
 const lockIn = () => path.join(mkdtempSync(path.join(os.tmpdir(), 'opskit-lock-')), '.opskit', 'lock');

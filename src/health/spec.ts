@@ -1,0 +1,134 @@
+import type { Config, HealthCheckConfig } from '../config/schema.js';
+import { isSecretName } from '../config/redact.js';
+import { Sensitive, isSensitive } from '../config/sensitive.js';
+import { UsageError } from '../errors.js';
+import { parseDuration } from '../runtime/duration.js';
+
+export type CheckKind = HealthCheckConfig['kind'];
+export const CHECK_KINDS: readonly CheckKind[] = ['http', 'tcp', 'container', 'postgres', 'redis', 'disk', 'resources', 'nginx'];
+
+export interface Timing {
+  timeoutMs: number;
+  retries: number;
+  retryDelayMs: number;
+  startPeriodMs: number;
+}
+
+/** One check, normalised: what to probe, how to judge it, how long to give it. */
+export type CheckSpec = { name: string; target: string; timing: Timing } & (
+  | { kind: 'http'; check: Extract<HealthCheckConfig, { kind: 'http' }> }
+  | { kind: 'tcp'; check: Extract<HealthCheckConfig, { kind: 'tcp' }>; host: string; port: number }
+  | { kind: 'container'; check: Extract<HealthCheckConfig, { kind: 'container' }>; project: string }
+  | { kind: 'postgres'; check: Extract<HealthCheckConfig, { kind: 'postgres' }> }
+  | { kind: 'redis'; check: Extract<HealthCheckConfig, { kind: 'redis' }> }
+  | { kind: 'disk'; check: Extract<HealthCheckConfig, { kind: 'disk' }> }
+  | { kind: 'resources'; check: Extract<HealthCheckConfig, { kind: 'resources' }>; project: string }
+  | { kind: 'nginx'; check: Extract<HealthCheckConfig, { kind: 'nginx' }>; nginx: Config['nginx']; project: string }
+);
+
+/** Headers that carry credentials are secrets wherever they are shown. */
+export function isSecretHeader(name: string): boolean {
+  return /^(authorization|proxy-authorization|cookie|x-api-key|x-auth-token)$/i.test(name) || isSecretName(name.replace(/-/g, '_'));
+}
+
+function displayUrl(url: string): string {
+  return Sensitive.url(url).toString();
+}
+
+/** `postgres app@db:5432/app`: a name that tells two datastore checks apart, with no password. */
+function datastoreName(kind: string, url: Sensitive): string {
+  try {
+    const u = new URL(url.reveal());
+    return `${kind} ${u.username ? `${decodeURIComponent(u.username)}@` : ''}${u.host}${u.pathname && u.pathname !== '/' ? u.pathname : ''}`;
+  } catch {
+    return kind;
+  }
+}
+
+/** Pure: a config entry (or a flag's) as a spec with its timing resolved against the defaults. */
+export function toSpec(check: HealthCheckConfig, defaults: Config['health'], config: Config, index: number): CheckSpec {
+  const timing: Timing = {
+    timeoutMs: parseDuration(check.timeout ?? defaults.timeout, `health.checks[${index}].timeout`),
+    retries: check.retries ?? defaults.retries,
+    retryDelayMs: parseDuration(check.retryDelay ?? defaults.retryDelay, `health.checks[${index}].retryDelay`),
+    startPeriodMs: parseDuration(check.startPeriod ?? defaults.startPeriod, `health.checks[${index}].startPeriod`),
+  };
+  const project = config.compose.project ?? config.project.name!;
+  switch (check.kind) {
+    case 'http': {
+      const headers = Object.fromEntries(Object.entries(check.headers).map(([k, v]) => [k, !isSensitive(v) && isSecretHeader(k) ? new Sensitive(v) : v]));
+      return { kind: 'http', check: { ...check, headers }, name: check.name ?? `http ${displayUrl(check.url)}`, target: displayUrl(check.url), timing };
+    }
+    case 'tcp': {
+      const at = check.target.lastIndexOf(':');
+      return { kind: 'tcp', check, host: check.target.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(check.target.slice(at + 1)), name: check.name ?? `tcp ${check.target}`, target: check.target, timing };
+    }
+    case 'container': {
+      if (!check.service === !check.container) throw new UsageError(`health.checks[${index}]: a container check names a service or a container (one of them)`, { code: 'E_BAD_CHECK' });
+      const target = check.service ? `service ${check.service} (project ${project})` : `container ${check.container}`;
+      return { kind: 'container', check, project, name: check.name ?? `container ${check.service ?? check.container}`, target, timing };
+    }
+    case 'postgres':
+      return { kind: 'postgres', check, name: check.name ?? datastoreName('postgres', check.url), target: String(check.url), timing };
+    case 'redis':
+      return { kind: 'redis', check, name: check.name ?? datastoreName('redis', check.url), target: String(check.url), timing };
+    case 'disk':
+      return { kind: 'disk', check, name: check.name ?? `disk ${check.path}`, target: check.path, timing };
+    case 'resources': {
+      const what = check.containers?.length ? check.containers.join(', ') : check.services?.length ? check.services.join(', ') : `every service of ${project}`;
+      return { kind: 'resources', check, project, name: check.name ?? 'resources', target: what, timing };
+    }
+    case 'nginx':
+      return { kind: 'nginx', check, nginx: config.nginx, project, name: check.name ?? 'nginx', target: config.nginx.mode === 'host' ? config.nginx.config : `service ${config.nginx.service}`, timing };
+  }
+}
+
+export interface HealthFlags {
+  url: string[];
+  tcp: string[];
+  container: string[];
+  postgres: string[];
+  redis: string[];
+}
+
+/** Pure: the checks the flags ask for (incident response, no config needed). */
+export function checksFromFlags(flags: HealthFlags, composeServices: readonly string[]): HealthCheckConfig[] {
+  const out: HealthCheckConfig[] = [];
+  for (const url of flags.url) out.push({ kind: 'http', url, method: 'GET', headers: {}, expectStatus: '2xx', certWarnDays: 14, certFailDays: 3 });
+  for (const target of flags.tcp) out.push({ kind: 'tcp', target });
+  for (const name of flags.container) out.push(composeServices.includes(name) ? { kind: 'container', service: name } : { kind: 'container', container: name });
+  for (const url of flags.postgres) out.push({ kind: 'postgres', url: Sensitive.url(url) });
+  for (const url of flags.redis) out.push({ kind: 'redis', url: Sensitive.url(url) });
+  return out;
+}
+
+/** Pure: with no checks configured or flagged, the platform's own: each compose service, nginx, the disk. */
+export function defaultChecks(config: Config): HealthCheckConfig[] {
+  const services = [...new Set([...config.deploy.dependencies, config.deploy.webService, ...config.deploy.frontServices])];
+  return [
+    ...services.map((service): HealthCheckConfig => ({ kind: 'container', service })),
+    { kind: 'disk', path: '.', warnFree: '15%', failFree: '5%' },
+  ];
+}
+
+/** Pure: what a check expects, shown even when its probe failed before judging anything. */
+export function expectedOf(spec: CheckSpec): unknown {
+  switch (spec.kind) {
+    case 'http':
+      return { status: spec.check.expectStatus, ...(spec.check.bodyContains !== undefined ? { bodyContains: spec.check.bodyContains } : {}), ...(spec.check.json ? { json: spec.check.json } : {}) };
+    case 'tcp':
+      return { connected: true };
+    case 'container':
+      return { state: 'running', health: 'healthy (or no healthcheck)' };
+    case 'postgres':
+      return { query: 'SELECT version()' };
+    case 'redis':
+      return { reply: 'PONG' };
+    case 'disk':
+      return { warnBelow: spec.check.warnFree, failBelow: spec.check.failFree };
+    case 'resources':
+      return { warnCpu: spec.check.warnCpu, failCpu: spec.check.failCpu, warnMemory: spec.check.warnMemory, failMemory: spec.check.failMemory };
+    case 'nginx':
+      return { configTest: 'ok', master: 'running' };
+  }
+}

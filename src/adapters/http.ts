@@ -18,6 +18,8 @@ export interface HttpRequest {
   timeoutMs: number;
   /** Keep at most this much of the body (default 1 MiB). */
   maxBodyBytes?: number;
+  /** false: accept a certificate that does not verify (self-signed); its expiry is still read. */
+  tlsVerify?: boolean;
 }
 
 /** HTTP effects. Rejects on network errors and timeouts; any status is a response. */
@@ -28,7 +30,7 @@ export interface HttpAdapter {
 export class HttpTimeoutError extends Error {
   readonly code = 'ETIMEDOUT';
   constructor(ms: number) {
-    super(`no answer within ${ms}ms`);
+    super(`timed out after ${ms < 1000 ? `${ms}ms` : `${(ms / 1000).toFixed(2)}s`}`);
   }
 }
 
@@ -41,7 +43,7 @@ export const nodeHttp: HttpAdapter = {
       const lib = target.protocol === 'https:' ? https : http;
       const req = lib.request(
         target,
-        { method: request.method ?? 'GET', headers: { 'user-agent': 'opskit', ...request.headers }, agent: false },
+        { method: request.method ?? 'GET', headers: { 'user-agent': 'opskit', ...request.headers }, agent: false, ...(target.protocol === 'https:' ? { rejectUnauthorized: request.tlsVerify !== false } : {}) },
         (res) => {
           const chunks: Buffer[] = [];
           let size = 0;

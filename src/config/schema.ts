@@ -71,6 +71,8 @@ export const healthCheckSchema = z.discriminatedUnion(
       json: z.strictObject({ path: text(), equals: z.union([z.string(), z.number(), z.boolean(), z.null()]) }).optional(),
       warnLatency: duration.optional(),
       failLatency: duration.optional(),
+      /** false accepts a self-signed certificate (its expiry is still checked). */
+      tlsVerify: flag.default(true),
       certWarnDays: nonNegativeInt.default(14),
       certFailDays: nonNegativeInt.default(3),
     }),

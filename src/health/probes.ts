@@ -34,7 +34,7 @@ export async function probe(pc: ProbeContext, spec: CheckSpec, timeoutMs: number
     case 'http': {
       const c = spec.check;
       const headers = Object.fromEntries(Object.entries(c.headers).map(([k, v]) => [k, isSensitive(v) ? v.reveal() : v]));
-      const response = await ctx.http.request(c.url, { method: c.method, headers, timeoutMs });
+      const response = await ctx.http.request(c.url, { method: c.method, headers, timeoutMs, tlsVerify: c.tlsVerify });
       const verdict = evaluateHttp(
         {
           expectStatus: c.expectStatus,

@@ -20,7 +20,7 @@ function describeError(error: unknown): string {
   const e = error as { code?: string; message?: string; cause?: { code?: string } };
   const code = e.code ?? e.cause?.code;
   const message = e.message ?? String(error);
-  return code && !message.includes(code) ? `${code}: ${message}` : message;
+  return code && !message.includes(code) && !/timed out/.test(message) ? `${code}: ${message}` : message;
 }
 
 async function once(pc: ProbeContext, spec: CheckSpec): Promise<Omit<CheckResult, 'attempts'>> {

@@ -94,7 +94,7 @@ export interface HealthFlags {
 /** Pure: the checks the flags ask for (incident response, no config needed). */
 export function checksFromFlags(flags: HealthFlags, composeServices: readonly string[]): HealthCheckConfig[] {
   const out: HealthCheckConfig[] = [];
-  for (const url of flags.url) out.push({ kind: 'http', url, method: 'GET', headers: {}, expectStatus: '2xx', certWarnDays: 14, certFailDays: 3 });
+  for (const url of flags.url) out.push({ kind: 'http', url, method: 'GET', headers: {}, expectStatus: '2xx', tlsVerify: true, certWarnDays: 14, certFailDays: 3 });
   for (const target of flags.tcp) out.push({ kind: 'tcp', target });
   for (const name of flags.container) out.push(composeServices.includes(name) ? { kind: 'container', service: name } : { kind: 'container', container: name });
   for (const url of flags.postgres) out.push({ kind: 'postgres', url: Sensitive.url(url) });

@@ -51,6 +51,28 @@ describe('opskit deploy: migrate-then-start on the real engine', () => {
     expect(await webImageId(p)).toBe(doc.imageId);
   });
 
+  it('opskit health checks the deployed platform: its services by default, nginx in compose, the API through nginx', async () => {
+    const defaults = await p.run(['health', '--json']);
+    expect(defaults.exitCode, defaults.stdout).toBe(0);
+    const doc = parseSingleJson(defaults.stdout);
+    // Right after a deploy the web container's own Docker healthcheck may not have run yet: "starting" is a warning.
+    expect(doc).toMatchObject({ source: 'defaults', ok: true });
+    expect(['pass', 'warn']).toContain(doc.status);
+    expect((doc.checks as Array<{ name: string }>).map((c) => c.name)).toEqual(['container db', 'container redis', 'container web', 'container nginx', 'disk .']);
+    const { readFileSync } = await import('node:fs');
+    const yaml = readFileSync(path.join(p.dir, 'opskit.yaml'), 'utf8');
+    writeFileSync(
+      path.join(p.dir, 'opskit.yaml'),
+      yaml.replace('  checks: []\n', `  checks:\n    - kind: nginx\n    - kind: http\n      name: api\n      url: ${p.url('/health')}\n      json: { path: status, equals: ok }\n    - kind: resources\n`),
+    );
+    const configured = await p.run(['health', '--json']);
+    expect(configured.exitCode, configured.stdout).toBe(0);
+    const checks = Object.fromEntries((parseSingleJson(configured.stdout).checks as Array<{ name: string; status: string; detail: string }>).map((c) => [c.name, c]));
+    expect(checks.nginx).toMatchObject({ status: 'pass', detail: expect.stringContaining('configuration ok, master running') });
+    expect(checks.api!.status).toBe('pass');
+    expect(checks.resources).toMatchObject({ status: 'pass', detail: expect.stringContaining('CPU') });
+  });
+
   it('a second deploy of the same image changes nothing and does not re-run a migration', async () => {
     const appliedAt = await p.sql('SELECT string_agg(applied_at::text, \',\') FROM schema_migrations');
     const web = await webImageId(p);

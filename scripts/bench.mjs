@@ -151,12 +151,53 @@ async function rmState(dir) {
 
 let platformForRebuild;
 
+/** Ten HTTP checks against a local server, one of them answering after 1 s. */
+async function healthBench() {
+  const http = await import('node:http');
+  const server = http.createServer((req, res) => {
+    const reply = () => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"status":"ok"}');
+    };
+    if (req.url === '/slow') setTimeout(reply, 1000);
+    else reply();
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const base = `http://127.0.0.1:${server.address().port}`;
+  const args = ['health', '--json', '--quiet', ...Array.from({ length: 9 }, (_, i) => ['--url', `${base}/fast?${i}`]).flat(), '--url', `${base}/slow`];
+  const totals = [];
+  const sums = [];
+  try {
+    for (let i = 0; i < Number(process.env.BENCH_HEALTH_RUNS ?? 5); i++) {
+      const r = await execa(process.execPath, [bin, ...args], { reject: false, cwd: os.tmpdir() });
+      const doc = JSON.parse(r.stdout);
+      if (doc.checks.length !== 10 || doc.status !== 'pass') throw new Error(`health bench: unexpected result ${r.stdout.slice(0, 300)}`);
+      totals.push(doc.durationMs);
+      sums.push(doc.checks.reduce((a, c) => a + c.latencyMs, 0));
+    }
+  } finally {
+    server.close();
+  }
+  return {
+    'health run (total)': { medianMs: median(totals), p90Ms: p90(totals) },
+    'sum of the checks\' own times': { medianMs: median(sums), p90Ms: p90(sums) },
+    ratio: +(median(totals) / median(sums)).toFixed(3),
+    totalMs: median(totals),
+  };
+}
+
 const benchmarks = [
   {
     name: 'cold start: opskit --help vs node -e 0',
     goal: 'ratio < 2.0',
     pass: (r) => r.ratio < 2,
     run: () => sideBySide({ name: 'opskit --help', argv: [process.execPath, [bin, '--help']] }, { name: 'node -e 0', argv: [process.execPath, ['-e', '0']] }),
+  },
+  {
+    name: 'health: ten checks, one taking 1 s: the run\'s total vs the sum of the checks\' times',
+    goal: 'total < 1100 ms (the checks run in parallel)',
+    pass: (r) => r.totalMs < 1100,
+    run: healthBench,
   },
   {
     name: 'deploy of the sample platform: opskit deploy vs the same compose sequence by hand',
@@ -203,7 +244,7 @@ if (json) {
 } else {
   const lines = [`opskit benchmarks (${machine.cpus}, ${machine.memoryGiB} GiB, node ${machine.node}, ${runs} interleaved runs each)`, ''];
   for (const r of results) {
-    const [a, b] = Object.keys(r).filter((k) => r[k] && typeof r[k] === 'object');
+    const [a, b] = Object.keys(r).filter((k) => r[k] && typeof r[k] === 'object' && 'medianMs' in r[k]);
     lines.push(`${r.name}`);
     lines.push(`  ${a}: median ${r[a].medianMs} ms (p90 ${r[a].p90Ms} ms)`);
     lines.push(`  ${b}: median ${r[b].medianMs} ms (p90 ${r[b].p90Ms} ms)`);

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { registerBuild } from './cli/build.js';
 import { registerConfig } from './cli/config.js';
+import { registerCutover } from './cli/cutover.js';
 import { registerDeploy } from './cli/deploy.js';
 import { registerDoctor } from './cli/doctor.js';
 import { registerHealth } from './cli/health.js';
@@ -43,6 +44,7 @@ export function createProgram(io: Io = processIo(process.argv.slice(2))): Comman
   registerInit(program, io);
   registerBuild(program, io);
   registerDeploy(program, io);
+  registerCutover(program, io);
   registerHealth(program, io);
   registerConfig(program, io);
   registerDoctor(program, io);

@@ -59,6 +59,7 @@ export interface ContainerInfo {
   /** Addresses by network name. */
   addresses: Record<string, string>;
   startedAt: string;
+  mounts: Array<{ source: string; destination: string }>;
 }
 
 export interface DockerAdapter {
@@ -77,6 +78,11 @@ export interface DockerAdapter {
   containerLogs(id: string, tail: number): Promise<string>;
   /** One sample of the stats API: CPU percent (of all CPUs) and memory use. */
   containerStats(id: string): Promise<{ cpuPercent: number; memoryBytes: number; memoryLimitBytes: number }>;
+  /** Restart policy, e.g. `unless-stopped` (compose's one-off containers get none). */
+  setRestartPolicy(id: string, policy: string): Promise<void>;
+  stopContainer(id: string, timeoutSeconds: number): Promise<void>;
+  startContainer(id: string): Promise<void>;
+  removeContainer(id: string): Promise<void>;
   /** Runs argv inside a running container; its exit code and output. */
   exec(id: string, argv: readonly string[]): Promise<{ exitCode: number; output: string }>;
   /**
@@ -146,6 +152,7 @@ interface RawContainer {
   State: { Status: string; Running: boolean; ExitCode: number; StartedAt: string; Health?: { Status: string; Log?: Array<{ ExitCode: number; Output: string; End: string }> } };
   RestartCount: number;
   NetworkSettings: { Networks: Record<string, { IPAddress: string }> };
+  Mounts?: Array<{ Source: string; Destination: string }>;
 }
 
 function toContainerInfo(raw: RawContainer): ContainerInfo {
@@ -164,6 +171,7 @@ function toContainerInfo(raw: RawContainer): ContainerInfo {
     healthLog: (raw.State.Health?.Log ?? []).map((l) => ({ exitCode: l.ExitCode, output: l.Output, end: l.End })),
     addresses: Object.fromEntries(Object.entries(raw.NetworkSettings.Networks ?? {}).map(([name, n]) => [name, n.IPAddress]).filter(([, ip]) => ip)),
     startedAt: raw.State.StartedAt,
+    mounts: (raw.Mounts ?? []).map((m) => ({ source: m.Source, destination: m.Destination })),
   };
 }
 
@@ -235,6 +243,33 @@ export async function createDockerAdapter(host: string | undefined, timeoutMs = 
     async containerStats(id) {
       const stats = (await docker.getContainer(id).stats({ stream: false })) as unknown as RawStats;
       return cpuAndMemory(stats);
+    },
+    async setRestartPolicy(id, policy) {
+      await docker.getContainer(id).update({ RestartPolicy: { Name: policy } });
+    },
+    async stopContainer(id, timeoutSeconds) {
+      await docker
+        .getContainer(id)
+        .stop({ t: timeoutSeconds })
+        .catch((error: { statusCode?: number }) => {
+          if (error.statusCode !== 304 && error.statusCode !== 404) throw error;
+        });
+    },
+    async startContainer(id) {
+      await docker
+        .getContainer(id)
+        .start()
+        .catch((error: { statusCode?: number }) => {
+          if (error.statusCode !== 304) throw error;
+        });
+    },
+    async removeContainer(id) {
+      await docker
+        .getContainer(id)
+        .remove({ force: true, v: true })
+        .catch((error: { statusCode?: number }) => {
+          if (error.statusCode !== 404) throw error;
+        });
     },
     async exec(id, argv) {
       const execution = await docker.getContainer(id).exec({ Cmd: [...argv], AttachStdout: true, AttachStderr: true });

@@ -128,6 +128,10 @@ export const configSchema = z.strictObject({
     config: text().default('nginx/nginx.conf'),
     upstreamFile: text().default('nginx/upstream/web.conf'),
     service: text().default('nginx'),
+    /** The upstream file's template ({{server}}, {{color}}, {{image}}); default: opskit's own. */
+    upstreamTemplate: text().optional(),
+    /** Where nginx answers, to verify a switch; default: the nginx container's own address (compose mode). */
+    url: url.optional(),
     /** host mode: nginx's -p prefix, and its pid file (default: the one `nginx -V` names). */
     prefix: text().optional(),
     pidFile: text().optional(),
@@ -170,6 +174,18 @@ export const configSchema = z.strictObject({
     waitTimeout: duration.default('120s'),
     /** How long the new API may take to answer its health path. */
     healthTimeout: duration.default('60s'),
+  }),
+  cutover: section({
+    /** Run inside the new colour's container before the switch; non-zero aborts, e.g. [pytest, tests/]. */
+    smoke: z.array(text(), { error: 'expected an argv list, e.g. [pytest, tests/]' }).optional(),
+    /** The new colour's health gate, on its own address. */
+    healthTimeout: duration.default('60s'),
+    /** After the reload, how long answers through nginx may take to come from the new colour. */
+    verifyTimeout: duration.default('15s'),
+    /** The path asked through nginx to verify the switch (its JSON `color`, or X-App-Color). */
+    verifyPath: text().regex(/^\//, { error: 'expected a path starting with /' }).default('/health'),
+    /** Stop the old colour this long after a cutover (at the next opskit run); unset: keep it warm. */
+    keepOld: duration.optional(),
   }),
   health: section({
     /** Defaults of every check; each check may set its own. */

@@ -155,6 +155,33 @@ async function webHealth(rt: Runtime, step: Extract<DeployStep, { kind: 'web-hea
   });
 }
 
+/**
+ * The migrations in a one-off container of the new image (compose `run` of the web service with
+ * WEB_IMAGE set), output streamed. Shared by deploy and cutover --migrate. Returns the versions applied.
+ */
+export async function runMigrations(
+  ctx: Context,
+  run: { argv: [string, string[]]; env: Record<string, string>; timeoutMs: number; cwd: string; keepsServing: string; webService: string },
+): Promise<string[]> {
+  const lines: string[] = [];
+  const result = await ctx.exec.run(run.argv[0], run.argv[1], {
+    env: run.env,
+    timeoutMs: run.timeoutMs,
+    cwd: run.cwd,
+    onLine: (line) => {
+      lines.push(line);
+      ctx.reporter.info(`[migrate] ${line}`);
+    },
+  });
+  if (result.failed) {
+    throw new OperationError('E_MIGRATION_FAILED', `the migrations failed (${result.timedOut ? `timed out after ${formatDuration(run.timeoutMs)}` : `exit ${result.exitCode}`}); ${run.webService} was not ${run.keepsServing}\n--- migration output ---\n${lines.slice(-TAIL).join('\n')}`, {
+      hint: 'fix the migration and deploy again; each migration runs in a transaction, so a failed one left no trace',
+      details: { output: lines.slice(-TAIL) },
+    });
+  }
+  return parseMigrateSummary(`${result.stdout}\n${result.stderr}`)?.applied ?? [];
+}
+
 /** `opskit deploy`: migrate-then-start, each step printed, the previous version serving until the new one is healthy. */
 export async function runDeploy(ctx: Context, input: DeployInput): Promise<DeployResult> {
   const loaded = ctx.loaded!;
@@ -215,6 +242,12 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
       throw new UsageError(`image ${image} not found on the Docker engine`, { code: 'E_IMAGE_NOT_FOUND', hint: 'build it first (`opskit build`), pass --build, or name another with --image/--tag' });
     }
     const state = await readState(ctx.fs, stateFile);
+    if (state.cutover) {
+      throw new UsageError('this platform runs blue-green (opskit cutover): a deploy would replace the web service behind nginx\'s back', {
+        code: 'E_BLUE_GREEN',
+        hint: 'ship the new version with `opskit cutover --migrate --build`',
+      });
+    }
 
     // The same image already deployed, and everything up: nothing to do. The web service is judged as
     // the deploy judges it (its health path answers), since its Docker health may still be "starting".
@@ -250,27 +283,10 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
           case 'hook':
             await hooks.find((h) => h.name === step.name)!.run(ctx, { image, project });
             break;
-          case 'migrate': {
-            const lines: string[] = [];
-            const result = await ctx.exec.run(step.argv[0], step.argv[1], {
-              env: { ...rt.env, WEB_IMAGE: image },
-              timeoutMs: step.timeoutMs,
-              cwd: path.dirname(composeFile),
-              onLine: (line) => {
-                lines.push(line);
-                ctx.reporter.info(`[migrate] ${line}`);
-              },
-            });
-            if (result.failed) {
-              throw new OperationError('E_MIGRATION_FAILED', `the migrations failed (${result.timedOut ? `timed out after ${formatDuration(step.timeoutMs)}` : `exit ${result.exitCode}`}); ${config.deploy.webService} was not ${previous ? 'replaced: the previous version keeps serving' : 'started'}\n--- migration output ---\n${lines.slice(-TAIL).join('\n')}`, {
-                hint: 'fix the migration and deploy again; each migration runs in a transaction, so a failed one left no trace',
-                details: { output: lines.slice(-TAIL) },
-              });
-            }
-            applied = parseMigrateSummary(`${result.stdout}\n${result.stderr}`)?.applied ?? [];
+          case 'migrate':
+            applied = await runMigrations(ctx, { argv: step.argv, env: { ...rt.env, WEB_IMAGE: image }, timeoutMs: step.timeoutMs, cwd: path.dirname(composeFile), keepsServing: previous ? 'replaced: the previous version keeps serving' : 'started', webService: config.deploy.webService });
             migrated = true;
             break;
-          }
           case 'replace-web':
             await compose(rt, step.argv, `starting ${step.service}`, image);
             break;

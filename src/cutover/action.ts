@@ -1,0 +1,418 @@
+import type { ChalkInstance } from 'chalk';
+import path from 'node:path';
+import { composeArgv, describeCli, detectComposeCached, pickServiceContainer, serviceLabels, type ComposeTarget } from '../adapters/compose.js';
+import type { DockerAdapter } from '../adapters/docker.js';
+import { buildImage, type BuildInput } from '../build/action.js';
+import { resolveImageRef, runMigrations } from '../deploy/action.js';
+import { readState, writeState, type State } from '../deploy/state.js';
+import { ConfigError, OperationError, UsageError } from '../errors.js';
+import { type Context, projectPath, withMutation } from '../runtime/context.js';
+import { formatDuration, parseDuration } from '../runtime/duration.js';
+import type { PlannedStep } from '../runtime/plan.js';
+import { pollUntil } from '../runtime/poll.js';
+import { nginxOps, type NginxOps } from './nginx.js';
+import {
+  DEFAULT_UPSTREAM_TEMPLATE,
+  colorContainerName,
+  currentColors,
+  oldColorExpired,
+  other,
+  recordFinalize,
+  recordSwitch,
+  renderUpstream,
+  type Color,
+  type ColorSlot,
+  type CutoverState,
+} from './plan.js';
+
+export interface CutoverInput {
+  image?: string | undefined;
+  tag?: string | undefined;
+  build?: BuildInput | undefined;
+  migrate: boolean;
+  healthTimeout?: string | undefined;
+  keepOld?: string | undefined;
+}
+
+export interface SwitchResult {
+  action: 'cutover' | 'rollback' | 'finalize' | 'none';
+  changed: boolean;
+  from: Color | null;
+  to: Color | null;
+  image: string | null;
+  container: string | null;
+  /** Upstream swap, reload and verification through nginx. */
+  switchMs: number | null;
+  durationMs: number;
+  restarted?: boolean;
+  migrations?: string[];
+  oldColor?: { color: Color; image: string; state: 'warm' | 'stopped'; stopAfter: string | null } | null;
+  plan?: PlannedStep[];
+}
+
+interface Runtime {
+  ctx: Context;
+  docker: DockerAdapter;
+  target: ComposeTarget;
+  env: Record<string, string>;
+  stateFile: string;
+  state: State;
+  colors: CutoverState;
+  nginx: NginxOps;
+}
+
+async function setup(ctx: Context, options: { requireColors: boolean }): Promise<Omit<Runtime, 'colors' | 'nginx'> & { colors: CutoverState | undefined; nginx: () => Promise<NginxOps> }> {
+  const loaded = ctx.loaded!;
+  const config = loaded.config;
+  const project = config.compose.project ?? config.project.name!;
+  const composeFile = projectPath(ctx, config.compose.file);
+  if (!(await ctx.fs.exists(composeFile))) throw new ConfigError(`compose.file: ${config.compose.file} not found`, { code: 'E_COMPOSE_FILE_NOT_FOUND' });
+  const cli = await detectComposeCached(ctx.exec, ctx.fs, projectPath(ctx, path.join(config.paths.state, 'compose-cli.json')), config.compose.cli, { timeoutMs: 15_000, env: loaded.env, write: !ctx.globals.dryRun });
+  if (!cli) throw new ConfigError(`no compose CLI found (compose.cli: ${config.compose.cli})`, { code: 'E_NO_COMPOSE' });
+  const docker = await ctx.docker(config.docker.host ?? loaded.env.DOCKER_HOST);
+  const stateFile = projectPath(ctx, path.join(config.paths.state, 'state.json'));
+  const state = await readState(ctx.fs, stateFile);
+  const web = pickServiceContainer(await docker.listContainers(serviceLabels(project, config.deploy.webService)));
+  const colors = currentColors(state, config.deploy.webService, web);
+  if (!colors && options.requireColors) {
+    throw new UsageError('nothing is deployed here yet: there is no live colour to switch from', { code: 'E_NOTHING_DEPLOYED', hint: 'run `opskit deploy` first' });
+  }
+  let ops: NginxOps | undefined;
+  return { ctx, docker, target: { cli, project, composeFile }, env: { ...loaded.env }, stateFile, state, colors, nginx: async () => (ops ??= await nginxOps(ctx, config, project, docker)) };
+}
+
+async function diagnostics(rt: Runtime, container: string): Promise<string> {
+  const info = await rt.docker.inspectContainer(container);
+  if (!info) return `--- ${container}: gone ---`;
+  const logs = (await rt.docker.containerLogs(info.id, 30).catch(() => '')).trimEnd();
+  const health = info.healthLog.slice(-3).map((h) => `  ${h.end} exit ${h.exitCode}: ${h.output.trim().split('\n').slice(-2).join(' | ')}`);
+  return [`--- ${container}: last 30 log lines ---`, logs || '(no output)', ...(health.length ? [`--- ${container}: last health checks ---`, ...health] : [])].join('\n');
+}
+
+/** Starts a colour's container from the web service's definition (compose run), restartable, on the project network. */
+async function startColor(rt: Runtime, color: Color, image: string): Promise<{ name: string; id: string }> {
+  const config = rt.ctx.loaded!.config;
+  const name = colorContainerName(rt.target.project, config.deploy.webService, color);
+  await rt.docker.removeContainer(name); // a leftover from an earlier run of this colour
+  const argv = composeArgv(rt.target, ['run', '-d', '--no-deps', '--name', name, '-e', `APP_COLOR=${color}`, '-l', `org.opskit.color=${color}`, '-l', 'org.opskit.role=web', config.deploy.webService]);
+  const result = await rt.ctx.exec.run(argv[0], argv[1], { env: { ...rt.env, WEB_IMAGE: image }, timeoutMs: 120_000, cwd: path.dirname(rt.target.composeFile) });
+  if (result.failed) throw new OperationError('E_COMPOSE_FAILED', `could not start ${color} (${[argv[0], ...argv[1]].join(' ')}): ${`${result.stderr}\n${result.stdout}`.trim().split('\n').slice(-10).join('\n')}`);
+  const info = await rt.docker.inspectContainer(name);
+  if (!info) throw new OperationError('E_COMPOSE_FAILED', `compose did not create ${name}`);
+  // compose gives one-off containers no restart policy; a colour must survive a crash or a reboot.
+  await rt.docker.setRestartPolicy(info.id, 'unless-stopped');
+  return { name, id: info.id };
+}
+
+/** The health gate: the colour's own address, not through nginx; it must say it is that colour when it says any. */
+async function gate(rt: Runtime, container: string, color: Color, timeoutMs: number): Promise<number> {
+  const config = rt.ctx.loaded!.config;
+  const started = rt.ctx.clock.monotonicMs();
+  const poll = await pollUntil(rt.ctx.clock, { timeoutMs, initialDelayMs: 100, maxDelayMs: 500 }, async () => {
+    const info = await rt.docker.inspectContainer(container);
+    if (!info?.running) return { done: false, last: `${container} is ${info?.state ?? 'gone'}` };
+    const address = Object.values(info.addresses)[0];
+    if (!address) return { done: false, last: `${container} has no address` };
+    try {
+      const r = await rt.ctx.http.request(`http://${address}:${config.deploy.healthPort}${config.deploy.healthPath}`, { timeoutMs: 3000 });
+      if (r.status !== 200) return { done: false, last: `HTTP ${r.status}: ${r.body.slice(0, 200)}` };
+      const said = answeredColor(r);
+      return said === undefined || said === color ? { done: true, value: true } : { done: false, last: `it says it is ${said}` };
+    } catch (error) {
+      return { done: false, last: (error as { code?: string }).code ?? (error as Error).message };
+    }
+  });
+  if (!poll.ok) throw new OperationError('E_COLOR_UNHEALTHY', `${color} did not pass its health check within ${formatDuration(timeoutMs)} (last: ${poll.last})\n${await diagnostics(rt, container)}`, { hint: 'the live colour was not touched; see the logs above' });
+  return rt.ctx.clock.monotonicMs() - started;
+}
+
+/** The colour an answer came from: the X-App-Color header, or the JSON body's `color`. */
+export function answeredColor(response: { headers: Record<string, string>; body: string }): string | undefined {
+  const header = response.headers['x-app-color'];
+  if (header) return header;
+  try {
+    const color = (JSON.parse(response.body) as { color?: unknown }).color;
+    return typeof color === 'string' ? color : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The switch: render the upstream, `nginx -t` it beside the live files, swap the file atomically, reload,
+ * then verify through nginx that answers come from the new colour; if they do not, switch back.
+ */
+async function switchTo(rt: Runtime, color: Color, slot: ColorSlot): Promise<number> {
+  const config = rt.ctx.loaded!.config;
+  const template = config.nginx.upstreamTemplate ? await rt.ctx.fs.readText(projectPath(rt.ctx, config.nginx.upstreamTemplate)) : DEFAULT_UPSTREAM_TEMPLATE;
+  if (template === undefined) throw new ConfigError(`nginx.upstreamTemplate: ${config.nginx.upstreamTemplate} not found`, { code: 'E_NGINX_TEMPLATE' });
+  const candidate = renderUpstream(template, { server: `${slot.host}:${config.deploy.healthPort}`, color, image: slot.image });
+  const previous = await rt.nginx.current();
+  const check = await rt.nginx.check(candidate);
+  if (!check.ok) {
+    throw new OperationError('E_NGINX_CHECK', `nginx -t rejected the new upstream; the live config is untouched:\n${check.output}`, { hint: 'fix nginx.upstreamTemplate (or nginx.conf)' });
+  }
+  const started = rt.ctx.clock.monotonicMs();
+  await rt.nginx.install(candidate);
+  try {
+    await rt.nginx.reload();
+  } catch (error) {
+    if (previous !== undefined) await rt.nginx.install(previous);
+    throw error;
+  }
+  const base = await rt.nginx.baseUrl();
+  const verifyMs = parseDuration(config.cutover.verifyTimeout, 'cutover.verifyTimeout');
+  const verified = await pollUntil(rt.ctx.clock, { timeoutMs: verifyMs, initialDelayMs: 20, maxDelayMs: 200 }, async () => {
+    try {
+      const r = await rt.ctx.http.request(`${base}${config.cutover.verifyPath}`, { timeoutMs: 2000 });
+      const said = answeredColor(r);
+      return r.status === 200 && said === color ? { done: true, value: true } : { done: false, last: `HTTP ${r.status} from ${said ?? 'an unnamed colour'}` };
+    } catch (error) {
+      return { done: false, last: (error as Error).message };
+    }
+  });
+  if (!verified.ok) {
+    if (previous !== undefined) {
+      await rt.nginx.install(previous);
+      await rt.nginx.reload();
+    }
+    throw new OperationError('E_VERIFY_FAILED', `after the reload, answers through nginx did not come from ${color} within ${formatDuration(verifyMs)} (last: ${verified.last}); switched back`, {
+      hint: `does ${config.cutover.verifyPath} report its colour (JSON "color" or X-App-Color)? is nginx.url right?`,
+    });
+  }
+  return rt.ctx.clock.monotonicMs() - started;
+}
+
+async function saveColors(rt: Runtime, colors: CutoverState): Promise<void> {
+  await writeState(rt.ctx.fs, rt.stateFile, { ...rt.state, cutover: colors });
+  rt.state = { ...rt.state, cutover: colors };
+  rt.colors = colors;
+}
+
+async function finalize(rt: Runtime): Promise<SwitchResult> {
+  const idle = other(rt.colors.live);
+  const slot = rt.colors.colors[idle];
+  const started = rt.ctx.clock.monotonicMs();
+  if (!slot?.container) return { action: 'finalize', changed: false, from: rt.colors.live, to: rt.colors.live, image: null, container: null, switchMs: null, durationMs: 0, oldColor: slot ? { color: idle, image: slot.image, state: 'stopped', stopAfter: null } : null };
+  await rt.docker.removeContainer(slot.container);
+  await saveColors(rt, recordFinalize(rt.colors, rt.ctx.clock.now().toISOString()));
+  rt.ctx.reporter.info(`stopped the old colour ${idle} (${slot.image}); \`opskit rollback\` can still start it again`);
+  return { action: 'finalize', changed: true, from: rt.colors.live, to: rt.colors.live, image: slot.image, container: slot.host, switchMs: null, durationMs: Math.round(rt.ctx.clock.monotonicMs() - started), oldColor: { color: idle, image: slot.image, state: 'stopped', stopAfter: null } };
+}
+
+/** A detached `opskit cutover --finalize --if-due` that stops the old colour when --keep-old runs out. */
+async function scheduleFinalize(ctx: Context, at: string): Promise<void> {
+  const { execa } = await import('execa');
+  const bin = new URL('../bin.js', import.meta.url).pathname;
+  const args = [bin, ...(ctx.globals.config ? ['-c', ctx.globals.config] : []), ...(ctx.globals.env ? ['-e', ctx.globals.env] : []), 'cutover', '--finalize', '--if-due', at, '--quiet', '--lock-wait', '5m'];
+  const child = execa(process.execPath, args, { cwd: ctx.loaded!.root, detached: true, stdio: 'ignore', cleanup: false, reject: false });
+  child.unref();
+}
+
+export async function runCutover(ctx: Context, input: CutoverInput & { finalize?: boolean; ifDue?: string | undefined }): Promise<SwitchResult> {
+  const config = ctx.loaded!.config;
+  const healthTimeoutMs = parseDuration(input.healthTimeout ?? config.cutover.healthTimeout, input.healthTimeout ? '--health-timeout' : 'cutover.healthTimeout');
+  const keepOld = input.keepOld ?? config.cutover.keepOld;
+  const keepOldMs = keepOld ? parseDuration(keepOld, input.keepOld ? '--keep-old' : 'cutover.keepOld') : undefined;
+  const base = await setup(ctx, { requireColors: true });
+  const imageName = config.image.name ?? config.project.name!;
+
+  if (ctx.globals.dryRun) {
+    const colors = base.colors!;
+    const idle = other(colors.live);
+    const image = input.build ? (await buildImage(ctx, input.build)).tags[0]! : resolveImageRef(imageName, input);
+    const name = colorContainerName(base.target.project, config.deploy.webService, idle);
+    const plan: PlannedStep[] = [
+      ...(input.migrate ? [{ kind: 'exec' as const, argv: [...composeArgv(base.target, ['run', '--rm', '--no-deps', '-T', config.deploy.webService, ...config.deploy.migrateCommand])].flat(), description: 'the migrations, in the new image (they must work with the live colour too)' }] : []),
+      { kind: 'docker', call: 'DELETE /containers/{name}', options: { name }, description: `remove the idle ${idle} container, if any` },
+      { kind: 'exec', argv: composeArgv(base.target, ['run', '-d', '--no-deps', '--name', name, '-e', `APP_COLOR=${idle}`, '-l', `org.opskit.color=${idle}`, '-l', 'org.opskit.role=web', config.deploy.webService]).flat(), description: `start ${idle} with ${image} (WEB_IMAGE)` },
+      { kind: 'wait', what: `${name} to answer ${config.deploy.healthPath} on its own address`, timeoutMs: healthTimeoutMs, description: 'health gate' },
+      ...(config.cutover.smoke ? [{ kind: 'docker' as const, call: 'POST /containers/{name}/exec', options: { name, Cmd: config.cutover.smoke }, description: 'smoke command' }] : []),
+      { kind: 'exec', argv: ['nginx', '-t', '-c', '<copy of nginx.conf with the new upstream>'], description: 'check the new upstream' },
+      { kind: 'write', path: projectPath(ctx, config.nginx.upstreamFile), bytes: 0, overwrite: true, description: `upstream -> ${name}:${config.deploy.healthPort}, atomically` },
+      { kind: 'exec', argv: ['nginx', '-s', 'reload'], description: config.nginx.mode === 'compose' ? `in the ${config.nginx.service} container` : 'on the host' },
+      { kind: 'http', method: 'GET', url: `<nginx>${config.cutover.verifyPath}`, description: `until it answers from ${idle}; otherwise switch back` },
+      { kind: 'write', path: base.stateFile, bytes: 0, overwrite: true, description: `record: ${idle} live, ${colors.live} kept warm` },
+    ];
+    for (const step of plan) ctx.reporter.dryRun(step);
+    return { action: 'cutover', changed: false, from: colors.live, to: idle, image, container: name, switchMs: null, durationMs: 0, plan };
+  }
+
+  return withMutation(ctx, 'cutover', async () => {
+    const rt: Runtime = { ...base, colors: base.colors!, nginx: await base.nginx() };
+    const started = ctx.clock.monotonicMs();
+    if (input.finalize) {
+      if (input.ifDue && (rt.colors.keepOldUntil !== input.ifDue || !oldColorExpired(rt.colors, ctx.clock.now()))) {
+        return { action: 'none', changed: false, from: rt.colors.live, to: rt.colors.live, image: null, container: null, switchMs: null, durationMs: 0 };
+      }
+      return finalize(rt);
+    }
+    const build = input.build ? await buildImage(ctx, input.build, rt.docker) : undefined;
+    const image = build ? build.tags[0]! : resolveImageRef(imageName, input);
+    const info = await rt.docker.inspectImage(image);
+    if (!info) throw new UsageError(`image ${image} not found on the Docker engine`, { code: 'E_IMAGE_NOT_FOUND', hint: 'build it first (`opskit build`), pass --build, or name another with --image/--tag' });
+    const live = rt.colors.live;
+    const idle = other(live);
+    const liveSlot = rt.colors.colors[live]!;
+    if (liveSlot.imageId === info.id) {
+      ctx.reporter.info(`${image} is already live on ${live}: nothing to switch`);
+      return { action: 'none', changed: false, from: live, to: live, image, container: liveSlot.host, switchMs: null, durationMs: 0 };
+    }
+    let migrations: string[] | undefined;
+    if (input.migrate) {
+      const step = ctx.reporter.step('run the migrations in the new image (backward compatible with the live colour)');
+      migrations = await runMigrations(ctx, {
+        argv: composeArgv(rt.target, ['run', '--rm', '--no-deps', '-T', config.deploy.webService, ...config.deploy.migrateCommand]),
+        env: { ...rt.env, WEB_IMAGE: image },
+        timeoutMs: parseDuration(config.deploy.migrateTimeout, 'deploy.migrateTimeout'),
+        cwd: path.dirname(rt.target.composeFile),
+        keepsServing: `switched: ${live} keeps serving`,
+        webService: idle,
+      });
+      step.succeed(`migrations: ${migrations.length ? `applied ${migrations.join(', ')}` : 'none pending'}`);
+    }
+    const old = rt.colors.colors[idle];
+    if (old?.container) await rt.docker.removeContainer(old.container);
+    let step = ctx.reporter.step(`start ${idle} with ${image}`);
+    const started2 = await startColor(rt, idle, image);
+    try {
+      step.succeed(`started ${started2.name}`);
+      step = ctx.reporter.step(`gate ${idle} on ${config.deploy.healthPath}`);
+      const healthMs = await gate(rt, started2.name, idle, healthTimeoutMs);
+      step.succeed(`${idle} is healthy (${formatDuration(healthMs)})`);
+      if (config.cutover.smoke) {
+        step = ctx.reporter.step(`smoke: ${config.cutover.smoke.join(' ')}`);
+        const smoke = await rt.docker.exec(started2.id, config.cutover.smoke);
+        if (smoke.exitCode !== 0) throw new OperationError('E_SMOKE_FAILED', `the smoke command ${config.cutover.smoke.join(' ')} failed (exit ${smoke.exitCode}) in ${idle}; ${live} keeps serving\n${smoke.output.trim().split('\n').slice(-30).join('\n')}`);
+        step.succeed('smoke passed');
+      }
+      step = ctx.reporter.step(`switch nginx to ${idle}`);
+      const slot: ColorSlot = { image, imageId: info.id, host: started2.name, container: started2.id, since: ctx.clock.now().toISOString(), managedBy: 'opskit' };
+      const switchMs = await switchTo(rt, idle, slot);
+      step.succeed(`nginx serves ${idle} (switch ${formatDuration(switchMs)})`);
+      const stopAfter = keepOldMs !== undefined ? new Date(ctx.clock.now().getTime() + keepOldMs).toISOString() : null;
+      await saveColors(rt, recordSwitch(rt.colors, { action: 'cutover', to: idle, slot, at: ctx.clock.now().toISOString(), switchMs, keepOldUntil: stopAfter }));
+      if (stopAfter) await scheduleFinalize(ctx, stopAfter);
+      return {
+        action: 'cutover',
+        changed: true,
+        from: live,
+        to: idle,
+        image,
+        container: started2.name,
+        switchMs: Math.round(switchMs),
+        durationMs: Math.round(ctx.clock.monotonicMs() - started),
+        ...(migrations ? { migrations } : {}),
+        oldColor: { color: live, image: liveSlot.image, state: 'warm', stopAfter },
+      };
+    } catch (error) {
+      step.fail();
+      ctx.reporter.error(await diagnostics(rt, started2.name));
+      await rt.docker.removeContainer(started2.id);
+      throw error;
+    }
+  });
+}
+
+export async function runRollback(ctx: Context, input: { healthTimeout?: string | undefined }): Promise<SwitchResult> {
+  const config = ctx.loaded!.config;
+  const base = await setup(ctx, { requireColors: false });
+  const colors = base.colors;
+  const target = colors ? other(colors.live) : undefined;
+  const slot = target ? colors!.colors[target] : undefined;
+  if (!colors || !target || !slot) {
+    throw new OperationError('E_NOTHING_TO_ROLL_BACK', 'nothing to roll back to: no previous colour is recorded', { hint: 'a rollback needs an earlier `opskit cutover`' });
+  }
+  if (ctx.globals.dryRun) {
+    const plan: PlannedStep[] = [
+      { kind: 'http', method: 'GET', url: `http://${slot.host}:${config.deploy.healthPort}${config.deploy.healthPath}`, description: `${target} (${slot.image}) must be healthy; started again from its image when stopped` },
+      { kind: 'write', path: projectPath(ctx, config.nginx.upstreamFile), bytes: 0, overwrite: true, description: `upstream -> ${slot.host}, after nginx -t` },
+      { kind: 'exec', argv: ['nginx', '-s', 'reload'], description: `then verify answers come from ${target}` },
+    ];
+    for (const step of plan) ctx.reporter.dryRun(step);
+    return { action: 'rollback', changed: false, from: colors.live, to: target, image: slot.image, container: slot.host, switchMs: null, durationMs: 0, plan };
+  }
+  return withMutation(ctx, 'rollback', async () => {
+    const rt: Runtime = { ...base, colors, nginx: await base.nginx() };
+    const started = ctx.clock.monotonicMs();
+    const from = colors.live;
+    const info = slot.container ? await rt.docker.inspectContainer(slot.container) : undefined;
+    let current = slot;
+    let restarted = false;
+    if (info?.running) {
+      // Warm: one quick look at its health, then the switch.
+      await gate(rt, info.id, target, 2000);
+    } else {
+      const step = ctx.reporter.step(`${target} is stopped: starting it again from ${slot.image}`);
+      const startedColor = await startColor(rt, target, slot.image);
+      try {
+        await gate(rt, startedColor.name, target, parseDuration(input.healthTimeout ?? config.cutover.healthTimeout, '--health-timeout'));
+      } catch (error) {
+        await rt.docker.removeContainer(startedColor.id);
+        throw error;
+      }
+      step.succeed(`${target} is healthy again`);
+      current = { ...slot, host: startedColor.name, container: startedColor.id, since: ctx.clock.now().toISOString(), managedBy: 'opskit' };
+      restarted = true;
+    }
+    const step = ctx.reporter.step(`switch nginx back to ${target}`);
+    const switchMs = await switchTo(rt, target, current);
+    step.succeed(`nginx serves ${target} again (switch ${formatDuration(switchMs)})`);
+    await saveColors(rt, recordSwitch(rt.colors, { action: 'rollback', to: target, slot: current, at: ctx.clock.now().toISOString(), switchMs, keepOldUntil: null }));
+    return {
+      action: 'rollback',
+      changed: true,
+      from,
+      to: target,
+      image: current.image,
+      container: current.host,
+      switchMs: Math.round(switchMs),
+      durationMs: Math.round(ctx.clock.monotonicMs() - started),
+      restarted,
+      oldColor: { color: from, image: colors.colors[from]!.image, state: 'warm', stopAfter: null },
+    };
+  });
+}
+
+export interface StatusReport {
+  project: string;
+  compose: string;
+  live: Color | null;
+  colors: Array<{ color: Color; live: boolean; image: string; host: string; state: string; health: string; since: string }>;
+  keepOldUntil: string | null;
+  lastSwitch: CutoverState['history'][number] | null;
+}
+
+export async function runStatus(ctx: Context): Promise<StatusReport> {
+  const base = await setup(ctx, { requireColors: false });
+  const colors = base.colors;
+  const rows: StatusReport['colors'] = [];
+  for (const color of ['blue', 'green'] as const) {
+    const slot = colors?.colors[color];
+    if (!slot) continue;
+    const info = slot.container ? await base.docker.inspectContainer(slot.container) : undefined;
+    rows.push({ color, live: colors!.live === color, image: slot.image, host: slot.host, state: info ? info.state : 'stopped', health: info ? info.health : 'none', since: slot.since });
+  }
+  return { project: base.target.project, compose: describeCli(base.target.cli), live: colors?.live ?? null, colors: rows, keepOldUntil: colors?.keepOldUntil ?? null, lastSwitch: colors?.history[0] ?? null };
+}
+
+export function renderSwitch(result: SwitchResult, colour: ChalkInstance): string {
+  if (result.plan) return `would ${result.action} from ${result.from} to ${result.to} (${result.image}); the steps are listed above`;
+  if (result.action === 'none') return result.image ? `${result.image} is already live on ${result.from}: nothing changed` : 'nothing to do';
+  if (result.action === 'finalize') return result.changed ? `stopped the old colour ${result.oldColor?.color} (${result.image})` : 'no old colour is running';
+  return [
+    `${colour.green(result.action === 'cutover' ? 'cut over' : 'rolled back')} ${result.from} -> ${colour.bold(result.to ?? '')} (${result.image}) in ${formatDuration(result.durationMs)}; the switch took ${formatDuration(result.switchMs ?? 0)}`,
+    ...(result.restarted ? [`  ${result.to} had been stopped: started again from its image`] : []),
+    ...(result.migrations ? [`  migrations: ${result.migrations.length ? result.migrations.join(', ') : 'none pending'}`] : []),
+    ...(result.oldColor ? [`  ${result.oldColor.color} (${result.oldColor.image}) stays warm${result.oldColor.stopAfter ? ` until ${result.oldColor.stopAfter}` : ''}: \`opskit rollback\` switches back in under a second; \`opskit cutover --finalize\` stops it`] : []),
+  ].join('\n');
+}
+
+export function renderStatus(report: StatusReport, colour: ChalkInstance): string {
+  if (!report.live) return `${report.project}: nothing deployed yet`;
+  const lines = [`${report.project}: ${colour.bold(report.live)} is live`];
+  for (const c of report.colors) lines.push(`  ${c.live ? colour.green('●') : '○'} ${c.color.padEnd(5)}  ${c.image}  ${c.state}${c.health !== 'none' ? ` (${c.health})` : ''}  since ${c.since}${c.live ? '' : '  (rollback target)'}`);
+  if (report.keepOldUntil) lines.push(`  the old colour stops at ${report.keepOldUntil}`);
+  if (report.lastSwitch) lines.push(`  last: ${report.lastSwitch.action} ${report.lastSwitch.from} -> ${report.lastSwitch.to} at ${report.lastSwitch.at}${report.lastSwitch.switchMs !== null ? ` (switch ${report.lastSwitch.switchMs}ms)` : ''}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,97 @@
+import type { State } from '../deploy/state.js';
+
+export type Color = 'blue' | 'green';
+export const other = (c: Color): Color => (c === 'blue' ? 'green' : 'blue');
+
+export interface ColorSlot {
+  image: string;
+  imageId: string;
+  /** The name nginx reaches it by on the project network. */
+  host: string;
+  /** The container, when there is one. */
+  container: string | null;
+  since: string;
+  /** `compose`: the compose web service's own container (the colour before the first cutover). */
+  managedBy: 'compose' | 'opskit';
+}
+
+export interface CutoverState {
+  live: Color;
+  colors: Partial<Record<Color, ColorSlot>>;
+  /** The old colour is stopped after this (by the next opskit run, or `cutover --finalize`). */
+  keepOldUntil: string | null;
+  history: Array<{ at: string; action: 'cutover' | 'rollback' | 'finalize'; from: Color; to: Color; image: string; switchMs: number | null }>;
+}
+
+export function cutoverState(state: State): CutoverState | undefined {
+  return state.cutover as CutoverState | undefined;
+}
+
+/**
+ * Pure: the colours as they stand. Before the first cutover the live colour is blue, served by the
+ * compose web service's container (as `opskit deploy` left it).
+ */
+export function currentColors(state: State, webService: string, webContainer: { id: string } | undefined): CutoverState | undefined {
+  const existing = cutoverState(state);
+  if (existing) return existing;
+  const deployed = state.deploy?.current;
+  if (!deployed) return undefined;
+  return {
+    live: 'blue',
+    colors: { blue: { image: deployed.image, imageId: deployed.imageId, host: webService, container: webContainer?.id ?? null, since: deployed.deployedAt, managedBy: 'compose' } },
+    keepOldUntil: null,
+    history: [],
+  };
+}
+
+/** The container name of an opskit-managed colour: also its DNS name on the project network. */
+export function colorContainerName(project: string, webService: string, color: Color): string {
+  return `${project}_${webService}_${color}`;
+}
+
+export const DEFAULT_UPSTREAM_TEMPLATE = `# Managed by opskit: \`opskit cutover\` and \`opskit rollback\` replace this file. Edits by hand are lost.
+# live: {{color}} ({{image}})
+upstream web {
+  server {{server}} max_fails=0;
+  keepalive 32;
+}
+`;
+
+/** Pure: the upstream include for the live colour. Unknown placeholders are left for nginx -t to reject. */
+export function renderUpstream(template: string, vars: { server: string; color: Color; image: string }): string {
+  return template.replace(/\{\{\s*(server|color|image)\s*\}\}/g, (_m, key: 'server' | 'color' | 'image') => vars[key]);
+}
+
+const HISTORY = 50;
+
+/** Pure: the state after `to` became live. */
+export function recordSwitch(
+  colors: CutoverState,
+  change: { action: 'cutover' | 'rollback'; to: Color; slot?: ColorSlot; at: string; switchMs: number; keepOldUntil: string | null },
+): CutoverState {
+  const slots = { ...colors.colors, ...(change.slot ? { [change.to]: change.slot } : {}) };
+  return {
+    live: change.to,
+    colors: slots,
+    keepOldUntil: change.keepOldUntil,
+    history: [{ at: change.at, action: change.action, from: colors.live, to: change.to, image: slots[change.to]!.image, switchMs: Math.round(change.switchMs) }, ...colors.history].slice(0, HISTORY),
+  };
+}
+
+/** Pure: the idle colour stopped (its image kept, so a rollback can start it again). */
+export function recordFinalize(colors: CutoverState, at: string): CutoverState {
+  const idle = other(colors.live);
+  const slot = colors.colors[idle];
+  if (!slot) return colors;
+  return {
+    ...colors,
+    colors: { ...colors.colors, [idle]: { ...slot, container: null } },
+    keepOldUntil: null,
+    history: [{ at, action: 'finalize' as const, from: colors.live, to: colors.live, image: slot.image, switchMs: null }, ...colors.history].slice(0, HISTORY),
+  };
+}
+
+/** Pure: is the keep-old deadline past? */
+export function oldColorExpired(colors: CutoverState, now: Date): boolean {
+  return colors.keepOldUntil !== null && new Date(colors.keepOldUntil).getTime() <= now.getTime();
+}

@@ -189,12 +189,21 @@ async function saveColors(rt: Runtime, colors: CutoverState): Promise<void> {
   rt.colors = colors;
 }
 
+/**
+ * Stops a colour that is no longer live: gracefully first (gunicorn finishes what nginx's draining old
+ * workers still send it), then removes it.
+ */
+async function retire(rt: Runtime, container: string): Promise<void> {
+  await rt.docker.stopContainer(container, 30).catch(() => {});
+  await rt.docker.removeContainer(container);
+}
+
 async function finalize(rt: Runtime): Promise<SwitchResult> {
   const idle = other(rt.colors.live);
   const slot = rt.colors.colors[idle];
   const started = rt.ctx.clock.monotonicMs();
   if (!slot?.container) return { action: 'finalize', changed: false, from: rt.colors.live, to: rt.colors.live, image: null, container: null, switchMs: null, durationMs: 0, oldColor: slot ? { color: idle, image: slot.image, state: 'stopped', stopAfter: null } : null };
-  await rt.docker.removeContainer(slot.container);
+  await retire(rt, slot.container);
   await saveColors(rt, recordFinalize(rt.colors, rt.ctx.clock.now().toISOString()));
   rt.ctx.reporter.info(`stopped the old colour ${idle} (${slot.image}); \`opskit rollback\` can still start it again`);
   return { action: 'finalize', changed: true, from: rt.colors.live, to: rt.colors.live, image: slot.image, container: slot.host, switchMs: null, durationMs: Math.round(rt.ctx.clock.monotonicMs() - started), oldColor: { color: idle, image: slot.image, state: 'stopped', stopAfter: null } };
@@ -211,6 +220,13 @@ async function scheduleFinalize(ctx: Context, at: string): Promise<void> {
 
 export async function runCutover(ctx: Context, input: CutoverInput & { finalize?: boolean; ifDue?: string | undefined }): Promise<SwitchResult> {
   const config = ctx.loaded!.config;
+  if (input.finalize && input.ifDue) {
+    // The detached run that --keep-old started: wait for its deadline, then finalize if it still stands.
+    const due = new Date(input.ifDue).getTime();
+    if (Number.isNaN(due)) throw new UsageError(`--if-due ${input.ifDue}: expected an ISO time`, { code: 'E_BAD_FLAG' });
+    const wait = due - ctx.clock.now().getTime();
+    if (wait > 0) await ctx.clock.sleep(wait);
+  }
   const healthTimeoutMs = parseDuration(input.healthTimeout ?? config.cutover.healthTimeout, input.healthTimeout ? '--health-timeout' : 'cutover.healthTimeout');
   const keepOld = input.keepOld ?? config.cutover.keepOld;
   const keepOldMs = keepOld ? parseDuration(keepOld, input.keepOld ? '--keep-old' : 'cutover.keepOld') : undefined;
@@ -272,7 +288,7 @@ export async function runCutover(ctx: Context, input: CutoverInput & { finalize?
       step.succeed(`migrations: ${migrations.length ? `applied ${migrations.join(', ')}` : 'none pending'}`);
     }
     const old = rt.colors.colors[idle];
-    if (old?.container) await rt.docker.removeContainer(old.container);
+    if (old?.container) await retire(rt, old.container);
     let step = ctx.reporter.step(`start ${idle} with ${image}`);
     const started2 = await startColor(rt, idle, image);
     try {

@@ -16,7 +16,7 @@ const ok = (stdout = ''): ExecResult => ({ argv: [], exitCode: 0, stdout, stderr
 const fail = (stderr: string): ExecResult => ({ argv: [], exitCode: 1, stdout: '', stderr, failed: true, timedOut: false, notFound: false });
 
 function healthy(service: string, imageId = 'sha256:db'): ContainerInfo {
-  return { id: service, name: `shop_${service}_1`, image: 'x', imageId, labels: {}, state: 'running', running: true, exitCode: 0, restartCount: 0, health: 'healthy', healthLog: [], addresses: { net: '10.0.0.9' }, startedAt: '' };
+  return { id: service, name: `shop_${service}_1`, image: 'x', imageId, labels: {}, state: 'running', running: true, exitCode: 0, restartCount: 0, health: 'healthy', healthLog: [], addresses: { net: '10.0.0.9' }, startedAt: '', mounts: [] };
 }
 
 async function setup(answers: Record<string, (options?: ExecOptions) => ExecResult>) {

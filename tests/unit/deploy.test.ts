@@ -62,6 +62,7 @@ const container = (over: Partial<ContainerInfo>): ContainerInfo => ({
   healthLog: [],
   addresses: {},
   startedAt: '',
+  mounts: [],
   ...over,
 });
 

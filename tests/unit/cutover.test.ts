@@ -1,0 +1,49 @@
+import { describe, expect, it } from 'vitest';
+import { answeredColor } from '../../src/cutover/action.js';
+import { DEFAULT_UPSTREAM_TEMPLATE, colorContainerName, currentColors, oldColorExpired, other, recordFinalize, recordSwitch, renderUpstream, type CutoverState } from '../../src/cutover/plan.js';
+import { emptyState } from '../../src/deploy/state.js';
+
+const deployed = { ...emptyState(), deploy: { current: { image: 'shop:1', imageId: 'sha256:1', deployedAt: 't0', migrationsApplied: [], durationMs: 1 }, history: [] } };
+
+describe('colours', () => {
+  it('before any cutover, blue is live on the compose web service', () => {
+    expect(currentColors(emptyState(), 'web', undefined)).toBeUndefined();
+    expect(currentColors(deployed, 'web', { id: 'c-web' })).toEqual({
+      live: 'blue',
+      colors: { blue: { image: 'shop:1', imageId: 'sha256:1', host: 'web', container: 'c-web', since: 't0', managedBy: 'compose' } },
+      keepOldUntil: null,
+      history: [],
+    });
+    expect(other('blue')).toBe('green');
+    expect(colorContainerName('shop', 'web', 'green')).toBe('shop_web_green');
+  });
+
+  it('renders the upstream for the live colour', () => {
+    expect(renderUpstream(DEFAULT_UPSTREAM_TEMPLATE, { server: 'shop_web_green:8000', color: 'green', image: 'shop:2' })).toBe(
+      '# Managed by opskit: `opskit cutover` and `opskit rollback` replace this file. Edits by hand are lost.\n# live: green (shop:2)\nupstream web {\n  server shop_web_green:8000 max_fails=0;\n  keepalive 32;\n}\n',
+    );
+  });
+
+  it('records switches, keeps the previous colour, and finalizes it', () => {
+    const start = currentColors(deployed, 'web', { id: 'c-web' })!;
+    const green = { image: 'shop:2', imageId: 'sha256:2', host: 'shop_web_green', container: 'c-green', since: 't1', managedBy: 'opskit' as const };
+    const afterCutover = recordSwitch(start, { action: 'cutover', to: 'green', slot: green, at: 't1', switchMs: 250.4, keepOldUntil: '2026-12-01T00:10:00.000Z' });
+    expect(afterCutover.live).toBe('green');
+    expect(afterCutover.colors.blue!.image).toBe('shop:1');
+    expect(afterCutover.history[0]).toEqual({ at: 't1', action: 'cutover', from: 'blue', to: 'green', image: 'shop:2', switchMs: 250 });
+    const back: CutoverState = recordSwitch(afterCutover, { action: 'rollback', to: 'blue', at: 't2', switchMs: 100, keepOldUntil: null });
+    expect(back.live).toBe('blue');
+    expect(back.history.map((h) => h.action)).toEqual(['rollback', 'cutover']);
+    const finalized = recordFinalize(afterCutover, 't3');
+    expect(finalized.colors.blue!.container).toBeNull();
+    expect(finalized.colors.blue!.image).toBe('shop:1'); // a rollback can still start it again
+    expect(oldColorExpired(afterCutover, new Date('2026-12-01T00:09:59Z'))).toBe(false);
+    expect(oldColorExpired(afterCutover, new Date('2026-12-01T00:10:00Z'))).toBe(true);
+  });
+
+  it('reads which colour answered', () => {
+    expect(answeredColor({ headers: { 'x-app-color': 'green' }, body: '' })).toBe('green');
+    expect(answeredColor({ headers: {}, body: '{"color":"blue"}' })).toBe('blue');
+    expect(answeredColor({ headers: {}, body: 'plain' })).toBeUndefined();
+  });
+});

@@ -151,6 +151,48 @@ async function rmState(dir) {
 
 let platformForRebuild;
 
+/** Cutover and rollback switch times, and what a 100-connection load on /ping sees during switches. */
+async function cutoverBench() {
+  const p = await examplePlatform();
+  const run = (...args) => execa(process.execPath, [bin, '-e', 'offline', ...args], { cwd: p.dir, env: p.env, reject: false });
+  try {
+    const deployed = await run('deploy', '--json', '--quiet');
+    if (deployed.exitCode !== 0) throw new Error(`cutover bench: deploy failed: ${deployed.stderr}`);
+    const { appendFileSync } = await import('node:fs');
+    appendFileSync(path.join(p.dir, 'app.py'), '\n# bench v2\n');
+    const v2 = JSON.parse((await run('build', '--json', '--quiet')).stdout).tags[0];
+    const nginx = (await execa('docker', ['ps', '-q', '--filter', `label=com.docker.compose.project=${p.project}`, '--filter', 'label=com.docker.compose.service=nginx'])).stdout.trim();
+    const ip = (await execa('docker', ['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', nginx])).stdout.trim();
+    const cut = JSON.parse((await run('cutover', '--image', v2, '--json', '--quiet')).stdout);
+    const switches = [cut.switchMs];
+    const rollbacks = [];
+    const rollbackWall = [];
+    const { default: autocannon } = await import('autocannon');
+    const load = autocannon({ url: `http://${ip}:80/ping`, connections: 100, duration: 120, timeout: 10 });
+    const done = new Promise((resolve) => load.on('done', resolve));
+    await new Promise((r) => setTimeout(r, 1500));
+    for (let i = 0; i < Number(process.env.BENCH_CUTOVER_RUNS ?? 6); i++) {
+      const t0 = performance.now();
+      const r = JSON.parse((await run('rollback', '--json', '--quiet')).stdout);
+      rollbackWall.push(performance.now() - t0);
+      rollbacks.push(r.switchMs);
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+    load.stop();
+    const result = await done;
+    return {
+      'cutover switch (swap, reload, verified)': { medianMs: median(switches), p90Ms: p90(switches) },
+      'warm rollback switch': { medianMs: median(rollbacks), p90Ms: p90(rollbacks) },
+      ratio: +(median(rollbackWall) / 1000).toFixed(3),
+      rollbackWallMs: +median(rollbackWall).toFixed(0),
+      load: { url: '/ping through nginx, 100 connections', rps: Math.round(result.requests.average), requests: result.requests.total, non2xx: result.non2xx, errors: result.errors, timeouts: result.timeouts, reloads: rollbacks.length },
+    };
+  } finally {
+    await execa('docker', ['rm', '-f', `${p.project}_web_blue`, `${p.project}_web_green`], { reject: false });
+    await down(p, p.project);
+  }
+}
+
 /** Ten HTTP checks against a local server, one of them answering after 1 s. */
 async function healthBench() {
   const http = await import('node:http');
@@ -198,6 +240,12 @@ const benchmarks = [
     goal: 'total < 1100 ms (the checks run in parallel)',
     pass: (r) => r.totalMs < 1100,
     run: healthBench,
+  },
+  {
+    name: 'cutover and rollback: switch times, and requests failed by switches under the highest load here',
+    goal: '0 failed requests (non-2xx, errors, timeouts) during the switches; a warm rollback under 1 s',
+    pass: (r) => r.load.non2xx + r.load.errors + r.load.timeouts === 0 && r.rollbackWallMs < 1000,
+    run: cutoverBench,
   },
   {
     name: 'deploy of the sample platform: opskit deploy vs the same compose sequence by hand',
@@ -248,6 +296,8 @@ if (json) {
     lines.push(`${r.name}`);
     lines.push(`  ${a}: median ${r[a].medianMs} ms (p90 ${r[a].p90Ms} ms)`);
     lines.push(`  ${b}: median ${r[b].medianMs} ms (p90 ${r[b].p90Ms} ms)`);
+    if (r.load) lines.push(`  load: ${r.load.url}: ${r.load.rps} req/s, ${r.load.requests} requests, ${r.load.non2xx} non-2xx, ${r.load.errors} errors, ${r.load.timeouts} timeouts over ${r.load.reloads} switches`);
+    if (r.rollbackWallMs !== undefined) lines.push(`  a whole warm \`opskit rollback\` (process start to exit): ${r.rollbackWallMs} ms`);
     lines.push(`  ratio ${r.ratio}x   goal ${r.goal}${r.goal.startsWith('none') ? '' : `: ${r.met ? 'met' : 'NOT met'}`}`);
     lines.push('');
   }

@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { collect, parseKeyValues, secretsIn } from './options.js';
+import { buildFirst, collect } from './options.js';
 import { runCommand, type Io } from './run.js';
 
 export function registerCutover(program: Command, io: Io): void {
@@ -21,13 +21,11 @@ export function registerCutover(program: Command, io: Io): void {
         command: Command,
       ) => {
         await runCommand(command, io, { name: 'cutover', mutating: true, config: 'required' }, async (ctx) => {
-          const buildArgs = parseKeyValues('--build-arg', o.buildArg);
-          for (const secret of secretsIn(buildArgs)) ctx.redactor.add(secret);
           const { runCutover, renderSwitch } = await import('../cutover/action.js');
           const result = await runCutover(ctx, {
             image: o.image,
             tag: o.tag,
-            build: o.build ? { tags: o.tag ? [o.tag] : [], buildArgs, noCache: false } : undefined,
+            build: buildFirst(o, ctx.redactor),
             migrate: Boolean(o.migrate),
             healthTimeout: o.healthTimeout,
             keepOld: o.keepOld,

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { collect, parseKeyValues, secretsIn } from './options.js';
+import { buildFirst, collect } from './options.js';
 import { runCommand, type Io } from './run.js';
 
 export function registerDeploy(program: Command, io: Io): void {
@@ -19,13 +19,11 @@ export function registerDeploy(program: Command, io: Io): void {
         command: Command,
       ) => {
         await runCommand(command, io, { name: 'deploy', mutating: true, config: 'required' }, async (ctx) => {
-          const buildArgs = parseKeyValues('--build-arg', options.buildArg);
-          for (const secret of secretsIn(buildArgs)) ctx.redactor.add(secret);
           const { runDeploy, renderDeploy } = await import('../deploy/action.js');
           const result = await runDeploy(ctx, {
             image: options.image,
             tag: options.tag,
-            build: options.build ? { tags: options.tag ? [options.tag] : [], buildArgs, noCache: false } : undefined,
+            build: buildFirst(options, ctx.redactor),
             skipMigrations: Boolean(options.skipMigrations),
             waitTimeout: options.waitTimeout,
             healthTimeout: options.healthTimeout,

@@ -20,3 +20,13 @@ export function parseKeyValues(flag: string, values: readonly string[] | undefin
 export function secretsIn(values: Record<string, string | Sensitive>): Sensitive[] {
   return Object.values(values).filter((v): v is Sensitive => v instanceof Sensitive);
 }
+
+/** `--build [--build-arg ...] [--tag T]` of deploy and cutover: the build to run first, its secrets registered. */
+export function buildFirst(
+  options: { build?: boolean; buildArg?: string[]; tag?: string },
+  redactor: { add(secret: Sensitive): void },
+): { tags: string[]; buildArgs: Record<string, string | Sensitive>; noCache: boolean } | undefined {
+  const buildArgs = parseKeyValues('--build-arg', options.buildArg);
+  for (const secret of secretsIn(buildArgs)) redactor.add(secret);
+  return options.build ? { tags: options.tag ? [options.tag] : [], buildArgs, noCache: false } : undefined;
+}

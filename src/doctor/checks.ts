@@ -142,8 +142,8 @@ export function planDoctorChecks(config: Config, env: Readonly<Record<string, st
             data: { endpoint: cfg.s3.endpoint, httpStatus: response.status },
           };
         } catch (error) {
-          const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-          return { status: 'fail', detail: `endpoint ${cfg.s3.endpoint} does not answer: ${cause?.code ?? cause?.message ?? (error as Error).message}`, hint: 'check s3.endpoint / AWS_ENDPOINT_URL_S3' };
+          const e = error as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+          return { status: 'fail', detail: `endpoint ${cfg.s3.endpoint} does not answer: ${e.code ?? e.cause?.code ?? e.cause?.message ?? e.message}`, hint: 'check s3.endpoint / AWS_ENDPOINT_URL_S3' };
         }
       },
     },

@@ -6,7 +6,7 @@ import { docker } from '../helpers/docker.js';
 import { startLoad, type LoadResult } from '../helpers/load.js';
 import { createPlatform, type Platform } from '../helpers/platform.js';
 
-const clean = (r: LoadResult) => ({ non2xx: r.non2xx, timeouts: r.timeouts });
+const clean = (r: LoadResult) => ({ non2xx: r.non2xx, timeouts: r.timeouts, ...(r.non2xx ? { statusCodes: r.statusCodes } : {}) });
 /**
  * Known limit (README): at an nginx reload, old workers close their clients' keep-alive connections, and
  * autocannon, which writes its next request without waiting for the close, counts a few ECONNRESET.

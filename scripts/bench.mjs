@@ -188,7 +188,8 @@ async function cutoverBench() {
       load: { url: '/ping through nginx, 100 connections', rps: Math.round(result.requests.average), requests: result.requests.total, non2xx: result.non2xx, errors: result.errors, timeouts: result.timeouts, reloads: rollbacks.length },
     };
   } finally {
-    await execa('docker', ['rm', '-f', `${p.project}_web_blue`, `${p.project}_web_green`], { reject: false });
+    const colours = (await execa('docker', ['ps', '-aq', '--filter', `label=com.docker.compose.project=${p.project}`, '--filter', 'label=org.opskit.role=web'], { reject: false })).stdout.split('\n').filter(Boolean);
+    if (colours.length) await execa('docker', ['rm', '-f', ...colours], { reject: false });
     await down(p, p.project);
   }
 }

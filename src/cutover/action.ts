@@ -92,8 +92,7 @@ async function diagnostics(rt: Runtime, container: string): Promise<string> {
 /** Starts a colour's container from the web service's definition (compose run), restartable, on the project network. */
 async function startColor(rt: Runtime, color: Color, image: string): Promise<{ name: string; id: string }> {
   const config = rt.ctx.loaded!.config;
-  const name = colorContainerName(rt.target.project, config.deploy.webService, color);
-  await rt.docker.removeContainer(name); // a leftover from an earlier run of this colour
+  const name = colorContainerName(rt.target.project, config.deploy.webService, color, rt.ctx.clock.now().getTime().toString(36));
   const argv = composeArgv(rt.target, ['run', '-d', '--no-deps', '--name', name, '-e', `APP_COLOR=${color}`, '-l', `org.opskit.color=${color}`, '-l', 'org.opskit.role=web', config.deploy.webService]);
   const result = await rt.ctx.exec.run(argv[0], argv[1], { env: { ...rt.env, WEB_IMAGE: image }, timeoutMs: 120_000, cwd: path.dirname(rt.target.composeFile) });
   if (result.failed) throw new OperationError('E_COMPOSE_FAILED', `could not start ${color} (${[argv[0], ...argv[1]].join(' ')}): ${`${result.stderr}\n${result.stdout}`.trim().split('\n').slice(-10).join('\n')}`);
@@ -237,10 +236,9 @@ export async function runCutover(ctx: Context, input: CutoverInput & { finalize?
     const colors = base.colors!;
     const idle = other(colors.live);
     const image = input.build ? (await buildImage(ctx, input.build)).tags[0]! : resolveImageRef(imageName, input);
-    const name = colorContainerName(base.target.project, config.deploy.webService, idle);
+    const name = colorContainerName(base.target.project, config.deploy.webService, idle, '<id>');
     const plan: PlannedStep[] = [
       ...(input.migrate ? [{ kind: 'exec' as const, argv: [...composeArgv(base.target, ['run', '--rm', '--no-deps', '-T', config.deploy.webService, ...config.deploy.migrateCommand])].flat(), description: 'the migrations, in the new image (they must work with the live colour too)' }] : []),
-      { kind: 'docker', call: 'DELETE /containers/{name}', options: { name }, description: `remove the idle ${idle} container, if any` },
       { kind: 'exec', argv: composeArgv(base.target, ['run', '-d', '--no-deps', '--name', name, '-e', `APP_COLOR=${idle}`, '-l', `org.opskit.color=${idle}`, '-l', 'org.opskit.role=web', config.deploy.webService]).flat(), description: `start ${idle} with ${image} (WEB_IMAGE)` },
       { kind: 'wait', what: `${name} to answer ${config.deploy.healthPath} on its own address`, timeoutMs: healthTimeoutMs, description: 'health gate' },
       ...(config.cutover.smoke ? [{ kind: 'docker' as const, call: 'POST /containers/{name}/exec', options: { name, Cmd: config.cutover.smoke }, description: 'smoke command' }] : []),
@@ -249,6 +247,7 @@ export async function runCutover(ctx: Context, input: CutoverInput & { finalize?
       { kind: 'exec', argv: ['nginx', '-s', 'reload'], description: config.nginx.mode === 'compose' ? `in the ${config.nginx.service} container` : 'on the host' },
       { kind: 'http', method: 'GET', url: `<nginx>${config.cutover.verifyPath}`, description: `until it answers from ${idle}; otherwise switch back` },
       { kind: 'write', path: base.stateFile, bytes: 0, overwrite: true, description: `record: ${idle} live, ${colors.live} kept warm` },
+      ...(colors.colors[idle]?.container ? [{ kind: 'docker' as const, call: 'POST /containers/{id}/stop, DELETE /containers/{id}', options: { id: colors.colors[idle]!.container }, description: `retire the ${idle} container the new one replaces (SIGTERM, 30 s)` }] : []),
     ];
     for (const step of plan) ctx.reporter.dryRun(step);
     return { action: 'cutover', changed: false, from: colors.live, to: idle, image, container: name, switchMs: null, durationMs: 0, plan };
@@ -287,8 +286,8 @@ export async function runCutover(ctx: Context, input: CutoverInput & { finalize?
       });
       step.succeed(`migrations: ${migrations.length ? `applied ${migrations.join(', ')}` : 'none pending'}`);
     }
+    // The idle slot's current occupant (the colour before last) stays up, a rollback target, until the switch is done.
     const old = rt.colors.colors[idle];
-    if (old?.container) await retire(rt, old.container);
     let step = ctx.reporter.step(`start ${idle} with ${image}`);
     const started2 = await startColor(rt, idle, image);
     try {
@@ -308,6 +307,7 @@ export async function runCutover(ctx: Context, input: CutoverInput & { finalize?
       step.succeed(`nginx serves ${idle} (switch ${formatDuration(switchMs)})`);
       const stopAfter = keepOldMs !== undefined ? new Date(ctx.clock.now().getTime() + keepOldMs).toISOString() : null;
       await saveColors(rt, recordSwitch(rt.colors, { action: 'cutover', to: idle, slot, at: ctx.clock.now().toISOString(), switchMs, keepOldUntil: stopAfter }));
+      if (old?.container && old.container !== started2.id) await retire(rt, old.container);
       if (stopAfter) await scheduleFinalize(ctx, stopAfter);
       return {
         action: 'cutover',

@@ -44,9 +44,12 @@ export function currentColors(state: State, webService: string, webContainer: { 
   };
 }
 
-/** The container name of an opskit-managed colour: also its DNS name on the project network. */
-export function colorContainerName(project: string, webService: string, color: Color): string {
-  return `${project}_${webService}_${color}`;
+/**
+ * The container name of an opskit-managed colour, also its DNS name on the project network. Each start
+ * gets its own suffix, so the new container runs beside the one it replaces until after the switch.
+ */
+export function colorContainerName(project: string, webService: string, color: Color, suffix: string): string {
+  return `${project}_${webService}_${color}_${suffix}`;
 }
 
 export const DEFAULT_UPSTREAM_TEMPLATE = `# Managed by opskit: \`opskit cutover\` and \`opskit rollback\` replace this file. Edits by hand are lost.

@@ -15,7 +15,7 @@ describe('colours', () => {
       history: [],
     });
     expect(other('blue')).toBe('green');
-    expect(colorContainerName('shop', 'web', 'green')).toBe('shop_web_green');
+    expect(colorContainerName('shop', 'web', 'green', 'k1')).toBe('shop_web_green_k1');
   });
 
   it('renders the upstream for the live colour', () => {

@@ -170,6 +170,17 @@ describe('opskit cutover / rollback / status: blue-green under load', () => {
     expect((await colorNow()).color).not.toBe(before.color);
   });
 
+  it('--migrate --build: migrations first with the new image, the live colour keeps serving on the new schema, then the switch', async () => {
+    writeFileSync(path.join(p.dir, 'migrations/0003_add_price.sql'), 'ALTER TABLE items ADD COLUMN price numeric NOT NULL DEFAULT 0;\n');
+    const load = startLoad(front, 20);
+    const r = await p.run(['cutover', '--migrate', '--build', '--json']);
+    const result = await load.stop();
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(parseSingleJson(r.stdout)).toMatchObject({ action: 'cutover', migrations: ['0003'] });
+    expect(clean(result)).toEqual({ non2xx: 0, timeouts: 0 });
+    expect(await (await fetch(front)).json()).toMatchObject({ schema: '0003', expectedSchema: '0003', status: 'ok' });
+  });
+
   it('--keep-old stops the old colour after the delay; deploy refuses once blue-green is in use', async () => {
     const before = await colorNow();
     const r = await p.run(['cutover', '--image', before.version === v1.split(':')[1] ? v2 : v1, '--keep-old', '2s', '--json']);

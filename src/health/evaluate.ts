@@ -119,14 +119,26 @@ export interface ContainerState {
   restartCount: number;
   health: 'healthy' | 'unhealthy' | 'starting' | 'none';
   lastHealthOutput?: string | undefined;
+  startedAt?: string | undefined;
 }
 
-/** Pure: running and healthy passes; starting, or restarts so far, warn; unhealthy, exited or restarting fail. */
-export function evaluateContainer(c: ContainerState): Verdict {
+/** A container that restarted this often and came up this recently is crash-looping, even while it is up. */
+const CRASH_LOOP_RESTARTS = 3;
+const CRASH_LOOP_WINDOW_MS = 60_000;
+
+/**
+ * Pure: running and healthy passes; starting, or restarts so far, warn; unhealthy, exited, restarting,
+ * or crash-looping (3+ restarts and up for under a minute) fail.
+ */
+export function evaluateContainer(c: ContainerState, now: Date = new Date()): Verdict {
   const observed = { state: c.state, health: c.health, restartCount: c.restartCount, exitCode: c.exitCode };
   const expected = { state: 'running', health: 'healthy (or no healthcheck)' };
   if (c.state === 'restarting') return { status: 'fail', observed, expected, detail: `${c.name} is restarting (${c.restartCount} restarts, last exit code ${c.exitCode})` };
   if (!c.running) return { status: 'fail', observed, expected, detail: `${c.name} is ${c.state} (exit code ${c.exitCode})` };
+  const upMs = c.startedAt ? now.getTime() - new Date(c.startedAt).getTime() : Infinity;
+  if (c.restartCount >= CRASH_LOOP_RESTARTS && upMs < CRASH_LOOP_WINDOW_MS) {
+    return { status: 'fail', observed, expected, detail: `${c.name} is crash-looping: ${c.restartCount} restarts, up for ${Math.round(upMs / 1000)}s (last exit code ${c.exitCode})` };
+  }
   if (c.health === 'unhealthy') return { status: 'fail', observed, expected, detail: `${c.name} is unhealthy${c.lastHealthOutput ? `: ${c.lastHealthOutput.trim().split('\n').slice(-2).join(' | ')}` : ''}` };
   if (c.health === 'starting') return { status: 'warn', observed, expected, detail: `${c.name} is still starting (health: starting)` };
   if (c.restartCount > 0) return { status: 'warn', observed, expected, detail: `${c.name} is running, but has restarted ${c.restartCount} times` };

@@ -58,7 +58,7 @@ export async function probe(pc: ProbeContext, spec: CheckSpec, timeoutMs: number
       const container = await findContainer(pc, spec);
       if (!container) return { status: 'fail', observed: { state: 'missing' }, expected: { state: 'running' }, detail: `no ${spec.target} found`, latencyMs: elapsed(t0) };
       const lastHealth = container.healthLog[container.healthLog.length - 1];
-      return { ...evaluateContainer({ ...container, lastHealthOutput: lastHealth?.output }), latencyMs: elapsed(t0) };
+      return { ...evaluateContainer({ ...container, lastHealthOutput: lastHealth?.output }, ctx.clock.now()), latencyMs: elapsed(t0) };
     }
     case 'postgres': {
       const r = await ctx.datastores.postgres(spec.check.url, timeoutMs);

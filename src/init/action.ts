@@ -85,6 +85,14 @@ export async function runInit(baseCtx: Context, input: InitInput): Promise<InitR
     return { ...result, plan: steps };
   }
   return withMutation(ctx, 'init', async () => {
+    // Decided again under the lock: another init may have written these since the check above.
+    if (!input.force) {
+      const late: string[] = [];
+      for (const file of rendered) if (!file.exists && (await ctx.fs.exists(path.join(root, file.path)))) late.push(file.path);
+      if (late.length > 0) {
+        throw new UsageError(`init would overwrite ${late.length} file(s) written meanwhile: ${late.join(', ')}`, { code: 'E_INIT_EXISTS', hint: 'nothing was written; pass --force to overwrite them' });
+      }
+    }
     for (const file of rendered) {
       await ctx.fs.writeFileAtomic(path.join(root, file.path), file.content);
       ctx.reporter.debug(`wrote ${file.path}`);

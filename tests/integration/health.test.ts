@@ -1,4 +1,5 @@
 import { Ajv } from 'ajv';
+import formatsModule from 'ajv-formats';
 import { execa } from 'execa';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -14,7 +15,9 @@ const WRONG_PASSWORD = 'Wr0ng-Pass-7c1d';
 const pgUrl = (password: string) => `postgresql://${PG_USER}:${password}@127.0.0.1:5432/postgres`;
 
 const schema = JSON.parse(readFileSync(path.join(REPO, 'schemas/health.schema.json'), 'utf8'));
-const validate = new Ajv({ allErrors: true, strict: false }).compile(schema);
+// CommonJS with an ES default in its typings: take the plugin either way.
+const addFormats = ((formatsModule as unknown as { default?: unknown }).default ?? formatsModule) as (ajv: Ajv) => Ajv;
+const validate = addFormats(new Ajv({ allErrors: true, strict: true })).compile(schema);
 type Check = { name: string; kind: string; status: string; detail: string; target: string; observed: Record<string, unknown> | null };
 const checksOf = (doc: Record<string, unknown>) => Object.fromEntries((doc.checks as Check[]).map((c) => [c.name, c]));
 

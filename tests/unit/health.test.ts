@@ -65,6 +65,9 @@ describe('judging disks, containers and resources', () => {
     expect(evaluateContainer({ ...base, health: 'unhealthy', lastHealthOutput: 'curl: (7) refused\n' })).toMatchObject({ status: 'fail', detail: 'web is unhealthy: curl: (7) refused' });
     expect(evaluateContainer({ ...base, state: 'exited', running: false, exitCode: 3 })).toMatchObject({ status: 'fail', detail: 'web is exited (exit code 3)' });
     expect(evaluateContainer({ ...base, state: 'restarting', running: true, restartCount: 5, exitCode: 1 }).status).toBe('fail');
+    const at = new Date('2026-12-01T12:00:00Z');
+    expect(evaluateContainer({ ...base, restartCount: 4, exitCode: 1, startedAt: '2026-12-01T11:59:50Z' }, at)).toMatchObject({ status: 'fail', detail: 'web is crash-looping: 4 restarts, up for 10s (last exit code 1)' });
+    expect(evaluateContainer({ ...base, restartCount: 4, startedAt: '2026-12-01T11:00:00Z' }, at).status).toBe('warn');
   });
   it('CPU and memory, as docker stats computes them', () => {
     const sample = cpuAndMemory({

@@ -75,7 +75,11 @@ async function freePort() {
   });
 }
 
-async function examplePlatform() {
+async function examplePlatform(track = (p) => p) {
+  return track(await newExamplePlatform());
+}
+
+async function newExamplePlatform() {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'opskit-bench-'));
   await execa(process.execPath, [bin, 'init', '--example', dir, '--quiet']);
   const project = path.basename(dir).toLowerCase();
@@ -113,8 +117,8 @@ async function deployByHand(p, project) {
   await healthy('nginx');
 }
 
-async function deployBench() {
-  const p = await examplePlatform();
+async function deployBench(track) {
+  const p = await examplePlatform(track);
   const opskit = [];
   const byHand = [];
   const rounds = Number(process.env.BENCH_DEPLOY_RUNS ?? 3);
@@ -152,8 +156,8 @@ async function rmState(dir) {
 let platformForRebuild;
 
 /** Cutover and rollback switch times, and what a 100-connection load on /ping sees during switches. */
-async function cutoverBench() {
-  const p = await examplePlatform();
+async function cutoverBench(track) {
+  const p = await examplePlatform(track);
   const run = (...args) => execa(process.execPath, [bin, '-e', 'offline', ...args], { cwd: p.dir, env: p.env, reject: false });
   try {
     const deployed = await run('deploy', '--json', '--quiet');
@@ -246,14 +250,14 @@ const benchmarks = [
     name: 'cutover and rollback: switch times, and requests failed by switches under the highest load here',
     goal: '0 failed requests (non-2xx, errors, timeouts) during the switches; a warm rollback under 1 s',
     pass: (r) => r.load.non2xx + r.load.errors + r.load.timeouts === 0 && r.rollbackWallMs < 1000,
-    run: cutoverBench,
+    run: (track) => cutoverBench(track),
   },
   {
     name: 'deploy of the sample platform: opskit deploy vs the same compose sequence by hand',
     goal: "opskit's overhead < 10% (ratio < 1.10)",
     pass: (r) => r.ratio < 1.1,
-    run: async () => {
-      const { p, result } = await deployBench();
+    run: async (track) => {
+      const { p, result } = await deployBench(track);
       platformForRebuild = p;
       return result;
     },
@@ -262,8 +266,8 @@ const benchmarks = [
     name: 'no-change rebuild: opskit build vs docker build (legacy builder), same context',
     goal: 'none set (reported: both fully cached; the difference is Node start-up and module loading)',
     pass: () => true,
-    run: async () => {
-      const p = platformForRebuild ?? (await examplePlatform());
+    run: async (track) => {
+      const p = platformForRebuild ?? (await examplePlatform(track));
       return sideBySideWith(
         { name: 'opskit build', argv: [process.execPath, [bin, '-e', 'offline', 'build', '--quiet']], options: { cwd: p.dir, env: p.env } },
         { name: 'docker build', argv: ['docker', ['build', '-q', '-f', 'Dockerfile.prod', '--build-arg', `BASE_IMAGE=${p.env.BASE_IMAGE}`, '-t', `${p.project}:byhand`, '.']], options: { cwd: p.dir, env: { DOCKER_BUILDKIT: '0' } } },
@@ -284,9 +288,19 @@ const machine = {
   docker: (await execa('docker', ['version', '--format', '{{.Server.Version}}'], { reject: false })).stdout.trim() || 'not running',
 };
 const results = [];
-for (const b of benchmarks) {
-  const r = await b.run();
-  results.push({ name: b.name, goal: b.goal, met: b.pass(r), ...r });
+const platforms = [];
+const track = (p) => (platforms.push(p), p);
+try {
+  for (const b of benchmarks) {
+    const r = await b.run(track);
+    results.push({ name: b.name, goal: b.goal, met: b.pass(r), ...r });
+  }
+} finally {
+  // Leave no bench images behind: every image the bench built carries its project's label or tag.
+  for (const p of platforms) {
+    const images = (await execa('docker', ['images', '-q', '--filter', `label=org.opskit.project=${p.project}`], { reject: false })).stdout.split('\n').filter(Boolean);
+    await execa('docker', ['rmi', '-f', `${p.project}:byhand`, ...new Set(images)], { reject: false });
+  }
 }
 if (json) {
   process.stdout.write(`${JSON.stringify({ machine, date: new Date().toISOString(), results }, null, 2)}\n`);

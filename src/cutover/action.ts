@@ -4,6 +4,7 @@ import { composeArgv, describeCli, detectComposeCached, pickServiceContainer, se
 import type { DockerAdapter } from '../adapters/docker.js';
 import { buildImage, type BuildInput } from '../build/action.js';
 import { resolveImageRef, runMigrations } from '../deploy/action.js';
+import { probeContainerHealth } from '../deploy/probe.js';
 import { readState, writeState, type State } from '../deploy/state.js';
 import { ConfigError, OperationError, UsageError } from '../errors.js';
 import { type Context, projectPath, withMutation } from '../runtime/context.js';
@@ -108,18 +109,10 @@ async function gate(rt: Runtime, container: string, color: Color, timeoutMs: num
   const config = rt.ctx.loaded!.config;
   const started = rt.ctx.clock.monotonicMs();
   const poll = await pollUntil(rt.ctx.clock, { timeoutMs, initialDelayMs: 100, maxDelayMs: 500 }, async () => {
-    const info = await rt.docker.inspectContainer(container);
-    if (!info?.running) return { done: false, last: `${container} is ${info?.state ?? 'gone'}` };
-    const address = Object.values(info.addresses)[0];
-    if (!address) return { done: false, last: `${container} has no address` };
-    try {
-      const r = await rt.ctx.http.request(`http://${address}:${config.deploy.healthPort}${config.deploy.healthPath}`, { timeoutMs: 3000 });
-      if (r.status !== 200) return { done: false, last: `HTTP ${r.status}: ${r.body.slice(0, 200)}` };
-      const said = answeredColor(r);
-      return said === undefined || said === color ? { done: true, value: true } : { done: false, last: `it says it is ${said}` };
-    } catch (error) {
-      return { done: false, last: (error as { code?: string }).code ?? (error as Error).message };
-    }
+    const probe = await probeContainerHealth(rt.ctx.http, await rt.docker.inspectContainer(container), config.deploy.healthPort, config.deploy.healthPath);
+    if (!probe.ok) return { done: false, last: probe.last };
+    const said = answeredColor(probe.response);
+    return said === undefined || said === color ? { done: true, value: true } : { done: false, last: `it says it is ${said}` };
   });
   if (!poll.ok) throw new OperationError('E_COLOR_UNHEALTHY', `${color} did not pass its health check within ${formatDuration(timeoutMs)} (last: ${poll.last})\n${await diagnostics(rt, container)}`, { hint: 'the live colour was not touched; see the logs above' });
   return rt.ctx.clock.monotonicMs() - started;

@@ -7,6 +7,7 @@ import { ConfigError, OperationError, UsageError } from '../errors.js';
 import { type Context, projectPath, withMutation } from '../runtime/context.js';
 import { formatDuration, parseDuration } from '../runtime/duration.js';
 import { Waker, pollUntil } from '../runtime/poll.js';
+import { probeContainerHealth } from './probe.js';
 import { describeDeployStep, planDeploy, toPlannedSteps, type DeployStep } from './plan.js';
 import { readState, recordDeploy, writeState } from './state.js';
 
@@ -137,17 +138,8 @@ async function webHealth(rt: Runtime, step: Extract<DeployStep, { kind: 'web-hea
     const containers = await rt.docker.listContainers(serviceLabels(rt.target.project, step.service));
     const container = containers.find((c) => !isOneOff(c) && c.running && c.imageId === imageId);
     if (!container) return { done: false, last: `no running ${step.service} container of the new image` };
-    const address = Object.values(container.addresses)[0];
-    if (!address) return { done: false, last: `${container.name} has no network address` };
-    const url = `http://${address}:${step.port}${step.path}`;
-    try {
-      const response = await rt.ctx.http.request(url, { timeoutMs: 3000 });
-      if (response.status === 200) return { done: true, value: { container, address } };
-      return { done: false, last: `HTTP ${response.status} from ${url}: ${response.body.slice(0, 200)}` };
-    } catch (error) {
-      const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
-      return { done: false, last: `${url}: ${cause}` };
-    }
+    const probe = await probeContainerHealth(rt.ctx.http, container, step.port, step.path);
+    return probe.ok ? { done: true, value: { container, address: probe.address } } : { done: false, last: probe.last };
   });
   if (poll.ok) return poll.value;
   throw new OperationError('E_WEB_UNHEALTHY', `${step.service} did not answer ${step.path} within ${formatDuration(step.timeoutMs)} (last: ${poll.last})\n${await serviceDiagnostics(rt, step.service)}`, {

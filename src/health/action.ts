@@ -132,7 +132,7 @@ function paint(colour: ChalkInstance, status: string): string {
 
 export function renderHealthTable(report: HealthReport, colour: ChalkInstance): string {
   const rows = report.checks.map((c) => [c.name, c.kind, c.status, c.latencyMs === null ? '' : `${c.latencyMs}ms`, c.detail]);
-  const table = renderTable(['CHECK', 'KIND', 'STATUS', 'LATENCY', 'DETAIL'], rows, (row, column, cell) => (column === 2 ? paint(colour, cell.trimEnd()) + cell.slice(cell.trimEnd().length) : cell));
+  const table = renderTable(['CHECK', 'KIND', 'STATUS', 'LATENCY', 'DETAIL'], rows, (_row, column, cell) => (column === 2 ? paint(colour, cell.trimEnd()) + cell.slice(cell.trimEnd().length) : cell));
   const s = report.summary;
   return `${table}\n\n${paint(colour, report.status)}: ${s.pass} pass, ${s.warn} warn, ${s.fail} fail in ${formatDuration(report.durationMs)}`;
 }

@@ -19,6 +19,12 @@ const schema = JSON.parse(readFileSync(path.join(REPO, 'schemas/health.schema.js
 const addFormats = ((formatsModule as unknown as { default?: unknown }).default ?? formatsModule) as (ajv: Ajv) => Ajv;
 const validate = addFormats(new Ajv({ allErrors: true, strict: true })).compile(schema);
 type Check = { name: string; kind: string; status: string; detail: string; target: string; observed: Record<string, unknown> | null };
+/** A project directory whose opskit.yaml holds just these settings. */
+function projectWith(config: Record<string, unknown>): string {
+  const dir = tempDir();
+  writeFileSync(path.join(dir, 'opskit.yaml'), stringify(config));
+  return dir;
+}
 const checksOf = (doc: Record<string, unknown>) => Object.fromEntries((doc.checks as Check[]).map((c) => [c.name, c]));
 
 describe('opskit health against real targets', () => {
@@ -76,10 +82,7 @@ describe('opskit health against real targets', () => {
   });
 
   it('HTTP: JSON path and body matches, latency warn (exit 0, or 3 with --fail-on warn), https certificate days', async () => {
-    const dir = tempDir();
-    writeFileSync(
-      path.join(dir, 'opskit.yaml'),
-      stringify({
+    const dir = projectWith({
         health: {
           checks: [
             { name: 'json ok', kind: 'http', url: `${server.url}/ok`, json: { path: 'status', equals: 'ok' }, bodyContains: '1.2.3' },
@@ -89,8 +92,7 @@ describe('opskit health against real targets', () => {
             { name: 'tls verified', kind: 'http', url: `${tlsServer.url}/ok` },
           ],
         },
-      }),
-    );
+      });
     const all = await opskit(['health', '--json'], { cwd: dir });
     const checks = checksOf(parseSingleJson(all.stdout));
     expect(checks['json ok']!.status).toBe('pass');
@@ -103,8 +105,7 @@ describe('opskit health against real targets', () => {
     const flagsOnly = await opskit(['health', '--json', '--url', `${server.url}/ok`], { cwd: dir });
     expect(flagsOnly.exitCode).toBe(0);
     expect(parseSingleJson(flagsOnly.stdout).checks).toHaveLength(1);
-    const configWarn = tempDir();
-    writeFileSync(path.join(configWarn, 'opskit.yaml'), stringify({ health: { checks: [{ kind: 'http', url: `${server.url}/second`, warnLatency: '100ms' }] } }));
+    const configWarn = projectWith({ health: { checks: [{ kind: 'http', url: `${server.url}/second`, warnLatency: '100ms' }] } });
     expect((await opskit(['health'], { cwd: configWarn })).exitCode).toBe(0);
     expect((await opskit(['health', '--fail-on', 'warn'], { cwd: configWarn })).exitCode).toBe(3);
   });
@@ -146,10 +147,7 @@ describe('opskit health against real targets', () => {
   });
 
   it('tcp, disk and resources from the config; --only filters by kind', async () => {
-    const dir = tempDir();
-    writeFileSync(
-      path.join(dir, 'opskit.yaml'),
-      stringify({
+    const dir = projectWith({
         health: {
           checks: [
             { kind: 'tcp', target: '127.0.0.1:5432' },
@@ -158,8 +156,7 @@ describe('opskit health against real targets', () => {
             { kind: 'resources', containers: [names.healthy] },
           ],
         },
-      }),
-    );
+      });
     const r = await opskit(['health', '--json'], { cwd: dir });
     const checks = checksOf(parseSingleJson(r.stdout));
     expect(checks['tcp 127.0.0.1:5432']!.status).toBe('pass');

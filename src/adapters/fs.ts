@@ -18,6 +18,11 @@ export interface FsAdapter {
   createExclusive(file: string, data: string): Promise<boolean>;
   appendLine(file: string, line: string): Promise<void>;
   rename(from: string, to: string): Promise<void>;
+  /** Points `link` at `target` by renaming a fresh link over it: a reader sees the old or the new target. */
+  symlinkAtomic(target: string, link: string): Promise<void>;
+  /** A link's target, or undefined when it is not a link. */
+  readLink(link: string): Promise<string | undefined>;
+  chmod(file: string, mode: number): Promise<void>;
   remove(file: string): Promise<void>;
   removeDir(dir: string): Promise<void>;
   /** mkdir that fails when the directory exists: the atomic primitive for a short-lived mutex. */
@@ -99,6 +104,26 @@ export const nodeFs: FsAdapter = {
   },
   async rename(from, to) {
     await fsp.rename(from, to);
+  },
+  async symlinkAtomic(target, link) {
+    const temp = `${link}.${process.pid}.${Date.now()}.tmp`;
+    await fsp.symlink(target, temp);
+    try {
+      await fsp.rename(temp, link);
+    } catch (error) {
+      await fsp.rm(temp, { force: true });
+      throw error;
+    }
+  },
+  async readLink(link) {
+    try {
+      return await fsp.readlink(link);
+    } catch {
+      return undefined;
+    }
+  },
+  async chmod(file, mode) {
+    await fsp.chmod(file, mode);
   },
   async remove(file) {
     await fsp.rm(file, { force: true });

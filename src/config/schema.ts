@@ -108,6 +108,8 @@ export const configSchema = z.strictObject({
     logs: text().default('logs'),
     state: text().default('.opskit'),
     auditLog: text().default('logs/opskit-audit.jsonl'),
+    /** The directory of the web containers' unix sockets and the `live.sock` link nginx connects to. */
+    sockets: text().default('run'),
   }),
   docker: section({
     /** unix:///var/run/docker.sock, tcp://host:2375; unset: DOCKER_HOST or the default socket. */
@@ -135,6 +137,8 @@ export const configSchema = z.strictObject({
     /** host mode: nginx's -p prefix, and its pid file (default: the one `nginx -V` names). */
     prefix: text().optional(),
     pidFile: text().optional(),
+    /** compose mode: where the nginx container mounts paths.sockets (host mode: paths.sockets itself). */
+    socketDir: text().regex(/^\//, { error: 'expected an absolute path' }).default('/run/opskit'),
   }),
   s3: section({
     bucket: text().optional(),
@@ -176,6 +180,11 @@ export const configSchema = z.strictObject({
     healthTimeout: duration.default('60s'),
   }),
   cutover: section({
+    /**
+     * socket: nginx connects to `live.sock`, a link that the switch re-points atomically, with no reload
+     * (no client connection is closed); reload: the upstream file names the colour, and nginx reloads.
+     */
+    switch: z.enum(['socket', 'reload'], { error: 'expected one of socket, reload' }).default('socket'),
     /** Run inside the new colour's container before the switch; non-zero aborts, e.g. [pytest, tests/]. */
     smoke: z.array(text(), { error: 'expected an argv list, e.g. [pytest, tests/]' }).optional(),
     /** The new colour's health gate, on its own address. */

@@ -12,8 +12,11 @@ import { formatDuration, parseDuration } from '../runtime/duration.js';
 import type { PlannedStep } from '../runtime/plan.js';
 import { pollUntil } from '../runtime/poll.js';
 import { nginxOps, type NginxOps } from './nginx.js';
+import { liveServer, liveSocket, socketName, type LiveSocket } from './sockets.js';
 import {
+  DEFAULT_SOCKET_UPSTREAM_TEMPLATE,
   DEFAULT_UPSTREAM_TEMPLATE,
+  sameNginxConfig,
   colorContainerName,
   currentColors,
   oldColorExpired,
@@ -60,9 +63,11 @@ interface Runtime {
   state: State;
   colors: CutoverState;
   nginx: NginxOps;
+  /** Set when cutover.switch is socket. */
+  sockets: LiveSocket | undefined;
 }
 
-async function setup(ctx: Context, options: { requireColors: boolean }): Promise<Omit<Runtime, 'colors' | 'nginx'> & { colors: CutoverState | undefined; nginx: () => Promise<NginxOps> }> {
+async function setup(ctx: Context, options: { requireColors: boolean }): Promise<Omit<Runtime, 'colors' | 'nginx' | 'sockets'> & { colors: CutoverState | undefined; nginx: () => Promise<NginxOps> }> {
   const loaded = ctx.loaded!;
   const config = loaded.config;
   const project = config.compose.project ?? config.project.name!;
@@ -82,6 +87,11 @@ async function setup(ctx: Context, options: { requireColors: boolean }): Promise
   return { ctx, docker, target: { cli, project, composeFile }, env: { ...loaded.env }, stateFile, state, colors, nginx: async () => (ops ??= await nginxOps(ctx, config, project, docker)) };
 }
 
+function socketsOf(ctx: Context): LiveSocket | undefined {
+  const config = ctx.loaded!.config;
+  return config.cutover.switch === 'socket' ? liveSocket(ctx.fs, ctx.clock, projectPath(ctx, config.paths.sockets)) : undefined;
+}
+
 async function diagnostics(rt: Runtime, container: string): Promise<string> {
   const info = await rt.docker.inspectContainer(container);
   if (!info) return `--- ${container}: gone ---`;
@@ -94,6 +104,7 @@ async function diagnostics(rt: Runtime, container: string): Promise<string> {
 async function startColor(rt: Runtime, color: Color, image: string): Promise<{ name: string; id: string }> {
   const config = rt.ctx.loaded!.config;
   const name = colorContainerName(rt.target.project, config.deploy.webService, color, rt.ctx.clock.now().getTime().toString(36));
+  await rt.sockets?.prepare();
   const argv = composeArgv(rt.target, ['run', '-d', '--no-deps', '--name', name, '-e', `APP_COLOR=${color}`, '-l', `org.opskit.color=${color}`, '-l', 'org.opskit.role=web', config.deploy.webService]);
   const result = await rt.ctx.exec.run(argv[0], argv[1], { env: { ...rt.env, WEB_IMAGE: image }, timeoutMs: 120_000, cwd: path.dirname(rt.target.composeFile) });
   if (result.failed) throw new OperationError('E_COMPOSE_FAILED', `could not start ${color} (${[argv[0], ...argv[1]].join(' ')}): ${`${result.stderr}\n${result.stdout}`.trim().split('\n').slice(-10).join('\n')}`);
@@ -131,26 +142,47 @@ export function answeredColor(response: { headers: Record<string, string>; body:
 }
 
 /**
- * The switch: render the upstream, `nginx -t` it beside the live files, swap the file atomically, reload,
- * then verify through nginx that answers come from the new colour; if they do not, switch back.
+ * The switch. Socket mode: re-point `live.sock` at the new colour's socket (atomic rename, no reload),
+ * reloading only when the rendered upstream differs from the live one (its first use, or a changed
+ * template), after `nginx -t` on a copy beside the live files. Reload mode: render the upstream for the
+ * colour, `nginx -t` it, swap the file atomically, reload. Both then verify through nginx that answers
+ * come from the new colour, and switch back when they do not.
  */
 async function switchTo(rt: Runtime, color: Color, slot: ColorSlot): Promise<number> {
   const config = rt.ctx.loaded!.config;
-  const template = config.nginx.upstreamTemplate ? await rt.ctx.fs.readText(projectPath(rt.ctx, config.nginx.upstreamTemplate)) : DEFAULT_UPSTREAM_TEMPLATE;
+  const sockets = rt.sockets;
+  const template = config.nginx.upstreamTemplate ? await rt.ctx.fs.readText(projectPath(rt.ctx, config.nginx.upstreamTemplate)) : sockets ? DEFAULT_SOCKET_UPSTREAM_TEMPLATE : DEFAULT_UPSTREAM_TEMPLATE;
   if (template === undefined) throw new ConfigError(`nginx.upstreamTemplate: ${config.nginx.upstreamTemplate} not found`, { code: 'E_NGINX_TEMPLATE' });
-  const candidate = renderUpstream(template, { server: `${slot.host}:${config.deploy.healthPort}`, color, image: slot.image });
+  const server = sockets ? liveServer(config, sockets.dir) : `${slot.host}:${config.deploy.healthPort}`;
+  const candidate = renderUpstream(template, { server, color, image: slot.image });
   const previous = await rt.nginx.current();
-  const check = await rt.nginx.check(candidate);
-  if (!check.ok) {
-    throw new OperationError('E_NGINX_CHECK', `nginx -t rejected the new upstream; the live config is untouched:\n${check.output}`, { hint: 'fix nginx.upstreamTemplate (or nginx.conf)' });
+  const reload = !sockets || previous === undefined || !sameNginxConfig(candidate, previous);
+  if (reload) {
+    const check = await rt.nginx.check(candidate);
+    if (!check.ok) {
+      throw new OperationError('E_NGINX_CHECK', `nginx -t rejected the new upstream; the live config is untouched:\n${check.output}`, { hint: 'fix nginx.upstreamTemplate (or nginx.conf)' });
+    }
   }
+  if (sockets) await sockets.waitFor(slot.container!, 10_000);
+  const previousLink = await sockets?.current();
+  const undo = async () => {
+    if (sockets && previousLink) await sockets.point(previousLink);
+    if (reload && previous !== undefined) {
+      await rt.nginx.install(previous);
+      await rt.nginx.reload();
+    }
+  };
   const started = rt.ctx.clock.monotonicMs();
-  await rt.nginx.install(candidate);
-  try {
-    await rt.nginx.reload();
-  } catch (error) {
-    if (previous !== undefined) await rt.nginx.install(previous);
-    throw error;
+  if (sockets) await sockets.point(socketName(slot.container!));
+  if (reload) {
+    await rt.nginx.install(candidate);
+    try {
+      await rt.nginx.reload();
+    } catch (error) {
+      if (previous !== undefined) await rt.nginx.install(previous);
+      if (sockets && previousLink) await sockets.point(previousLink);
+      throw error;
+    }
   }
   const base = await rt.nginx.baseUrl();
   const verifyMs = parseDuration(config.cutover.verifyTimeout, 'cutover.verifyTimeout');
@@ -164,11 +196,8 @@ async function switchTo(rt: Runtime, color: Color, slot: ColorSlot): Promise<num
     }
   });
   if (!verified.ok) {
-    if (previous !== undefined) {
-      await rt.nginx.install(previous);
-      await rt.nginx.reload();
-    }
-    throw new OperationError('E_VERIFY_FAILED', `after the reload, answers through nginx did not come from ${color} within ${formatDuration(verifyMs)} (last: ${verified.last}); switched back`, {
+    await undo();
+    throw new OperationError('E_VERIFY_FAILED', `after the switch, answers through nginx did not come from ${color} within ${formatDuration(verifyMs)} (last: ${verified.last}); switched back`, {
       hint: `does ${config.cutover.verifyPath} report its colour (JSON "color" or X-App-Color)? is nginx.url right?`,
     });
   }
@@ -188,6 +217,7 @@ async function saveColors(rt: Runtime, colors: CutoverState): Promise<void> {
 async function retire(rt: Runtime, container: string): Promise<void> {
   await rt.docker.stopContainer(container, 30).catch(() => {});
   await rt.docker.removeContainer(container);
+  await rt.sockets?.forget(container);
 }
 
 async function finalize(rt: Runtime): Promise<SwitchResult> {
@@ -235,9 +265,13 @@ export async function runCutover(ctx: Context, input: CutoverInput & { finalize?
       { kind: 'exec', argv: composeArgv(base.target, ['run', '-d', '--no-deps', '--name', name, '-e', `APP_COLOR=${idle}`, '-l', `org.opskit.color=${idle}`, '-l', 'org.opskit.role=web', config.deploy.webService]).flat(), description: `start ${idle} with ${image} (WEB_IMAGE)` },
       { kind: 'wait', what: `${name} to answer ${config.deploy.healthPath} on its own address`, timeoutMs: healthTimeoutMs, description: 'health gate' },
       ...(config.cutover.smoke ? [{ kind: 'docker' as const, call: 'POST /containers/{name}/exec', options: { name, Cmd: config.cutover.smoke }, description: 'smoke command' }] : []),
-      { kind: 'exec', argv: ['nginx', '-t', '-c', '<copy of nginx.conf with the new upstream>'], description: 'check the new upstream' },
-      { kind: 'write', path: projectPath(ctx, config.nginx.upstreamFile), bytes: 0, overwrite: true, description: `upstream -> ${name}:${config.deploy.healthPort}, atomically` },
-      { kind: 'exec', argv: ['nginx', '-s', 'reload'], description: config.nginx.mode === 'compose' ? `in the ${config.nginx.service} container` : 'on the host' },
+      ...(config.cutover.switch === 'socket'
+        ? [{ kind: 'write' as const, path: path.join(projectPath(ctx, config.paths.sockets), 'live.sock'), bytes: 0, overwrite: true, description: `link -> ${socketName('<id>')}, atomically, no reload (nginx -t and a reload first only when the upstream file would change)` }]
+        : [
+            { kind: 'exec' as const, argv: ['nginx', '-t', '-c', '<copy of nginx.conf with the new upstream>'], description: 'check the new upstream' },
+            { kind: 'write' as const, path: projectPath(ctx, config.nginx.upstreamFile), bytes: 0, overwrite: true, description: `upstream -> ${name}:${config.deploy.healthPort}, atomically` },
+            { kind: 'exec' as const, argv: ['nginx', '-s', 'reload'], description: config.nginx.mode === 'compose' ? `in the ${config.nginx.service} container` : 'on the host' },
+          ]),
       { kind: 'http', method: 'GET', url: `<nginx>${config.cutover.verifyPath}`, description: `until it answers from ${idle}; otherwise switch back` },
       { kind: 'write', path: base.stateFile, bytes: 0, overwrite: true, description: `record: ${idle} live, ${colors.live} kept warm` },
       ...(colors.colors[idle]?.container ? [{ kind: 'docker' as const, call: 'POST /containers/{id}/stop, DELETE /containers/{id}', options: { id: colors.colors[idle]!.container }, description: `retire the ${idle} container the new one replaces (SIGTERM, 30 s)` }] : []),
@@ -247,7 +281,7 @@ export async function runCutover(ctx: Context, input: CutoverInput & { finalize?
   }
 
   return withMutation(ctx, 'cutover', async () => {
-    const rt: Runtime = { ...base, colors: base.colors!, nginx: await base.nginx() };
+    const rt: Runtime = { ...base, colors: base.colors!, nginx: await base.nginx(), sockets: socketsOf(ctx) };
     const started = ctx.clock.monotonicMs();
     if (input.finalize) {
       if (input.ifDue && (rt.colors.keepOldUntil !== input.ifDue || !oldColorExpired(rt.colors, ctx.clock.now()))) {
@@ -318,6 +352,7 @@ export async function runCutover(ctx: Context, input: CutoverInput & { finalize?
       step.fail();
       ctx.reporter.error(await diagnostics(rt, started2.name));
       await rt.docker.removeContainer(started2.id);
+      await rt.sockets?.forget(started2.id);
       throw error;
     }
   });
@@ -335,14 +370,18 @@ export async function runRollback(ctx: Context, input: { healthTimeout?: string 
   if (ctx.globals.dryRun) {
     const plan: PlannedStep[] = [
       { kind: 'http', method: 'GET', url: `http://${slot.host}:${config.deploy.healthPort}${config.deploy.healthPath}`, description: `${target} (${slot.image}) must be healthy; started again from its image when stopped` },
-      { kind: 'write', path: projectPath(ctx, config.nginx.upstreamFile), bytes: 0, overwrite: true, description: `upstream -> ${slot.host}, after nginx -t` },
-      { kind: 'exec', argv: ['nginx', '-s', 'reload'], description: `then verify answers come from ${target}` },
+      ...(config.cutover.switch === 'socket'
+        ? [{ kind: 'write' as const, path: path.join(projectPath(ctx, config.paths.sockets), 'live.sock'), bytes: 0, overwrite: true, description: `link -> ${slot.host}'s socket, atomically, no reload; then verify answers come from ${target}` }]
+        : [
+            { kind: 'write' as const, path: projectPath(ctx, config.nginx.upstreamFile), bytes: 0, overwrite: true, description: `upstream -> ${slot.host}, after nginx -t` },
+            { kind: 'exec' as const, argv: ['nginx', '-s', 'reload'], description: `then verify answers come from ${target}` },
+          ]),
     ];
     for (const step of plan) ctx.reporter.dryRun(step);
     return { action: 'rollback', changed: false, from: colors.live, to: target, image: slot.image, container: slot.host, switchMs: null, durationMs: 0, plan };
   }
   return withMutation(ctx, 'rollback', async () => {
-    const rt: Runtime = { ...base, colors, nginx: await base.nginx() };
+    const rt: Runtime = { ...base, colors, nginx: await base.nginx(), sockets: socketsOf(ctx) };
     const started = ctx.clock.monotonicMs();
     const from = colors.live;
     const info = slot.container ? await rt.docker.inspectContainer(slot.container) : undefined;
@@ -358,6 +397,7 @@ export async function runRollback(ctx: Context, input: { healthTimeout?: string 
         await gate(rt, startedColor.name, target, parseDuration(input.healthTimeout ?? config.cutover.healthTimeout, '--health-timeout'));
       } catch (error) {
         await rt.docker.removeContainer(startedColor.id);
+        await rt.sockets?.forget(startedColor.id);
         throw error;
       }
       step.succeed(`${target} is healthy again`);

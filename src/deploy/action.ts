@@ -7,6 +7,7 @@ import { ConfigError, OperationError, UsageError } from '../errors.js';
 import { type Context, projectPath, withMutation } from '../runtime/context.js';
 import { formatDuration, parseDuration } from '../runtime/duration.js';
 import { Waker, pollUntil } from '../runtime/poll.js';
+import { liveSocket, socketName } from '../cutover/sockets.js';
 import { probeContainerHealth } from './probe.js';
 import { describeDeployStep, planDeploy, toPlannedSteps, type DeployStep } from './plan.js';
 import { readState, recordDeploy, writeState } from './state.js';
@@ -198,6 +199,7 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
   const imageName = config.image.name ?? config.project.name!;
   const hooks = input.hooks ?? [];
   const stateFile = projectPath(ctx, path.join(config.paths.state, 'state.json'));
+  const socketsDir = projectPath(ctx, config.paths.sockets);
 
   const plan = (image: string) =>
     planDeploy({
@@ -211,6 +213,7 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
       waitTimeoutMs,
       stateFile,
       beforeMigrate: hooks.map((h) => h.name),
+      sockets: config.cutover.switch === 'socket' ? socketsDir : null,
     });
 
   if (ctx.globals.dryRun) {
@@ -260,6 +263,10 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
     let migrated = false;
     let web: DeployResult['web'] = null;
     const previous = state.deploy?.current;
+    let webId: string | undefined;
+    const sockets = config.cutover.switch === 'socket' ? liveSocket(ctx.fs, ctx.clock, socketsDir) : undefined;
+    // Before compose creates it as root (a bind mount's missing source): the app user must write there.
+    await sockets?.prepare();
     for (const step of steps) {
       const t0 = ctx.clock.monotonicMs();
       const label = describeDeployStep(step);
@@ -286,6 +293,7 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
             try {
               const healthy = await webHealth(rt, step, info.id);
               web = { container: healthy.container.name, address: healthy.address };
+              webId = healthy.container.id;
             } catch (error) {
               if (previous && previous.imageId !== info.id) {
                 ctx.reporter.warn(`restoring the previous version ${previous.image}`);
@@ -294,6 +302,10 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
               }
               throw error;
             }
+            break;
+          case 'point-live':
+            await sockets!.waitFor(webId!, 10_000);
+            await sockets!.point(socketName(webId!));
             break;
           case 'write-state': {
             const record = { image, imageId: info.id, deployedAt: ctx.clock.now().toISOString(), migrationsApplied: applied, durationMs: Math.round(ctx.clock.monotonicMs() - started) };

@@ -14,6 +14,8 @@ export interface DeployPlanInput {
   stateFile: string;
   /** Names of the hooks that run before the migrations (e.g. a backup). */
   beforeMigrate: readonly string[];
+  /** Socket mode: the sockets directory, whose live.sock link is pointed at the new web container. */
+  sockets: string | null;
 }
 
 export type DeployStep =
@@ -23,6 +25,7 @@ export type DeployStep =
   | { kind: 'migrate'; argv: [string, string[]]; timeoutMs: number }
   | { kind: 'replace-web'; service: string; argv: [string, string[]] }
   | { kind: 'web-health'; service: string; path: string; port: number; timeoutMs: number }
+  | { kind: 'point-live'; service: string; dir: string }
   | { kind: 'write-state'; path: string };
 
 /**
@@ -42,6 +45,7 @@ export function planDeploy(input: DeployPlanInput): DeployStep[] {
   }
   steps.push({ kind: 'replace-web', service: input.webService, argv: composeArgv(input.target, ['up', '-d', '--no-deps', input.webService]) });
   steps.push({ kind: 'web-health', service: input.webService, path: input.health.path, port: input.health.port, timeoutMs: input.health.timeoutMs });
+  if (input.sockets) steps.push({ kind: 'point-live', service: input.webService, dir: input.sockets });
   if (input.frontServices.length > 0) {
     steps.push({ kind: 'up', services: [...input.frontServices], argv: composeArgv(input.target, ['up', '-d', '--no-deps', ...input.frontServices]) });
     steps.push({ kind: 'wait-healthy', services: [...input.frontServices], timeoutMs: input.waitTimeoutMs });
@@ -64,6 +68,8 @@ export function describeDeployStep(step: DeployStep): string {
       return `start or replace ${step.service} with the new image`;
     case 'web-health':
       return `wait until ${step.service} answers ${step.path}`;
+    case 'point-live':
+      return `point nginx's live.sock at ${step.service}`;
     case 'write-state':
       return 'record the deployment';
   }
@@ -84,6 +90,8 @@ export function toPlannedSteps(steps: readonly DeployStep[], image: string): Pla
         return { kind: 'http', method: 'GET', url: `http://<${step.service} container address>:${step.port}${step.path}`, description: `${description}, up to ${Math.round(step.timeoutMs / 1000)}s` };
       case 'hook':
         return { kind: 'wait', what: `the ${step.name} hook`, timeoutMs: 0, description };
+      case 'point-live':
+        return { kind: 'write', path: `${step.dir}/live.sock`, bytes: 0, overwrite: true, description: `${description} (a link to its unix socket, renamed into place)` };
       case 'write-state':
         return { kind: 'write', path: step.path, bytes: 0, overwrite: true, description };
     }

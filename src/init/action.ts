@@ -50,7 +50,7 @@ export async function runInit(baseCtx: Context, input: InitInput): Promise<InitR
     project: projectNameFrom(root),
     workers: input.workers ?? gunicornWorkers(cpus),
     cpus,
-    upstream: 'web:8000',
+    upstream: 'unix:/run/opskit/live.sock',
     version: VERSION,
     dbPassword: randomBytes(18).toString('base64url'),
   };

@@ -17,6 +17,7 @@ export const INIT_FILES: readonly TemplateFile[] = [
   { source: 'templates/opskit.yaml', destination: 'opskit.yaml' },
   { source: 'templates/Dockerfile.prod', destination: 'Dockerfile.prod' },
   { source: 'templates/dockerignore', destination: '.dockerignore' },
+  { source: 'templates/gunicorn.conf.py', destination: 'gunicorn.conf.py' },
   { source: 'compose/docker-compose.prod.yml', destination: 'compose/docker-compose.prod.yml' },
   { source: 'nginx/nginx.conf', destination: 'nginx/nginx.conf' },
   { source: 'nginx/upstream/web.conf', destination: 'nginx/upstream/web.conf' },

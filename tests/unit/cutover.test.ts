@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { answeredColor } from '../../src/cutover/action.js';
-import { DEFAULT_UPSTREAM_TEMPLATE, colorContainerName, currentColors, oldColorExpired, other, recordFinalize, recordSwitch, renderUpstream, type CutoverState } from '../../src/cutover/plan.js';
+import { DEFAULT_SOCKET_UPSTREAM_TEMPLATE, DEFAULT_UPSTREAM_TEMPLATE, colorContainerName, sameNginxConfig, currentColors, oldColorExpired, other, recordFinalize, recordSwitch, renderUpstream, type CutoverState } from '../../src/cutover/plan.js';
 import { emptyState } from '../../src/deploy/state.js';
+import { liveServer, liveSocket, socketName } from '../../src/cutover/sockets.js';
+import { configSchema } from '../../src/config/schema.js';
+import { nodeFs } from '../../src/adapters/fs.js';
+import { systemClock } from '../../src/adapters/clock.js';
 
 const deployed = { ...emptyState(), deploy: { current: { image: 'shop:1', imageId: 'sha256:1', deployedAt: 't0', migrationsApplied: [], durationMs: 1 }, history: [] } };
 
@@ -45,5 +49,47 @@ describe('colours', () => {
     expect(answeredColor({ headers: { 'x-app-color': 'green' }, body: '' })).toBe('green');
     expect(answeredColor({ headers: {}, body: '{"color":"blue"}' })).toBe('blue');
     expect(answeredColor({ headers: {}, body: 'plain' })).toBeUndefined();
+  });
+});
+
+describe('the socket switch', () => {
+  it('renders the same upstream for every colour, and the init template matches it', async () => {
+    const { readFileSync } = await import('node:fs');
+    const blue = renderUpstream(DEFAULT_SOCKET_UPSTREAM_TEMPLATE, { server: 'unix:/run/opskit/live.sock', color: 'blue', image: 'shop:1' });
+    const green = renderUpstream(DEFAULT_SOCKET_UPSTREAM_TEMPLATE, { server: 'unix:/run/opskit/live.sock', color: 'green', image: 'shop:2' });
+    expect(green).toBe(blue);
+    expect(blue).not.toMatch(/keepalive/); // a cached upstream connection would keep reaching the old colour
+    const initTemplate = readFileSync(new URL('../../nginx/upstream/web.conf', import.meta.url), 'utf8').replace('{{upstream}}', 'unix:/run/opskit/live.sock');
+    expect(sameNginxConfig(initTemplate, blue)).toBe(true);
+    expect(sameNginxConfig(blue, blue.replace('max_fails=0', 'max_fails=1'))).toBe(false);
+    expect(sameNginxConfig('# a\nupstream web {\n  server x;\n}\n', 'upstream   web {\n\n server x;  # b\n}')).toBe(true);
+  });
+
+  it('names a container\'s socket by its hostname (the id\'s first 12 characters); nginx sees the compose mount or the host path', () => {
+    expect(socketName('0123456789abcdef0123')).toBe('web-0123456789ab.sock');
+    const config = configSchema.parse({});
+    expect(liveServer(config, '/srv/shop/run')).toBe('unix:/run/opskit/live.sock');
+    expect(liveServer(configSchema.parse({ nginx: { mode: 'host' } }), '/srv/shop/run')).toBe('unix:/srv/shop/run/live.sock');
+  });
+
+  it('re-points live.sock atomically with a relative link, creates the directory writable by all (sticky)', async () => {
+    const { mkdtempSync, statSync, readlinkSync, writeFileSync } = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const dir = path.join(mkdtempSync(path.join(os.tmpdir(), 'opskit-sock-')), 'run');
+    const sockets = liveSocket(nodeFs, systemClock, dir);
+    await sockets.prepare();
+    expect(statSync(dir).mode & 0o7777).toBe(0o1777);
+    expect(await sockets.current()).toBeUndefined();
+    await sockets.point('web-aaaaaaaaaaaa.sock');
+    await sockets.point('web-bbbbbbbbbbbb.sock');
+    expect(readlinkSync(path.join(dir, 'live.sock'))).toBe('web-bbbbbbbbbbbb.sock');
+    expect(await sockets.current()).toBe('web-bbbbbbbbbbbb.sock');
+    await expect(sockets.waitFor('cccccccccccc', 150)).rejects.toMatchObject({ code: 'E_NO_SOCKET' });
+    writeFileSync(path.join(dir, 'web-cccccccccccc.sock'), '');
+    await sockets.waitFor('cccccccccccc', 150);
+    await sockets.forget('cccccccccccc');
+    const { readdirSync } = await import('node:fs');
+    expect(readdirSync(dir).sort()).toEqual(['live.sock']);
   });
 });

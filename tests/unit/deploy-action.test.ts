@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -87,9 +87,15 @@ describe('runDeploy against strict fakes', () => {
       },
       'docker-compose up -d --no-deps web': (options) => {
         expect(options?.env?.WEB_IMAGE).toBe('shop:latest');
+        // What the new container's gunicorn does on start: bind its socket in the shared directory.
+        writeFileSync(path.join(dir, 'run', 'web-web.sock'), '');
         return ok();
       },
-      'docker-compose up -d --no-deps nginx': () => ok(),
+      'docker-compose up -d --no-deps nginx': () => {
+        // nginx starts with live.sock already pointing at the new web container.
+        expect(readlinkSync(path.join(dir, 'run', 'live.sock'))).toBe('web-web.sock');
+        return ok();
+      },
     });
     const result = await runDeploy(ctx, { skipMigrations: false });
     expect(calls.filter((c) => !c.includes('version'))).toEqual([

@@ -45,7 +45,7 @@ describe('opskit init (in process, real files)', () => {
     expect(first.code).toBe(0);
     for (const file of INIT_FILES) expect(existsSync(path.join(dir, file.destination))).toBe(true);
     expect(readFileSync(path.join(dir, 'Dockerfile.prod'), 'utf8')).toContain('WEB_CONCURRENCY=7');
-    expect(readFileSync(path.join(dir, 'nginx/upstream/web.conf'), 'utf8')).toContain('server web:8000');
+    expect(readFileSync(path.join(dir, 'nginx/upstream/web.conf'), 'utf8')).toContain('server unix:/run/opskit/live.sock');
     const audit = readFileSync(path.join(dir, 'logs/opskit-audit.jsonl'), 'utf8').trim().split('\n');
     expect(audit).toHaveLength(1);
     expect(JSON.parse(audit[0]!)).toMatchObject({ command: 'init', outcome: 'ok', exitCode: 0, args: ['init', '--workers', '7'] });
@@ -53,7 +53,7 @@ describe('opskit init (in process, real files)', () => {
     writeFileSync(path.join(dir, 'opskit.yaml'), 'project:\n  name: mine\n');
     const second = await run(dir, ['init']);
     expect(second.code).toBe(2);
-    expect(second.stderr).toContain('init would overwrite 8 existing file(s): opskit.yaml, Dockerfile.prod');
+    expect(second.stderr).toContain('init would overwrite 9 existing file(s): opskit.yaml, Dockerfile.prod');
     expect(readFileSync(path.join(dir, 'opskit.yaml'), 'utf8')).toBe('project:\n  name: mine\n');
     expect(readFileSync(path.join(dir, 'logs/opskit-audit.jsonl'), 'utf8').trim().split('\n')).toHaveLength(1);
 

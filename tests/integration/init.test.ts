@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -60,11 +60,27 @@ describe('what opskit init renders, checked by the real tools', () => {
   it('serves through the upstream and rate limits /api/ at 100 r/s with a burst of 200 (PAT-017)', async () => {
     const network = uniqueName('opskit-init-net');
     await docker(['network', 'create', '--label', `${TEST_LABEL}=${run}`, network]);
-    // A stand-in for the web service: busybox httpd on :8000 answering /api/ping.
-    await docker(['run', '-d', '--label', `${TEST_LABEL}=${run}`, '--network', network, '--network-alias', 'web', 'opskit-test/busybox:latest', 'sh', '-c', 'mkdir -p /www/api && echo pong > /www/api/ping && httpd -f -p 8000 -h /www']);
+    // A stand-in for the web service, as the template's gunicorn listens: on a unix socket in the shared
+    // directory, with live.sock a relative link to it.
+    const sockets = tempDir('opskit-init-sockets-');
+    chmodSync(sockets, 0o1777);
+    symlinkSync('web-standin.sock', path.join(sockets, 'live.sock'));
+    const server = [
+      'import http.server, os, socketserver',
+      'os.umask(0)  # as gunicorn.conf.py: nginx workers (another user) must be able to connect',
+      'class H(http.server.BaseHTTPRequestHandler):',
+      '    protocol_version = "HTTP/1.1"',
+      '    def address_string(self): return "unix"',
+      '    def do_GET(self):',
+      '        body = b"pong\\n"',
+      '        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)',
+      'class S(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):\n    daemon_threads = True\n    request_queue_size = 1024  # gunicorn: 2048',
+      'S("/run/opskit/web-standin.sock", H).serve_forever()',
+    ].join('\n');
+    await docker(['run', '-d', '--label', `${TEST_LABEL}=${run}`, '--network', network, '-v', `${sockets}:/run/opskit`, 'opskit-test/python:3.11', 'python3', '-c', server]);
     const nginx = await docker([
       'run', '-d', '--label', `${TEST_LABEL}=${run}`, '--network', network, '-p', '127.0.0.1::80',
-      '-v', `${dir}/nginx/nginx.conf:/etc/nginx/nginx.conf:ro`, '-v', `${dir}/nginx/upstream:/etc/nginx/upstream:ro`, 'opskit-test/nginx:1',
+      '-v', `${dir}/nginx/nginx.conf:/etc/nginx/nginx.conf:ro`, '-v', `${dir}/nginx/upstream:/etc/nginx/upstream:ro`, '-v', `${sockets}:/run/opskit`, 'opskit-test/nginx:1',
     ]);
     const id = nginx.stdout.trim();
     const port = (await docker(['port', id, '80/tcp'])).stdout.trim().split(':').pop();
@@ -93,6 +109,7 @@ describe('what opskit init renders, checked by the real tools', () => {
   it('renders a Dockerfile that builds with the offline base image: non-root, with a healthcheck', async () => {
     const app = tempDir('opskit-init-app-');
     writeFileSync(path.join(app, 'Dockerfile.prod'), readFileSync(path.join(dir, 'Dockerfile.prod')));
+    writeFileSync(path.join(app, 'gunicorn.conf.py'), readFileSync(path.join(dir, 'gunicorn.conf.py')));
     writeFileSync(path.join(app, 'requirements.txt'), 'flask\ngunicorn\npsycopg2\n');
     writeFileSync(path.join(app, 'app.py'), 'from flask import Flask\napp = Flask(__name__)\n@app.get("/health")\ndef health():\n    return {"status": "ok"}\n');
     const tag = `opskit-test/init-app:${run}`;

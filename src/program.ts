@@ -5,6 +5,7 @@ import { registerCutover } from './cli/cutover.js';
 import { registerDeploy } from './cli/deploy.js';
 import { registerDoctor } from './cli/doctor.js';
 import { registerHealth } from './cli/health.js';
+import { registerBackup } from './cli/backup.js';
 import { registerInit } from './cli/init.js';
 import { collect } from './cli/options.js';
 import { processIo, type Io } from './cli/run.js';
@@ -46,6 +47,7 @@ export function createProgram(io: Io = processIo(process.argv.slice(2))): Comman
   registerDeploy(program, io);
   registerCutover(program, io);
   registerHealth(program, io);
+  registerBackup(program, io);
   registerConfig(program, io);
   registerDoctor(program, io);
   program.addHelpText(

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import type { Readable, Writable } from 'node:stream';
 import type { FsAdapter } from './fs.js';
 
 export interface ExecOptions {
@@ -22,8 +23,18 @@ export interface ExecResult {
   notFound: boolean;
 }
 
+/** A running process whose stdout (or stdin) is a stream: pg_dump into gzip, gunzip into psql. */
+export interface StreamingProcess {
+  stdout: Readable;
+  stdin: Writable;
+  /** Resolves when it exits; stderr is kept (its last 64 KiB). */
+  done: Promise<{ exitCode: number | undefined; signal: string | undefined; stderr: string; failed: boolean; notFound: boolean }>;
+  kill(): void;
+}
+
 /** Processes: always an argv array through execa, never a shell string. Never throws on a non-zero exit. */
 export interface ExecAdapter {
+  stream(file: string, args: readonly string[], options: { env?: Record<string, string | undefined>; stdin: 'pipe' | 'ignore' }): Promise<StreamingProcess>;
   run(file: string, args: readonly string[], options?: ExecOptions): Promise<ExecResult>;
   /** The absolute path of an executable on PATH (or the path itself when it has a slash), or undefined. */
   which(name: string, env?: Record<string, string | undefined>): Promise<string | undefined>;
@@ -31,6 +42,18 @@ export interface ExecAdapter {
 
 export function createExecAdapter(fs: FsAdapter): ExecAdapter {
   return {
+    async stream(file, args, options) {
+      const { execa } = await import('execa');
+      const child = execa(file, [...args], { env: options.env, extendEnv: options.env === undefined, stdin: options.stdin, stdout: 'pipe', stderr: 'pipe', buffer: { stdout: false, stderr: true }, reject: false, windowsHide: true, maxBuffer: { stderr: 65_536 } });
+      const done = child.then((r) => ({
+        exitCode: r.exitCode,
+        signal: r.signal,
+        stderr: typeof r.stderr === 'string' ? r.stderr : '',
+        failed: r.failed,
+        notFound: (r as { code?: string }).code === 'ENOENT' || /ENOENT/.test(String(r.cause ?? '')),
+      }));
+      return { stdout: child.stdout!, stdin: child.stdin ?? (undefined as never), done, kill: () => child.kill('SIGTERM') };
+    },
     async run(file, args, options = {}) {
       // Loaded on first use: `opskit --help` never pays for it.
       const { execa } = await import('execa');

@@ -242,6 +242,76 @@ async function healthBench() {
   };
 }
 
+// ---- backup: opskit backup create against pg_dump | gzip > file, and opskit's peak RSS ------------------
+const PG = { user: process.env.OPSKIT_TEST_PG_USER ?? 'opskit_test', password: process.env.OPSKIT_TEST_PG_PASSWORD ?? 'opskit-test-pw' };
+const pgUrl = (db) => `postgres://${PG.user}:${PG.password}@127.0.0.1:5432/${db}`;
+const pgEnvFor = (db) => ({ PGHOST: '127.0.0.1', PGPORT: '5432', PGUSER: PG.user, PGPASSWORD: PG.password, PGDATABASE: db });
+
+async function psqlBench(db, sql) {
+  await execa('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', sql], { env: pgEnvFor(db) });
+}
+
+/** Runs opskit and samples its peak resident set (VmHWM) until it exits. */
+async function peakRss(argv, options) {
+  const child = execa(argv[0], argv[1], { reject: false, stdin: 'ignore', ...options });
+  let peak = 0;
+  const timer = setInterval(() => {
+    try {
+      const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+      if (m) peak = Math.max(peak, Number(m[1]) * 1024);
+    } catch {}
+  }, 20);
+  const r = await child;
+  clearInterval(timer);
+  if (r.exitCode !== 0) throw new Error(`${argv[1].join(' ')}: ${r.stderr}`);
+  return peak;
+}
+
+async function backupBench() {
+  const { rmSync } = await import('node:fs');
+  const db = `opskit_bench_${Date.now().toString(36)}`;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'opskit-bench-backup-'));
+  const count = Number(process.env.BENCH_BACKUP_RUNS ?? 3);
+  await psqlBench('postgres', `CREATE DATABASE ${db}`);
+  try {
+    // Rows of about 230 bytes: a md5, a random number and repeated text, ~1.05 M rows for the 200 MB size.
+    const fill = (table, rows) => psqlBench(db, `CREATE TABLE ${table} AS SELECT g AS id, md5(g::text) AS h, random() AS r, repeat(md5((g % 1000)::text), 5) AS body FROM generate_series(1, ${rows}) g`);
+    await fill('small', 100_000);
+    const sizeOf = async () => Number((await execa('psql', ['-X', '-Atc', `SELECT pg_database_size('${db}')`], { env: pgEnvFor(db) })).stdout);
+    const smallBytes = await sizeOf();
+    const opskitArgv = [process.execPath, [bin, 'backup', 'create', '--database-url', pgUrl(db), '--dir', dir, '--quiet']];
+    const rssSmall = await peakRss(opskitArgv, { cwd: dir });
+    await fill('big', 1_050_000);
+    const bigBytes = await sizeOf();
+    const rssBig = await peakRss(opskitArgv, { cwd: dir });
+    const byHand = async () => {
+      const file = path.join(dir, `byhand-${Date.now()}.sql.gz`);
+      await execa('pg_dump', ['--no-password', '--no-owner', '--no-acl'], { env: pgEnvFor(db) }).pipe('gzip', ['-6'], { stdout: { file } });
+    };
+    const viaOpskit = () => execa(...opskitArgv, { cwd: dir, stdin: 'ignore' });
+    const ta = [];
+    const tb = [];
+    for (let i = 0; i < count; i++) {
+      for (const [fn, into] of i % 2 ? [[byHand, tb], [viaOpskit, ta]] : [[viaOpskit, ta], [byHand, tb]]) {
+        const t0 = performance.now();
+        await fn();
+        into.push(performance.now() - t0);
+        for (const f of (await import('node:fs')).readdirSync(dir)) rmSync(path.join(dir, f), { recursive: true, force: true });
+      }
+    }
+    return {
+      'opskit backup create': { medianMs: +median(ta).toFixed(0), p90Ms: +p90(ta).toFixed(0) },
+      'pg_dump | gzip -6 > file': { medianMs: +median(tb).toFixed(0), p90Ms: +p90(tb).toFixed(0) },
+      ratio: +(median(ta) / median(tb)).toFixed(3),
+      database: { smallMiB: +(smallBytes / 2 ** 20).toFixed(0), bigMiB: +(bigBytes / 2 ** 20).toFixed(0) },
+      peakRss: { smallMiB: +(rssSmall / 2 ** 20).toFixed(0), bigMiB: +(rssBig / 2 ** 20).toFixed(0) },
+    };
+  } finally {
+    await psqlBench('postgres', `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`).catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const benchmarks = [
   {
     name: 'cold start: opskit --help vs node -e 0',
@@ -260,6 +330,12 @@ const benchmarks = [
     goal: '0 failed requests (non-2xx, errors, timeouts) during the switches; a warm rollback switch under 1 s',
     pass: (r) => r.load.non2xx + r.load.errors + r.load.timeouts === 0 && r['warm rollback switch under load'].p90Ms < 1000,
     run: (track) => cutoverBench(track),
+  },
+  {
+    name: 'backup: opskit backup create vs pg_dump | gzip > file, a database of 200+ MB; opskit\'s peak RSS at two sizes',
+    goal: 'ratio <= 1.15; peak RSS < 150 MB at both sizes, not growing with the database',
+    pass: (r) => r.ratio <= 1.15 && r.database.bigMiB >= 200 && r.peakRss.bigMiB < 150 && r.peakRss.smallMiB < 150 && r.peakRss.bigMiB <= r.peakRss.smallMiB * 1.2,
+    run: backupBench,
   },
   {
     name: 'deploy of the sample platform: opskit deploy vs the same compose sequence by hand',
@@ -321,6 +397,7 @@ if (json) {
     lines.push(`  ${a}: median ${r[a].medianMs} ms (p90 ${r[a].p90Ms} ms)`);
     lines.push(`  ${b}: median ${r[b].medianMs} ms (p90 ${r[b].p90Ms} ms)`);
     for (const l of [r.load, r.reloadMode].filter(Boolean)) lines.push(`  load: ${l.url}: ${l.rps} req/s, ${l.requests} requests, ${l.non2xx} non-2xx, ${l.errors} errors, ${l.timeouts} timeouts over ${l.switches} switches`);
+    if (r.peakRss) lines.push(`  databases ${r.database.smallMiB} MiB and ${r.database.bigMiB} MiB: opskit's peak RSS ${r.peakRss.smallMiB} MiB and ${r.peakRss.bigMiB} MiB`);
     if (r.rollbackWallMs !== undefined) lines.push(`  a whole warm \`opskit rollback\` (process start to exit): ${r.rollbackWallMs} ms`);
     lines.push(`  ratio ${r.ratio}x   goal ${r.goal}${r.goal.startsWith('none') ? '' : `: ${r.met ? 'met' : 'NOT met'}`}`);
     lines.push('');

@@ -85,6 +85,8 @@ export interface DockerAdapter {
   removeContainer(id: string): Promise<void>;
   /** Runs argv inside a running container; its exit code and output. */
   exec(id: string, argv: readonly string[]): Promise<{ exitCode: number; output: string }>;
+  /** A command in a running container whose stdout is a stream (pg_dump in the db service); env goes through the API, not an argv. */
+  execStream(id: string, argv: readonly string[], env: Record<string, string>): Promise<{ stdout: NodeJS.ReadableStream; done: Promise<{ exitCode: number; stderr: string }> }>;
   /**
    * Container events (start, die, health_status, ...) of containers with these labels, as they
    * happen, until the returned function is called. Lets a wait wake at once instead of polling late.
@@ -282,6 +284,27 @@ export async function createDockerAdapter(host: string | undefined, timeoutMs = 
       });
       const inspected = await execution.inspect();
       return { exitCode: inspected.ExitCode ?? -1, output: demuxLogs(Buffer.concat(chunks)) };
+    },
+    async execStream(id, argv, env) {
+      const { PassThrough } = await import('node:stream');
+      const execution = await docker.getContainer(id).exec({ Cmd: [...argv], Env: Object.entries(env).map(([k, v]) => `${k}=${v}`), AttachStdout: true, AttachStderr: true });
+      const stream = await execution.start({ hijack: true, stdin: false });
+      const stdout = new PassThrough();
+      const stderr = new PassThrough();
+      let err = '';
+      stderr.on('data', (chunk: Buffer) => {
+        err = (err + chunk.toString()).slice(-65_536);
+      });
+      docker.modem.demuxStream(stream, stdout, stderr);
+      const done = new Promise<{ exitCode: number; stderr: string }>((resolve, reject) => {
+        stream.on('end', () => {
+          stdout.end();
+          stderr.end();
+          execution.inspect().then((i) => resolve({ exitCode: i.ExitCode ?? -1, stderr: err }), reject);
+        });
+        stream.on('error', reject);
+      });
+      return { stdout, done };
     },
     async watchContainers(labels, onEvent) {
       // No request timeout: the stream stays open for the whole wait.

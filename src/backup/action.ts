@@ -100,6 +100,50 @@ const s3Cause = (error: unknown): string => {
   return [e.name, e.code ?? e.cause?.code, e.message].filter(Boolean).join(': ');
 };
 
+interface Dumper {
+  where: string;
+  serverVersion(): Promise<string>;
+  dump(): Promise<{ stdout: NodeJS.ReadableStream & import('node:stream').Readable; done: Promise<{ exitCode: number | undefined; signal?: string | undefined; stderr: string; notFound: boolean }>; kill(): void }>;
+}
+
+function hostDumper(ctx: Context, url: Sensitive, env: Record<string, string>): Dumper {
+  const config = ctx.loaded!.config;
+  return {
+    where: `on ${env.PGHOST}:${env.PGPORT}`,
+    serverVersion: async () => (await ctx.datastores.postgres(url, 10_000)).serverVersion,
+    dump: async () => {
+      const p = await ctx.exec.stream(config.backup.pgDump, ['--no-password', '--no-owner', '--no-acl'], { env: { ...process.env, ...env }, stdin: 'ignore' });
+      return { stdout: p.stdout, done: p.done, kill: p.kill };
+    },
+  };
+}
+
+/** pg_dump inside the db service's container, over its local socket; the password goes in the exec's env. */
+async function composeDumper(ctx: Context, env: Record<string, string>): Promise<Dumper> {
+  const config = ctx.loaded!.config;
+  const { pickServiceContainer, serviceLabels } = await import('../adapters/compose.js');
+  const project = config.compose.project ?? config.project.name!;
+  const docker = await ctx.docker(config.docker.host ?? ctx.loaded!.env.DOCKER_HOST);
+  const c = pickServiceContainer(await docker.listContainers(serviceLabels(project, config.database.service)));
+  if (!c?.running) throw new OperationError('E_DB_DOWN', `backup.via compose: the ${config.database.service} service of ${project} is not running`, { hint: 'start it (opskit deploy), or use backup.via: host' });
+  const inner = { PGUSER: env.PGUSER ?? 'postgres', PGDATABASE: env.PGDATABASE!, ...(env.PGPASSWORD ? { PGPASSWORD: env.PGPASSWORD } : {}) };
+  return {
+    where: `in the ${config.database.service} container (${c.name})`,
+    async serverVersion() {
+      const r = await docker.execStream(c.id, ['psql', '-X', '-Atc', 'SHOW server_version'], inner);
+      let out = '';
+      r.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+      const exit = await r.done;
+      if (exit.exitCode !== 0) throw new Error(exit.stderr.trim() || `psql exited ${exit.exitCode}`);
+      return out.trim();
+    },
+    async dump() {
+      const r = await docker.execStream(c.id, [config.backup.pgDump, '--no-password', '--no-owner', '--no-acl'], inner);
+      return { stdout: r.stdout as NodeJS.ReadableStream & import('node:stream').Readable, done: r.done.then((d) => ({ ...d, notFound: false })), kill: () => {} };
+    },
+  };
+}
+
 export interface CreateResult {
   backup: Manifest & { file: string };
   s3: { bucket: string; key: string; uploaded: boolean; error?: string } | null;
@@ -107,7 +151,7 @@ export interface CreateResult {
   prune?: PruneResult;
 }
 
-export async function runCreate(ctx: Context, flags: BackupFlags & { prune?: boolean; policy?: RetentionPolicy }): Promise<CreateResult> {
+export async function runCreate(ctx: Context, flags: BackupFlags & { prune?: boolean; policy?: RetentionPolicy; via?: 'host' | 'compose' | undefined }): Promise<CreateResult> {
   const config = ctx.loaded!.config;
   const t = target(ctx, flags);
   const url = requireUrl(t);
@@ -132,23 +176,26 @@ export async function runCreate(ctx: Context, flags: BackupFlags & { prune?: boo
     }
     const startedAt = ctx.clock.now();
     const started = ctx.clock.monotonicMs();
-    let step = ctx.reporter.step(`connect to ${env.PGDATABASE} on ${env.PGHOST}:${env.PGPORT}`);
-    const server = await ctx.datastores.postgres(url, 10_000).catch((error: unknown) => {
+    const via = flags.via ?? config.backup.via;
+    const dumper = via === 'compose' ? await composeDumper(ctx, env) : hostDumper(ctx, url, env);
+    let step = ctx.reporter.step(`connect to ${env.PGDATABASE} ${dumper.where}`);
+    const serverVersion = await dumper.serverVersion().catch((error: unknown) => {
       step.fail();
       throw new OperationError('E_PG_CONNECT', `cannot connect to ${url.toString()}: ${ctx.redactor.scrub((error as Error).message)}`, { hint: 'nothing was written' });
     });
-    step.succeed(`PostgreSQL ${server.serverVersion}`);
+    step.succeed(`PostgreSQL ${serverVersion}`);
+    const server = { serverVersion };
     const name = backupName(env.PGDATABASE!, startedAt);
     const final = path.join(t.dir, name);
     const partial = `${final}.partial`;
     step = ctx.reporter.step(`pg_dump ${env.PGDATABASE} | gzip > ${path.relative(ctx.cwd, final) || final}`);
-    const dump = await ctx.exec.stream(config.backup.pgDump, ['--no-password', '--no-owner', '--no-acl'], { env: { ...process.env, ...env }, stdin: 'ignore' });
+    const dump = await dumper.dump();
     let written: { rawBytes: number; sizeBytes: number; sha256: string };
     try {
       const [w, exit] = await Promise.all([t.store.gzipTo(dump.stdout, partial, config.backup.gzipLevel), dump.done]);
       written = w;
       if (exit.notFound) throw new ConfigError(`backup.pgDump: ${config.backup.pgDump} not found`, { code: 'E_NO_PG_DUMP', hint: 'install postgresql-client' });
-      if (exit.exitCode !== 0) throw new OperationError('E_PG_DUMP_FAILED', `pg_dump failed (exit ${exit.exitCode ?? exit.signal}): ${ctx.redactor.scrub(exit.stderr.trim().split('\n').slice(-5).join('\n'))}`, { hint: 'nothing was written or uploaded' });
+      if (exit.exitCode !== 0) throw new OperationError('E_PG_DUMP_FAILED', `pg_dump failed (exit ${exit.exitCode ?? exit.signal ?? 'unknown'}): ${ctx.redactor.scrub(exit.stderr.trim().split('\n').slice(-5).join('\n'))}`, { hint: 'nothing was written or uploaded' });
       if (w.rawBytes < config.backup.minDumpBytes) throw new OperationError('E_DUMP_TOO_SMALL', `the dump is ${w.rawBytes} bytes, below backup.minDumpBytes (${config.backup.minDumpBytes}): not a backup`);
       await t.store.commit(partial, final);
     } catch (error) {

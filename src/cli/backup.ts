@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { runCommand, type Io } from './run.js';
 
 const s3Flags = (c: Command) =>
@@ -21,7 +21,7 @@ type Flags = { databaseUrl?: string; dir?: string; s3Bucket?: string; s3Prefix?:
 export function registerBackup(program: Command, io: Io): void {
   const backup = program.command('backup').description('PostgreSQL backups: pg_dump | gzip to a local file and S3, with retention, restore and a restore test');
 
-  retention(s3Flags(backup.command('create').description('dump, gzip, checksum, keep locally, upload to S3 when configured'))).option('--prune', 'after a successful backup, apply the retention').action(async (o: Flags & { prune?: boolean }, command: Command) => {
+  retention(s3Flags(backup.command('create').description('dump, gzip, checksum, keep locally, upload to S3 when configured'))).option('--prune', 'after a successful backup, apply the retention').addOption(new Option('--via <where>', 'host: the host\'s pg_dump; compose: pg_dump inside the db service (default: backup.via)').choices(['host', 'compose'])).action(async (o: Flags & { prune?: boolean; via?: 'host' | 'compose' }, command: Command) => {
     await runCommand(command, io, { name: 'backup create', mutating: true, config: 'required' }, async (ctx) => {
       const { runCreate, renderCreate, policyFrom } = await import('../backup/action.js');
       const policy = policyFrom(ctx, o);

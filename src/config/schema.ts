@@ -220,6 +220,8 @@ export const configSchema = z.strictObject({
     /** Multipart upload: part size in MiB (5 to 5120; 10000 parts of 64 MiB is 625 GiB) and parts in flight. */
     partSizeMiB: z.number({ error: 'expected MiB from 5 to 5120' }).int().min(5).max(5120).default(64),
     queueSize: positiveInt.default(4),
+    /** host: the host's pg_dump and psql reach database.url; compose: pg_dump runs in the db service's container (docker exec). */
+    via: z.enum(['host', 'compose'], { error: 'expected one of host, compose' }).default('host'),
     pgDump: text().default('pg_dump'),
     psql: text().default('psql'),
   }),

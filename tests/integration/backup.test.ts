@@ -197,3 +197,35 @@ describe('opskit backup: real PostgreSQL, real pg_dump/psql, s3rver', () => {
     rmSync(backups, { recursive: true });
   });
 });
+
+describe('opskit backup create --via compose: pg_dump inside the db service (docker exec through the Engine API)', () => {
+  let p: import('../helpers/platform.js').Platform;
+  beforeAll(async () => {
+    const { createPlatform } = await import('../helpers/platform.js');
+    p = await createPlatform('opskit-backup-compose-');
+    const deployed = await p.run(['deploy', '--build']);
+    expect(deployed.exitCode, deployed.stderr).toBe(0);
+  });
+  afterAll(async () => {
+    await p?.destroy();
+  });
+
+  it('dumps the platform database from its container; the file holds its schema and data; the password is in no output', async () => {
+    await p.sql("INSERT INTO items (name) VALUES ('from-the-backup-test')");
+    const r = await p.run(['backup', 'create', '--via', 'compose', '--json']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const doc = parseSingleJson(r.stdout) as { backup: { file: string; database: string; serverVersion: string; sha256: string } };
+    expect(doc.backup).toMatchObject({ database: 'app', serverVersion: expect.stringMatching(/^15/) });
+    const { gunzipSync } = await import('node:zlib');
+    const { readFileSync } = await import('node:fs');
+    const text = gunzipSync(readFileSync(doc.backup.file)).toString();
+    expect(text).toContain('CREATE TABLE public.items');
+    expect(text).toContain('from-the-backup-test');
+    const password = /POSTGRES_PASSWORD=(.*)/.exec(readFileSync(path.join(p.dir, '.env'), 'utf8'))![1]!;
+    expect(r.stdout + r.stderr).not.toContain(password);
+    // A bad value for --via is exit 2, naming the flag.
+    const bad = await p.run(['backup', 'create', '--via', 'ssh']);
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toContain('--via');
+  });
+});

@@ -272,7 +272,7 @@ async function backupBench() {
   const db = `opskit_bench_${Date.now().toString(36)}`;
   const dir = mkdtempSync(path.join(os.tmpdir(), 'opskit-bench-backup-'));
   const count = Number(process.env.BENCH_BACKUP_RUNS ?? 3);
-  await psqlBench('postgres', `CREATE DATABASE ${db}`);
+  await psqlBench("postgres", `CREATE DATABASE ${db}`);
   try {
     // Rows of about 230 bytes: a md5, a random number and repeated text, ~1.05 M rows for the 200 MB size.
     const fill = (table, rows) => psqlBench(db, `CREATE TABLE ${table} AS SELECT g AS id, md5(g::text) AS h, random() AS r, repeat(md5((g % 1000)::text), 5) AS body FROM generate_series(1, ${rows}) g`);
@@ -281,12 +281,20 @@ async function backupBench() {
     const smallBytes = await sizeOf();
     const opskitArgv = [process.execPath, [bin, 'backup', 'create', '--database-url', pgUrl(db), '--dir', dir, '--quiet']];
     const rssSmall = await peakRss(opskitArgv, { cwd: dir });
-    await fill('big', 1_050_000);
+    await fill("big", 1_050_000);
     const bigBytes = await sizeOf();
     const rssBig = await peakRss(opskitArgv, { cwd: dir });
     const byHand = async () => {
       const file = path.join(dir, `byhand-${Date.now()}.sql.gz`);
-      await execa('pg_dump', ['--no-password', '--no-owner', '--no-acl'], { env: pgEnvFor(db) }).pipe('gzip', ['-6'], { stdout: { file } });
+      // A kernel pipe, as the shell makes it: pg_dump's stdout is gzip's stdin (argv arrays, no shell).
+      const { spawn } = await import('node:child_process');
+      const { openSync, closeSync } = await import('node:fs');
+      const out = openSync(file, 'w');
+      const dump = spawn('pg_dump', ['--no-password', '--no-owner', '--no-acl'], { env: { ...process.env, ...pgEnvFor(db) }, stdio: ['ignore', 'pipe', 'inherit'] });
+      const gzip = spawn('gzip', ['-6'], { stdio: [dump.stdout, out, 'inherit'] });
+      const exited = (child) => new Promise((resolve, reject) => child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${child.spawnfile} exited ${code}`)))));
+      await Promise.all([exited(dump), exited(gzip)]);
+      closeSync(out);
     };
     const viaOpskit = () => execa(...opskitArgv, { cwd: dir, stdin: 'ignore' });
     const ta = [];
@@ -294,8 +302,10 @@ async function backupBench() {
     for (let i = 0; i < count; i++) {
       for (const [fn, into] of i % 2 ? [[byHand, tb], [viaOpskit, ta]] : [[viaOpskit, ta], [byHand, tb]]) {
         const t0 = performance.now();
+        if (process.env.BENCH_DEBUG) console.error('backup bench: run', fn.name);
         await fn();
         into.push(performance.now() - t0);
+        if (process.env.BENCH_DEBUG) console.error('backup bench: done', fn.name, performance.now() - t0);
         for (const f of (await import('node:fs')).readdirSync(dir)) rmSync(path.join(dir, f), { recursive: true, force: true });
       }
     }

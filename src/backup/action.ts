@@ -145,7 +145,9 @@ async function composeDumper(ctx: Context, env: Record<string, string>): Promise
 }
 
 export interface CreateResult {
-  backup: Manifest & { file: string };
+  /** null with --dry-run: nothing was dumped; `plan` lists the steps. */
+  backup: (Manifest & { file: string }) | null;
+  plan?: import('../runtime/plan.js').PlannedStep[];
   s3: { bucket: string; key: string; uploaded: boolean; error?: string } | null;
   removedPartials: string[];
   prune?: PruneResult;
@@ -158,10 +160,13 @@ export async function runCreate(ctx: Context, flags: BackupFlags & { prune?: boo
   const env = pgEnv(url);
   if (ctx.globals.dryRun) {
     const name = backupName(env.PGDATABASE!, ctx.clock.now());
-    ctx.reporter.dryRun({ kind: 'exec', argv: [config.backup.pgDump, '--no-password', '--no-owner', '--no-acl'], description: `pg_dump of ${env.PGDATABASE} (connection from PG* variables), gzip level ${config.backup.gzipLevel}` });
-    ctx.reporter.dryRun({ kind: 'write', path: path.join(t.dir, `${name}.partial`), bytes: 0, overwrite: false, description: `renamed to ${name} when pg_dump exited 0, then its manifest` });
-    if (t.s3) ctx.reporter.dryRun({ kind: 'http', method: 'PUT', url: `s3://${t.s3.bucket}/${objectKey(t.s3.prefix, name)}`, description: `multipart, ${config.backup.partSizeMiB} MiB parts; HeadObject must confirm the size` });
-    throw new UsageError('backup create --dry-run: the steps are listed above; nothing was dumped', { code: 'E_DRY_RUN' });
+    const plan: import('../runtime/plan.js').PlannedStep[] = [
+      { kind: 'exec', argv: [config.backup.pgDump, '--no-password', '--no-owner', '--no-acl'], description: `pg_dump of ${env.PGDATABASE} (${(flags.via ?? config.backup.via) === 'compose' ? `in the ${config.database.service} container` : 'connection from PG* variables'}), gzip level ${config.backup.gzipLevel}` },
+      { kind: 'write', path: path.join(t.dir, `${name}.partial`), bytes: 0, overwrite: false, description: `renamed to ${name} when pg_dump exited 0, then its manifest` },
+      ...(t.s3 ? [{ kind: 'http' as const, method: 'PUT', url: `s3://${t.s3.bucket}/${objectKey(t.s3.prefix, name)}`, description: `multipart, ${config.backup.partSizeMiB} MiB parts; HeadObject must confirm the size` }] : []),
+    ];
+    for (const step of plan) ctx.reporter.dryRun(step);
+    return { backup: null, s3: null, removedPartials: [], plan };
   }
   return withMutation(ctx, 'backup create', async () => {
     await ctx.fs.mkdirp(t.dir);
@@ -480,6 +485,7 @@ export async function runVerify(ctx: Context, flags: BackupFlags & { id: string 
 }
 
 export function renderCreate(r: CreateResult): string {
+  if (!r.backup) return `would back up (${r.plan?.length ?? 0} steps, listed above); nothing was dumped`;
   return [`backup ${r.backup.name}: ${formatBytes(r.backup.sizeBytes)}, sha256 ${r.backup.sha256}, in ${formatDuration(r.backup.durationMs)}`, `  local: ${r.backup.file}`, ...(r.s3 ? [`  s3:    s3://${r.s3.bucket}/${r.s3.key}`] : ['  s3:    not configured (local only)']), ...(r.prune ? [`  prune: deleted ${r.prune.deleted.local.length} local, ${r.prune.deleted.s3.length} S3`] : [])].join('\n');
 }
 

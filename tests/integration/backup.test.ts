@@ -143,6 +143,34 @@ describe('opskit backup: real PostgreSQL, real pg_dump/psql, s3rver', () => {
     rmSync(backups, { recursive: true });
   });
 
+  it('--dry-run lists the steps and writes nothing; create --prune prunes after a good backup; a failed listing deletes nothing', async () => {
+    const dry = await cli(['--dry-run', 'backup', 'create', '--database-url', url(SRC), ...s3Flags(), '--json']);
+    expect(dry.exitCode, dry.stderr).toBe(0);
+    expect(parseSingleJson(dry.stdout)).toMatchObject({ backup: null, plan: expect.any(Array) });
+    expect(existsSync(path.join(dir, 'backups'))).toBe(false);
+    // An old good backup (a real one, renamed 60 days back, with its manifest).
+    const first = parseSingleJson((await cli(['backup', 'create', '--database-url', url(SRC), '--json'])).stdout) as { backup: { file: string; name: string } };
+    const { readFileSync, renameSync } = await import('node:fs');
+    const old = `${SRC}_${new Date(Date.now() - 60 * 86_400_000).toISOString().replace(/[-:]/g, '').replace('T', '_').slice(0, 15)}.sql.gz`;
+    const backups = path.join(dir, 'backups');
+    const manifest = JSON.parse(readFileSync(`${first.backup.file}.json`, 'utf8'));
+    renameSync(first.backup.file, path.join(backups, old));
+    writeFileSync(path.join(backups, `${old}.json`), JSON.stringify({ ...manifest, name: old }));
+    rmSync(`${first.backup.file}.json`);
+    // S3 unreachable: the listing fails, so nothing is deleted locally either.
+    const port = await closedPort();
+    const failed = await cli(['backup', 'prune', '--keep-days', '30', '--s3-bucket', 'opskit-test', '--s3-prefix', `it-${run}/`, '--s3-endpoint', `http://127.0.0.1:${port}`]);
+    expect(failed.exitCode).toBe(1);
+    expect(failed.stderr).toContain('nothing was deleted');
+    expect(existsSync(path.join(backups, old))).toBe(true);
+    // A good new backup, then the retention: the 60-day-old one goes.
+    const r = await cli(['backup', 'create', '--database-url', url(SRC), '--prune', '--keep-days', '30', '--json']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(parseSingleJson(r.stdout)).toMatchObject({ prune: { deleted: { local: [old], s3: [] } } });
+    expect(existsSync(path.join(backups, old))).toBe(false);
+    expect(existsSync(path.join(backups, `${old}.json`))).toBe(false);
+  });
+
   it('prune: retention against backdated files and objects; never the newest good backup, never a file without our manifest; --dry-run deletes nothing', async () => {
     // Real backups, renamed to dates in the past (their manifests name them), locally and in S3.
     const prefix = `prune-${run}/`;

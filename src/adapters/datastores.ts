@@ -7,6 +7,8 @@ import type { Sensitive } from '../config/sensitive.js';
 export interface DatastoreAdapter {
   postgres(url: Sensitive, timeoutMs: number): Promise<{ version: string; serverVersion: string; latencyMs: number }>;
   redis(url: Sensitive, timeoutMs: number): Promise<{ reply: string; latencyMs: number }>;
+  /** One connection to `url` (or another database on its server), for a few queries, then closed. */
+  postgresSession<T>(url: Sensitive, database: string | undefined, fn: (query: (sql: string) => Promise<Array<Record<string, unknown>>>) => Promise<T>): Promise<T>;
 }
 
 export const nodeDatastores: DatastoreAdapter = {
@@ -20,6 +22,19 @@ export const nodeDatastores: DatastoreAdapter = {
       const version = await client.query<{ version: string }>('SELECT version()');
       const server = await client.query<{ server_version: string }>('SHOW server_version');
       return { version: version.rows[0]!.version, serverVersion: server.rows[0]!.server_version, latencyMs: performance.now() - started };
+    } finally {
+      await client.end().catch(() => {});
+    }
+  },
+  async postgresSession(url, database, fn) {
+    const { default: pg } = await import('pg');
+    const u = new URL(url.reveal());
+    if (database) u.pathname = `/${encodeURIComponent(database)}`;
+    const client = new pg.Client({ connectionString: u.toString(), connectionTimeoutMillis: 10_000 });
+    client.on('error', () => {});
+    await client.connect();
+    try {
+      return await fn(async (sql) => (await client.query(sql)).rows as Array<Record<string, unknown>>);
     } finally {
       await client.end().catch(() => {});
     }

@@ -20,6 +20,7 @@ import {
   type BackupRow,
   type Manifest,
   type PruneDecision,
+  type RemoteEntry,
   type RetentionPolicy,
 } from './plan.js';
 
@@ -112,7 +113,7 @@ function hostDumper(ctx: Context, url: Sensitive, env: Record<string, string>): 
     where: `on ${env.PGHOST}:${env.PGPORT}`,
     serverVersion: async () => (await ctx.datastores.postgres(url, 10_000)).serverVersion,
     dump: async () => {
-      const p = await ctx.exec.stream(config.backup.pgDump, ['--no-password', '--no-owner', '--no-acl'], { env: { ...process.env, ...env }, stdin: 'ignore' });
+      const p = await ctx.exec.stream(config.backup.pgDump, ['--no-password', '--no-owner', '--no-acl'], { env: { ...ctx.processEnv, ...env }, stdin: 'ignore' });
       return { stdout: p.stdout, done: p.done, kill: p.kill };
     },
   };
@@ -283,17 +284,18 @@ export interface ListResult {
 }
 
 export async function runList(ctx: Context, flags: BackupFlags): Promise<ListResult> {
-  return listing(ctx, target(ctx, flags));
+  const { remote: _remote, ...result } = await listing(ctx, target(ctx, flags));
+  return result;
 }
 
-async function listing(ctx: Context, t: Target): Promise<ListResult> {
+async function listing(ctx: Context, t: Target): Promise<ListResult & { remote: RemoteEntry[] }> {
   let remote: Awaited<ReturnType<typeof listRemote>>;
   try {
     remote = await listRemote(t);
   } catch (error) {
     throw new OperationError('E_S3_LIST', `listing s3://${t.s3!.bucket}/${t.s3!.prefix} failed: ${ctx.redactor.scrub(s3Cause(error))}`);
   }
-  return { dir: t.dir, s3: t.s3 ? { bucket: t.s3.bucket, prefix: t.s3.prefix } : null, backups: mergeListing(await listLocal(ctx, t), remote, ctx.clock.now()) };
+  return { dir: t.dir, s3: t.s3 ? { bucket: t.s3.bucket, prefix: t.s3.prefix } : null, backups: mergeListing(await listLocal(ctx, t), remote, ctx.clock.now()), remote };
 }
 
 export interface PruneResult {
@@ -367,8 +369,7 @@ async function fetchVerified(ctx: Context, t: Target, id: string): Promise<{ fil
   if (!row.s3 || !t.s3) throw new OperationError('E_NO_BACKUP', `${row.id} has no manifest and no S3 copy: its checksum is unknown`);
   const adapter = await t.s3.adapter();
   const key = objectKey(t.s3.prefix, row.id);
-  const head = await adapter.head(key);
-  const manifest = manifestFromMetadata(row.id, head?.metadata);
+  const manifest = found.remote.find((r) => r.name === row.id)?.manifest;
   if (!manifest) throw new OperationError('E_NO_BACKUP', `s3://${t.s3.bucket}/${key} carries no opskit manifest`);
   await ctx.fs.mkdirp(t.dir);
   const partial = `${local}.download.partial`;
@@ -384,31 +385,17 @@ async function fetchVerified(ctx: Context, t: Target, id: string): Promise<{ fil
 
 async function psqlRestore(ctx: Context, t: Target, file: string, env: Record<string, string>): Promise<void> {
   const config = ctx.loaded!.config;
-  const psql = await ctx.exec.stream(config.backup.psql, ['--no-password', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction', '-o', '/dev/null'], { env: { ...process.env, ...env }, stdin: 'pipe' });
+  const psql = await ctx.exec.stream(config.backup.psql, ['--no-password', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction', '-o', '/dev/null'], { env: { ...ctx.processEnv, ...env }, stdin: 'pipe' });
   const { pipeline } = await import('node:stream/promises');
   const [, exit] = await Promise.all([pipeline(t.store.gunzipStream(file), psql.stdin).catch(() => {}), psql.done]);
   if (exit.notFound) throw new ConfigError(`backup.psql: ${config.backup.psql} not found`, { code: 'E_NO_PSQL', hint: 'install postgresql-client' });
   if (exit.exitCode !== 0) throw new OperationError('E_RESTORE_FAILED', `psql failed (exit ${exit.exitCode}); the restore was rolled back: ${ctx.redactor.scrub(exit.stderr.trim().split('\n').slice(-5).join('\n'))}`);
 }
 
-async function withPg<T>(url: Sensitive, database: string | undefined, fn: (q: (sql: string) => Promise<Array<Record<string, unknown>>>) => Promise<T>): Promise<T> {
-  const { default: pg } = await import('pg');
-  const u = new URL(url.reveal());
-  if (database) u.pathname = `/${encodeURIComponent(database)}`;
-  const client = new pg.Client({ connectionString: u.toString(), connectionTimeoutMillis: 10_000 });
-  client.on('error', () => {});
-  await client.connect();
-  try {
-    return await fn(async (sql) => (await client.query(sql)).rows as Array<Record<string, unknown>>);
-  } finally {
-    await client.end().catch(() => {});
-  }
-}
-
 const TABLES = "SELECT quote_ident(table_schema) || '.' || quote_ident(table_name) AS t FROM information_schema.tables WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1";
 
-async function countRows(url: Sensitive, database: string | undefined) {
-  return withPg(url, database, async (q) => {
+async function countRows(ctx: Context, url: Sensitive, database: string | undefined) {
+  return ctx.datastores.postgresSession(url, database, async (q) => {
     const tables = (await q(TABLES)).map((r) => String(r.t));
     const rows: Record<string, number> = {};
     for (const table of tables) rows[table] = Number((await q(`SELECT count(*) AS n FROM ${table}`))[0]!.n);
@@ -433,14 +420,14 @@ export async function runRestore(ctx: Context, flags: BackupFlags & { id: string
   const env = pgEnv(to);
   return withMutation(ctx, 'backup restore', async () => {
     const started = ctx.clock.monotonicMs();
-    const existing = await withPg(to, undefined, async (q) => (await q(TABLES)).length).catch((error: unknown) => {
+    const existing = await ctx.datastores.postgresSession(to, undefined, async (q) => (await q(TABLES)).length).catch((error: unknown) => {
       throw new OperationError('E_PG_CONNECT', `cannot connect to the target ${to.toString()}: ${ctx.redactor.scrub((error as Error).message)}`);
     });
     if (existing > 0 && !flags.yes) throw new UsageError(`the target ${to.toString()} already has ${existing} table(s); pass --yes to restore into it anyway`, { code: 'E_TARGET_NOT_EMPTY' });
     const got = await fetchVerified(ctx, t, flags.id);
     const step = ctx.reporter.step(`restore ${got.manifest.name} into ${env.PGDATABASE}`);
     await psqlRestore(ctx, t, got.file, env);
-    const counts = await countRows(to, undefined);
+    const counts = await countRows(ctx, to, undefined);
     step.succeed(`restored: ${Object.keys(counts).length} tables`);
     return { id: got.manifest.name, target: to.toString(), downloaded: got.downloaded, sha256: got.manifest.sha256, tables: Object.keys(counts).length, rows: Object.values(counts).reduce((a, b) => a + b, 0), durationMs: Math.round(ctx.clock.monotonicMs() - started) };
   });
@@ -466,7 +453,7 @@ export async function runVerify(ctx: Context, flags: BackupFlags & { id: string 
     const started = ctx.clock.monotonicMs();
     const got = await fetchVerified(ctx, t, flags.id);
     const scratch = `opskit_verify_${ctx.clock.now().getTime().toString(36)}_${ctx.system.pid}`;
-    await withPg(url, undefined, (q) => q(`CREATE DATABASE ${scratch}`)).catch((error: unknown) => {
+    await ctx.datastores.postgresSession(url, undefined, (q) => q(`CREATE DATABASE ${scratch}`)).catch((error: unknown) => {
       throw new OperationError('E_VERIFY_SCRATCH', `cannot create the scratch database ${scratch}: ${ctx.redactor.scrub((error as Error).message)}`, { hint: 'the role in database.url needs CREATEDB' });
     });
     try {
@@ -474,12 +461,12 @@ export async function runVerify(ctx: Context, flags: BackupFlags & { id: string 
       const t0 = ctx.clock.monotonicMs();
       await psqlRestore(ctx, t, got.file, pgEnv(url, scratch));
       const restoreMs = Math.round(ctx.clock.monotonicMs() - t0);
-      const tables = await countRows(url, scratch);
+      const tables = await countRows(ctx, url, scratch);
       if (Object.keys(tables).length === 0) throw new OperationError('E_VERIFY_EMPTY', `${got.manifest.name} restored no table`);
       step.succeed(`restored ${Object.keys(tables).length} tables in ${formatDuration(restoreMs)}`);
       return { id: got.manifest.name, scratchDatabase: scratch, sha256: got.manifest.sha256, checksum: 'ok', downloaded: got.downloaded, tables, rows: Object.values(tables).reduce((a, b) => a + b, 0), restoreMs, durationMs: Math.round(ctx.clock.monotonicMs() - started) };
     } finally {
-      await withPg(url, undefined, (q) => q(`DROP DATABASE IF EXISTS ${scratch} WITH (FORCE)`)).catch(() => ctx.reporter.warn(`could not drop the scratch database ${scratch}`));
+      await ctx.datastores.postgresSession(url, undefined, (q) => q(`DROP DATABASE IF EXISTS ${scratch} WITH (FORCE)`)).catch(() => ctx.reporter.warn(`could not drop the scratch database ${scratch}`));
     }
   });
 }

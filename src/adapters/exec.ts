@@ -32,8 +32,20 @@ export interface StreamingProcess {
   kill(): void;
 }
 
+/** A long-running child the caller supervises: the ngrok agent. */
+export interface SupervisedProcess {
+  pid: number | undefined;
+  /** Resolves (never rejects) when it has exited, for whatever reason, or could not start. */
+  exited: Promise<{ exitCode: number | undefined; signal: string | undefined; notFound: boolean }>;
+  kill(signal?: NodeJS.Signals): void;
+}
+
 /** Processes: always an argv array through execa, never a shell string. Never throws on a non-zero exit. */
 export interface ExecAdapter {
+  /** Starts a process that runs until told to stop; each line of its stdout and stderr goes to onLine. */
+  start(file: string, args: readonly string[], options: { cwd?: string; env?: Record<string, string | undefined>; onLine(line: string, stream: 'stdout' | 'stderr'): void }): Promise<SupervisedProcess>;
+  /** Starts a process in its own session that outlives this one, stdout and stderr appended to logFile; returns its pid. */
+  spawnDetached(file: string, args: readonly string[], options: { cwd?: string; env?: Record<string, string | undefined>; logFile: string }): Promise<number>;
   stream(file: string, args: readonly string[], options: { env?: Record<string, string | undefined>; stdin: 'pipe' | 'ignore' }): Promise<StreamingProcess>;
   run(file: string, args: readonly string[], options?: ExecOptions): Promise<ExecResult>;
   /** The absolute path of an executable on PATH (or the path itself when it has a slash), or undefined. */
@@ -42,6 +54,33 @@ export interface ExecAdapter {
 
 export function createExecAdapter(fs: FsAdapter): ExecAdapter {
   return {
+    async start(file, args, options) {
+      const { execa } = await import('execa');
+      const child = execa(file, [...args], { cwd: options.cwd, env: options.env, extendEnv: options.env === undefined, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', buffer: false, reject: false, windowsHide: true });
+      for (const stream of ['stdout', 'stderr'] as const) splitLines(child[stream], (line) => options.onLine(line, stream));
+      const exited = child.then(
+        (r) => ({ exitCode: r.exitCode, signal: r.signal, notFound: (r as { code?: string }).code === 'ENOENT' || /ENOENT/.test(String(r.cause ?? '')) }),
+        () => ({ exitCode: undefined, signal: undefined, notFound: false }),
+      );
+      return { pid: child.pid, exited, kill: (signal = 'SIGTERM') => void child.kill(signal) };
+    },
+    async spawnDetached(file, args, options) {
+      const { execa } = await import('execa');
+      const { mkdirSync, openSync, closeSync } = await import('node:fs');
+      mkdirSync(path.dirname(options.logFile), { recursive: true });
+      // A file descriptor, not execa's `{ file }`: that one is piped through this process, which exits.
+      // (execa passes any fd number to spawn; its types list only 3 to 9.)
+      const fd = openSync(options.logFile, 'a');
+      try {
+        const child = execa(file, [...args], { cwd: options.cwd, env: options.env, extendEnv: options.env === undefined, detached: true, stdio: ['ignore', fd, fd] as unknown as ['ignore', 'inherit', 'inherit'], reject: false, windowsHide: true, cleanup: false });
+        child.catch(() => undefined);
+        child.unref();
+        if (child.pid === undefined) throw new Error(`could not start ${file}`);
+        return child.pid;
+      } finally {
+        closeSync(fd);
+      }
+    },
     async stream(file, args, options) {
       const { execa } = await import('execa');
       const child = execa(file, [...args], { env: options.env, extendEnv: options.env === undefined, stdin: options.stdin, stdout: 'pipe', stderr: 'pipe', buffer: { stdout: false, stderr: true }, reject: false, windowsHide: true, maxBuffer: { stderr: 65_536 } });
@@ -69,18 +108,7 @@ export function createExecAdapter(fs: FsAdapter): ExecAdapter {
         windowsHide: true,
       });
       if (options.onLine) {
-        for (const stream of ['stdout', 'stderr'] as const) {
-          let pending = '';
-          subprocess[stream]?.on('data', (chunk: Buffer) => {
-            pending += chunk.toString();
-            const lines = pending.split('\n');
-            pending = lines.pop() ?? '';
-            for (const line of lines) options.onLine!(line.replace(/\r$/, ''), stream);
-          });
-          subprocess[stream]?.on('end', () => {
-            if (pending) options.onLine!(pending, stream);
-          });
-        }
+        for (const stream of ['stdout', 'stderr'] as const) splitLines(subprocess[stream], (line) => options.onLine!(line, stream));
       }
       const result = await subprocess;
       const notFound = (result as { code?: string }).code === 'ENOENT' || /ENOENT/.test(String(result.cause ?? ''));
@@ -104,4 +132,17 @@ export function createExecAdapter(fs: FsAdapter): ExecAdapter {
       return undefined;
     },
   };
+}
+
+function splitLines(stream: Readable | null | undefined, onLine: (line: string) => void): void {
+  let pending = '';
+  stream?.on('data', (chunk: Buffer) => {
+    pending += chunk.toString();
+    const lines = pending.split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) onLine(line.replace(/\r$/, ''));
+  });
+  stream?.on('end', () => {
+    if (pending) onLine(pending);
+  });
 }

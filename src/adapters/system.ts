@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 
 /** Facts about this process and host, and whether another process is alive. */
@@ -7,6 +8,12 @@ export interface SystemAdapter {
   user(): string;
   cpuCount(): number;
   isPidAlive(pid: number): boolean;
+  /** A live process's argv (Linux /proc), to tell our process from a recycled pid; undefined when unknown. */
+  processArgv(pid: number): string[] | undefined;
+  /** Sends a signal; false when the process does not exist. */
+  kill(pid: number, signal: NodeJS.Signals): boolean;
+  /** How to run this same CLI again (for `tunnel start --detach`): node and the entry script. */
+  selfCommand(): [file: string, args: string[]];
   /** Runs `handler` on SIGINT or SIGTERM (instead of dying); returns the function that stops listening. */
   onInterrupt(handler: (signal: string) => void): () => void;
 }
@@ -31,6 +38,22 @@ export const nodeSystem: SystemAdapter = {
       process.off('SIGTERM', listener);
     };
   },
+  processArgv: (pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    } catch {
+      return undefined;
+    }
+  },
+  kill: (pid, signal) => {
+    try {
+      process.kill(pid, signal);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  selfCommand: () => [process.execPath, [process.argv[1]!]],
   isPidAlive: (pid) => {
     try {
       process.kill(pid, 0);

@@ -99,6 +99,7 @@ export function createContext(io: Io, globals: GlobalOptions, redactor: Redactor
     datastores: io.adapters?.datastores ?? nodeDatastores,
     system: io.adapters?.system ?? nodeSystem,
     docker: io.adapters?.docker ?? ((host) => createDockerAdapter(host)),
+    ngrok: io.adapters?.ngrok ?? (async () => (await import('../tunnel/drivers.js')).loadNgrokSdk()),
     cwd: io.cwd,
     processEnv: env,
     globals,

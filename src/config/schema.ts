@@ -150,8 +150,39 @@ export const configSchema = z.strictObject({
     secretAccessKey: secret.optional(),
   }),
   ngrok: section({
+    /** An external ngrok v3 agent; when set (or NGROK_BIN), tunnels use it instead of the in-process SDK. */
     bin: text().optional(),
     authtoken: secret.optional(),
+    /** The agent's local API (web_addr), where `tunnel url` and the monitor look for the tunnel. */
+    webAddr: text().regex(/^[^\s:/]+:\d{1,5}$/, { error: 'expected host:port, e.g. 127.0.0.1:4040' }).default('127.0.0.1:4040'),
+    /** The agent's own config file, merged before opskit's (default: ~/.config/ngrok/ngrok.yml when it exists). */
+    configFile: text().optional(),
+    /** A reserved domain or URL for the endpoint, e.g. https://myapp.ngrok.app (agent --url, SDK domain). */
+    url: text().optional(),
+  }),
+  tunnel: section({
+    /** The local port the tunnel forwards to (nginx, or the API itself). */
+    port: z.preprocess(fromText, z.number({ error: 'expected a port from 1 to 65535' }).int({ error: 'expected a port from 1 to 65535' }).min(1, { error: 'expected a port from 1 to 65535' }).max(65535, { error: 'expected a port from 1 to 65535' })).default(8000),
+    /** auto: the agent when ngrok.bin / NGROK_BIN names one, else the SDK. */
+    driver: z.enum(['auto', 'agent', 'sdk'], { error: 'expected one of auto, agent, sdk' }).default('auto'),
+    checkInterval: duration.default('30s'),
+    /** Asked through the public URL by each check. */
+    checkPath: text().regex(/^\//, { error: 'expected a path starting with /' }).default('/health'),
+    checkTimeout: duration.default('10s'),
+    /** Consecutive reconnect attempts before giving up (exit 1). */
+    reconnectAttempts: positiveInt.default(5),
+    /** The delay before the first attempt; each next one is multiplied by backoff, up to maxReconnectDelay. */
+    reconnectDelay: duration.default('10s'),
+    backoff: z.preprocess(fromText, z.number({ error: 'expected a factor of 1 or more' }).min(1, { error: 'expected a factor of 1 or more' })).default(2),
+    maxReconnectDelay: duration.default('60s'),
+    /** Healthy this long after a reconnect, the attempt count starts again from 0. */
+    resetAfter: duration.default('5m'),
+    /** How long a start may take to report its public URL. */
+    startTimeout: duration.default('30s'),
+    pidFile: text().default('logs/ngrok.pid'),
+    urlFile: text().default('logs/ngrok-url.txt'),
+    /** The agent's own log lines (JSON), secrets scrubbed. */
+    logFile: text().default('logs/ngrok.log'),
   }),
   image: section({
     /** The image repository built and deployed; default: the project name. */

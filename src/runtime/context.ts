@@ -8,6 +8,7 @@ import type { HttpAdapter } from '../adapters/http.js';
 import type { NetAdapter } from '../adapters/net.js';
 import type { SystemAdapter } from '../adapters/system.js';
 import type { LoadedConfig } from '../config/load.js';
+import type { NgrokSdk } from '../tunnel/drivers.js';
 import type { Redactor } from '../config/redact.js';
 import { ConfigError, OpskitError, toOpskitError } from '../errors.js';
 import type { Reporter } from '../output/reporter.js';
@@ -36,6 +37,8 @@ export interface Adapters {
   net: NetAdapter;
   datastores: DatastoreAdapter;
   system: SystemAdapter;
+  /** The official ngrok SDK, loaded only by `tunnel start --driver sdk`. */
+  ngrok(): Promise<NgrokSdk>;
   /** Connects lazily: dockerode loads only for the commands that talk to Docker. */
   docker(host: string | undefined): Promise<DockerAdapter>;
 }
@@ -75,7 +78,7 @@ export function auditLogPath(ctx: Context): string {
  * Runs a mutating action under the project lock and appends its audit line, whatever the outcome.
  * With --dry-run neither happens: a dry run changes nothing, not even the lock or the log.
  */
-export async function withMutation<T>(ctx: Context, command: string, action: () => Promise<T>, exitCodeOf: (result: T) => number = () => 0): Promise<T> {
+export async function withMutation<T>(ctx: Context, command: string, action: () => Promise<T>, exitCodeOf: (result: T) => number = () => 0, options: { lock?: boolean } = {}): Promise<T> {
   if (ctx.globals.dryRun) return action();
   const started = ctx.clock.monotonicMs();
   const startedAt = ctx.clock.now();
@@ -83,7 +86,7 @@ export async function withMutation<T>(ctx: Context, command: string, action: () 
   let failure: OpskitError | undefined;
   let lock: Awaited<ReturnType<typeof acquireLock>> | undefined;
   try {
-    lock = await acquireLock(ctx, lockFilePath(ctx), `opskit ${command}`, {
+    if (options.lock !== false) lock = await acquireLock(ctx, lockFilePath(ctx), `opskit ${command}`, {
       waitMs: ctx.globals.lockWait ? parseDuration(ctx.globals.lockWait, '--lock-wait') : 0,
       onWait: (holder) => ctx.reporter.info(`waiting for the lock: ${describeHolder(holder)}`),
       onTakeover: (stale) =>

@@ -14,7 +14,7 @@ export interface LockHolder {
 export interface LockDeps {
   fs: FsAdapter;
   clock: Clock;
-  system: SystemAdapter;
+  system: Pick<SystemAdapter, 'pid' | 'hostname' | 'user' | 'isPidAlive'>;
 }
 
 export interface AcquireOptions {

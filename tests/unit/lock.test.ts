@@ -8,8 +8,8 @@ import { LockHeldError } from '../../src/errors.js';
 import { acquireLock, isStale, parseHolder } from '../../src/runtime/lock.js';
 import { manualClock } from '../helpers/fakes.js';
 
-function system(pid: number, alive: (pid: number) => boolean): SystemAdapter {
-  return { pid, hostname: () => 'host-a', user: () => 'ops', cpuCount: () => 2, isPidAlive: alive, onInterrupt: () => () => {} };
+function system(pid: number, alive: (pid: number) => boolean): Pick<SystemAdapter, 'pid' | 'hostname' | 'user' | 'isPidAlive'> {
+  return { pid, hostname: () => 'host-a', user: () => 'ops', isPidAlive: alive };
 }
 
 const lockIn = () => path.join(mkdtempSync(path.join(os.tmpdir(), 'opskit-lock-')), '.opskit', 'lock');

@@ -114,7 +114,15 @@ export function planDoctorChecks(config: Config, env: Readonly<Record<string, st
       required: ngrokNamed !== undefined,
       async run(ctx) {
         const bin = ngrokNamed ?? (await ctx.exec.which('ngrok', ctx.loaded?.env ?? ctx.processEnv));
-        if (!bin) return { status: 'skip', detail: 'no ngrok agent binary (NGROK_BIN, ngrok.bin or PATH): tunnels use the in-process SDK' };
+        if (!bin) {
+          // No agent: tunnels use the SDK, whose native binary is an optional dependency; is it here?
+          try {
+            await ctx.ngrok();
+            return { status: 'pass', detail: 'no ngrok agent binary (NGROK_BIN, ngrok.bin or PATH): tunnels use the in-process @ngrok/ngrok SDK, which loads' };
+          } catch (error) {
+            return { status: 'fail', detail: `no ngrok agent binary, and the @ngrok/ngrok SDK does not load here: ${(error as Error).message.split('\n')[0]}`, hint: 'set NGROK_BIN to an ngrok v3 agent, or reinstall with optional dependencies' };
+          }
+        }
         return toolVersion(ctx, 'the ngrok v3 agent', bin, ['version'], timeoutMs);
       },
     },

@@ -34,6 +34,8 @@ export class TunnelStartError extends Error {
 
 const AGENT_STOP_GRACE_MS = 5000;
 
+const exitText = (r: { exitCode: number | undefined; signal: string | undefined }) => (r.signal ? `signal ${r.signal}` : `code ${r.exitCode}`);
+
 export interface AgentDriverDeps {
   exec: ExecAdapter;
   http: HttpAdapter;
@@ -112,7 +114,7 @@ export function agentDriver(deps: AgentDriverDeps, options: AgentDriverOptions):
         const finished = exit ?? (await proc.exited);
         if (finished.notFound) throw new TunnelStartError(`the ngrok agent ${file} was not found`, true);
         const reason = exit
-          ? `the ngrok agent exited (${finished.signal ?? `code ${finished.exitCode}`})${why() ? `: ${why()}` : ''}`
+          ? `the ngrok agent exited (${exitText(finished)})${why() ? `: ${why()}` : ''}`
           : `the ngrok agent reported no public URL within ${Math.round(options.startTimeoutMs / 1000)}s (${started.ok ? 'none' : started.last})${why() ? `: ${why()}` : ''}`;
         throw new TunnelStartError(reason, isPermanentFailure(reason));
       }
@@ -121,7 +123,7 @@ export function agentDriver(deps: AgentDriverDeps, options: AgentDriverOptions):
         driver: 'agent',
         publicUrl,
         ...(proc.pid !== undefined ? { agentPid: proc.pid } : {}),
-        ended: proc.exited.then((r) => `the ngrok agent exited (${r.signal ?? `code ${r.exitCode}`})${why() ? `: ${why()}` : ''}`),
+        ended: proc.exited.then((r) => `the ngrok agent exited (${exitText(r)})${why() ? `: ${why()}` : ''}`),
         async listed() {
           const api = await queryAgentApi(deps.http, options.webAddr, options.spec.port, 5000);
           if (!api.answering) return { ok: false, detail: `the agent's local API on ${options.webAddr} does not answer (${api.error})` };

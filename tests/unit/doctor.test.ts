@@ -1,3 +1,4 @@
+import type { NgrokSdk } from '../../src/tunnel/drivers.js';
 import { describe, expect, it } from 'vitest';
 import type { DockerAdapter } from '../../src/adapters/docker.js';
 import type { ExecAdapter, ExecResult } from '../../src/adapters/exec.js';
@@ -42,7 +43,7 @@ const tools = {
   'psql --version': ok(['psql'], 'psql (PostgreSQL) 15.18'),
 };
 
-function context(options: { exec: ExecAdapter; docker?: DockerAdapter; http?: HttpAdapter; fs?: FsAdapter; env?: Record<string, string>; configError?: ConfigError }) {
+function context(options: { exec: ExecAdapter; docker?: DockerAdapter; http?: HttpAdapter; fs?: FsAdapter; env?: Record<string, string>; configError?: ConfigError; ngrok?: () => Promise<NgrokSdk> }) {
   const ctx = createContext(
     {
       stdout: new BufferStream(),
@@ -55,6 +56,7 @@ function context(options: { exec: ExecAdapter; docker?: DockerAdapter; http?: Ht
         docker: async () => options.docker ?? healthyDocker,
         http: options.http ?? strictFake<HttpAdapter>('http', {}),
         fs: options.fs ?? strictFake<FsAdapter>('fs', {}),
+        ngrok: options.ngrok ?? (async () => strictFake<NgrokSdk>('ngrok', {})),
       },
     },
     { json: true, dryRun: false, quiet: true, verbose: false, color: false, set: [] },
@@ -65,7 +67,7 @@ function context(options: { exec: ExecAdapter; docker?: DockerAdapter; http?: Ht
 }
 
 describe('doctor', () => {
-  it('passes with a healthy machine; ngrok and s3 are skipped when not configured', async () => {
+  it('passes with a healthy machine; without an agent the ngrok check is the SDK loading; s3 is skipped when not configured', async () => {
     const ctx = context({ exec: execFake(tools) });
     const result = await runDoctor(ctx, { timeoutMs: 1000 });
     expect(Object.fromEntries(result.checks.map((c) => [c.name, c.status]))).toEqual({
@@ -75,9 +77,12 @@ describe('doctor', () => {
       nginx: 'pass',
       pg_dump: 'pass',
       psql: 'pass',
-      ngrok: 'skip',
+      ngrok: 'pass',
       s3: 'skip',
     });
+    expect(result.checks.find((c) => c.name === 'ngrok')?.detail).toMatch(/in-process @ngrok\/ngrok SDK, which loads/);
+    const noSdk = await runDoctor(context({ exec: execFake(tools), ngrok: async () => { throw new Error('Cannot find module @ngrok/ngrok-linux-x64-gnu\nRequire stack: ...'); } }), { timeoutMs: 1000 });
+    expect(noSdk.checks.find((c) => c.name === 'ngrok')).toMatchObject({ status: 'warn', required: false, detail: 'no ngrok agent binary, and the @ngrok/ngrok SDK does not load here: Cannot find module @ngrok/ngrok-linux-x64-gnu' });
     expect(result.checks.find((c) => c.name === 'compose')).toMatchObject({ version: '2.29.1', detail: 'docker compose 2.29.1 (v2)' });
     expect(result.checks.find((c) => c.name === 'docker')).toMatchObject({ version: '28.0.1', detail: expect.stringContaining('API 1.48') });
   });

@@ -7,6 +7,7 @@ import { registerDoctor } from './cli/doctor.js';
 import { registerHealth } from './cli/health.js';
 import { registerBackup } from './cli/backup.js';
 import { registerInit } from './cli/init.js';
+import { registerLoadtest } from './cli/loadtest.js';
 import { registerTunnel } from './cli/tunnel.js';
 import { collect } from './cli/options.js';
 import { processIo, type Io } from './cli/run.js';
@@ -50,6 +51,7 @@ export function createProgram(io: Io = processIo(process.argv.slice(2))): Comman
   registerHealth(program, io);
   registerBackup(program, io);
   registerTunnel(program, io);
+  registerLoadtest(program, io);
   registerConfig(program, io);
   registerDoctor(program, io);
   program.addHelpText(

@@ -5,6 +5,7 @@ import { createExecAdapter } from '../adapters/exec.js';
 import { nodeFs } from '../adapters/fs.js';
 import { nodeDatastores } from '../adapters/datastores.js';
 import { nodeHttp } from '../adapters/http.js';
+import { autocannonLoad } from '../adapters/load.js';
 import { nodeNet } from '../adapters/net.js';
 import { nodeSystem } from '../adapters/system.js';
 import type { FlagValue } from '../config/load.js';
@@ -99,6 +100,7 @@ export function createContext(io: Io, globals: GlobalOptions, redactor: Redactor
     datastores: io.adapters?.datastores ?? nodeDatastores,
     system: io.adapters?.system ?? nodeSystem,
     docker: io.adapters?.docker ?? ((host) => createDockerAdapter(host)),
+    load: io.adapters?.load ?? autocannonLoad,
     ngrok: io.adapters?.ngrok ?? (async () => (await import('../tunnel/drivers.js')).loadNgrokSdk()),
     cwd: io.cwd,
     processEnv: env,

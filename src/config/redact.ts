@@ -3,6 +3,11 @@ import { REDACTED, Sensitive, isSensitive, redactUrlPassword } from './sensitive
 /** Environment variable names whose values are secrets wherever they appear. */
 const SECRET_NAME = /(PASSWORD|PASSWD|SECRET|TOKEN|AUTHTOKEN|API_KEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIAL)/i;
 
+/** Headers that carry credentials are secrets wherever they are shown. */
+export function isSecretHeader(name: string): boolean {
+  return /^(authorization|proxy-authorization|cookie|x-api-key|x-auth-token)$/i.test(name) || isSecretName(name.replace(/-/g, '_'));
+}
+
 export function isSecretName(name: string): boolean {
   return SECRET_NAME.test(name) && !/ACCESS_KEY_ID$/i.test(name);
 }

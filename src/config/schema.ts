@@ -237,6 +237,19 @@ export const configSchema = z.strictObject({
     failOn: z.enum(['fail', 'warn'], { error: 'expected fail or warn' }).default('fail'),
     checks: z.array(healthCheckSchema, { error: 'expected a list of checks' }).default([]),
   }),
+  loadtest: section({
+    /** The target; default: nginx (nginx.url, or the nginx service's address) and loadtest.path. */
+    url: url.optional(),
+    path: text().regex(/^\//, { error: 'expected a path starting with /' }).default('/health'),
+    connections: positiveInt.default(10),
+    duration: duration.default('10s'),
+    timeout: duration.default('10s'),
+    pipelining: positiveInt.default(1),
+    /** k6-style expressions, applied to every run with the --threshold flags: ["p(99)<500", "errors<1%"]. */
+    thresholds: z.array(text('an expression, e.g. p(99)<500'), { error: 'expected a list of expressions, e.g. ["p(99)<500"]' }).default([]),
+    /** With --baseline: a worse result by more than this fails (exit 3). */
+    maxRegression: text().regex(/^\d+(\.\d+)?%$/, { error: 'expected a percentage, e.g. 10%' }).optional(),
+  }),
   backup: section({
     dir: text().default('backups'),
     retentionDays: positiveInt.default(30),

@@ -1,5 +1,5 @@
 import type { Config, HealthCheckConfig } from '../config/schema.js';
-import { isSecretName } from '../config/redact.js';
+import { isSecretHeader } from '../config/redact.js';
 import { Sensitive, isSensitive } from '../config/sensitive.js';
 import { UsageError } from '../errors.js';
 import { parseDuration } from '../runtime/duration.js';
@@ -25,11 +25,6 @@ export type CheckSpec = { name: string; target: string; timing: Timing } & (
   | { kind: 'resources'; check: Extract<HealthCheckConfig, { kind: 'resources' }>; project: string }
   | { kind: 'nginx'; check: Extract<HealthCheckConfig, { kind: 'nginx' }>; nginx: Config['nginx']; project: string }
 );
-
-/** Headers that carry credentials are secrets wherever they are shown. */
-export function isSecretHeader(name: string): boolean {
-  return /^(authorization|proxy-authorization|cookie|x-api-key|x-auth-token)$/i.test(name) || isSecretName(name.replace(/-/g, '_'));
-}
 
 function displayUrl(url: string): string {
   return Sensitive.url(url).toString();

@@ -5,6 +5,7 @@ import type { ExecAdapter } from '../adapters/exec.js';
 import type { FsAdapter } from '../adapters/fs.js';
 import type { DatastoreAdapter } from '../adapters/datastores.js';
 import type { HttpAdapter } from '../adapters/http.js';
+import type { LoadAdapter } from '../adapters/load.js';
 import type { NetAdapter } from '../adapters/net.js';
 import type { SystemAdapter } from '../adapters/system.js';
 import type { LoadedConfig } from '../config/load.js';
@@ -37,6 +38,8 @@ export interface Adapters {
   net: NetAdapter;
   datastores: DatastoreAdapter;
   system: SystemAdapter;
+  /** The load generator (autocannon), loaded only by `opskit loadtest`. */
+  load: LoadAdapter;
   /** The official ngrok SDK, loaded only by `tunnel start --driver sdk`. */
   ngrok(): Promise<NgrokSdk>;
   /** Connects lazily: dockerode loads only for the commands that talk to Docker. */

@@ -1,0 +1,44 @@
+import type { AutocannonPlan, AutocannonResult } from '../loadtest/plan.js';
+
+export interface LoadHooks {
+  /** Each answer: which scenario request it was, its status, latency (ms) and size. */
+  onResponse(requestIndex: number, status: number, latencyMs: number, bytes: number): void;
+  /** A request with no answer (a connection error or a timeout). */
+  onError(timeout: boolean): void;
+  /** Once a second: the answers in that second. */
+  onTick(answered: number): void;
+}
+
+/** The load generator: autocannon, loaded only by `opskit loadtest`. */
+export interface LoadAdapter {
+  run(plan: AutocannonPlan, hooks: LoadHooks, signal: AbortSignal): Promise<AutocannonResult>;
+}
+
+export const autocannonLoad: LoadAdapter = {
+  async run(plan, hooks, signal) {
+    const { default: autocannon } = await import('autocannon');
+    const many = plan.options.requests.length > 1;
+    let current = 0;
+    // autocannon calls a request's onResponse just before it emits 'response' for that answer (pipelined
+    // too): that is how an answer is matched to its scenario request.
+    const requests = many ? plan.options.requests.map((r, i) => ({ ...r, onResponse: () => void (current = i) })) : plan.options.requests;
+    return new Promise<AutocannonResult>((resolve, reject) => {
+      const instance = autocannon({ ...plan.options, requests } as Parameters<typeof autocannon>[0], (error: Error | null, result: unknown) => {
+        signal.removeEventListener('abort', stop);
+        if (error) reject(error);
+        else resolve(result as AutocannonResult);
+      });
+      const stop = () => instance.stop();
+      signal.addEventListener('abort', stop, { once: true });
+      instance.on('response', (_client: unknown, status: number, bytes: number, latency: number) => hooks.onResponse(plan.requestIndex[many ? current : 0]!, status, latency, bytes));
+      let last: unknown;
+      // autocannon emits one reqError per pipelined request for the same error: count it once, as it does.
+      instance.on('reqError', (error: Error) => {
+        if (error === last) return;
+        last = error;
+        hooks.onError(/timed out/i.test(error.message));
+      });
+      (instance as unknown as { on(event: 'tick', listener: (tick: { counter: number }) => void): void }).on('tick', (tick) => hooks.onTick(tick.counter));
+    });
+  },
+};

@@ -7,7 +7,7 @@ export function registerLoadtest(program: Command, io: Io): void {
     .command('loadtest')
     .description('autocannon against the platform (or --url): latency percentiles, req/s, errors; k6-style thresholds and a baseline that fail a CI step with exit 3')
     .option('--url <url>', 'the target (default: loadtest.url, else nginx and loadtest.path)')
-    .option('-c, --connections <n>', 'concurrent connections (default: loadtest.connections, 10)')
+    .option('--connections <n>', 'concurrent connections (default: loadtest.connections, 10)')
     .option('-d, --duration <duration>', 'how long, e.g. 10s, 2m (default: loadtest.duration, 10s)')
     .option('-a, --amount <n>', 'this many requests instead of a duration')
     .option('-R, --rate <n>', 'requests per second over all connections; latencies corrected for coordinated omission')

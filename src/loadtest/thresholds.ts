@@ -35,7 +35,7 @@ const GRAMMAR = 'expected METRIC OP VALUE, e.g. p(99)<500, avg<200ms, errors<1%,
 
 /** One expression; throws ThresholdSyntaxError naming what is wrong. */
 export function parseThreshold(text: string, source: string): Threshold {
-  const match = /^\s*([a-z0-9_.]+(?:\(\s*[\d.]+\s*\))?)\s*(<=|>=|==|!=|<|>)\s*(-?\d+(?:\.\d+)?)\s*([a-zµ%]*)\s*$/i.exec(text);
+  const match = /^\s*([a-z0-9_.]+(?:\(\s*[\d.]+\s*\))?)\s*(<=|>=|==|!=|<|>)\s*(-?\d+(?:\.\d+)?)\s*([a-zµ%/]*)\s*$/i.exec(text);
   if (!match) throw new ThresholdSyntaxError(`"${text}": ${GRAMMAR}`);
   const [, rawMetric, op, rawValue, rawUnit] = match as unknown as [string, string, Comparator, string, string];
   const name = rawMetric.replace(/\s+/g, '').toLowerCase();

@@ -274,7 +274,7 @@ export async function runLoadtest(ctx: Context, flags: LoadtestFlags): Promise<L
     dispose();
   }
   const summary = summarizeRun(spec, display, result, recorder.finish(ctx.clock.monotonicMs() - startMono), interrupted);
-  step.succeed(`load: ${summary.requests.total} answered in ${formatDuration(summary.durationMs)}, ${summary.requests.rps.avg} req/s, p99 ${summary.latency.p99}ms`);
+  (summary.requests.total === 0 || summary.errors > 0 ? step.warn : step.succeed)(`load: ${summary.requests.total} answered in ${formatDuration(summary.durationMs)}, ${summary.requests.rps.avg} req/s, p99 ${summary.latency.p99}ms${summary.errors ? `, ${summary.errors} without an answer` : ''}`);
   const thresholds = evaluateThresholds(resolved.thresholds, thresholdFacts(summary));
   const baseline = resolved.baseline ? compareWithBaseline(flags.baseline!, resolved.baseline, summary, resolved.maxRegression) : undefined;
   const out: LoadtestResult = { ...summary, thresholds, ...(baseline ? { baseline } : {}), files: { ...(files.out ? { out: files.out } : {}), ...(files.csv ? { csv: files.csv } : {}) } };
@@ -298,7 +298,7 @@ function outputFiles(ctx: Context, flags: LoadtestFlags): { out?: string; csv?: 
 export function loadtestFailure(result: LoadtestResult): OpskitError | undefined {
   if (result.interrupted) return new OperationError('E_INTERRUPTED', `the load test was interrupted after ${formatDuration(result.durationMs)}; the figures are partial`);
   if (result.requests.total === 0) {
-    return new OperationError('E_NO_ANSWER', `not one request was answered (${result.errors} without an answer, ${result.timeouts} timed out): is ${result.target.url} up?`);
+    return new OperationError('E_NO_ANSWER', `not one request was answered (${result.errors} without an answer: ${result.timeouts} timed out, ${result.dropped} dropped by the server): is ${result.target.url} up?`);
   }
   const breached = result.thresholds.filter((t) => !t.passed);
   const regressions = result.baseline?.regressions ?? [];
@@ -325,8 +325,8 @@ export function renderPlan(plan: LoadtestPlan): string {
 export function renderLoadtest(r: LoadtestResult, c: ChalkInstance): string {
   const l = r.latency;
   const lines = [
-    `${c.bold('target')}      ${r.target.url}  (${r.load.connections} connections, ${r.load.amount !== undefined ? `${r.load.amount} requests` : `${r.load.durationS}s`}${r.load.rate ? `, ${r.load.rate} req/s` : ''}${r.load.pipelining > 1 ? `, pipelining ${r.load.pipelining}` : ''})`,
-    `${c.bold('requests')}    ${r.requests.total} answered in ${formatDuration(r.durationMs)}; ${r.errors} without an answer (${r.timeouts} timed out)`,
+    `${c.bold('target')}      ${r.target.url}  (${r.load.connections} connection${r.load.connections === 1 ? '' : 's'}, ${r.load.amount !== undefined ? `${r.load.amount} requests` : `${r.load.durationS}s`}${r.load.rate ? `, ${r.load.rate} req/s` : ''}${r.load.pipelining > 1 ? `, pipelining ${r.load.pipelining}` : ''})`,
+    `${c.bold('requests')}    ${r.requests.total} answered in ${formatDuration(r.durationMs)}; ${r.errors} without an answer (${r.timeouts} timed out, ${r.dropped} dropped by the server)`,
     `${c.bold('req/s')}       ${fixed(r.requests.rps.avg)} avg, ±${fixed(r.requests.rps.stddev)} (min ${r.requests.rps.min}, max ${r.requests.rps.max})`,
     `${c.bold('latency')}     p50 ${l.p50}ms  p90 ${l.p90}ms  p97.5 ${l.p97_5}ms  p99 ${l.p99}ms  max ${l.max}ms  (avg ${l.avg}ms ±${l.stddev})`,
     `${c.bold('throughput')}  ${size(r.throughput.avgBytesPerSec)}/s avg, ${size(r.throughput.totalBytes)} in all`,

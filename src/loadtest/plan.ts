@@ -174,9 +174,11 @@ export interface LoadSummary {
   statusCodes: Record<string, number>;
   non2xx: number;
   non2xxByCode: Record<string, number>;
-  /** Requests that got no answer (connection errors and timeouts, as autocannon counts them). */
+  /** Requests that got no answer: connection errors and timeouts (as autocannon counts them), and dropped. */
   errors: number;
   timeouts: number;
+  /** Sent on a connection the server closed before answering (part of errors). */
+  dropped: number;
   mismatches: number;
   /** Requests tried: answered plus unanswered; the denominator of errorRate and failureRate. */
   attempts: number;
@@ -194,7 +196,12 @@ export function summarizeRun(spec: LoadSpec, displayUrl: string, result: Autocan
   const statusCodes: Record<string, number> = Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([code, s]): [string, number] => [code, Number(s.count)]).sort(([a], [b]) => Number(a) - Number(b)));
   const non2xxByCode = Object.fromEntries(Object.entries(statusCodes).filter(([code]) => !/^2\d\d$/.test(code)));
   const answered = Object.values(statusCodes).reduce((a, b) => a + b, 0);
-  const attempts = answered + result.errors;
+  // autocannon reconnects silently when the server closes a connection with a request pending, and
+  // counts nothing: those are the requests sent that got neither an answer nor an error, beyond the
+  // at most connections x pipelining still in flight when the run stopped.
+  const dropped = Math.max(0, result.requests.sent - answered - result.errors - spec.connections * spec.pipelining);
+  const errors = result.errors + dropped;
+  const attempts = answered + errors;
   return {
     target: { url: displayUrl, requests: spec.requests.map((r) => ({ name: r.name, method: r.method, path: r.path, weight: r.weight })) },
     load: { connections: spec.connections, ...(spec.amount !== undefined ? { amount: spec.amount } : { durationS: spec.durationS ?? 10 }), ...(spec.rate !== undefined ? { rate: spec.rate } : {}), pipelining: spec.pipelining, timeoutS: spec.timeoutS },
@@ -207,12 +214,13 @@ export function summarizeRun(spec: LoadSpec, displayUrl: string, result: Autocan
     statusCodes,
     non2xx: result.non2xx,
     non2xxByCode,
-    errors: result.errors,
+    errors,
     timeouts: result.timeouts,
+    dropped,
     mismatches: result.mismatches,
     attempts,
-    errorRate: attempts > 0 ? result.errors / attempts : 0,
-    failureRate: attempts > 0 ? (result.errors + result.non2xx) / attempts : 0,
+    errorRate: attempts > 0 ? errors / attempts : 0,
+    failureRate: attempts > 0 ? (errors + result.non2xx) / attempts : 0,
     perRequest: recorded.perRequest,
     history: recorded.history,
     interrupted,

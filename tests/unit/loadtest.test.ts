@@ -205,10 +205,15 @@ function fakeRun(rpsPerSecond: number[], latencyMs: number): { summary: LoadSumm
 describe('summaries, CSV and baselines', () => {
   it('summarizes a run: totals, non-2xx by code, rates over the attempts', () => {
     const { summary } = fakeRun([100, 100], 2);
-    expect(summary).toMatchObject({ requests: { total: 200, sent: 203 }, non2xx: 4, non2xxByCode: { 500: 4 }, statusCodes: { 200: 196, 500: 4 }, errors: 3, timeouts: 1, attempts: 203, load: { connections: 10, durationS: 2 } });
+    expect(summary).toMatchObject({ requests: { total: 200, sent: 203 }, dropped: 0, non2xx: 4, non2xxByCode: { 500: 4 }, statusCodes: { 200: 196, 500: 4 }, errors: 3, timeouts: 1, attempts: 203, load: { connections: 10, durationS: 2 } });
     expect(summary.errorRate).toBeCloseTo(3 / 203);
     expect(summary.failureRate).toBeCloseTo(7 / 203);
     expect(thresholdFacts(summary).counts).toEqual({ errors: 3, timeouts: 1, non2xx: 4, failures: 7 });
+    // Sent beyond what was answered, failed, and could still be in flight (10 connections): dropped by the server.
+    const spec: LoadSpec = { url: 'http://t/', connections: 10, durationS: 1, pipelining: 1, timeoutS: 10, requests: [{ name: 'GET /', method: 'GET', path: '/', headers: {}, weight: 1 }] };
+    const result: AutocannonResult = { requests: { average: 0, stddev: 0, min: 0, max: 0, total: 0, sent: 500 }, throughput: { average: 0, stddev: 0, min: 0, max: 0, total: 0 }, duration: 1, errors: 2, timeouts: 0, mismatches: 0, non2xx: 0, statusCodeStats: { 200: { count: 100 } }, start: new Date(0), finish: new Date(1000) };
+    const drops = summarizeRun(spec, 'http://t/', result, new LoadRecorder([], 0).finish(1000), false);
+    expect(drops).toMatchObject({ dropped: 388, errors: 390, attempts: 490 });
   });
 
   it('writes Locust-style CSVs: a row per request plus Aggregated, a row per second', () => {

@@ -322,6 +322,69 @@ async function backupBench() {
   }
 }
 
+// ---- loadtest: opskit loadtest against the bare autocannon CLI, wrk as this machine's ceiling --------------
+async function loadtestBench() {
+  const { writeFileSync, mkdirSync, rmSync } = await import('node:fs');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'opskit-bench-load-'));
+  const port = await freePort();
+  mkdirSync(path.join(dir, 'logs'));
+  // nginx answering from memory: faster than any one-core loader, so the loaders are what is measured.
+  writeFileSync(
+    path.join(dir, 'nginx.conf'),
+    `worker_processes 1;\npid ${dir}/nginx.pid;\nerror_log ${dir}/logs/error.log;\nevents { worker_connections 1024; }\nhttp {\n  access_log off;\n  server {\n    listen 127.0.0.1:${port};\n    location / { return 200 '{"status":"ok"}'; }\n  }\n}\n`,
+  );
+  await execa('nginx', ['-c', path.join(dir, 'nginx.conf'), '-p', dir]);
+  const url = `http://127.0.0.1:${port}/health`;
+  const seconds = Number(process.env.BENCH_LOAD_SECONDS ?? 5);
+  const connections = 50;
+  const autocannonCli = path.join(repo, 'node_modules', 'autocannon', 'autocannon.js');
+  const opskitRun = async () => {
+    const r = await execa(process.execPath, [bin, '--json', 'loadtest', '--url', url, '--connections', String(connections), '--duration', `${seconds}s`], { reject: false, cwd: dir });
+    const doc = JSON.parse(r.stdout);
+    if (!doc.ok) throw new Error(`loadtest bench: opskit failed: ${r.stdout.slice(0, 300)}`);
+    return doc.requests.total / (doc.durationMs / 1000);
+  };
+  const autocannonRun = async () => {
+    const r = await execa(process.execPath, [autocannonCli, '--json', '-c', String(connections), '-d', String(seconds), url], { reject: false, cwd: dir });
+    const doc = JSON.parse(r.stdout);
+    const answered = Object.values(doc.statusCodeStats ?? {}).reduce((a, s) => a + Number(s.count), 0);
+    return answered / doc.duration;
+  };
+  const wrkRun = async () => {
+    const r = await execa('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, url], { reject: false });
+    const m = /Requests\/sec:\s+([\d.]+)/.exec(r.stdout);
+    return m ? Number(m[1]) : undefined;
+  };
+  const rounds = Number(process.env.BENCH_LOAD_ROUNDS ?? 5);
+  const a = [];
+  const b = [];
+  try {
+    await opskitRun();
+    await autocannonRun();
+    for (let i = 0; i < rounds; i++) {
+      if (i % 2) {
+        b.push(await autocannonRun());
+        a.push(await opskitRun());
+      } else {
+        a.push(await opskitRun());
+        b.push(await autocannonRun());
+      }
+    }
+    const hasWrk = !(await execa('which', ['wrk'], { reject: false })).failed;
+    const wrk = hasWrk ? await wrkRun() : undefined;
+    return {
+      'opskit loadtest': { medianRps: Math.round(median(a)), runs: a.map(Math.round) },
+      'autocannon CLI': { medianRps: Math.round(median(b)), runs: b.map(Math.round) },
+      wrk: wrk !== undefined ? { rps: Math.round(wrk), note: 'wrk -t1 (one loader thread, C): the ceiling of this machine' } : { note: 'wrk is not installed (apt-get install wrk)' },
+      setup: `${connections} connections, ${seconds} s runs, ${rounds} interleaved rounds, nginx (1 worker) answering from memory`,
+      ratio: +(median(a) / median(b)).toFixed(3),
+    };
+  } finally {
+    await execa('nginx', ['-c', path.join(dir, 'nginx.conf'), '-p', dir, '-s', 'stop'], { reject: false });
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const benchmarks = [
   {
     name: 'cold start: opskit --help vs node -e 0',
@@ -356,6 +419,12 @@ const benchmarks = [
       platformForRebuild = p;
       return result;
     },
+  },
+  {
+    name: 'loadtest: opskit loadtest vs the bare autocannon CLI, same target and load; wrk beside them',
+    goal: 'ratio >= 0.95 (throughput)',
+    pass: (r) => r.ratio >= 0.95,
+    run: loadtestBench,
   },
   {
     name: 'no-change rebuild: opskit build vs docker build (legacy builder), same context',
@@ -402,10 +471,11 @@ if (json) {
 } else {
   const lines = [`opskit benchmarks (${machine.cpus}, ${machine.memoryGiB} GiB, node ${machine.node}, ${runs} interleaved runs each)`, ''];
   for (const r of results) {
-    const [a, b] = Object.keys(r).filter((k) => r[k] && typeof r[k] === 'object' && 'medianMs' in r[k]);
+    const [a, b] = Object.keys(r).filter((k) => r[k] && typeof r[k] === 'object' && ('medianMs' in r[k] || 'medianRps' in r[k]));
     lines.push(`${r.name}`);
-    lines.push(`  ${a}: median ${r[a].medianMs} ms (p90 ${r[a].p90Ms} ms)`);
-    lines.push(`  ${b}: median ${r[b].medianMs} ms (p90 ${r[b].p90Ms} ms)`);
+    for (const k of [a, b]) lines.push('medianRps' in r[k] ? `  ${k}: median ${r[k].medianRps} req/s (runs: ${r[k].runs.join(', ')})` : `  ${k}: median ${r[k].medianMs} ms (p90 ${r[k].p90Ms} ms)`);
+    if (r.wrk) lines.push(`  wrk: ${r.wrk.rps !== undefined ? `${r.wrk.rps} req/s, ` : ''}${r.wrk.note}`);
+    if (r.setup) lines.push(`  ${r.setup}`);
     for (const l of [r.load, r.reloadMode].filter(Boolean)) lines.push(`  load: ${l.url}: ${l.rps} req/s, ${l.requests} requests, ${l.non2xx} non-2xx, ${l.errors} errors, ${l.timeouts} timeouts over ${l.switches} switches`);
     if (r.peakRss) lines.push(`  databases ${r.database.smallMiB} MiB and ${r.database.bigMiB} MiB: opskit's peak RSS ${r.peakRss.smallMiB} MiB and ${r.peakRss.bigMiB} MiB`);
     if (r.rollbackWallMs !== undefined) lines.push(`  a whole warm \`opskit rollback\` (process start to exit): ${r.rollbackWallMs} ms`);

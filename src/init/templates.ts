@@ -23,6 +23,7 @@ export const INIT_FILES: readonly TemplateFile[] = [
   { source: 'nginx/upstream/web.conf', destination: 'nginx/upstream/web.conf' },
   { source: 'templates/env.example', destination: '.env.example' },
   { source: 'templates/crontab', destination: 'crontab' },
+  { source: 'templates/loadtest.yaml', destination: 'loadtest.yaml' },
 ];
 
 /** What `opskit init --example` adds: the sample platform (a Flask API with migrations) and its env files. */

@@ -53,7 +53,7 @@ describe('opskit init (in process, real files)', () => {
     writeFileSync(path.join(dir, 'opskit.yaml'), 'project:\n  name: mine\n');
     const second = await run(dir, ['init']);
     expect(second.code).toBe(2);
-    expect(second.stderr).toContain('init would overwrite 9 existing file(s): opskit.yaml, Dockerfile.prod');
+    expect(second.stderr).toContain('init would overwrite 10 existing file(s): opskit.yaml, Dockerfile.prod');
     expect(readFileSync(path.join(dir, 'opskit.yaml'), 'utf8')).toBe('project:\n  name: mine\n');
     expect(readFileSync(path.join(dir, 'logs/opskit-audit.jsonl'), 'utf8').trim().split('\n')).toHaveLength(1);
 

@@ -356,5 +356,7 @@ export function renderLoadtest(r: LoadtestResult, c: ChalkInstance): string {
     );
   }
   if (r.files.out || r.files.csv) lines.push('', `written: ${[r.files.out, ...(r.files.csv ?? [])].filter(Boolean).join(', ')}`);
+  const failure = loadtestFailure(r);
+  lines.push('', failure ? c.red(`✖ ${failure.message}`) : c.green('✔ passed'));
   return `${lines.join('\n')}\n`;
 }

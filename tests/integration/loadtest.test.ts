@@ -272,6 +272,24 @@ describe('opskit loadtest (against local HTTP servers)', () => {
     expect(plain.stderr).toMatch(/\d{4}-\d\d-\d\dT[\d:.]+Z step {2}load: 1s\/2s, \d+ req\/s, \d+ answered/);
   });
 
+  it('SIGINT stops the load early and reports the partial figures, exit 1', async () => {
+    const { execa } = await import('execa');
+    const { BIN } = await import('../helpers/cli.js');
+    const child = execa(BIN, ['--json', 'loadtest', '--url', `${fast.url}/health`, '--duration', '60s'], { cwd: dir, reject: false });
+    let stderr = '';
+    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const started = Date.now();
+    while (!/load: 1s\/60s/.test(stderr) && Date.now() - started < 20_000) await new Promise((resolve) => setTimeout(resolve, 50));
+    child.kill('SIGINT');
+    const done = await child;
+    expect(done.exitCode).toBe(1);
+    expect(Date.now() - started).toBeLessThan(20_000);
+    const doc = parseSingleJson(done.stdout) as Record<string, any>;
+    expect(doc).toMatchObject({ ok: false, interrupted: true, error: { code: 'E_INTERRUPTED' } });
+    expect(doc.requests.total).toBeGreaterThan(0);
+    expect(doc.durationMs).toBeLessThan(30_000);
+  });
+
   it('without --url, loads the platform front: nginx.url and loadtest.path', async () => {
     const project = tempDir('opskit-loadtest-front-');
     writeFileSync(path.join(project, 'opskit.yaml'), `nginx:\n  url: ${fast.url}\nloadtest:\n  path: /front-door\n`);

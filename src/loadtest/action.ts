@@ -83,33 +83,20 @@ function parseHeaders(values: readonly string[], ctx: Context): Record<string, s
 }
 
 function parseThresholds(ctx: Context, flags: readonly string[], fromScenario: readonly string[], scenarioFile: string | undefined): Threshold[] {
-  const out: Threshold[] = [];
-  const configured = ctx.loaded!.config.loadtest.thresholds;
-  configured.forEach((text, i) => {
+  const parse = (text: string, source: string, label: string, asConfig: boolean): Threshold => {
     try {
-      out.push(parseThreshold(text, `loadtest.thresholds[${i}]`));
+      return parseThreshold(text, source);
     } catch (error) {
-      if (error instanceof ThresholdSyntaxError) throw new ConfigError(`loadtest.thresholds[${i}]: ${error.message}`, { code: 'E_BAD_THRESHOLD' });
-      throw error;
+      if (!(error instanceof ThresholdSyntaxError)) throw error;
+      const message = `${label} ${error.message}`;
+      throw asConfig ? new ConfigError(message, { code: 'E_BAD_THRESHOLD' }) : new UsageError(message, { code: 'E_BAD_THRESHOLD' });
     }
-  });
-  fromScenario.forEach((text, i) => {
-    try {
-      out.push(parseThreshold(text, `${scenarioFile}: thresholds[${i}]`));
-    } catch (error) {
-      if (error instanceof ThresholdSyntaxError) throw new UsageError(`${scenarioFile}: thresholds[${i}]: ${error.message}`, { code: 'E_BAD_THRESHOLD' });
-      throw error;
-    }
-  });
-  for (const text of flags) {
-    try {
-      out.push(parseThreshold(text, '--threshold'));
-    } catch (error) {
-      if (error instanceof ThresholdSyntaxError) throw new UsageError(`--threshold ${error.message}`, { code: 'E_BAD_THRESHOLD' });
-      throw error;
-    }
-  }
-  return out;
+  };
+  return [
+    ...ctx.loaded!.config.loadtest.thresholds.map((text, i) => parse(text, `loadtest.thresholds[${i}]`, `loadtest.thresholds[${i}]:`, true)),
+    ...fromScenario.map((text, i) => parse(text, `${scenarioFile}: thresholds[${i}]`, `${scenarioFile}: thresholds[${i}]:`, false)),
+    ...flags.map((text) => parse(text, '--threshold', '--threshold', false)),
+  ];
 }
 
 async function readScenario(ctx: Context, file: string) {

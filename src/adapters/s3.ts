@@ -26,6 +26,9 @@ export interface S3Adapter {
 }
 
 export async function createS3Adapter(settings: S3Settings): Promise<S3Adapter> {
+  // The SDK warns on every run under Node 20 that its 2027 releases will need Node 22: cron would mail
+  // it nightly. The README says so once (Install); an operator's own setting wins.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const sdk = await import('@aws-sdk/client-s3');
   const { Upload } = await import('@aws-sdk/lib-storage');
   const client = new sdk.S3Client({

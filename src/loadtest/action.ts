@@ -199,7 +199,7 @@ export async function runLoadtest(ctx: Context, flags: LoadtestFlags): Promise<L
     url: resolved.scenario ? url.origin : target,
     connections: flags.connections !== undefined ? positive(flags.connections, '--connections', true) : config.connections,
     ...(flags.amount !== undefined ? { amount: positive(flags.amount, '--amount', true) } : { durationS: resolved.durationMs / 1000 }),
-    ...(flags.rate !== undefined ? { rate: positive(flags.rate, '--rate', false) } : {}),
+    ...(flags.rate !== undefined ? { rate: positive(flags.rate, '--rate', true) } : {}),
     pipelining: flags.pipelining !== undefined ? positive(flags.pipelining, '--pipelining', true) : config.pipelining,
     timeoutS: resolved.timeoutMs / 1000,
     requests,

@@ -192,14 +192,31 @@ export interface LoadSummary {
 
 const round2 = (n: number) => Math.round(n * 100) / 100;
 
+/**
+ * With a rate, autocannon counts each connection's first requests as its per-second rate instead of the
+ * pipelined requests it really wrote (run.js: `totalRequests += pipelining < rate ? rate : pipelining`):
+ * its `sent` is too high by this much.
+ */
+export function autocannonSentExcess(spec: Pick<LoadSpec, 'rate' | 'connections' | 'pipelining'>): number {
+  if (!spec.rate) return 0;
+  const connections = Math.min(spec.connections, spec.rate);
+  let excess = 0;
+  for (let i = 0; i < connections; i++) {
+    const rate = Math.floor(spec.rate / connections) + (i + 1 <= spec.rate % connections ? 1 : 0);
+    excess += Math.max(0, rate - spec.pipelining);
+  }
+  return excess;
+}
+
 export function summarizeRun(spec: LoadSpec, displayUrl: string, result: AutocannonResult, recorded: { latency: LatencySummary; perRequest: RequestStats[]; history: SecondStats[] }, interrupted: boolean): LoadSummary {
   const statusCodes: Record<string, number> = Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([code, s]): [string, number] => [code, Number(s.count)]).sort(([a], [b]) => Number(a) - Number(b)));
   const non2xxByCode = Object.fromEntries(Object.entries(statusCodes).filter(([code]) => !/^2\d\d$/.test(code)));
   const answered = Object.values(statusCodes).reduce((a, b) => a + b, 0);
+  const sent = result.requests.sent - autocannonSentExcess(spec);
   // autocannon reconnects silently when the server closes a connection with a request pending, and
   // counts nothing: those are the requests sent that got neither an answer nor an error, beyond the
   // at most connections x pipelining still in flight when the run stopped.
-  const dropped = Math.max(0, result.requests.sent - answered - result.errors - spec.connections * spec.pipelining);
+  const dropped = Math.max(0, sent - answered - result.errors - spec.connections * spec.pipelining);
   const errors = result.errors + dropped;
   const attempts = answered + errors;
   return {
@@ -208,7 +225,7 @@ export function summarizeRun(spec: LoadSpec, displayUrl: string, result: Autocan
     startedAt: new Date(result.start).toISOString(),
     finishedAt: new Date(result.finish).toISOString(),
     durationMs: Math.round(result.duration * 1000),
-    requests: { total: answered, sent: result.requests.sent, rps: { avg: round2(result.requests.average), stddev: round2(result.requests.stddev), min: result.requests.min, max: result.requests.max } },
+    requests: { total: answered, sent, rps: { avg: round2(result.requests.average), stddev: round2(result.requests.stddev), min: result.requests.min, max: result.requests.max } },
     latency: recorded.latency,
     throughput: { avgBytesPerSec: round2(result.throughput.average), stddev: round2(result.throughput.stddev), totalBytes: result.throughput.total },
     statusCodes,

@@ -119,7 +119,7 @@ describe('opskit loadtest (against local HTTP servers)', () => {
       [['--threshold', 'latency<5'], /unknown metric "latency"/],
       [['--duration', '2s', '--amount', '10'], /--duration and --amount: choose one/],
       [['--connections', '0'], /--connections: "0" is not a whole number greater than 0/],
-      [['--rate', 'fast'], /--rate: "fast" is not a number/],
+      [['--rate', 'fast'], /--rate: "fast" is not a whole number/],
       [['--duration', 'soon'], /--duration: "soon" is not a duration/],
       [['--method', 'FETCH'], /--method: "FETCH" is not one of/],
       [['--header', 'no colon'], /--header no colon: expected "Name: value"/],
@@ -232,6 +232,7 @@ describe('opskit loadtest (against local HTTP servers)', () => {
     expect(rated.doc.requests.total).toBeGreaterThan(300);
     expect(rated.doc.requests.total).toBeLessThan(500);
     expect(rated.doc.load).toMatchObject({ rate: 200, connections: 4, durationS: 2 });
+    expect(rated.doc).toMatchObject({ dropped: 0, errors: 0 });
   });
 
   it('compares with a baseline: a slower target is a significant regression (exit 3); the same target is not', async () => {

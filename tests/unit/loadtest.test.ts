@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { isSecretHeader } from '../../src/config/redact.js';
 import { Sensitive } from '../../src/config/sensitive.js';
 import {
+  autocannonSentExcess,
   buildAutocannonOptions,
   compareWithBaseline,
   HISTORY_CSV_COLUMNS,
@@ -214,6 +215,13 @@ describe('summaries, CSV and baselines', () => {
     const result: AutocannonResult = { requests: { average: 0, stddev: 0, min: 0, max: 0, total: 0, sent: 500 }, throughput: { average: 0, stddev: 0, min: 0, max: 0, total: 0 }, duration: 1, errors: 2, timeouts: 0, mismatches: 0, non2xx: 0, statusCodeStats: { 200: { count: 100 } }, start: new Date(0), finish: new Date(1000) };
     const drops = summarizeRun(spec, 'http://t/', result, new LoadRecorder([], 0).finish(1000), false);
     expect(drops).toMatchObject({ dropped: 388, errors: 390, attempts: 490 });
+    // With a rate, autocannon over-counts each connection's first requests (its rate, not what it wrote).
+    expect(autocannonSentExcess({ rate: 150, connections: 10, pipelining: 1 })).toBe(140);
+    expect(autocannonSentExcess({ rate: 25, connections: 10, pipelining: 1 })).toBe(15);
+    expect(autocannonSentExcess({ rate: 5, connections: 10, pipelining: 1 })).toBe(0);
+    expect(autocannonSentExcess({ connections: 10, pipelining: 1 })).toBe(0);
+    const rated = summarizeRun({ ...spec, rate: 150 }, 'http://t/', { ...result, errors: 0, requests: { ...result.requests, sent: 250 } }, new LoadRecorder([], 0).finish(1000), false);
+    expect(rated).toMatchObject({ dropped: 0, requests: { sent: 110 } });
   });
 
   it('writes Locust-style CSVs: a row per request plus Aggregated, a row per second', () => {

@@ -172,8 +172,8 @@ async function main() {
     rmSync(empty, { recursive: true, force: true });
   }
 
-  header('load test with thresholds: the platform mix (loadtest.yaml) through nginx, under its /api/ rate limit', ['loadtest', '--scenario', 'loadtest.yaml', '--rate', '150', '--duration', '10s']);
-  const lt = await opskit(['loadtest', '--url', `http://127.0.0.1:${port}`, '--scenario', 'loadtest.yaml', '--rate', '150', '--duration', '10s', '--connections', '10'], { allowExit: [0, 3] });
+  header('load test with thresholds: the platform mix (loadtest.yaml) through nginx, under its /api/ rate limit', ['loadtest', '--scenario', 'loadtest.yaml', '--rate', '150', '--duration', '10s', '--connections', '20']);
+  const lt = await opskit(['loadtest', '--url', `http://127.0.0.1:${port}`, '--scenario', 'loadtest.yaml', '--rate', '150', '--duration', '10s', '--connections', '20'], { allowExit: [0, 3] });
   const d = lt.doc;
   for (const r of d.perRequest) process.stdout.write(`  ${r.name.padEnd(12)} ${String(r.requests).padStart(5)} answered, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, non-2xx ${r.non2xx}\n`);
   for (const t of d.thresholds) process.stdout.write(`  ${t.passed ? green('✔') : red('✖')} ${t.expression} (${t.shown})\n`);

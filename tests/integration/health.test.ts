@@ -1,5 +1,3 @@
-import { Ajv } from 'ajv';
-import formatsModule from 'ajv-formats';
 import { execa } from 'execa';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -7,6 +5,7 @@ import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO, BIN, closedPort, opskit, parseSingleJson, tempDir } from '../helpers/cli.js';
 import { TEST_LABEL, docker, removeLabelled, uniqueName } from '../helpers/docker.js';
+import { schemaValidator } from '../helpers/schema.js';
 import { delayed, json, startServer, type TestServer } from '../helpers/servers.js';
 
 const PG_USER = process.env.OPSKIT_TEST_PG_USER ?? 'opskit_test';
@@ -14,10 +13,7 @@ const PG_PASSWORD = process.env.OPSKIT_TEST_PG_PASSWORD ?? 'opskit-test-pw';
 const WRONG_PASSWORD = 'Wr0ng-Pass-7c1d';
 const pgUrl = (password: string) => `postgresql://${PG_USER}:${password}@127.0.0.1:5432/postgres`;
 
-const schema = JSON.parse(readFileSync(path.join(REPO, 'schemas/health.schema.json'), 'utf8'));
-// CommonJS with an ES default in its typings: take the plugin either way.
-const addFormats = ((formatsModule as unknown as { default?: unknown }).default ?? formatsModule) as (ajv: Ajv) => Ajv;
-const validate = addFormats(new Ajv({ allErrors: true, strict: true })).compile(schema);
+const validate = schemaValidator('health');
 type Check = { name: string; kind: string; status: string; detail: string; target: string; observed: Record<string, unknown> | null };
 /** A project directory whose opskit.yaml holds just these settings. */
 function projectWith(config: Record<string, unknown>): string {

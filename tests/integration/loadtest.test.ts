@@ -5,6 +5,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HISTORY_CSV_COLUMNS, SUMMARY_CSV_COLUMNS } from '../../src/loadtest/plan.js';
 import { closedPort, opskit, parseSingleJson, tempDir } from '../helpers/cli.js';
+import { schemaValidator } from '../helpers/schema.js';
+
+const validate = schemaValidator('loadtest');
 
 /** A local HTTP server that counts what it receives, by method and path, and can drop connections or be slow. */
 async function counting(options: { delayMs?: number } = {}) {
@@ -74,7 +77,10 @@ afterAll(async () => {
 const run = (args: string[], env: Record<string, string> = {}, cwd = dir) => opskit(['loadtest', ...args], { cwd, env, timeoutMs: 90_000 });
 const runJson = async (args: string[], env: Record<string, string> = {}) => {
   const result = await run(['--json', ...args], env);
-  return { ...result, doc: parseSingleJson(result.stdout) as Record<string, any> };
+  const doc = parseSingleJson(result.stdout) as Record<string, any>;
+  // Every full result follows the published schema (usage errors carry only the envelope).
+  if (result.exitCode !== 2) expect(validate(doc), JSON.stringify(validate.errors)).toBe(true);
+  return { ...result, doc };
 };
 
 describe('opskit loadtest (against local HTTP servers)', () => {

@@ -3,7 +3,10 @@ import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, REPO, closedPort, opskit, parseSingleJson, tempDir } from '../helpers/cli.js';
+import { schemaValidator } from '../helpers/schema.js';
 import { startServer, type TestServer } from '../helpers/servers.js';
+
+const validateStatus = schemaValidator('tunnel-status');
 
 // ngrok's cloud is out of reach here: the agent path runs end to end against a fake agent with the real
 // agent's command line, local API, log lines and URL forwarding (tests/fixtures/fake-ngrok.mjs).
@@ -119,6 +122,7 @@ describe('opskit tunnel (agent driver, against the fake ngrok agent)', () => {
 
     const status = await opskit(['--json', 'tunnel', 'status'], { cwd: p.dir, env: p.env });
     expect(status.exitCode).toBe(0);
+    expect(validateStatus(parseSingleJson(status.stdout)), JSON.stringify(validateStatus.errors)).toBe(true);
     expect(parseSingleJson(status.stdout)).toMatchObject({ up: true, driver: 'agent', process: { pid: child.pid, alive: true }, api: { answering: true, url }, publicUrl: url, reconnects: 0 });
 
     child.kill('SIGTERM');
@@ -138,6 +142,10 @@ describe('opskit tunnel (agent driver, against the fake ngrok agent)', () => {
     expect((await opskit(['tunnel', 'url', '--fresh'], { cwd: p.dir, env: p.env })).exitCode).toBe(1);
     const down = await opskit(['tunnel', 'status'], { cwd: p.dir, env: p.env });
     expect(down.exitCode).toBe(3);
+    const downJson = await opskit(['--json', 'tunnel', 'status'], { cwd: p.dir, env: p.env });
+    expect(downJson.exitCode).toBe(3);
+    expect(validateStatus(parseSingleJson(downJson.stdout)), JSON.stringify(validateStatus.errors)).toBe(true);
+    expect(parseSingleJson(downJson.stdout)).toMatchObject({ ok: false, up: false, error: { code: 'E_TUNNEL_DOWN' } });
     expect(down.stdout).toMatch(/tunnel\s+down/);
 
     const audit = p.read('logs/opskit-audit.jsonl')!.trim().split('\n').map((l) => JSON.parse(l));

@@ -20,7 +20,8 @@ export interface TunnelSession {
 
 export interface TunnelDriver {
   name: TunnelDriverName;
-  open(): Promise<TunnelSession>;
+  /** Opens a tunnel; a stop (the signal) during the start ends it at once with a TunnelStartError. */
+  open(stop?: AbortSignal): Promise<TunnelSession>;
 }
 
 /** A start that failed; `permanent` when no retry can fix it (a bad authtoken). */
@@ -74,7 +75,7 @@ export async function queryAgentApi(http: HttpAdapter, webAddr: string, port: nu
 export function agentDriver(deps: AgentDriverDeps, options: AgentDriverOptions): TunnelDriver {
   return {
     name: 'agent',
-    async open() {
+    async open(stop) {
       const [file, args] = agentCommand(options.spec);
       const errors: string[] = [];
       let announced: string | undefined;
@@ -101,14 +102,21 @@ export function agentDriver(deps: AgentDriverDeps, options: AgentDriverOptions):
         exit = r;
         waker.wake();
       });
+      const onStop = () => waker.wake();
+      stop?.addEventListener('abort', onStop, { once: true });
       const why = () => (errors.length > 0 ? errors.slice(-3).join('; ') : undefined);
       const started = await pollUntil(deps.clock, { timeoutMs: options.startTimeoutMs, initialDelayMs: 100, maxDelayMs: 1000, wake: waker }, async () => {
         if (announced) return { done: true, value: announced };
-        if (exit) return { done: true, value: undefined };
+        if (exit || stop?.aborted) return { done: true, value: undefined };
         const api = await queryAgentApi(deps.http, options.webAddr, options.spec.port, 1000);
         if (api.listed) return { done: true, value: api.listed.publicUrl };
         return { done: false, last: api.error ? `its local API on ${options.webAddr}: ${api.error}` : 'no tunnel listed yet' };
       });
+      stop?.removeEventListener('abort', onStop);
+      if (stop?.aborted && !announced) {
+        await stopProcess(deps.clock, proc);
+        throw new TunnelStartError('stopped while the agent was starting', false);
+      }
       if (exit || !started.ok || !started.value) {
         await stopProcess(deps.clock, proc);
         const finished = exit ?? (await proc.exited);
@@ -185,7 +193,7 @@ export const loadNgrokSdk = async (): Promise<NgrokSdk> => {
 export function sdkDriver(options: SdkDriverOptions): TunnelDriver {
   return {
     name: 'sdk',
-    async open() {
+    async open(stop) {
       let sdk: NgrokSdk;
       try {
         sdk = await options.load();
@@ -209,8 +217,18 @@ export function sdkDriver(options: SdkDriverOptions): TunnelDriver {
         () => undefined as never,
       );
       let listener: NgrokSdkListener;
+      const forwarding = sdk.forward(config);
+      const stopped = new Promise<never>((_, reject) => {
+        const abort = () => {
+          // The listener may still arrive: close it then.
+          void forwarding.then((l) => l.close()).catch(() => undefined);
+          reject(new TunnelStartError('stopped while the SDK was connecting', false));
+        };
+        if (stop?.aborted) abort();
+        else stop?.addEventListener('abort', abort, { once: true });
+      });
       try {
-        listener = await Promise.race([sdk.forward(config), timeout]);
+        listener = await Promise.race([forwarding, timeout, stopped]);
       } catch (error) {
         if (error instanceof TunnelStartError) throw error;
         const code = (error as { errorCode?: string; code?: string }).errorCode ?? (error as { code?: string }).code;

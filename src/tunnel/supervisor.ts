@@ -101,7 +101,7 @@ export async function superviseTunnel(driver: TunnelDriver, deps: SupervisorDeps
       onEvent({ type: 'reconnecting', attempt: decision.attempt, maxAttempts: policy.maxAttempts, delayMs: decision.delayMs });
       if ((await pause(clock, decision.delayMs, stop)) === 'stop') return result('stopped');
       try {
-        const opened = await driver.open();
+        const opened = await driver.open(stop);
         if (stop.aborted) {
           await opened.close();
           return result('stopped');
@@ -111,6 +111,7 @@ export async function superviseTunnel(driver: TunnelDriver, deps: SupervisorDeps
         adopt(opened, true);
         return undefined;
       } catch (error) {
+        if (stop.aborted) return result('stopped');
         lastError = (error as Error).message;
         isPermanent = error instanceof TunnelStartError && error.permanent;
         onEvent({ type: 'attempt-failed', attempt: decision.attempt, error: lastError, permanent: isPermanent });
@@ -119,13 +120,14 @@ export async function superviseTunnel(driver: TunnelDriver, deps: SupervisorDeps
   };
 
   try {
-    const opened = await driver.open();
+    const opened = await driver.open(stop);
     if (stop.aborted) {
       await opened.close();
       return result('stopped');
     }
     adopt(opened, false);
   } catch (error) {
+    if (stop.aborted) return result('stopped');
     if (!options.monitor || (error instanceof TunnelStartError && error.permanent)) throw error;
     onEvent({ type: 'down', reason: (error as Error).message });
     const outcome = await reconnect((error as Error).message, false);

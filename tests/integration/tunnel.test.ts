@@ -165,6 +165,20 @@ describe('opskit tunnel (agent driver, against the fake ngrok agent)', () => {
     expect(alive(p.launches()[0]!.pid)).toBe(false);
   });
 
+  it('SIGTERM while the agent is still starting stops it at once (exit 0), leaving nothing behind', async () => {
+    const p = await project({}, { FAKE_NGROK_PLAN: 'slow' });
+    const child = startTunnel(p, ['--monitor']);
+    await waitFor('the agent to be launched', () => p.launches().length === 1);
+    const signalled = Date.now();
+    child.kill('SIGTERM');
+    const done = await child;
+    expect(done.exitCode).toBe(0);
+    expect(Date.now() - signalled).toBeLessThan(1500); // the fake takes 2.1 s to report its tunnel
+    expect(alive(p.launches()[0]!.pid)).toBe(false);
+    expect(p.read('logs/ngrok.pid')).toBeUndefined();
+    expect(p.read('logs/ngrok-url.txt')).toBeUndefined();
+  });
+
   it('--monitor: a killed agent is restarted within the delay and the new URL written', async () => {
     const p = await project();
     const child = startTunnel(p, ['--monitor', '--check-interval', '500ms', '--reconnect-delay', '300ms']);

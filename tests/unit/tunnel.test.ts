@@ -392,6 +392,24 @@ describe('sdkDriver with the supervisor', () => {
     expect(result.lastError).toMatch(/authentication failed.*\(ERR_NGROK_105\)/);
   });
 
+  it('a stop while the SDK is still connecting ends the start at once, and closes the listener when it arrives', async () => {
+    let arrive!: (l: NgrokSdkListener) => void;
+    let closed = false;
+    const sdk: NgrokSdk = {
+      forward: () => new Promise((resolve) => (arrive = resolve)),
+      listeners: async () => [],
+    };
+    const driver = sdkDriver({ port: 8000, authtoken: undefined, url: undefined, startTimeoutMs: 3_600_000, clock: haltingClock(), load: async () => sdk, onLog: () => undefined });
+    const stop = new AbortController();
+    const opening = driver.open(stop.signal);
+    await new Promise((resolve) => setImmediate(resolve));
+    stop.abort();
+    await expect(opening).rejects.toMatchObject({ message: 'stopped while the SDK was connecting', permanent: false });
+    arrive({ id: () => 'x', url: () => 'https://late.ngrok.app', join: () => new Promise(() => undefined), close: async () => void (closed = true) });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(closed).toBe(true);
+  });
+
   it('a module that cannot load is a permanent start failure naming the way out', async () => {
     const driver = sdkDriver({ port: 8000, authtoken: undefined, url: undefined, startTimeoutMs: 1000, clock: manualClock(), load: async () => { throw new Error('Cannot find module @ngrok/ngrok-linux-x64-gnu'); }, onLog: () => undefined });
     await expect(driver.open()).rejects.toMatchObject({ permanent: true, message: expect.stringMatching(/could not be loaded .*set NGROK_BIN/) });

@@ -14,6 +14,9 @@ import { fileURLToPath } from 'node:url';
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const bin = path.join(repo, 'dist', 'bin.js');
 const keep = process.argv.includes('--keep');
+// `--remove DIR`: take down what an earlier `--keep` run left (its containers, volumes, images, DIR).
+const removeIndex = process.argv.indexOf('--remove');
+const removeDir = removeIndex > 0 ? process.argv[removeIndex + 1] : undefined;
 const tty = process.stdout.isTTY;
 const bold = (s) => (tty ? `\u001b[1m${s}\u001b[22m` : s);
 const green = (s) => (tty ? `\u001b[32m${s}\u001b[39m` : s);
@@ -185,7 +188,20 @@ async function main() {
   if (keep) {
     process.stdout.write(`\nkept (--keep): ${project.dir}, compose project ${project.name}, http://127.0.0.1:${port}/health\n`);
     process.stdout.write(`  cd ${project.dir} && NGINX_PORT=${port} COMPOSE_PROJECT_NAME=${project.name} opskit -e offline status\n`);
+    process.stdout.write(`  remove it all: node scripts/demo.mjs --remove ${project.dir}\n`);
   }
+}
+
+if (removeDir) {
+  project.dir = path.resolve(removeDir);
+  project.name = path.basename(project.dir).toLowerCase().replace(/[^a-z0-9_-]+/g, '-');
+  if (!project.name.startsWith('opskit-demo-')) {
+    process.stderr.write(`--remove: ${removeDir} is not a directory the demo made (opskit-demo-*)\n`);
+    process.exit(2);
+  }
+  project.env = { NGINX_PORT: '8080', COMPOSE_PROJECT_NAME: project.name };
+  await cleanup();
+  process.exit(0);
 }
 
 let exitCode = 0;

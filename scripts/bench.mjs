@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { exampleEnv, freePort } from './lib.mjs';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const bin = path.join(repo, 'dist', 'bin.js');
@@ -57,24 +58,6 @@ async function sideBySideWith(a, b, count) {
 }
 
 // ---- deploy: opskit against the same sequence run by hand with the compose CLI ------------------------
-const exampleEnv = (dir) =>
-  Object.fromEntries(
-    ['.env', '.env.offline']
-      .flatMap((f) => readFileSync(path.join(dir, f), 'utf8').split('\n'))
-      .filter((l) => /^[A-Z_]+=/.test(l))
-      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
-  );
-
-async function freePort() {
-  const net = await import('node:net');
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 async function examplePlatform(track = (p) => p) {
   return track(await newExamplePlatform());
 }

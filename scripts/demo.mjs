@@ -5,11 +5,11 @@
 // `npm run demo` readies the machine (scripts/test-env.sh) and builds opskit first. It cleans up what it
 // started (containers, networks, volumes, images, the S3 server, the project directory) unless --keep.
 import { execa } from 'execa';
-import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import net from 'node:net';
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { exampleEnv, freePort } from './lib.mjs';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const bin = path.join(repo, 'dist', 'bin.js');
@@ -30,19 +30,6 @@ const failures = [];
 function header(title, argv) {
   stepNo++;
   process.stdout.write(`\n${bold(`── ${stepNo}/${steps.length} ${title}`)}${argv ? `\n$ opskit ${argv.join(' ')}` : ''}\n`);
-}
-
-async function freePort(preferred) {
-  const tryPort = (port) =>
-    new Promise((resolve) => {
-      const server = net.createServer();
-      server.once('error', () => resolve(undefined));
-      server.listen(port, '127.0.0.1', () => {
-        const { port: got } = server.address();
-        server.close(() => resolve(got));
-      });
-    });
-  return (await tryPort(preferred)) ?? (await tryPort(0));
 }
 
 /** One opskit command, as a user runs it: progress on the terminal (stderr), the JSON result kept. */
@@ -83,21 +70,12 @@ async function containerIp(service) {
   return (await execa('docker', ['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', id])).stdout.trim();
 }
 
-function dotenv(file) {
-  return Object.fromEntries(
-    readFileSync(file, 'utf8')
-      .split('\n')
-      .filter((l) => /^[A-Z_]+=/.test(l))
-      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
-  );
-}
-
 async function cleanup() {
   if (load) load.stop();
   if (s3) await s3.stop().catch(() => undefined);
   if (keep || !project.dir) return;
   process.stdout.write(`\n${bold('── cleanup')}: containers, networks, volumes, images of ${project.name}; the S3 server; ${project.dir}\n`);
-  const composeEnv = { ...dotenv(path.join(project.dir, '.env')), ...dotenv(path.join(project.dir, '.env.offline')), ...project.env };
+  const composeEnv = { ...exampleEnv(project.dir), ...project.env };
   const colours = (await execa('docker', ['ps', '-aq', '--filter', `label=com.docker.compose.project=${project.name}`], { reject: false })).stdout.split('\n').filter(Boolean);
   if (colours.length) await execa('docker', ['rm', '-f', ...colours], { reject: false });
   await execa('docker-compose', ['-p', project.name, '-f', path.join(project.dir, 'compose/docker-compose.prod.yml'), 'down', '-v', '--remove-orphans', '-t', '2'], { env: composeEnv, reject: false });
@@ -165,7 +143,7 @@ async function main() {
   record('backup', `${path.basename(backup.backup.file)}: ${backup.backup.sizeBytes ?? backup.backup.bytes} bytes, sha256 ${backup.backup.sha256.slice(0, 12)}…; uploaded to s3://${backup.s3.bucket}/${backup.s3.key}`, backup.s3.uploaded);
 
   header('restore test: from S3 alone (an empty local directory), into a scratch database, counted, dropped', ['backup', 'verify', '--dir', '<empty>']);
-  const { password } = { password: dotenv(path.join(project.dir, '.env')).POSTGRES_PASSWORD };
+  const password = exampleEnv(project.dir).POSTGRES_PASSWORD;
   const dbUrl = `postgresql://app:${encodeURIComponent(password)}@${await containerIp('db')}:5432/app`;
   const empty = mkdtempSync(path.join(os.tmpdir(), 'opskit-demo-restore-'));
   try {

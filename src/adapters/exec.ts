@@ -59,7 +59,7 @@ export function createExecAdapter(fs: FsAdapter): ExecAdapter {
       const child = execa(file, [...args], { cwd: options.cwd, env: options.env, extendEnv: options.env === undefined, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', buffer: false, reject: false, windowsHide: true });
       for (const stream of ['stdout', 'stderr'] as const) splitLines(child[stream], (line) => options.onLine(line, stream));
       const exited = child.then(
-        (r) => ({ exitCode: r.exitCode, signal: r.signal, notFound: (r as { code?: string }).code === 'ENOENT' || /ENOENT/.test(String(r.cause ?? '')) }),
+        (r) => ({ exitCode: r.exitCode, signal: r.signal, notFound: isNotFound(r) }),
         () => ({ exitCode: undefined, signal: undefined, notFound: false }),
       );
       return { pid: child.pid, exited, kill: (signal = 'SIGTERM') => void child.kill(signal) };
@@ -89,7 +89,7 @@ export function createExecAdapter(fs: FsAdapter): ExecAdapter {
         signal: r.signal,
         stderr: typeof r.stderr === 'string' ? r.stderr : '',
         failed: r.failed,
-        notFound: (r as { code?: string }).code === 'ENOENT' || /ENOENT/.test(String(r.cause ?? '')),
+        notFound: isNotFound(r),
       }));
       return { stdout: child.stdout!, stdin: child.stdin ?? (undefined as never), done, kill: () => child.kill('SIGTERM') };
     },
@@ -111,7 +111,7 @@ export function createExecAdapter(fs: FsAdapter): ExecAdapter {
         for (const stream of ['stdout', 'stderr'] as const) splitLines(subprocess[stream], (line) => options.onLine!(line, stream));
       }
       const result = await subprocess;
-      const notFound = (result as { code?: string }).code === 'ENOENT' || /ENOENT/.test(String(result.cause ?? ''));
+      const notFound = isNotFound(result);
       return {
         argv: [file, ...args],
         exitCode: result.exitCode,
@@ -132,6 +132,11 @@ export function createExecAdapter(fs: FsAdapter): ExecAdapter {
       return undefined;
     },
   };
+}
+
+/** The executable was not there (spawn's ENOENT), as execa reports it. */
+function isNotFound(result: { cause?: unknown }): boolean {
+  return (result as { code?: string }).code === 'ENOENT' || /ENOENT/.test(String(result.cause ?? ''));
 }
 
 function splitLines(stream: Readable | null | undefined, onLine: (line: string) => void): void {

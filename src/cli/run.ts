@@ -14,8 +14,9 @@ import type { Sensitive } from '../config/sensitive.js';
 import { ConfigError, UsageError, toOpskitError, type OpskitError } from '../errors.js';
 import { Reporter, type Stream } from '../output/reporter.js';
 import type { Adapters, Context, GlobalOptions } from '../runtime/context.js';
+import { SCHEMA_VERSION } from '../version.js';
 
-export const SCHEMA_VERSION = 1;
+export { SCHEMA_VERSION };
 
 /** Where a program reads and writes: the real process, or a test's buffers. */
 export interface Io {

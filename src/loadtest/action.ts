@@ -3,7 +3,7 @@ import type { ChalkInstance } from 'chalk';
 import { isSecretHeader } from '../config/redact.js';
 import { Sensitive } from '../config/sensitive.js';
 import { CheckFailedError, ConfigError, OperationError, UsageError, type OpskitError } from '../errors.js';
-import { SCHEMA_VERSION } from '../cli/run.js';
+import { SCHEMA_VERSION } from '../version.js';
 import { formatDuration, parseDuration } from '../runtime/duration.js';
 import type { Context } from '../runtime/context.js';
 import {
@@ -174,37 +174,35 @@ async function resolveRun(ctx: Context, flags: LoadtestFlags) {
   const timeoutMs = parseDuration(flags.timeout ?? config.timeout, flags.timeout !== undefined ? '--timeout' : 'loadtest.timeout');
   if (timeoutMs <= 0) throw new UsageError('--timeout must be more than 0', { code: 'E_BAD_FLAG' });
 
+  const connections = flags.connections !== undefined ? positive(flags.connections, '--connections', true) : config.connections;
+  const amount = flags.amount !== undefined ? positive(flags.amount, '--amount', true) : undefined;
+  if (amount !== undefined && amount < connections) throw new UsageError(`--amount ${amount} is less than --connections ${connections}`, { code: 'E_BAD_FLAG' });
+  const load = {
+    connections,
+    ...(amount !== undefined ? { amount } : { durationS: durationMs / 1000 }),
+    ...(flags.rate !== undefined ? { rate: positive(flags.rate, '--rate', true) } : {}),
+    pipelining: flags.pipelining !== undefined ? positive(flags.pipelining, '--pipelining', true) : config.pipelining,
+    timeoutS: timeoutMs / 1000,
+  };
+
   const explicit = flags.url ?? scenario?.url ?? config.url;
-  const source = flags.url !== undefined ? '--url' : scenario?.url ? `${flags.scenario}: url` : 'loadtest.url';
-  if (explicit !== undefined) checkUrl(explicit, source);
-  return { scenario, thresholds, baseline, maxRegression, method, headers, body, durationMs, timeoutMs, explicit, source };
+  if (explicit !== undefined) checkUrl(explicit, flags.url !== undefined ? '--url' : scenario?.url ? `${flags.scenario}: url` : 'loadtest.url');
+  return { scenario, thresholds, baseline, maxRegression, method, headers, body, durationMs, load, explicit };
 }
 
 export async function runLoadtest(ctx: Context, flags: LoadtestFlags): Promise<LoadtestResult | LoadtestPlan> {
   const resolved = await resolveRun(ctx, flags);
   const config = ctx.loaded!.config.loadtest;
-  let target = resolved.explicit;
-  if (target === undefined) {
-    if (ctx.globals.dryRun && !ctx.loaded!.config.nginx.url) target = `http://<the nginx service>${config.path}`;
-    else target = `${await frontUrl(ctx)}${config.path}`;
-  }
+  // The front is looked up even in a dry run (a read): the plan shows the address it would load.
+  const target = resolved.explicit ?? `${await frontUrl(ctx)}${config.path}`;
   ctx.redactor.addUrl(target);
-  const url = new URL(target.replace('<the nginx service>', 'nginx'));
+  const url = new URL(target);
   const basePath = url.pathname.replace(/\/$/, '');
   const requests: ScenarioRequest[] = resolved.scenario
     ? scenarioRequests(resolved.scenario, isSecretHeader).map((r) => ({ ...r, path: `${basePath}${r.path}`, headers: { ...resolved.headers, ...r.headers } }))
     : [{ name: `${resolved.method} ${url.pathname}${url.search}`, method: resolved.method, path: `${url.pathname}${url.search}`, headers: resolved.headers, ...(resolved.body !== undefined ? { body: resolved.body } : {}), weight: 1 }];
   for (const r of requests) for (const value of Object.values(r.headers)) if (value instanceof Sensitive) ctx.redactor.add(value);
-  const spec: LoadSpec = {
-    url: resolved.scenario ? url.origin : target,
-    connections: flags.connections !== undefined ? positive(flags.connections, '--connections', true) : config.connections,
-    ...(flags.amount !== undefined ? { amount: positive(flags.amount, '--amount', true) } : { durationS: resolved.durationMs / 1000 }),
-    ...(flags.rate !== undefined ? { rate: positive(flags.rate, '--rate', true) } : {}),
-    pipelining: flags.pipelining !== undefined ? positive(flags.pipelining, '--pipelining', true) : config.pipelining,
-    timeoutS: resolved.timeoutMs / 1000,
-    requests,
-  };
-  if (spec.amount !== undefined && spec.amount < spec.connections) throw new UsageError(`--amount ${spec.amount} is less than --connections ${spec.connections}`, { code: 'E_BAD_FLAG' });
+  const spec: LoadSpec = { url: resolved.scenario ? url.origin : target, ...resolved.load, requests };
   const display = Sensitive.url(target).toString();
   const plan = buildAutocannonOptions(spec);
 

@@ -147,10 +147,18 @@ async function stopOrphanAgent(ctx: Context, state: TunnelState | undefined): Pr
   if (!pid || !state?.agentBin || !ctx.system.isPidAlive(pid)) return undefined;
   const argv = ctx.system.processArgv(pid);
   if (!argv || !argv.join(' ').includes(path.basename(state.agentBin))) return undefined;
-  ctx.system.kill(pid, 'SIGTERM');
-  const gone = await pollUntil(ctx.clock, { timeoutMs: 5000, initialDelayMs: 50 }, async () => (ctx.system.isPidAlive(pid) ? { done: false, last: 'alive' } : { done: true, value: true }));
-  if (!gone.ok) ctx.system.kill(pid, 'SIGKILL');
+  await terminate(ctx, pid, 5000);
   return pid;
+}
+
+/** SIGTERM, up to graceMs to exit, then SIGKILL and up to 5 s more. */
+async function terminate(ctx: Context, pid: number, graceMs: number): Promise<'exited' | 'killed' | 'stuck'> {
+  const gone = (timeoutMs: number) =>
+    pollUntil(ctx.clock, { timeoutMs, initialDelayMs: 50, maxDelayMs: 500 }, async () => (ctx.system.isPidAlive(pid) ? { done: false, last: 'still running' } : { done: true, value: true }));
+  ctx.system.kill(pid, 'SIGTERM');
+  if ((await gone(graceMs)).ok) return 'exited';
+  ctx.system.kill(pid, 'SIGKILL');
+  return (await gone(5000)).ok ? 'killed' : 'stuck';
 }
 
 /** The URL file moves aside when the tunnel stops: readers of it never get a dead URL; `url` keeps it as a stale cache. */
@@ -403,27 +411,23 @@ export async function runStop(ctx: Context, timeoutText: string | undefined): Pr
     return { wasRunning: false, stale: true, pid, forced: false, message: await cleanStale(ctx, paths, pid) };
   }
   if (ctx.globals.dryRun) return { wasRunning: true, stale: false, pid, forced: false, message: `would send SIGTERM to pid ${pid}` };
-  ctx.system.kill(pid, 'SIGTERM');
   const step = ctx.reporter.step(`stopping the tunnel (pid ${pid})`);
-  const gone = await pollUntil(ctx.clock, { timeoutMs, initialDelayMs: 50, maxDelayMs: 500 }, async () => (ctx.system.isPidAlive(pid) ? { done: false, last: 'still running' } : { done: true, value: true }));
-  if (gone.ok) {
+  const ended = await terminate(ctx, pid, timeoutMs);
+  if (ended === 'exited') {
     step.succeed(`tunnel stopped (pid ${pid})`);
     return { wasRunning: true, stale: false, pid, forced: false, message: `stopped the tunnel (pid ${pid})` };
   }
-  ctx.system.kill(pid, 'SIGKILL');
-  const killed = await pollUntil(ctx.clock, { timeoutMs: 5000, initialDelayMs: 50 }, async () => (ctx.system.isPidAlive(pid) ? { done: false, last: 'still running' } : { done: true, value: true }));
-  if (!killed.ok) {
+  if (ended === 'stuck') {
     step.fail();
     throw new OperationError('E_TUNNEL_STOP', `pid ${pid} did not stop, even after SIGKILL`);
   }
+  // Killed: the supervisor could not clean up after itself.
   const cleanup = await cleanStale(ctx, paths, pid);
   step.warn(`the tunnel did not stop within ${formatDuration(timeoutMs)}; killed it`);
   return { wasRunning: true, stale: false, pid, forced: true, message: `killed the tunnel (pid ${pid}) after ${formatDuration(timeoutMs)}; ${cleanup}` };
 }
 
-export interface UrlResult extends ResolvedUrl {}
-
-export async function runUrl(ctx: Context, fresh: boolean): Promise<UrlResult> {
+export async function runUrl(ctx: Context, fresh: boolean): Promise<ResolvedUrl> {
   const paths = tunnelPaths(ctx);
   const fileUrl = (await ctx.fs.readText(paths.urlFile))?.trim();
   const pid = parsePid(await ctx.fs.readText(paths.pidFile));
@@ -450,9 +454,8 @@ export async function runStatus(ctx: Context): Promise<TunnelStatusReport> {
   const pid = parsePid(await ctx.fs.readText(paths.pidFile));
   const alive = supervisorAlive(ctx, pid);
   const state = await readState(ctx, paths);
-  const current = alive && state?.pid === pid ? state : state ? { ...state, status: state.status === 'up' || state.status === 'reconnecting' || state.status === 'starting' ? ('stopped' as const) : state.status } : undefined;
-  const api = alive && state?.driver === 'agent' ? await queryAgentApi(ctx.http, state.webAddr ?? ctx.loaded!.config.ngrok.webAddr, state.port) : undefined;
-  return tunnelStatus({ ...(pid !== undefined ? { pid } : {}), alive, ...(current ? { state: current } : {}), ...(api ? { api } : {}), nowMs: ctx.clock.now().getTime() });
+  const api = alive && state && state.pid === pid && state.driver === 'agent' ? await queryAgentApi(ctx.http, state.webAddr ?? ctx.loaded!.config.ngrok.webAddr, state.port) : undefined;
+  return tunnelStatus({ ...(pid !== undefined ? { pid } : {}), alive, ...(state ? { state } : {}), ...(api ? { api } : {}), nowMs: ctx.clock.now().getTime() });
 }
 
 export function renderStart(result: StartResult): string {

@@ -275,24 +275,28 @@ export interface TunnelStatusReport {
   problems: string[];
 }
 
-/** Up means: the supervisor runs, says the tunnel is up, and (agent) the local API lists it. */
+/** Up means: the supervisor runs, its own state says the tunnel is up, and (agent) the local API lists it. */
 export function tunnelStatus(facts: StatusFacts): TunnelStatusReport {
   const { state } = facts;
+  // The state file may be a finished run's, or not yet written by the supervisor that now runs.
+  const own = state !== undefined && state.pid === facts.pid;
+  const live = facts.alive && own;
   const problems: string[] = [];
   if (facts.pid === undefined) problems.push('no tunnel is running (no PID file)');
   else if (!facts.alive) problems.push(`the PID file names pid ${facts.pid}, which is not running (stale)`);
-  if (facts.alive && state && state.status !== 'up') problems.push(`the tunnel is ${state.status}`);
+  else if (!own) problems.push(`the supervisor (pid ${facts.pid}) has not reported its tunnel yet`);
+  if (live && state.status !== 'up') problems.push(`the tunnel is ${state.status}`);
   if (facts.api && !facts.api.answering) problems.push(`the agent's local API does not answer (${facts.api.error ?? 'no answer'})`);
   else if (facts.api && !facts.api.listed) problems.push('the agent\'s local API lists no tunnel to the port');
   const connectedMs = state?.connectedAt ? Date.parse(state.connectedAt) : NaN;
-  const up = problems.length === 0 && facts.alive;
+  const up = problems.length === 0 && live;
   return {
     up,
     ...(state ? { driver: state.driver } : {}),
     process: { ...(facts.pid !== undefined ? { pid: facts.pid } : {}), alive: facts.alive },
     api: facts.api ? { answering: facts.api.answering, ...(facts.api.listed ? { url: facts.api.listed.publicUrl } : {}), ...(facts.api.error ? { error: facts.api.error } : {}) } : null,
     ...(state?.publicUrl ? { publicUrl: state.publicUrl } : {}),
-    ...(state ? { status: facts.alive ? state.status : state.status === 'failed' ? 'failed' : 'stopped' } : {}),
+    ...(state ? { status: live ? state.status : state.status === 'failed' ? 'failed' : 'stopped' } : {}),
     ...(up && Number.isFinite(connectedMs) ? { uptimeMs: Math.max(0, facts.nowMs - connectedMs) } : {}),
     reconnects: state?.reconnects ?? 0,
     monitor: state?.monitor ?? false,

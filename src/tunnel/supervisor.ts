@@ -62,7 +62,8 @@ async function pause(clock: Clock, ms: number | undefined, stop: AbortSignal, en
  * attempt count resets after a healthy period. A stop (SIGINT/SIGTERM) closes the tunnel at any point.
  */
 export async function superviseTunnel(driver: TunnelDriver, deps: SupervisorDeps, options: SupervisorOptions, stop: AbortSignal, onEvent: (event: SupervisorEvent) => void): Promise<SupervisorResult> {
-  const { clock, policy } = { clock: deps.clock, policy: options.policy };
+  const { clock } = deps;
+  const { policy } = options;
   const state: MonitorState = { attempts: 0, reconnects: 0, upSinceMs: clock.monotonicMs() };
   let lastUrl: string | undefined;
   let session: TunnelSession | undefined;
@@ -90,6 +91,14 @@ export async function superviseTunnel(driver: TunnelDriver, deps: SupervisorDeps
     await current?.close();
   };
 
+  /** A tunnel, or undefined when a stop came while it opened (then it is closed again). */
+  const open = async (): Promise<TunnelSession | undefined> => {
+    const opened = await driver.open(stop);
+    if (!stop.aborted) return opened;
+    await opened.close();
+    return undefined;
+  };
+
   /** Attempts until one opens, the attempts are spent, or a stop is asked. */
   const reconnect = async (reason: string, permanent: boolean): Promise<SupervisorResult | undefined> => {
     let lastError = reason;
@@ -101,11 +110,8 @@ export async function superviseTunnel(driver: TunnelDriver, deps: SupervisorDeps
       onEvent({ type: 'reconnecting', attempt: decision.attempt, maxAttempts: policy.maxAttempts, delayMs: decision.delayMs });
       if ((await pause(clock, decision.delayMs, stop)) === 'stop') return result('stopped');
       try {
-        const opened = await driver.open(stop);
-        if (stop.aborted) {
-          await opened.close();
-          return result('stopped');
-        }
+        const opened = await open();
+        if (!opened) return result('stopped');
         state.reconnects++;
         state.upSinceMs = clock.monotonicMs();
         adopt(opened, true);
@@ -120,11 +126,8 @@ export async function superviseTunnel(driver: TunnelDriver, deps: SupervisorDeps
   };
 
   try {
-    const opened = await driver.open(stop);
-    if (stop.aborted) {
-      await opened.close();
-      return result('stopped');
-    }
+    const opened = await open();
+    if (!opened) return result('stopped');
     adopt(opened, false);
   } catch (error) {
     if (stop.aborted) return result('stopped');

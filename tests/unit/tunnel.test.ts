@@ -144,6 +144,8 @@ describe('tunnel plan', () => {
     expect(tunnelStatus({ pid: 10, alive: false, state, nowMs })).toMatchObject({ up: false, status: 'stopped', problems: ['the PID file names pid 10, which is not running (stale)'] });
     expect(tunnelStatus({ alive: false, nowMs })).toMatchObject({ up: false, reconnects: 0, api: null, problems: ['no tunnel is running (no PID file)'] });
     expect(tunnelStatus({ pid: 10, alive: true, state: { ...state, driver: 'sdk', status: 'reconnecting' }, nowMs })).toMatchObject({ up: false, problems: ['the tunnel is reconnecting'] });
+    // The state file of an earlier run, while a new supervisor has just started: not up, and not its status.
+    expect(tunnelStatus({ pid: 11, alive: true, state, nowMs })).toMatchObject({ up: false, status: 'stopped', problems: ['the supervisor (pid 11) has not reported its tunnel yet'] });
   });
 });
 

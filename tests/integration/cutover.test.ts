@@ -3,11 +3,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseSingleJson } from '../helpers/cli.js';
 import { docker } from '../helpers/docker.js';
-import { startLoad, type LoadResult } from '../helpers/load.js';
+import { failures, NO_FAILURES, startLoad } from '../helpers/load.js';
 import { createPlatform, type Platform } from '../helpers/platform.js';
 
-/** Not one failed request: no non-2xx, no timeout, no connection error (the socket switch reloads nothing). */
-const clean = (r: LoadResult) => ({ non2xx: r.non2xx, timeouts: r.timeouts, errors: r.errors, ...(r.non2xx ? { statusCodes: r.statusCodes } : {}) });
 
 describe('opskit cutover / rollback / status: blue-green under load', () => {
   let p: Platform;
@@ -50,13 +48,13 @@ describe('opskit cutover / rollback / status: blue-green under load', () => {
   it('blue to green under a 50-connection load through nginx: 0 non-2xx, 0 errors, 0 timeouts, the traffic ends on green', async () => {
     expect((await colorNow()).color).toBe('blue');
     const pidsBefore = await nginxPids();
-    const load = startLoad(front, 50);
+    const load = await startLoad(front, 50);
     await new Promise((r) => setTimeout(r, 1000));
     const r = await p.run(['cutover', '--image', v2, '--json']);
     await new Promise((r) => setTimeout(r, 1000));
     const result = await load.stop();
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(clean(result)).toEqual({ non2xx: 0, timeouts: 0, errors: 0 });
+    expect(failures(result)).toEqual(NO_FAILURES);
     expect(result.requests).toBeGreaterThan(100);
     expect(await colorNow()).toMatchObject({ color: 'green' });
     expect(await nginxPids(), 'the switch re-points live.sock; nginx is not reloaded').toEqual(pidsBefore);
@@ -68,7 +66,7 @@ describe('opskit cutover / rollback / status: blue-green under load', () => {
   });
 
   it('10 alternating rollbacks and cutovers under that load: 0 failed requests', async () => {
-    const load = startLoad(front, 50);
+    const load = await startLoad(front, 50);
     const switches: number[] = [];
     for (let i = 0; i < 5; i++) {
       const back = await p.run(['rollback', '--json']);
@@ -82,7 +80,7 @@ describe('opskit cutover / rollback / status: blue-green under load', () => {
       expect(forward.exitCode, forward.stderr).toBe(0);
     }
     const result = await load.stop();
-    expect(clean(result)).toEqual({ non2xx: 0, timeouts: 0, errors: 0 });
+    expect(failures(result)).toEqual(NO_FAILURES);
     // Under a load that saturates both cores the verification request itself queues behind the load.
     expect(Math.max(...switches), `warm rollback switches (ms): ${switches.join(', ')}`).toBeLessThan(15_000);
   });
@@ -103,14 +101,14 @@ describe('opskit cutover / rollback / status: blue-green under load', () => {
     writeFileSync(path.join(context, 'Dockerfile'), `FROM ${v2}\nRUN echo 'SELECT 1;' > /app/migrations/9999_future.sql\nLABEL org.opskit.project=${p.project}\n`);
     await docker(['build', '-q', '-t', `${p.project}:unhealthy`, context]);
     const before = await colorNow();
-    const load = startLoad(front, 50);
+    const load = await startLoad(front, 50);
     const r = await p.run(['cutover', '--tag', 'unhealthy', '--health-timeout', '4s']);
     const result = await load.stop();
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toContain('did not pass its health check');
     expect(r.stderr).toContain('older than this version expects');
     // An aborted cutover never reloads nginx: here not even a reset.
-    expect({ ...clean(result), errors: result.errors }).toEqual({ non2xx: 0, timeouts: 0, errors: 0 });
+    expect(failures(result)).toEqual(NO_FAILURES);
     expect((await colorNow()).color).toBe(before.color);
   });
 
@@ -171,12 +169,12 @@ describe('opskit cutover / rollback / status: blue-green under load', () => {
 
   it('--migrate --build: migrations first with the new image, the live colour keeps serving on the new schema, then the switch', async () => {
     writeFileSync(path.join(p.dir, 'migrations/0003_add_price.sql'), 'ALTER TABLE items ADD COLUMN price numeric NOT NULL DEFAULT 0;\n');
-    const load = startLoad(front, 20);
+    const load = await startLoad(front, 20);
     const r = await p.run(['cutover', '--migrate', '--build', '--json']);
     const result = await load.stop();
     expect(r.exitCode, r.stderr).toBe(0);
     expect(parseSingleJson(r.stdout)).toMatchObject({ action: 'cutover', migrations: ['0003'] });
-    expect(clean(result)).toEqual({ non2xx: 0, timeouts: 0, errors: 0 });
+    expect(failures(result)).toEqual(NO_FAILURES);
     expect(await (await fetch(front)).json()).toMatchObject({ schema: '0003', expectedSchema: '0003', status: 'ok' });
   });
 

@@ -10,7 +10,8 @@ log() { printf '[test-env] %s\n' "$*" >&2; }
 die() { printf '[test-env] error: %s\n' "$*" >&2; exit 1; }
 
 cache=${OPSKIT_TEST_CACHE:-/var/cache/opskit-test}
-mirror=${OPSKIT_TEST_MIRROR:-http://deb.debian.org/debian}
+# The Debian mirror for debootstrap: the one this machine's apt already uses (OPSKIT_TEST_MIRROR overrides).
+mirror=${OPSKIT_TEST_MIRROR:-}
 pg_cluster_version=15
 export OPSKIT_TEST_PG_USER=${OPSKIT_TEST_PG_USER:-opskit_test}
 export OPSKIT_TEST_PG_PASSWORD=${OPSKIT_TEST_PG_PASSWORD:-opskit-test-pw}
@@ -143,6 +144,9 @@ build_derived() { # tag dockerfile
 }
 
 mkdir -p "$cache"
+if [ -z "$mirror" ]; then
+  mirror=$(node "$here/apt-mirror.mjs") || die "could not read the Debian mirror from the apt sources; set OPSKIT_TEST_MIRROR"
+fi
 pids=()
 if ! has_image opskit-test/busybox:latest; then
   log "image opskit-test/busybox:latest: from /bin/busybox"

@@ -1,10 +1,12 @@
 import type { AutocannonPlan, AutocannonResult } from '../loadtest/plan.js';
+import { errorCode } from './background-load.js';
+import { honourConnectionClose } from './connection-close.js';
 
 export interface LoadHooks {
   /** Each answer: which scenario request it was, its status, latency (ms) and size. */
   onResponse(requestIndex: number, status: number, latencyMs: number, bytes: number): void;
-  /** A request with no answer (a connection error or a timeout). */
-  onError(timeout: boolean): void;
+  /** A request with no answer (a connection error or a timeout), with its error's code (ECONNRESET, ETIMEDOUT...). */
+  onError(timeout: boolean, code: string): void;
   /** Once a second: the answers in that second. */
   onTick(answered: number): void;
 }
@@ -23,7 +25,7 @@ export const autocannonLoad: LoadAdapter = {
     // too): that is how an answer is matched to its scenario request.
     const requests = many ? plan.options.requests.map((r, i) => ({ ...r, onResponse: () => void (current = i) })) : plan.options.requests;
     return new Promise<AutocannonResult>((resolve, reject) => {
-      const instance = autocannon({ ...plan.options, requests } as Parameters<typeof autocannon>[0], (error: Error | null, result: unknown) => {
+      const instance = autocannon({ ...plan.options, requests, setupClient: honourConnectionClose } as unknown as Parameters<typeof autocannon>[0], (error: Error | null, result: unknown) => {
         signal.removeEventListener('abort', stop);
         if (error) reject(error);
         else resolve(result as AutocannonResult);
@@ -36,7 +38,8 @@ export const autocannonLoad: LoadAdapter = {
       instance.on('reqError', (error: Error) => {
         if (error === last) return;
         last = error;
-        hooks.onError(/timed out/i.test(error.message));
+        const code = errorCode(error);
+        hooks.onError(code === 'ETIMEDOUT', code);
       });
       (instance as unknown as { on(event: 'tick', listener: (tick: { counter: number }) => void): void }).on('tick', (tick) => hooks.onTick(tick.counter));
     });

@@ -239,9 +239,9 @@ export async function runLoadtest(ctx: Context, flags: LoadtestFlags): Promise<L
           answered++;
           recorder.response(index, status, latency, bytes, ctx.clock.monotonicMs() - startMono);
         },
-        onError: (timeout) => {
+        onError: (timeout, code) => {
           failed++;
-          recorder.error(timeout, ctx.clock.monotonicMs() - startMono);
+          recorder.error(timeout, ctx.clock.monotonicMs() - startMono, code);
         },
         onTick: (count) => {
           seconds++;
@@ -283,13 +283,15 @@ function outputFiles(ctx: Context, flags: LoadtestFlags): { out?: string; csv?: 
 export function loadtestFailure(result: LoadtestResult): OpskitError | undefined {
   if (result.interrupted) return new OperationError('E_INTERRUPTED', `the load test was interrupted after ${formatDuration(result.durationMs)}; the figures are partial`);
   if (result.requests.total === 0) {
-    return new OperationError('E_NO_ANSWER', `not one request was answered (${result.errors} without an answer: ${result.timeouts} timed out, ${result.dropped} dropped by the server): is ${result.target.url} up?`);
+    const why = result.errors ? `; ${describeErrors(result.errorsByCode)}` : '';
+    return new OperationError('E_NO_ANSWER', `not one request was answered (${result.errors} without an answer: ${result.timeouts} timed out, ${result.dropped} dropped by the server${why}): is ${result.target.url} up?`);
   }
   const breached = result.thresholds.filter((t) => !t.passed);
   const regressions = result.baseline?.regressions ?? [];
   if (breached.length === 0 && regressions.length === 0) return undefined;
+  const why = result.errors ? `; errors by code: ${describeErrors(result.errorsByCode)}` : '';
   const parts = [
-    ...(breached.length ? [`threshold${breached.length > 1 ? 's' : ''} breached: ${breached.map((t) => `${t.expression} (${t.shown})`).join(', ')}`] : []),
+    ...(breached.length ? [`threshold${breached.length > 1 ? 's' : ''} breached: ${breached.map((t) => `${t.expression} (${t.shown})`).join(', ')}${why}`] : []),
     ...(regressions.length ? [`worse than the baseline by more than ${Math.round((result.baseline!.maxRegression ?? 0) * 100)}%: ${regressions.join(', ')}`] : []),
   ];
   return new CheckFailedError(parts.join('; '), { code: breached.length ? 'E_THRESHOLD' : 'E_REGRESSION' });
@@ -297,6 +299,14 @@ export function loadtestFailure(result: LoadtestResult): OpskitError | undefined
 
 const fixed = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : String(n));
 const size = (bytes: number) => (bytes >= 1e6 ? `${fixed(bytes / 1e6)} MB` : bytes >= 1e3 ? `${fixed(bytes / 1e3)} kB` : `${Math.round(bytes)} B`);
+
+/** Pure: `ECONNRESET 3, ETIMEDOUT 1`: why requests got no answer, most frequent first. */
+export function describeErrors(byCode: Record<string, number>): string {
+  return Object.entries(byCode)
+    .sort(([, a], [, b]) => b - a)
+    .map(([code, n]) => `${code} ${n}`)
+    .join(', ');
+}
 
 function table(rows: string[][]): string[] {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
@@ -311,7 +321,7 @@ export function renderLoadtest(r: LoadtestResult, c: ChalkInstance): string {
   const l = r.latency;
   const lines = [
     `${c.bold('target')}      ${r.target.url}  (${r.load.connections} connection${r.load.connections === 1 ? '' : 's'}, ${r.load.amount !== undefined ? `${r.load.amount} requests` : `${r.load.durationS}s`}${r.load.rate ? `, ${r.load.rate} req/s` : ''}${r.load.pipelining > 1 ? `, pipelining ${r.load.pipelining}` : ''})`,
-    `${c.bold('requests')}    ${r.requests.total} answered in ${formatDuration(r.durationMs)}; ${r.errors} without an answer (${r.timeouts} timed out, ${r.dropped} dropped by the server)`,
+    `${c.bold('requests')}    ${r.requests.total} answered in ${formatDuration(r.durationMs)}; ${r.errors} without an answer (${r.timeouts} timed out, ${r.dropped} dropped by the server)${r.errors ? `: ${describeErrors(r.errorsByCode)}` : ''}`,
     `${c.bold('req/s')}       ${fixed(r.requests.rps.avg)} avg, ±${fixed(r.requests.rps.stddev)} (min ${r.requests.rps.min}, max ${r.requests.rps.max})`,
     `${c.bold('latency')}     p50 ${l.p50}ms  p90 ${l.p90}ms  p97.5 ${l.p97_5}ms  p99 ${l.p99}ms  max ${l.max}ms  (avg ${l.avg}ms ±${l.stddev})`,
     `${c.bold('throughput')}  ${size(r.throughput.avgBytesPerSec)}/s avg, ${size(r.throughput.totalBytes)} in all`,

@@ -120,6 +120,7 @@ export interface AutocannonPlan {
     duration?: number;
     amount?: number;
     overallRate?: number;
+    maxOverallRequests?: number;
     requests: AutocannonRequest[];
   };
   /** For each entry of options.requests, the scenario request it is. */
@@ -127,6 +128,18 @@ export interface AutocannonPlan {
 }
 
 const reveal = (headers: Record<string, string | Sensitive>) => Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, typeof v === 'string' ? v : v.reveal()]));
+
+/**
+ * Pure: how many requests a run at `rate` req/s for `durationS` sends in all: exactly rate x duration.
+ * autocannon paces a rate in one-second windows from each connection's start, and the window that opens
+ * as the duration ends still goes out before it stops: `--rate 200 --duration 2s` sent 600 requests, not
+ * 400 (issue 15). Capping the total (autocannon's maxOverallRequests, shared across the connections)
+ * closes that last window. At least one request per connection, since a connection's share of 0 would
+ * mean no cap at all.
+ */
+export function rateCap(rate: number, durationS: number, connections: number): number {
+  return Math.max(Math.round(rate * durationS), Math.min(connections, rate));
+}
 
 /** The exact options handed to autocannon (secrets revealed: only the load adapter sees this). */
 export function buildAutocannonOptions(spec: LoadSpec): AutocannonPlan {
@@ -139,6 +152,7 @@ export function buildAutocannonOptions(spec: LoadSpec): AutocannonPlan {
       timeout: spec.timeoutS,
       ...(spec.amount !== undefined ? { amount: spec.amount } : { duration: spec.durationS ?? 10 }),
       ...(spec.rate !== undefined ? { overallRate: spec.rate } : {}),
+      ...(spec.rate !== undefined && spec.amount === undefined ? { maxOverallRequests: rateCap(spec.rate, spec.durationS ?? 10, spec.connections) } : {}),
       requests: order.map((i) => {
         const r = spec.requests[i]!;
         return { method: r.method, path: r.path, headers: reveal(r.headers), ...(r.body !== undefined ? { body: r.body } : {}) };
@@ -179,6 +193,8 @@ export interface LoadSummary {
   timeouts: number;
   /** Sent on a connection the server closed before answering (part of errors). */
   dropped: number;
+  /** The errors by their code (ECONNRESET, ECONNREFUSED, ETIMEDOUT, dropped...): why requests got no answer. */
+  errorsByCode: Record<string, number>;
   mismatches: number;
   /** Requests tried: answered plus unanswered; the denominator of errorRate and failureRate. */
   attempts: number;
@@ -208,7 +224,7 @@ export function autocannonSentExcess(spec: Pick<LoadSpec, 'rate' | 'connections'
   return excess;
 }
 
-export function summarizeRun(spec: LoadSpec, displayUrl: string, result: AutocannonResult, recorded: { latency: LatencySummary; perRequest: RequestStats[]; history: SecondStats[] }, interrupted: boolean): LoadSummary {
+export function summarizeRun(spec: LoadSpec, displayUrl: string, result: AutocannonResult, recorded: { latency: LatencySummary; perRequest: RequestStats[]; history: SecondStats[]; errorsByCode?: Record<string, number> }, interrupted: boolean): LoadSummary {
   const statusCodes: Record<string, number> = Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([code, s]): [string, number] => [code, Number(s.count)]).sort(([a], [b]) => Number(a) - Number(b)));
   const non2xxByCode = Object.fromEntries(Object.entries(statusCodes).filter(([code]) => !/^2\d\d$/.test(code)));
   const answered = Object.values(statusCodes).reduce((a, b) => a + b, 0);
@@ -234,6 +250,7 @@ export function summarizeRun(spec: LoadSpec, displayUrl: string, result: Autocan
     errors,
     timeouts: result.timeouts,
     dropped,
+    errorsByCode: { ...recorded.errorsByCode, ...(dropped ? { dropped } : {}) },
     mismatches: result.mismatches,
     attempts,
     errorRate: attempts > 0 ? errors / attempts : 0,

@@ -73,6 +73,7 @@ export class LoadRecorder {
   #current = this.#emptySecond();
   #secondHistogram = newHistogram();
   readonly #history: SecondStats[] = [];
+  readonly #errorsByCode = new Map<string, number>();
 
   /** `startMs`: the wall-clock start (epoch ms), for the history's timestamps. */
   constructor(requests: readonly RequestInfo[], startMs: number, expectedIntervalUs?: number) {
@@ -126,14 +127,16 @@ export class LoadRecorder {
     }
   }
 
-  error(timeout: boolean, elapsedMs: number): void {
+  /** A request without an answer; `code` is its error's (ECONNRESET, ETIMEDOUT...). */
+  error(timeout: boolean, elapsedMs: number, code = timeout ? 'ETIMEDOUT' : 'unknown'): void {
     this.#advance(elapsedMs);
+    this.#errorsByCode.set(code, (this.#errorsByCode.get(code) ?? 0) + 1);
     this.#current.errors++;
     if (timeout) this.#current.timeouts++;
   }
 
   /** Ends the run: the last (partial) second is kept, marked by its smaller count. */
-  finish(elapsedMs: number): { latency: LatencySummary; perRequest: RequestStats[]; history: SecondStats[] } {
+  finish(elapsedMs: number): { latency: LatencySummary; perRequest: RequestStats[]; history: SecondStats[]; errorsByCode: Record<string, number> } {
     this.#advance(elapsedMs);
     if (this.#current.requests + this.#current.errors > 0) this.#closeSecond();
     const result = {
@@ -147,6 +150,7 @@ export class LoadRecorder {
         latency: summarize(r.histogram),
       })),
       history: [...this.#history],
+      errorsByCode: Object.fromEntries([...this.#errorsByCode.entries()].sort(([a], [b]) => a.localeCompare(b))),
     };
     for (const h of [this.#overall, this.#secondHistogram, ...this.#perRequest.map((r) => r.histogram)]) h.destroy();
     return result;

@@ -92,15 +92,20 @@ describe('what opskit init renders, checked by the real tools', () => {
     }
     expect(ready).toBe(true);
     expect(await (await fetch(`${base}/nginx-health`)).text()).toBe('ok\n');
-    // 400 requests at once from one address: about 200 (the burst) pass, the rest get 429.
+    // 600 requests at once from one address: the burst (200) passes, and then no more than the rate
+    // (100 r/s) allows over however long the batch took; the rest get 429. The bound follows the batch's
+    // own duration, so a slow machine changes the figures, never the verdict.
     await new Promise((r) => setTimeout(r, 2100)); // let the bucket drain after the readiness probes
-    const statuses = await Promise.all(Array.from({ length: 400 }, () => fetch(`${base}/api/ping`).then((r) => r.status)));
+    const t0 = performance.now();
+    const statuses = await Promise.all(Array.from({ length: 600 }, () => fetch(`${base}/api/ping`).then((r) => r.status)));
+    const seconds = (performance.now() - t0) / 1000;
     const ok = statuses.filter((s) => s === 200).length;
     const limited = statuses.filter((s) => s === 429).length;
-    expect(ok + limited).toBe(400);
+    expect(ok + limited).toBe(600);
     expect(ok).toBeGreaterThanOrEqual(200);
-    expect(ok).toBeLessThan(300);
-    expect(limited).toBeGreaterThan(100);
+    expect(ok, `200s in a batch of ${seconds.toFixed(2)} s`).toBeLessThanOrEqual(200 + Math.ceil(100 * (seconds + 0.1)) + 1);
+    // Past ~4 s the rate alone would let all 600 through: only then may none be limited.
+    if (seconds < 3.5) expect(limited).toBeGreaterThan(0);
     // Paths outside /api/ are not limited.
     const root = await Promise.all(Array.from({ length: 50 }, () => fetch(`${base}/api/../nginx-health`).then((r) => r.status)));
     expect(root.every((s) => s === 200)).toBe(true);

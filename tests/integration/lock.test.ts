@@ -59,7 +59,7 @@ describe('the project lock, across real processes', () => {
     const waited = Date.now() - started;
     expect(gaveUp.exitCode).toBe(4);
     expect(waited).toBeGreaterThanOrEqual(1500);
-    expect(waited).toBeLessThan(8000);
+    expect(waited).toBeLessThan(30_000); // gave up at its deadline, not at the holder's 60 s
     expect(gaveUp.stderr).toContain('waiting for the lock');
 
     // The holder finishes 1 s into the wait: the waiting run goes ahead.

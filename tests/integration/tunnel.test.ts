@@ -173,7 +173,8 @@ describe('opskit tunnel (agent driver, against the fake ngrok agent)', () => {
     child.kill('SIGTERM');
     const done = await child;
     expect(done.exitCode).toBe(0);
-    expect(Date.now() - signalled).toBeLessThan(1500); // the fake takes 2.1 s to report its tunnel
+    // The fake takes 30 s to report its tunnel: a stop that waited for it could not end this soon.
+    expect(Date.now() - signalled).toBeLessThan(15_000);
     expect(alive(p.launches()[0]!.pid)).toBe(false);
     expect(p.read('logs/ngrok.pid')).toBeUndefined();
     expect(p.read('logs/ngrok-url.txt')).toBeUndefined();
@@ -181,7 +182,8 @@ describe('opskit tunnel (agent driver, against the fake ngrok agent)', () => {
 
   it('--monitor: a killed agent is restarted within the delay and the new URL written', async () => {
     const p = await project();
-    const child = startTunnel(p, ['--monitor', '--check-interval', '500ms', '--reconnect-delay', '300ms']);
+    // Checks every 10 min: only noticing the agent's exit at once can restart it before the test's deadline.
+    const child = startTunnel(p, ['--monitor', '--check-interval', '10m', '--reconnect-delay', '300ms']);
     const first = (await waitFor('the URL file', () => p.read('logs/ngrok-url.txt')?.trim())) as string;
     const agent = p.launches()[0]!;
     const killedAt = Date.now();
@@ -190,9 +192,8 @@ describe('opskit tunnel (agent driver, against the fake ngrok agent)', () => {
       const now = p.read('logs/ngrok-url.txt')?.trim();
       return now && now !== first ? now : undefined;
     })) as string;
-    const restartMs = Date.now() - killedAt;
-    // The delay (300 ms) plus the agent's start-up (~100 ms plus Node's): well under the next check.
-    expect(restartMs).toBeLessThan(3000);
+    // Restarted long before the next check (10 min away): the exit was noticed at once.
+    expect(Date.now() - killedAt).toBeLessThan(120_000);
     expect(p.launches()).toHaveLength(2);
     expect(await get(`${second}/health`)).toMatchObject({ status: 200 });
 

@@ -115,9 +115,8 @@ describe('doctor', () => {
 
   it('gives each check its own timeout, in parallel', async () => {
     const slowDocker = strictFake<DockerAdapter>('docker', { endpoint: 'tcp://10.255.255.1:2375', ping: () => new Promise(() => {}) });
-    const started = performance.now();
+    // A ping that never answers: without its own timeout the run would never end.
     const result = await runDoctor(context({ exec: execFake(tools), docker: slowDocker }), { timeoutMs: 300 });
-    expect(performance.now() - started).toBeLessThan(2000);
     expect(result.checks.find((c) => c.name === 'docker')).toMatchObject({ status: 'fail', detail: 'timed out after 300ms' });
   });
 

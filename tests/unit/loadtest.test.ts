@@ -9,6 +9,7 @@ import {
   integerWeights,
   parseBaseline,
   parsePercent,
+  rateCap,
   renderHistoryCsv,
   renderSummaryCsv,
   scenarioRequests,
@@ -115,7 +116,7 @@ describe('scenarios and the autocannon options', () => {
       requests: [{ name: 'GET /health', method: 'GET', path: '/health', headers: { authorization: new Sensitive('Bearer t') }, weight: 1 }],
     };
     expect(buildAutocannonOptions(spec)).toEqual({
-      options: { url: 'http://127.0.0.1:8080/health', connections: 20, pipelining: 1, timeout: 5, duration: 30, overallRate: 500, requests: [{ method: 'GET', path: '/health', headers: { authorization: 'Bearer t' } }] },
+      options: { url: 'http://127.0.0.1:8080/health', connections: 20, pipelining: 1, timeout: 5, duration: 30, overallRate: 500, maxOverallRequests: 15_000, requests: [{ method: 'GET', path: '/health', headers: { authorization: 'Bearer t' } }] },
       requestIndex: [0],
     });
     const scenario = buildAutocannonOptions({
@@ -132,6 +133,15 @@ describe('scenarios and the autocannon options', () => {
     expect(scenario.options).toMatchObject({ amount: 1000, requests: [{ method: 'GET', path: '/a' }, { method: 'POST', path: '/b', body: '{}' }, { method: 'GET', path: '/a' }] });
     expect(scenario.options).not.toHaveProperty('duration');
     expect(scenario.requestIndex).toEqual([0, 1, 0]);
+    expect(scenario.options).not.toHaveProperty('maxOverallRequests');
+  });
+
+  it('caps a rated run at exactly rate x duration, never below one request per connection', () => {
+    expect(rateCap(200, 2, 4)).toBe(400);
+    expect(rateCap(150, 10, 20)).toBe(1500);
+    expect(rateCap(7, 1.5, 3)).toBe(11);
+    expect(rateCap(100, 0.1, 50)).toBe(50);
+    expect(rateCap(5, 0.1, 50)).toBe(5);
   });
 });
 
@@ -142,10 +152,11 @@ describe('LoadRecorder', () => {
     r.response(0, 200, 1.5, 100, 10);
     r.response(1, 503, 3, 50, 900);
     r.error(true, 950);
+    r.error(false, 960, 'ECONNRESET');
     r.response(0, 200, 2.5, 100, 2500); // second 3; second 2 is empty
     const out = r.finish(2600);
     expect(out.history.map((h) => [h.second, h.at, h.requests, h.non2xx, h.errors, h.timeouts, h.bytes])).toEqual([
-      [1, '2026-12-01T12:00:00.000Z', 2, 1, 1, 1, 150],
+      [1, '2026-12-01T12:00:00.000Z', 2, 1, 2, 1, 150],
       [2, '2026-12-01T12:00:01.000Z', 0, 0, 0, 0, 0],
       [3, '2026-12-01T12:00:02.000Z', 1, 0, 0, 0, 100],
     ]);
@@ -153,6 +164,7 @@ describe('LoadRecorder', () => {
       ['a', 2, 0, { 200: 2 }, expect.closeTo(2.5, 2)],
       ['b', 1, 1, { 503: 1 }, expect.closeTo(3, 2)],
     ]);
+    expect(out.errorsByCode).toEqual({ ECONNRESET: 1, ETIMEDOUT: 1 });
     expect(out.latency.max).toBeCloseTo(3, 2);
     expect(out.latency.p50).toBeCloseTo(2.5, 2);
 

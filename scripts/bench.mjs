@@ -152,14 +152,13 @@ async function cutoverBench(track) {
     const ip = (await execa('docker', ['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', nginx])).stdout.trim();
     const cut = JSON.parse((await run('cutover', '--image', v2, '--json', '--quiet')).stdout);
     const switches = [cut.switchMs];
-    const { default: autocannon } = await import('autocannon');
+    const { startBackgroundLoad } = await import('../dist/adapters/background-load.js');
     const runs = Number(process.env.BENCH_CUTOVER_RUNS ?? 6);
     // The same switches under the same load, by link (the default) and by nginx reload, one after the other.
     const underLoad = async (mode) => {
       const rollbacks = [];
       const rollbackWall = [];
-      const load = autocannon({ url: `http://${ip}:80/ping`, connections: 100, duration: 120, timeout: 10 });
-      const done = new Promise((resolve) => load.on('done', resolve));
+      const load = await startBackgroundLoad(`http://${ip}:80/ping`, { connections: 100, maxSeconds: 120 });
       await new Promise((r) => setTimeout(r, 1500));
       for (let i = 0; i < runs; i++) {
         const t0 = performance.now();
@@ -169,9 +168,8 @@ async function cutoverBench(track) {
         rollbacks.push(JSON.parse(r.stdout).switchMs);
       }
       await new Promise((r) => setTimeout(r, 1000));
-      load.stop();
-      const result = await done;
-      return { rollbacks, rollbackWall, load: { rps: Math.round(result.requests.average), requests: result.requests.total, non2xx: result.non2xx, errors: result.errors, timeouts: result.timeouts, switches: runs } };
+      const result = await load.stop();
+      return { rollbacks, rollbackWall, load: { rps: result.rps, requests: result.requests, non2xx: result.non2xx, errors: result.errors, errorsByCode: result.errorsByCode, timeouts: result.timeouts, dropped: result.dropped, switches: runs } };
     };
     const socket = await underLoad('socket');
     const reload = await underLoad('reload');

@@ -71,7 +71,7 @@ async function containerIp(service) {
 }
 
 async function cleanup() {
-  if (load) load.stop();
+  if (load) await load.stop().catch(() => undefined);
   if (s3) await s3.stop().catch(() => undefined);
   if (keep || !project.dir) return;
   process.stdout.write(`\n${bold('── cleanup')}: containers, networks, volumes, images of ${project.name}; the S3 server; ${project.dir}\n`);
@@ -116,10 +116,9 @@ async function main() {
   header('cutover to a second version under load through nginx (autocannon, 50 connections on /ping)', ['cutover', '--image', '<v2>']);
   appendFileSync(path.join(project.dir, 'app.py'), '\n# demo: version 2\n');
   const v2 = (await opskit(['build', '--quiet'])).doc.tags[0];
-  const { default: autocannon } = await import('autocannon');
+  const { startBackgroundLoad } = await import('../dist/adapters/background-load.js');
   const url = `http://127.0.0.1:${port}/ping`;
-  load = autocannon({ url, connections: 50, duration: 600, timeout: 10 });
-  const loadDone = new Promise((resolve) => load.on('done', resolve));
+  load = await startBackgroundLoad(url, { connections: 50, maxSeconds: 600 });
   await new Promise((r) => setTimeout(r, 1500));
   const cut = (await opskit(['cutover', '--image', v2])).doc;
   record('cutover', `${cut.from} -> ${cut.to} (${cut.image}): switch ${cut.switchMs} ms, whole cutover ${(cut.durationMs / 1000).toFixed(1)} s; ${cut.from} kept warm`);
@@ -128,13 +127,11 @@ async function main() {
   const back = (await opskit(['rollback'])).doc;
   record('rollback', `${back.from} -> ${back.to}: switch ${back.switchMs} ms`);
   await new Promise((r) => setTimeout(r, 1000));
-  load.stop();
-  const result = await loadDone;
+  const result = await load.stop();
   load = undefined;
-  const answered = Object.values(result.statusCodeStats ?? {}).reduce((a, s) => a + Number(s.count), 0);
-  const dropped = Math.max(0, result.requests.sent - answered - result.errors - 50);
-  const failed = result.non2xx + result.errors + dropped;
-  record('load during both switches', `${answered} requests through nginx at ${Math.round(result.requests.average)} req/s: ${failed} failed (${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts, ${dropped} dropped)`, failed === 0);
+  const failed = result.non2xx + result.errors + result.dropped;
+  const codes = Object.entries(result.errorsByCode).map(([code, n]) => `${code} ${n}`).join(', ');
+  record('load during both switches', `${result.requests} requests through nginx at ${result.rps} req/s: ${failed} failed (${result.non2xx} non-2xx, ${result.errors} errors${codes ? `: ${codes}` : ''}, ${result.timeouts} timeouts, ${result.dropped} dropped)`, failed === 0);
 
   header('backup to S3: pg_dump in the db container, gzip, sha256, a local file and a multipart upload (s3rver on a free port)', ['backup', 'create', '--via', 'compose']);
   s3 = await startS3();

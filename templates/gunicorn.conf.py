@@ -14,7 +14,10 @@ socket_dir = os.environ.get("OPSKIT_SOCKET_DIR", "/run/opskit")
 if os.path.isdir(socket_dir) and os.access(socket_dir, os.W_OK):
     bind.append(f"unix:{socket_dir}/web-{socket.gethostname()}.sock")
 
-# The socket must be connectable by nginx's worker user.
+# The socket must be connectable by nginx's worker user, which is another user (nobody, www-data or
+# nginx, by image) and drops any supplementary group when nginx switches to it: so the socket is open to
+# all inside the shared directory. Other users of the host cannot reach it: its host directory sits in
+# the project's run/, which opskit keeps private (0700); containers reach it through their mount.
 umask = 0o000
 accesslog = "-"
 # A retired colour finishes the requests it holds (SIGTERM), up to this many seconds.

@@ -15,7 +15,8 @@ export interface BackupStore {
   sha256(file: string): Promise<{ sizeBytes: number; sha256: string }>;
   /** The file, gunzipped, as a stream. */
   gunzipStream(file: string): Readable;
-  readStream(file: string): Readable;
+  /** `length` bytes from `start`: one part of an upload. */
+  readRange(file: string, start: number, length: number): Promise<Buffer>;
   /** fsync then rename: the final name appears only with the whole file behind it. */
   commit(partial: string, final: string): Promise<void>;
 }
@@ -78,7 +79,21 @@ export const nodeBackupStore: BackupStore = {
     input.on('error', (e) => gunzip.destroy(e));
     return input.pipe(gunzip);
   },
-  readStream: (file) => createReadStream(file),
+  async readRange(file, start, length) {
+    const handle = await fsp.open(file, 'r');
+    try {
+      const buffer = Buffer.alloc(length);
+      let read = 0;
+      while (read < length) {
+        const { bytesRead } = await handle.read(buffer, read, length - read, start + read);
+        if (bytesRead === 0) throw new Error(`${file}: ended at ${start + read} bytes, expected ${start + length}`);
+        read += bytesRead;
+      }
+      return buffer;
+    } finally {
+      await handle.close();
+    }
+  },
   async commit(partial, final) {
     const handle = await fsp.open(partial, 'r+');
     try {

@@ -8,8 +8,13 @@ export interface FsAdapter {
   readText(file: string): Promise<string | undefined>;
   exists(file: string): Promise<boolean>;
   isExecutable(file: string): Promise<boolean>;
-  mkdirp(dir: string): Promise<void>;
-  /** Written to a temporary file beside it, then renamed: readers see the old or the new file, never half. */
+  /** `mode` applies to the directories it creates, never to one that exists. */
+  mkdirp(dir: string, options?: { mode?: number }): Promise<void>;
+  /**
+   * Written to a temporary file beside it, then renamed: readers see the old or the new file, never half.
+   * The temporary file is created with its final mode (`mode`; else the mode of the file it replaces; else
+   * 0644), so a secret written 0600 is never readable by others, not even for a moment.
+   */
   writeFileAtomic(file: string, data: string, options?: { mode?: number }): Promise<void>;
   /**
    * Creates `file` with `data` only if it does not exist, atomically and complete (written aside, then
@@ -23,6 +28,10 @@ export interface FsAdapter {
   /** A link's target, or undefined when it is not a link. */
   readLink(link: string): Promise<string | undefined>;
   chmod(file: string, mode: number): Promise<void>;
+  /** The permission bits (with setuid, setgid, sticky) of a file or directory, links followed; undefined when missing. */
+  fileMode(file: string): Promise<number | undefined>;
+  /** The names in a directory, sorted; empty when it does not exist. */
+  listDir(dir: string): Promise<string[]>;
   remove(file: string): Promise<void>;
   removeDir(dir: string): Promise<void>;
   /** mkdir that fails when the directory exists: the atomic primitive for a short-lived mutex. */
@@ -35,6 +44,9 @@ export interface FsAdapter {
   /** sha256 over the names and contents of these files (relative to dir), streamed. */
   hashFiles(dir: string, files: readonly string[]): Promise<string>;
 }
+
+/** Files that hold secrets (env files, configs that may carry a token): readable by their owner only. */
+export const SECRET_FILE_MODE = 0o600;
 
 function isCode(error: unknown, code: string): boolean {
   return typeof error === 'object' && error !== null && (error as { code?: string }).code === code;
@@ -69,14 +81,17 @@ export const nodeFs: FsAdapter = {
       return false;
     }
   },
-  async mkdirp(dir) {
-    await fsp.mkdir(dir, { recursive: true });
+  async mkdirp(dir, options = {}) {
+    await fsp.mkdir(dir, { recursive: true, ...(options.mode !== undefined ? { mode: options.mode } : {}) });
   },
   async writeFileAtomic(file, data, options = {}) {
     await fsp.mkdir(path.dirname(file), { recursive: true });
+    const existing = await nodeFs.fileMode(file);
+    const mode = options.mode ?? (existing === undefined ? 0o644 : existing & 0o777);
     const temp = tempName(file);
     try {
-      await fsp.writeFile(temp, data, { mode: options.mode ?? 0o644 });
+      // `wx`: a fresh file of our own (never one planted at that name), created with its final mode.
+      await fsp.writeFile(temp, data, { mode, flag: 'wx' });
       await fsp.rename(temp, file);
     } catch (error) {
       await fsp.rm(temp, { force: true });
@@ -124,6 +139,22 @@ export const nodeFs: FsAdapter = {
   },
   async chmod(file, mode) {
     await fsp.chmod(file, mode);
+  },
+  async fileMode(file) {
+    try {
+      return (await fsp.stat(file)).mode & 0o7777;
+    } catch (error) {
+      if (isCode(error, 'ENOENT') || isCode(error, 'ENOTDIR')) return undefined;
+      throw error;
+    }
+  },
+  async listDir(dir) {
+    try {
+      return (await fsp.readdir(dir)).sort();
+    } catch (error) {
+      if (isCode(error, 'ENOENT') || isCode(error, 'ENOTDIR')) return [];
+      throw error;
+    }
   },
   async remove(file) {
     await fsp.rm(file, { force: true });

@@ -1,7 +1,7 @@
 import type { ChalkInstance } from 'chalk';
 import path from 'node:path';
 import { nodeBackupStore, type BackupStore } from '../adapters/backupstore.js';
-import { createS3Adapter, type S3Adapter } from '../adapters/s3.js';
+import { abortFailureKind, createS3Adapter, type S3Adapter, type S3Settings } from '../adapters/s3.js';
 import { Sensitive } from '../config/sensitive.js';
 import { ConfigError, OperationError, UsageError } from '../errors.js';
 import { type Context, projectPath, withMutation } from '../runtime/context.js';
@@ -9,6 +9,7 @@ import { formatDuration } from '../runtime/duration.js';
 import { renderTable } from '../output/table.js';
 import {
   backupName,
+  copyToRestore,
   manifestFromMetadata,
   manifestMetadata,
   mergeListing,
@@ -16,12 +17,16 @@ import {
   objectKey,
   parseBackupName,
   parseManifest,
+  parseUploadJournal,
+  planLeftovers,
   planPrune,
+  UPLOAD_JOURNAL_SUFFIX,
   type BackupRow,
   type Manifest,
   type PruneDecision,
   type RemoteEntry,
   type RetentionPolicy,
+  type UploadJournal,
 } from './plan.js';
 
 /** Flags that stand in for the config file, so cron and CI need none. */
@@ -41,7 +46,15 @@ interface Target {
   store: BackupStore;
 }
 
-function target(ctx: Context, flags: BackupFlags, store: BackupStore = nodeBackupStore): Target {
+/** The adapters a backup action uses beyond the context's: the real ones unless a test passes fakes. */
+export interface BackupDeps {
+  store?: BackupStore;
+  s3?: (settings: S3Settings) => Promise<S3Adapter>;
+}
+
+function target(ctx: Context, flags: BackupFlags, deps: BackupDeps = {}): Target {
+  const store = deps.store ?? nodeBackupStore;
+  const connect = deps.s3 ?? createS3Adapter;
   const config = ctx.loaded!.config;
   const url = flags.databaseUrl ? Sensitive.url(flags.databaseUrl) : config.database.url;
   if (flags.databaseUrl) ctx.redactor.addUrl(flags.databaseUrl);
@@ -61,7 +74,7 @@ function target(ctx: Context, flags: BackupFlags, store: BackupStore = nodeBacku
           bucket,
           prefix,
           adapter: () =>
-            (adapter ??= createS3Adapter({
+            (adapter ??= connect({
               bucket,
               region,
               endpoint,
@@ -145,42 +158,102 @@ async function composeDumper(ctx: Context, env: Record<string, string>): Promise
   };
 }
 
+/**
+ * What became of a multipart upload that an interrupted run started (its journal names it): aborted;
+ * gone (it had completed, or was aborted already); unsupported (the store cannot abort: a lifecycle rule
+ * must); failed (tried again next run); elsewhere (another bucket than this run's: left for a run that
+ * has it).
+ */
+export type InterruptedUploadOutcome = 'aborted' | 'gone' | 'unsupported' | 'failed' | 'elsewhere';
+
 export interface CreateResult {
   /** null with --dry-run: nothing was dumped; `plan` lists the steps. */
   backup: (Manifest & { file: string }) | null;
   plan?: import('../runtime/plan.js').PlannedStep[];
   s3: { bucket: string; key: string; uploaded: boolean; error?: string } | null;
+  /** Files an interrupted run left, removed: `.partial` files, a manifest whose rename never came, temporary files. */
   removedPartials: string[];
+  /** Multipart uploads an interrupted run left, and what was done about them. */
+  interruptedUploads: Array<{ bucket: string; key: string; uploadId: string | null; outcome: InterruptedUploadOutcome }>;
   prune?: PruneResult;
 }
 
-export async function runCreate(ctx: Context, flags: BackupFlags & { prune?: boolean; policy?: RetentionPolicy; via?: 'host' | 'compose' | undefined }): Promise<CreateResult> {
+/**
+ * Aborts the multipart upload a journal names. Never throws: a backup does not fail because an earlier
+ * one's leftovers could not be cleaned; the outcome says whether the journal is still needed.
+ */
+async function abortUpload(ctx: Context, t: Target, journal: UploadJournal): Promise<InterruptedUploadOutcome> {
+  const where = `s3://${journal.bucket}/${journal.key} (${journal.uploadId ? `upload id ${journal.uploadId}` : 'its upload id not yet known'})`;
+  if (!t.s3 || t.s3.bucket !== journal.bucket) {
+    ctx.reporter.warn(`an interrupted run left an incomplete multipart upload to ${where}; a run with that bucket configured aborts it`);
+    return 'elsewhere';
+  }
+  try {
+    const adapter = await t.s3.adapter();
+    // Killed while CreateMultipartUpload was under way: whatever upload it created is found by its key.
+    const ids = journal.uploadId ? [journal.uploadId] : await adapter.listMultipartUploads(journal.key);
+    let outcome: 'aborted' | 'gone' = 'gone';
+    for (const id of ids) if ((await adapter.abortMultipart(journal.key, id)) === 'aborted') outcome = 'aborted';
+    if (outcome === 'aborted') ctx.reporter.info(`aborted the incomplete multipart upload to ${where}`);
+    return outcome;
+  } catch (error) {
+    const kind = abortFailureKind(error as Parameters<typeof abortFailureKind>[0]);
+    const cause = ctx.redactor.scrub(s3Cause(error));
+    ctx.reporter.warn(
+      kind === 'unsupported'
+        ? `the store cannot abort the incomplete multipart upload to ${where} (${cause}): its parts stay until a lifecycle rule (AbortIncompleteMultipartUpload) removes them`
+        : `could not abort the incomplete multipart upload to ${where} (${cause}); the next run tries again`,
+    );
+    return kind;
+  }
+}
+
+/** The journals of multipart uploads killed runs left: each upload aborted, each journal removed unless still needed. */
+async function abortInterruptedUploads(ctx: Context, t: Target, journals: readonly string[]): Promise<CreateResult['interruptedUploads']> {
+  const out: CreateResult['interruptedUploads'] = [];
+  for (const file of journals) {
+    const journalPath = path.join(t.dir, file);
+    const journal = parseUploadJournal(await ctx.fs.readText(journalPath));
+    if (!journal) {
+      // Journals are written atomically: one we cannot read names nothing we could abort.
+      ctx.reporter.warn(`removed ${file}: not a readable upload journal`);
+      await ctx.fs.remove(journalPath);
+      continue;
+    }
+    const outcome = await abortUpload(ctx, t, journal);
+    if (outcome !== 'failed' && outcome !== 'elsewhere') await ctx.fs.remove(journalPath);
+    out.push({ bucket: journal.bucket, key: journal.key, uploadId: journal.uploadId ?? null, outcome });
+  }
+  return out;
+}
+
+export async function runCreate(ctx: Context, flags: BackupFlags & { prune?: boolean; policy?: RetentionPolicy; via?: 'host' | 'compose' | undefined }, deps: BackupDeps = {}): Promise<CreateResult> {
   const config = ctx.loaded!.config;
-  const t = target(ctx, flags);
+  const t = target(ctx, flags, deps);
   const url = requireUrl(t);
   const env = pgEnv(url);
   if (ctx.globals.dryRun) {
     const name = backupName(env.PGDATABASE!, ctx.clock.now());
     const plan: import('../runtime/plan.js').PlannedStep[] = [
       { kind: 'exec', argv: [config.backup.pgDump, '--no-password', '--no-owner', '--no-acl'], description: `pg_dump of ${env.PGDATABASE} (${(flags.via ?? config.backup.via) === 'compose' ? `in the ${config.database.service} container` : 'connection from PG* variables'}), gzip level ${config.backup.gzipLevel}` },
-      { kind: 'write', path: path.join(t.dir, `${name}.partial`), bytes: 0, overwrite: false, description: `renamed to ${name} when pg_dump exited 0, then its manifest` },
+      { kind: 'write', path: path.join(t.dir, `${name}.partial`), bytes: 0, overwrite: false, description: `when pg_dump exited 0, its manifest ${name}.json, then renamed to ${name}` },
       ...(t.s3 ? [{ kind: 'http' as const, method: 'PUT', url: `s3://${t.s3.bucket}/${objectKey(t.s3.prefix, name)}`, description: `multipart, ${config.backup.partSizeMiB} MiB parts; HeadObject must confirm the size` }] : []),
     ];
     for (const step of plan) ctx.reporter.dryRun(step);
-    return { backup: null, s3: null, removedPartials: [], plan };
+    return { backup: null, s3: null, removedPartials: [], interruptedUploads: [], plan };
   }
   return withMutation(ctx, 'backup create', async () => {
     await ctx.fs.mkdirp(t.dir);
-    // Under the lock no other run is writing: any .partial is a dead run's.
+    // Under the lock no other run is writing: what a killed run left is judged by planLeftovers.
+    const leftovers = planLeftovers((await t.store.list(t.dir)).map((f) => f.name));
     const removedPartials: string[] = [];
-    for (const f of await t.store.list(t.dir)) {
-      if (f.name.endsWith('.sql.gz.partial') && parseBackupName(f.name.slice(0, -'.partial'.length))) {
-        await ctx.fs.remove(path.join(t.dir, f.name));
-        removedPartials.push(f.name);
-        ctx.reporter.warn(`removed ${f.name}, left by an interrupted run`);
-      }
+    for (const file of leftovers.remove) {
+      await ctx.fs.remove(path.join(t.dir, file));
+      removedPartials.push(file);
+      ctx.reporter.warn(`removed ${file}, left by an interrupted run`);
     }
-    const startedAt = ctx.clock.now();
+    const interruptedUploads = await abortInterruptedUploads(ctx, t, leftovers.uploads);
+    const startedAt = await freeStartTime(ctx, t, env.PGDATABASE!);
     const started = ctx.clock.monotonicMs();
     const via = flags.via ?? config.backup.via;
     const dumper = via === 'compose' ? await composeDumper(ctx, env) : hostDumper(ctx, url, env);
@@ -197,47 +270,103 @@ export async function runCreate(ctx: Context, flags: BackupFlags & { prune?: boo
     step = ctx.reporter.step(`pg_dump ${env.PGDATABASE} | gzip > ${path.relative(ctx.cwd, final) || final}`);
     const dump = await dumper.dump();
     let written: { rawBytes: number; sizeBytes: number; sha256: string };
+    let manifest: Manifest;
+    let manifestWritten = false;
     try {
       const [w, exit] = await Promise.all([t.store.gzipTo(dump.stdout, partial, config.backup.gzipLevel), dump.done]);
       written = w;
       if (exit.notFound) throw new ConfigError(`backup.pgDump: ${config.backup.pgDump} not found`, { code: 'E_NO_PG_DUMP', hint: 'install postgresql-client' });
       if (exit.exitCode !== 0) throw new OperationError('E_PG_DUMP_FAILED', `pg_dump failed (exit ${exit.exitCode ?? exit.signal ?? 'unknown'}): ${ctx.redactor.scrub(exit.stderr.trim().split('\n').slice(-5).join('\n'))}`, { hint: 'nothing was written or uploaded' });
       if (w.rawBytes < config.backup.minDumpBytes) throw new OperationError('E_DUMP_TOO_SMALL', `the dump is ${w.rawBytes} bytes, below backup.minDumpBytes (${config.backup.minDumpBytes}): not a backup`);
+      const endedAt = ctx.clock.now();
+      manifest = {
+        name,
+        database: env.PGDATABASE!,
+        serverVersion: server.serverVersion,
+        sizeBytes: written.sizeBytes,
+        sha256: written.sha256,
+        startedAt: startedAt.toISOString(),
+        endedAt: endedAt.toISOString(),
+        durationMs: Math.round(ctx.clock.monotonicMs() - started),
+        format: 1,
+      };
+      // The manifest before the final name, so that a file under a backup's name always has one: a run
+      // killed in between leaves a .partial and its manifest, which the next run removes (planLeftovers).
+      await ctx.fs.writeFileAtomic(`${final}.json`, `${JSON.stringify(manifest, null, 2)}\n`);
+      manifestWritten = true;
       await t.store.commit(partial, final);
     } catch (error) {
       step.fail();
       dump.kill();
       await ctx.fs.remove(partial);
+      if (manifestWritten) await ctx.fs.remove(`${final}.json`);
       throw error;
     }
-    const endedAt = ctx.clock.now();
-    const manifest: Manifest = { name, database: env.PGDATABASE!, serverVersion: server.serverVersion, sizeBytes: written.sizeBytes, sha256: written.sha256, startedAt: startedAt.toISOString(), endedAt: endedAt.toISOString(), durationMs: Math.round(ctx.clock.monotonicMs() - started), format: 1 };
-    // The manifest last: a backup without one is not counted as good.
-    await ctx.fs.writeFileAtomic(`${final}.json`, `${JSON.stringify(manifest, null, 2)}\n`);
     step.succeed(`${name}: ${formatBytes(written.sizeBytes)} (${formatBytes(written.rawBytes)} dumped), sha256 ${written.sha256.slice(0, 12)}`);
     let s3: CreateResult['s3'] = null;
     if (t.s3) {
+      const { bucket } = t.s3;
       const key = objectKey(t.s3.prefix, name);
-      step = ctx.reporter.step(`upload to s3://${t.s3.bucket}/${key}`);
+      const journalPath = `${final}${UPLOAD_JOURNAL_SUFFIX}`;
+      // Set while a multipart upload may be open: recorded beside the backup before CreateMultipartUpload,
+      // then with its id before the first part, so that the next run aborts the upload of a run killed
+      // mid-way (its parts are billed until someone does).
+      let journal: UploadJournal | undefined;
+      const record = async (uploadId: string | undefined) => {
+        journal = { bucket, key, uploadId, startedAt: journal?.startedAt ?? ctx.clock.now().toISOString() };
+        await ctx.fs.writeFileAtomic(journalPath, `${JSON.stringify(journal)}\n`);
+      };
+      step = ctx.reporter.step(`upload to s3://${bucket}/${key}`);
       try {
         const adapter = await t.s3.adapter();
-        await adapter.upload(key, t.store.readStream(final), { metadata: manifestMetadata(manifest), partSizeBytes: config.backup.partSizeMiB * 2 ** 20, queueSize: config.backup.queueSize });
+        await adapter.upload(
+          key,
+          { sizeBytes: manifest.sizeBytes, read: (start, length) => t.store.readRange(final, start, length) },
+          {
+            metadata: manifestMetadata(manifest),
+            partSizeBytes: config.backup.partSizeMiB * 2 ** 20,
+            queueSize: config.backup.queueSize,
+            onMultipart: { creating: () => record(undefined), created: (uploadId) => record(uploadId) },
+          },
+        );
+        if (journal) {
+          journal = undefined;
+          await ctx.fs.remove(journalPath);
+        }
         const head = await adapter.head(key);
-        if (head?.sizeBytes !== manifest.sizeBytes) {
+        const stored = head && manifestFromMetadata(name, head.metadata);
+        if (head?.sizeBytes !== manifest.sizeBytes || stored?.sha256 !== manifest.sha256) {
           await adapter.remove([key]).catch(() => {});
-          throw new Error(`HeadObject says ${head ? `${head.sizeBytes} bytes` : 'no object'}, expected ${manifest.sizeBytes}`);
+          const says = head ? `${head.sizeBytes} bytes${stored ? '' : ', no opskit manifest'}` : 'no object';
+          throw new Error(`HeadObject says ${says}, expected ${manifest.sizeBytes} bytes and sha256 ${manifest.sha256.slice(0, 12)}`);
         }
         step.succeed(`uploaded, ${formatBytes(head.sizeBytes)} confirmed`);
-        s3 = { bucket: t.s3.bucket, key, uploaded: true };
+        s3 = { bucket, key, uploaded: true };
       } catch (error) {
         step.fail();
-        throw new OperationError('E_S3_UPLOAD', `the upload to S3 (s3://${t.s3.bucket}/${key}) failed: ${ctx.redactor.scrub(s3Cause(error))}`, { hint: `the local backup ${final} is kept`, details: { backup: { ...manifest, file: final } } });
+        if (journal && (await abortUpload(ctx, t, journal)) !== 'failed') await ctx.fs.remove(journalPath);
+        throw new OperationError('E_S3_UPLOAD', `the upload to S3 (s3://${bucket}/${key}) failed: ${ctx.redactor.scrub(s3Cause(error))}`, { hint: `the local backup ${final} is kept`, details: { backup: { ...manifest, file: final } } });
       }
     }
-    const result: CreateResult = { backup: { ...manifest, file: final }, s3, removedPartials };
+    const result: CreateResult = { backup: { ...manifest, file: final }, s3, removedPartials, interruptedUploads };
     if (flags.prune) result.prune = await prune(ctx, t, flags.policy ?? policyFrom(ctx, {}));
     return result;
   });
+}
+
+/**
+ * Now, or the next whole second when a backup already has the name that now gives: names have whole
+ * seconds, and a second run within one second would write its manifest over the first one's (it is
+ * written before the rename). Bounded: a name still taken after three seconds is an error.
+ */
+async function freeStartTime(ctx: Context, t: Target, database: string): Promise<Date> {
+  for (let attempt = 0; ; attempt++) {
+    const at = ctx.clock.now();
+    const final = path.join(t.dir, backupName(database, at));
+    if (!(await ctx.fs.exists(final)) && !(await ctx.fs.exists(`${final}.json`))) return at;
+    if (attempt === 3) throw new OperationError('E_BACKUP_EXISTS', `a backup named ${path.basename(final)} already exists`, { hint: 'is the clock stepping back? nothing was written' });
+    await ctx.clock.sleep(1000 - (at.getTime() % 1000));
+  }
 }
 
 export function formatBytes(n: number): string {
@@ -360,17 +489,18 @@ async function fetchVerified(ctx: Context, t: Target, id: string): Promise<{ fil
   const row = id === 'latest' ? known[0] : found.backups.find((b) => b.id === id);
   if (!row) throw new OperationError('E_NO_BACKUP', id === 'latest' ? 'no backup with a manifest to restore' : `no backup ${id} (see opskit backup list)`);
   const local = path.join(t.dir, row.id);
-  const localManifest = parseManifest(await ctx.fs.readText(`${local}.json`));
-  if (row.local && localManifest) {
+  const localManifest = row.local ? parseManifest(await ctx.fs.readText(`${local}.json`)) : undefined;
+  const manifest = t.s3 ? found.remote.find((r) => r.name === row.id)?.manifest : undefined;
+  const copy = copyToRestore({ ...row, localManifest: localManifest !== undefined, s3Manifest: manifest !== undefined });
+  if (copy === 'local') {
     const actual = await t.store.sha256(local);
-    if (actual.sha256 !== localManifest.sha256) throw new OperationError('E_CHECKSUM', `${row.id}: sha256 ${actual.sha256} does not match its manifest (${localManifest.sha256})`);
-    return { file: local, manifest: localManifest, downloaded: false };
+    if (actual.sha256 !== localManifest!.sha256) throw new OperationError('E_CHECKSUM', `${row.id}: sha256 ${actual.sha256} does not match its manifest (${localManifest!.sha256})`);
+    return { file: local, manifest: localManifest!, downloaded: false };
   }
   if (!row.s3 || !t.s3) throw new OperationError('E_NO_BACKUP', `${row.id} has no manifest and no S3 copy: its checksum is unknown`);
   const adapter = await t.s3.adapter();
   const key = objectKey(t.s3.prefix, row.id);
-  const manifest = found.remote.find((r) => r.name === row.id)?.manifest;
-  if (!manifest) throw new OperationError('E_NO_BACKUP', `s3://${t.s3.bucket}/${key} carries no opskit manifest`);
+  if (copy === undefined || !manifest) throw new OperationError('E_NO_BACKUP', `s3://${t.s3.bucket}/${key} carries no opskit manifest`);
   await ctx.fs.mkdirp(t.dir);
   const partial = `${local}.download.partial`;
   const saved = await t.store.saveTo(await adapter.download(key), partial);
@@ -476,12 +606,19 @@ export function renderCreate(r: CreateResult): string {
   return [`backup ${r.backup.name}: ${formatBytes(r.backup.sizeBytes)}, sha256 ${r.backup.sha256}, in ${formatDuration(r.backup.durationMs)}`, `  local: ${r.backup.file}`, ...(r.s3 ? [`  s3:    s3://${r.s3.bucket}/${r.s3.key}`] : ['  s3:    not configured (local only)']), ...(r.prune ? [`  prune: deleted ${r.prune.deleted.local.length} local, ${r.prune.deleted.s3.length} S3`] : [])].join('\n');
 }
 
+/** Where the copies are; in a good row, a copy that is not good (an upload killed mid-way) says so. */
+export function whereCell(b: BackupRow): string {
+  const where = [b.local ? 'local' : '', b.s3 ? 's3' : ''].filter(Boolean).join('+');
+  const bad = b.good ? [b.local && !b.localGood ? 'local' : '', b.s3 && !b.s3Good ? 's3' : ''].filter(Boolean) : [];
+  return bad.length ? `${where} (${bad.join(', ')} copy not good)` : where;
+}
+
 export function renderList(r: ListResult, colour: ChalkInstance): string {
   if (r.backups.length === 0) return `no backups in ${r.dir}${r.s3 ? ` or s3://${r.s3.bucket}/${r.s3.prefix}` : ''}`;
   const age = (ms: number) => formatDuration(Math.max(0, ms));
   return renderTable(
     ['backup', 'age', 'size', 'where', 'checksum'],
-    r.backups.map((b) => [b.id, age(b.ageMs), formatBytes(b.sizeBytes), [b.local ? 'local' : '', b.s3 ? 's3' : ''].filter(Boolean).join('+'), b.good ? b.sha256!.slice(0, 12) : 'unknown']),
+    r.backups.map((b) => [b.id, age(b.ageMs), formatBytes(b.sizeBytes), whereCell(b), b.good ? b.sha256!.slice(0, 12) : 'unknown']),
     (row, column, cell) => (column === 4 ? (r.backups[row]!.good ? colour.green(cell) : colour.yellow(cell)) : cell),
   );
 }

@@ -98,12 +98,21 @@ export interface BackupRow {
   database: string;
   takenAt: string;
   ageMs: number;
+  /** The size of a good copy when there is one. */
   sizeBytes: number;
+  /** A copy is stored there, good or not. */
   local: boolean;
   s3: boolean;
+  /** A good copy's sha256 when there is one, else any manifest's; null when no manifest is known. */
   sha256: string | null;
-  /** A manifest is known and its size matches what is stored. */
+  /** At least one copy is good. */
   good: boolean;
+  /**
+   * Each copy on its own: a manifest is known and its size matches what is stored. A good local copy
+   * must not vouch for a partial S3 object of the same name (an upload killed mid-way), nor the reverse.
+   */
+  localGood: boolean;
+  s3Good: boolean;
 }
 
 /** Pure: local files and S3 objects merged by name, newest first. Names that are not ours are left out. */
@@ -113,15 +122,112 @@ export function mergeListing(local: readonly LocalEntry[], remote: readonly Remo
     const parsed = parseBackupName(name);
     if (!parsed) return;
     const good = manifest !== undefined && manifest.sizeBytes === size;
-    const row = rows.get(name) ?? { id: name, database: parsed.database, takenAt: parsed.takenAt.toISOString(), ageMs: now.getTime() - parsed.takenAt.getTime(), sizeBytes: size, local: false, s3: false, sha256: null, good: false };
+    const row = rows.get(name) ?? {
+      id: name,
+      database: parsed.database,
+      takenAt: parsed.takenAt.toISOString(),
+      ageMs: now.getTime() - parsed.takenAt.getTime(),
+      sizeBytes: size,
+      local: false,
+      s3: false,
+      sha256: null,
+      good: false,
+      localGood: false,
+      s3Good: false,
+    };
     row[where] = true;
-    row.sha256 ??= manifest?.sha256 ?? null;
+    row[where === 'local' ? 'localGood' : 's3Good'] = good;
+    if (good && !row.good) {
+      // The facts of the first good copy win over those of a copy that is not good.
+      row.sizeBytes = size;
+      row.sha256 = manifest.sha256;
+    } else {
+      row.sha256 ??= manifest?.sha256 ?? null;
+    }
     row.good ||= good;
     rows.set(name, row);
   };
   for (const l of local) add(l.name, l.sizeBytes, l.manifest, 'local');
   for (const r of remote) add(r.name, r.sizeBytes, r.manifest, 's3');
   return [...rows.values()].sort((a, b) => b.takenAt.localeCompare(a.takenAt));
+}
+
+/**
+ * Pure: which copy a restore or verify reads. A good copy first (local, then S3), so that a backup listed
+ * as good restores even when its other copy is damaged; with no good copy, the one with a manifest, so
+ * that the checksum check says what is wrong; undefined when no copy has a manifest.
+ */
+export function copyToRestore(
+  row: Pick<BackupRow, 'local' | 's3' | 'localGood' | 's3Good'> & { localManifest: boolean; s3Manifest: boolean },
+): 'local' | 's3' | undefined {
+  if (row.local && row.localGood) return 'local';
+  if (row.s3 && row.s3Good) return 's3';
+  if (row.local && row.localManifest) return 'local';
+  if (row.s3 && row.s3Manifest) return 's3';
+  return undefined;
+}
+
+/** The journal of a multipart upload in flight, beside the backup: `<name>.upload.json`. */
+export const UPLOAD_JOURNAL_SUFFIX = '.upload.json';
+
+export interface UploadJournal {
+  bucket: string;
+  key: string;
+  /** Unset while CreateMultipartUpload is under way: the upload, if any, is found by its key. */
+  uploadId: string | undefined;
+  startedAt: string;
+}
+
+export function parseUploadJournal(text: string | undefined): UploadJournal | undefined {
+  if (!text) return undefined;
+  try {
+    const j = JSON.parse(text) as Partial<UploadJournal>;
+    if (typeof j.bucket !== 'string' || typeof j.key !== 'string' || j.key === '') return undefined;
+    if (j.uploadId !== undefined && (typeof j.uploadId !== 'string' || j.uploadId === '')) return undefined;
+    return { bucket: j.bucket, key: j.key, uploadId: j.uploadId, startedAt: String(j.startedAt ?? '') };
+  } catch {
+    return undefined;
+  }
+}
+
+export interface Leftovers {
+  /** Files a killed run left that are not a backup, to remove. */
+  remove: string[];
+  /** Journals of multipart uploads a killed run started: their uploads are to be aborted. */
+  uploads: string[];
+}
+
+// `.<file>.<pid>.<8 hex>.tmp`: writeFileAtomic's temporary file (src/adapters/fs.ts), here of a manifest or a journal.
+const ATOMIC_TEMP = /^\.(.+)\.\d+\.[0-9a-f]{8}\.tmp$/;
+
+/**
+ * Pure: what a run killed at any moment (SIGKILL, OOM, power) left in the backup directory, judged by
+ * the next run under the lock (so no other run is writing). `create` writes `<name>.partial`, then the
+ * manifest `<name>.json`, then renames the partial to `<name>`; a killed run therefore leaves a
+ * `.partial`, perhaps with its manifest but never a final name without one. Removed: every `.partial` of
+ * ours (a dump's, or a download's), the manifest of a partial that was never renamed (when no file has
+ * the final name), and temporary files of an atomic write of our manifests or journals. Upload journals
+ * are returned apart: their multipart uploads must be aborted before the journal goes. Anything else,
+ * including a final file without a manifest, is not provably ours and is left alone.
+ */
+export function planLeftovers(files: readonly string[]): Leftovers {
+  const present = new Set(files);
+  const remove: string[] = [];
+  const uploads: string[] = [];
+  const ours = (file: string, suffix: string) => file.endsWith(suffix) && parseBackupName(file.slice(0, -suffix.length)) !== undefined;
+  for (const file of [...files].sort()) {
+    if (ours(file, '.download.partial')) remove.push(file);
+    else if (ours(file, '.partial')) {
+      remove.push(file);
+      const name = file.slice(0, -'.partial'.length);
+      if (present.has(`${name}.json`) && !present.has(name)) remove.push(`${name}.json`);
+    } else if (ours(file, UPLOAD_JOURNAL_SUFFIX)) uploads.push(file);
+    else {
+      const temp = ATOMIC_TEMP.exec(file)?.[1];
+      if (temp !== undefined && (ours(temp, '.json') || ours(temp, UPLOAD_JOURNAL_SUFFIX))) remove.push(file);
+    }
+  }
+  return { remove, uploads };
 }
 
 export interface RetentionPolicy {

@@ -108,8 +108,11 @@ export const configSchema = z.strictObject({
     logs: text().default('logs'),
     state: text().default('.opskit'),
     auditLog: text().default('logs/opskit-audit.jsonl'),
-    /** The directory of the web containers' unix sockets and the `live.sock` link nginx connects to. */
-    sockets: text().default('run'),
+    /**
+     * The directory of the web containers' unix sockets and the `live.sock` link nginx connects to. Its
+     * parent (run/) is the guard: private to the operator, so other local users cannot reach the sockets.
+     */
+    sockets: text().default('run/sockets'),
   }),
   docker: section({
     /** unix:///var/run/docker.sock, tcp://host:2375; unset: DOCKER_HOST or the default socket. */

@@ -1,7 +1,12 @@
 import path from 'node:path';
+import { parse as parseEnv } from 'dotenv';
 import type { Config } from '../config/schema.js';
 import { describeCli, detectCompose } from '../adapters/compose.js';
-import type { Context } from '../runtime/context.js';
+import type { FsAdapter } from '../adapters/fs.js';
+import { isSecretName } from '../config/redact.js';
+import { Sensitive } from '../config/sensitive.js';
+import { isDedicatedParent } from '../cutover/sockets.js';
+import { projectRoot, type Context } from '../runtime/context.js';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
 
@@ -51,6 +56,66 @@ function s3CredentialSource(config: Config, env: Readonly<Record<string, string 
   if (env.AWS_WEB_IDENTITY_TOKEN_FILE) return 'web identity token';
   if (env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI || env.AWS_CONTAINER_CREDENTIALS_FULL_URI) return 'container credentials';
   return undefined;
+}
+
+/** A path as the operator typed it: relative below the working directory, else absolute. */
+function shownPath(cwd: string, file: string): string {
+  const relative = path.relative(cwd, file);
+  return relative && !relative.startsWith('..') && !path.isAbsolute(relative) ? relative : file;
+}
+
+/** `0644`, as chmod and ls think of it. */
+export const octalMode = (mode: number): string => `0${(mode & 0o7777).toString(8).padStart(3, '0')}`;
+
+/** Pure: the keys of an env file that hold a secret: by name (`*_PASSWORD`, `*_TOKEN`, ...) or a URL's password. */
+export function secretEnvKeys(text: string): string[] {
+  return Object.entries(parseEnv(text))
+    .filter(([name, value]) => value !== '' && (isSecretName(name) || Sensitive.url(value).secretParts().length > 1))
+    .map(([name]) => name);
+}
+
+export interface EnvFileFacts {
+  /** As shown to the operator, e.g. `.env.prod`. */
+  file: string;
+  mode: number;
+  text: string;
+}
+
+export interface ExposedEnvFile {
+  file: string;
+  mode: string;
+  keys: string[];
+}
+
+/** Pure: the env files that hold a secret and that group or others may open (any of the 077 bits). */
+export function exposedEnvFiles(files: readonly EnvFileFacts[]): ExposedEnvFile[] {
+  return files.flatMap((f) => {
+    const keys = secretEnvKeys(f.text);
+    return keys.length > 0 && (f.mode & 0o077) !== 0 ? [{ file: f.file, mode: octalMode(f.mode), keys }] : [];
+  });
+}
+
+/** The project's `.env` and every `.env.<name>` (what `-e <name>` reads), with their modes and text. */
+async function readEnvFiles(fs: FsAdapter, root: string, show: (file: string) => string): Promise<EnvFileFacts[]> {
+  const out: EnvFileFacts[] = [];
+  for (const name of await fs.listDir(root)) {
+    if (!/^\.env(\..+)?$/.test(name)) continue;
+    const file = path.join(root, name);
+    try {
+      const mode = await fs.fileMode(file);
+      const text = await fs.readText(file);
+      if (mode !== undefined && text !== undefined) out.push({ file: show(file), mode, text });
+    } catch {
+      // a directory, or a file this user cannot read: not an env file opskit reads either
+    }
+  }
+  return out;
+}
+
+/** Pure: the first directory, from `/` down to the sockets directory, that other users cannot pass; undefined when they pass all. */
+export function socketsGuard(chain: ReadonlyArray<{ dir: string; mode: number }>): { dir: string; mode: string } | undefined {
+  const guard = chain.find((d) => (d.mode & 0o001) === 0);
+  return guard ? { dir: guard.dir, mode: octalMode(guard.mode) } : undefined;
 }
 
 /** Pure: which checks a doctor run makes for this config, and which of them must pass. */
@@ -124,6 +189,64 @@ export function planDoctorChecks(config: Config, env: Readonly<Record<string, st
           }
         }
         return toolVersion(ctx, 'the ngrok v3 agent', bin, ['version'], timeoutMs);
+      },
+    },
+    {
+      // Secrets at rest (issue 15): an env file with a secret, open to group or others, is a warning.
+      name: 'env-files',
+      required: false,
+      async run(ctx) {
+        const files = await readEnvFiles(ctx.fs, projectRoot(ctx), (file) => shownPath(ctx.cwd, file));
+        const exposed = exposedEnvFiles(files);
+        const withSecrets = files.filter((f) => secretEnvKeys(f.text).length > 0);
+        const data = { files: files.map((f) => ({ file: f.file, mode: octalMode(f.mode), secrets: secretEnvKeys(f.text) })) };
+        if (exposed.length > 0) {
+          return {
+            status: 'fail',
+            detail: exposed.map((e) => `${e.file} is ${e.mode}, open to group or others, and holds ${e.keys.join(', ')}`).join('; '),
+            hint: `chmod 600 ${exposed.map((e) => e.file).join(' ')}`,
+            data: { ...data, exposed },
+          };
+        }
+        if (withSecrets.length === 0) {
+          return { status: 'pass', detail: files.length ? `no secret in ${files.map((f) => f.file).join(', ')}` : 'no env files', data };
+        }
+        return { status: 'pass', detail: `owner only: ${withSecrets.map((f) => `${f.file} (${octalMode(f.mode)})`).join(', ')}`, data };
+      },
+    },
+    {
+      // The app's unix socket (socket switch): other host users must not reach it, nor write beside it.
+      name: 'sockets',
+      required: false,
+      async run(ctx, cfg) {
+        if (cfg.cutover.switch !== 'socket') return { status: 'skip', detail: 'cutover.switch: reload (no unix sockets)' };
+        const dir = path.resolve(projectRoot(ctx), cfg.paths.sockets);
+        const show = (file: string) => shownPath(ctx.cwd, file);
+        if ((await ctx.fs.fileMode(dir)) === undefined) {
+          return { status: 'skip', detail: `${show(dir)} does not exist yet (deploy creates it, inside a private parent)` };
+        }
+        const chain: Array<{ dir: string; mode: number }> = [];
+        for (let d = dir; ; d = path.dirname(d)) {
+          chain.unshift({ dir: d, mode: (await ctx.fs.fileMode(d)) ?? 0 });
+          if (path.dirname(d) === d) break;
+        }
+        const guard = socketsGuard(chain);
+        if (guard) {
+          return { status: 'pass', detail: `other users cannot pass ${show(guard.dir)} (${guard.mode}) to reach ${show(dir)}`, data: { dir, guard } };
+        }
+        const parent = path.dirname(dir);
+        const ownParent = isDedicatedParent(await ctx.fs.listDir(parent), dir);
+        return {
+          status: 'fail',
+          detail:
+            `other local users can connect to the app's socket in ${show(dir)} and create files there: ` +
+            'every directory down to it lets them pass',
+          hint: ownParent
+            ? `chmod o-rwx ${show(parent)}`
+            : 'keep the sockets in a private directory of their own: paths.sockets: run/sockets, mounted as ' +
+              '../run/sockets:/run/opskit in the compose file (what opskit init writes); the next deploy makes run/ private',
+          data: { dir },
+        };
       },
     },
     {

@@ -5,7 +5,16 @@ import { UsageError } from '../errors.js';
 import { type Context, projectRoot, withMutation } from '../runtime/context.js';
 import type { PlannedStep } from '../runtime/plan.js';
 import { VERSION } from '../version.js';
-import { EXAMPLE_FILES, INIT_FILES, gunicornWorkers, projectNameFrom, renderTemplate, templatePath, type TemplateVars } from './templates.js';
+import {
+  EXAMPLE_FILES,
+  INIT_FILES,
+  gunicornWorkers,
+  projectNameFrom,
+  renderTemplate,
+  templateMode,
+  templatePath,
+  type TemplateVars,
+} from './templates.js';
 
 export interface InitInput {
   force: boolean;
@@ -21,7 +30,7 @@ export interface InitResult {
   project: string;
   example: boolean;
   workers: number;
-  files: Array<{ path: string; action: 'created' | 'overwritten'; bytes: number }>;
+  files: Array<{ path: string; action: 'created' | 'overwritten'; bytes: number; mode: string }>;
   plan?: PlannedStep[];
 }
 
@@ -29,14 +38,24 @@ export interface RenderedFile {
   path: string;
   content: string;
   exists: boolean;
+  /** The file's mode; 0600 for one that holds secrets. Default 0644. */
+  mode?: number;
 }
+
+const octal = (mode: number) => `0${(mode & 0o777).toString(8)}`;
 
 /** Pure: which files to write, or the list of conflicts that stops the run. */
 export function planInit(files: readonly RenderedFile[], force: boolean): { steps: PlannedStep[]; conflicts: string[] } {
   const conflicts = files.filter((f) => f.exists).map((f) => f.path);
   if (conflicts.length > 0 && !force) return { steps: [], conflicts };
   return {
-    steps: files.map((f) => ({ kind: 'write', path: f.path, bytes: Buffer.byteLength(f.content), overwrite: f.exists })),
+    steps: files.map((f) => ({
+      kind: 'write',
+      path: f.path,
+      bytes: Buffer.byteLength(f.content),
+      overwrite: f.exists,
+      ...(f.mode !== undefined && f.mode !== 0o644 ? { description: `mode ${octal(f.mode)}, owner only: secrets go here` } : {}),
+    })),
     conflicts: [],
   };
 }
@@ -63,6 +82,7 @@ export async function runInit(baseCtx: Context, input: InitInput): Promise<InitR
       path: file.destination,
       content: renderTemplate(text, vars, file.source),
       exists: await ctx.fs.exists(path.join(root, file.destination)),
+      mode: templateMode(file),
     });
   }
   const { steps, conflicts } = planInit(rendered, input.force);
@@ -78,7 +98,12 @@ export async function runInit(baseCtx: Context, input: InitInput): Promise<InitR
     project: vars.project,
     example: input.example,
     workers: vars.workers,
-    files: rendered.map((f) => ({ path: f.path, action: f.exists ? 'overwritten' : 'created', bytes: Buffer.byteLength(f.content) })),
+    files: rendered.map((f) => ({
+      path: f.path,
+      action: f.exists ? 'overwritten' : 'created',
+      bytes: Buffer.byteLength(f.content),
+      mode: octal(f.mode ?? 0o644),
+    })),
   };
   if (ctx.globals.dryRun) {
     for (const step of steps) ctx.reporter.dryRun(step);
@@ -94,7 +119,7 @@ export async function runInit(baseCtx: Context, input: InitInput): Promise<InitR
       }
     }
     for (const file of rendered) {
-      await ctx.fs.writeFileAtomic(path.join(root, file.path), file.content);
+      await ctx.fs.writeFileAtomic(path.join(root, file.path), file.content, { mode: file.mode ?? 0o644 });
       ctx.reporter.debug(`wrote ${file.path}`);
     }
     return result;

@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { SECRET_FILE_MODE } from '../adapters/fs.js';
 
 /** The repo's own folders, which hold the template sources (also shipped in the npm package). */
 export const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -9,7 +10,16 @@ export interface TemplateFile {
   source: string;
   /** Relative to the project directory being initialised. */
   destination: string;
-  mode?: number;
+  /**
+   * Holds secrets, or is where the operator puts them (an env file): written 0600, owner only. Its mode
+   * then stays 0600 through every rewrite (`init --force` creates the replacement 0600 from the start).
+   */
+  secret?: true;
+}
+
+/** Pure: the mode a template's file is created with. */
+export function templateMode(file: TemplateFile): number {
+  return file.secret ? SECRET_FILE_MODE : 0o644;
 }
 
 /** What `opskit init` writes, and from where. */
@@ -34,8 +44,9 @@ export const EXAMPLE_FILES: readonly TemplateFile[] = [
   { source: 'templates/example/migrations/0002_index_items_created_at.sql', destination: 'migrations/0002_index_items_created_at.sql' },
   { source: 'templates/example/requirements.txt', destination: 'requirements.txt' },
   { source: 'templates/example/tests/test_app.py', destination: 'tests/test_app.py' },
-  { source: 'templates/example/env', destination: '.env' },
-  { source: 'templates/example/env.offline', destination: '.env.offline' },
+  // The generated database password; and env files are where secrets go, so both start owner-only.
+  { source: 'templates/example/env', destination: '.env', secret: true },
+  { source: 'templates/example/env.offline', destination: '.env.offline', secret: true },
   { source: 'templates/example/gitignore', destination: '.gitignore' },
 ];
 

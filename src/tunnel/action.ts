@@ -1,6 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import type { ChalkInstance } from 'chalk';
+import { SECRET_FILE_MODE } from '../adapters/fs.js';
 import { ConfigError, LockHeldError, OperationError, UsageError } from '../errors.js';
 import { formatDuration, parseDuration } from '../runtime/duration.js';
 import { pollUntil } from '../runtime/poll.js';
@@ -294,7 +295,8 @@ async function runForeground(ctx: Context, settings: StartSettings, paths: Tunne
   const token = ctx.loaded!.config.ngrok.authtoken?.reveal();
   let driver: TunnelDriver;
   if (settings.agent) {
-    await ctx.fs.writeFileAtomic(paths.agentConfig, settings.agent.configText);
+    // An ngrok config file is where an authtoken goes: owner only, whatever opskit puts in it today.
+    await ctx.fs.writeFileAtomic(paths.agentConfig, settings.agent.configText, { mode: SECRET_FILE_MODE });
     await ctx.fs.mkdirp(path.dirname(paths.agentLog));
     driver = agentDriver(ctx, {
       spec: { bin: settings.agent.bin, port: settings.port, configFiles: [...(settings.agent.userConfig ? [settings.agent.userConfig] : []), paths.agentConfig], ...(settings.url ? { url: settings.url } : {}) },

@@ -30,6 +30,17 @@ describe('what opskit init renders, checked by the real tools', () => {
     }
   });
 
+  it('the compose file mounts paths.sockets (run/sockets, inside the private run/) at /run/opskit in web and nginx', async () => {
+    const config = await opskit(['config', '--json'], { cwd: dir });
+    expect(config.exitCode).toBe(0);
+    const sockets = (JSON.parse(config.stdout) as { config: { paths: { sockets: string } } }).config.paths.sockets;
+    expect(sockets).toBe('run/sockets');
+    const r = await execa('docker-compose', ['-p', 'initcheck', '-f', path.join(dir, 'compose/docker-compose.prod.yml'), 'config'], { env: composeEnv, reject: false });
+    expect(r.exitCode).toBe(0);
+    const services = (parse(r.stdout) as { services: Record<string, { volumes?: string[] }> }).services;
+    for (const name of ['web', 'nginx']) expect(services[name]!.volumes, name).toContain(`${path.join(dir, sockets)}:/run/opskit:rw`);
+  });
+
   it('docker-compose config refuses to run without the secrets it needs, naming them', async () => {
     const r = await execa('docker-compose', ['-p', 'initcheck', '-f', path.join(dir, 'compose/docker-compose.prod.yml'), 'config'], { env: { DATABASE_URL: 'x' }, extendEnv: false, reject: false });
     expect(r.exitCode).not.toBe(0);

@@ -1,7 +1,7 @@
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { opskit, tempDir } from '../helpers/cli.js';
+import { REPO, closedPort, opskit, parseSingleJson, tempDir } from '../helpers/cli.js';
 
 // Each secret is a distinct value, so a leak names its path.
 const SECRETS = {
@@ -63,5 +63,73 @@ describe('secrets never reach any output', () => {
       });
       expect(audit, `${name} in the audit log`).not.toContain(value);
     }
+  });
+});
+
+const modeOf = (file: string) => statSync(file).mode & 0o777;
+
+/** Every file below `dir`, relative. */
+function filesBelow(dir: string, prefix = ''): string[] {
+  return readdirSync(path.join(dir, prefix), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? filesBelow(dir, path.join(prefix, e.name)) : [path.join(prefix, e.name)]));
+}
+
+describe('secrets at rest (issue 15)', () => {
+  it('init --example writes the env files 0600; doctor warns (exit 0) about an env file with a secret that others may read', async () => {
+    const dir = tempDir('opskit-at-rest-');
+    expect((await opskit(['init', '--example'], { cwd: dir })).exitCode).toBe(0);
+    expect(modeOf(path.join(dir, '.env'))).toBe(0o600);
+    expect(modeOf(path.join(dir, '.env.offline'))).toBe(0o600);
+    expect(modeOf(path.join(dir, '.env.example'))).toBe(0o644);
+    const password = /^POSTGRES_PASSWORD=(.+)$/m.exec(readFileSync(path.join(dir, '.env'), 'utf8'))![1]!;
+
+    const envCheck = async () => {
+      const r = await opskit(['doctor', '--json'], { cwd: dir });
+      expect(r.stdout + r.stderr).not.toContain(password);
+      expect(r.stdout + r.stderr).not.toContain(SECRETS.awsSecret);
+      const doc = parseSingleJson(r.stdout);
+      return { exitCode: r.exitCode, check: (doc.checks as Array<{ name: string }>).find((c) => c.name === 'env-files') };
+    };
+    expect((await envCheck()).check).toMatchObject({ status: 'pass', detail: 'owner only: .env (0600)' });
+
+    chmodSync(path.join(dir, '.env'), 0o644);
+    writeFileSync(path.join(dir, '.env.prod'), `AWS_SECRET_ACCESS_KEY=${SECRETS.awsSecret}\nAWS_ACCESS_KEY_ID=AKIAEXAMPLEID\n`, { mode: 0o640 });
+    chmodSync(path.join(dir, '.env.prod'), 0o640);
+    const warned = await envCheck();
+    expect(warned.exitCode).toBe(0);
+    expect(warned.check).toMatchObject({
+      status: 'warn',
+      required: false,
+      detail: '.env is 0644, open to group or others, and holds POSTGRES_PASSWORD, DATABASE_URL; .env.prod is 0640, open to group or others, and holds AWS_SECRET_ACCESS_KEY',
+      hint: 'chmod 600 .env .env.prod',
+    });
+    const human = await opskit(['doctor'], { cwd: dir });
+    expect(human.exitCode).toBe(0);
+    expect(human.stdout).toContain('env-files: chmod 600 .env .env.prod');
+
+    chmodSync(path.join(dir, '.env'), 0o600);
+    chmodSync(path.join(dir, '.env.prod'), 0o600);
+    expect((await envCheck()).check).toMatchObject({ status: 'pass', detail: 'owner only: .env (0600), .env.prod (0600)' });
+  });
+
+  it('the ngrok agent config opskit writes under .opskit/ is 0600, and no file it writes holds the authtoken', async () => {
+    const dir = tempDir('opskit-at-rest-');
+    mkdirSync(path.join(dir, 'home'));
+    writeFileSync(path.join(dir, 'opskit.yaml'), `ngrok:\n  webAddr: 127.0.0.1:${await closedPort()}\ntunnel:\n  port: ${await closedPort()}\n  startTimeout: 10s\n`);
+    const env = {
+      NGROK_BIN: path.join(REPO, 'tests', 'fixtures', 'fake-ngrok.mjs'),
+      NGROK_AUTHTOKEN: SECRETS.ngrokToken,
+      FAKE_NGROK_STATE: path.join(tempDir('opskit-at-rest-agent-'), 'state'),
+      HOME: path.join(dir, 'home'),
+    };
+    const started = await opskit(['tunnel', 'start', '--detach', '--json'], { cwd: dir, env });
+    try {
+      expect(started.exitCode, started.stderr).toBe(0);
+      expect(modeOf(path.join(dir, '.opskit', 'ngrok-agent.yml'))).toBe(0o600);
+    } finally {
+      expect((await opskit(['tunnel', 'stop'], { cwd: dir, env })).exitCode).toBe(0);
+    }
+    const files = filesBelow(dir);
+    expect(files).toContain(path.join('.opskit', 'ngrok-agent.yml'));
+    for (const file of files) expect(readFileSync(path.join(dir, file), 'utf8'), file).not.toContain(SECRETS.ngrokToken);
   });
 });

@@ -88,12 +88,12 @@ describe('runDeploy against strict fakes', () => {
       'docker-compose up -d --no-deps web': (options) => {
         expect(options?.env?.WEB_IMAGE).toBe('shop:latest');
         // What the new container's gunicorn does on start: bind its socket in the shared directory.
-        writeFileSync(path.join(dir, 'run', 'web-web.sock'), '');
+        writeFileSync(path.join(dir, 'run', 'sockets', 'web-web.sock'), '');
         return ok();
       },
       'docker-compose up -d --no-deps nginx': () => {
         // nginx starts with live.sock already pointing at the new web container.
-        expect(readlinkSync(path.join(dir, 'run', 'live.sock'))).toBe('web-web.sock');
+        expect(readlinkSync(path.join(dir, 'run', 'sockets', 'live.sock'))).toBe('web-web.sock');
         return ok();
       },
     });

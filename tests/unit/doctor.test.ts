@@ -10,7 +10,7 @@ import { configSchema } from '../../src/config/schema.js';
 import { ConfigError } from '../../src/errors.js';
 import { renderDoctor, runDoctor } from '../../src/doctor/action.js';
 import { detectCompose } from '../../src/adapters/compose.js';
-import { finishCheck, parseVersion, planDoctorChecks } from '../../src/doctor/checks.js';
+import { exposedEnvFiles, finishCheck, parseVersion, planDoctorChecks, secretEnvKeys, socketsGuard } from '../../src/doctor/checks.js';
 import { BufferStream, strictFake } from '../helpers/fakes.js';
 
 const ok = (argv: string[], stdout: string, stderr = ''): ExecResult => ({ argv, exitCode: 0, stdout, stderr, failed: false, timedOut: false, notFound: false });
@@ -55,7 +55,8 @@ function context(options: { exec: ExecAdapter; docker?: DockerAdapter; http?: Ht
         exec: options.exec,
         docker: async () => options.docker ?? healthyDocker,
         http: options.http ?? strictFake<HttpAdapter>('http', {}),
-        fs: options.fs ?? strictFake<FsAdapter>('fs', {}),
+        // A project directory with no env files and no sockets directory yet.
+        fs: options.fs ?? strictFake<FsAdapter>('fs', { listDir: async () => [], fileMode: async () => undefined }),
         ngrok: options.ngrok ?? (async () => strictFake<NgrokSdk>('ngrok', {})),
       },
     },
@@ -78,6 +79,8 @@ describe('doctor', () => {
       pg_dump: 'pass',
       psql: 'pass',
       ngrok: 'pass',
+      'env-files': 'pass',
+      sockets: 'skip',
       s3: 'skip',
     });
     expect(result.checks.find((c) => c.name === 'ngrok')?.detail).toMatch(/in-process @ngrok\/ngrok SDK, which loads/);
@@ -120,6 +123,28 @@ describe('doctor', () => {
     expect(result.checks.find((c) => c.name === 'docker')).toMatchObject({ status: 'fail', detail: 'timed out after 300ms' });
   });
 
+  it('runs its checks at once: each tool check waits until all of them have started', async () => {
+    // A barrier: no exec answers until every tool check has called it. Checks run one after another
+    // would never get past the first, and that one would time out instead of passing.
+    const keys = Object.keys(tools);
+    const started = new Set<string>();
+    let release!: () => void;
+    const all = new Promise<void>((resolve) => (release = resolve));
+    const exec = strictFake<ExecAdapter>('exec', {
+      run: async (file, args) => {
+        const key = [file, ...args].join(' ');
+        started.add(key);
+        if (keys.every((k) => started.has(k))) release();
+        await all;
+        return tools[key as keyof typeof tools];
+      },
+      which: async () => undefined,
+    });
+    const result = await runDoctor(context({ exec }), { timeoutMs: 5000 });
+    expect(started).toEqual(new Set(keys));
+    for (const name of ['nginx', 'pg_dump', 'psql']) expect(result.checks.find((c) => c.name === name)?.status, name).toBe('pass');
+  });
+
   it('checks S3 credentials and the endpoint when a bucket is configured', async () => {
     const config = configSchema.parse({ s3: { bucket: 'b', endpoint: 'http://127.0.0.1:9' } });
     const checks = planDoctorChecks(config, {}, 500);
@@ -148,6 +173,92 @@ describe('doctor', () => {
     expect(named.required).toBe(true);
     const result = await named.run(context({ exec: execFake({ '/opt/ngrok version': missing(['/opt/ngrok']) }) }), config);
     expect(finishCheck(named, result, 1).status).toBe('fail');
+  });
+});
+
+describe('doctor: secrets at rest (issue 15)', () => {
+  const envText = ['POSTGRES_USER=app', 'POSTGRES_PASSWORD=s3cret-pw', 'DATABASE_URL=postgresql://app:s3cret-pw@db:5432/app', 'REDIS_URL=redis://redis:6379/0', 'AWS_ACCESS_KEY_ID=AKIA1', 'NGROK_AUTHTOKEN=', 'APP_ENV=production'].join('\n');
+
+  it('secretEnvKeys: secret names with a value, and URLs that carry a password; not an empty value, a key id or a plain URL', () => {
+    expect(secretEnvKeys(envText)).toEqual(['POSTGRES_PASSWORD', 'DATABASE_URL']);
+    expect(secretEnvKeys('# names only\nPOSTGRES_PASSWORD=\nAWS_SECRET_ACCESS_KEY=\nBASE_IMAGE=python:3.11-slim\n')).toEqual([]);
+    expect(secretEnvKeys('export API_TOKEN="t0k3n"\nSENTRY_DSN=https://user:pw@sentry.example/1\n')).toEqual(['API_TOKEN', 'SENTRY_DSN']);
+  });
+
+  it('exposedEnvFiles: a file with a secret and any group or other bit; owner-only files and files without secrets pass', () => {
+    expect(
+      exposedEnvFiles([
+        { file: '.env', mode: 0o644, text: envText },
+        { file: '.env.prod', mode: 0o640, text: 'AWS_SECRET_ACCESS_KEY=k' },
+        { file: '.env.ci', mode: 0o602, text: 'API_TOKEN=t' },
+        { file: '.env.staging', mode: 0o600, text: envText },
+        { file: '.env.offline', mode: 0o644, text: 'NGINX_PORT=8080\n' },
+        { file: '.env.example', mode: 0o644, text: 'POSTGRES_PASSWORD=\nDATABASE_URL=\n' },
+      ]),
+    ).toEqual([
+      { file: '.env', mode: '0644', keys: ['POSTGRES_PASSWORD', 'DATABASE_URL'] },
+      { file: '.env.prod', mode: '0640', keys: ['AWS_SECRET_ACCESS_KEY'] },
+      { file: '.env.ci', mode: '0602', keys: ['API_TOKEN'] },
+    ]);
+  });
+
+  /** A project directory of env files (name -> [mode, text]); the sockets directory does not exist. */
+  function projectFs(files: Record<string, [number, string]>): FsAdapter {
+    const at = (file: string) => files[file.replace(/^\/srv\/app\//, '')];
+    return strictFake<FsAdapter>('fs', {
+      listDir: async (dir) => (dir === '/srv/app' ? [...Object.keys(files), 'opskit.yaml', 'run'].sort() : []),
+      fileMode: async (file) => at(file)?.[0],
+      readText: async (file) => at(file)?.[1],
+    });
+  }
+
+  it('the env-files check warns (never fails the run), naming each file, its mode, its secrets, and the chmod that fixes it', async () => {
+    const fs = projectFs({ '.env': [0o644, envText], '.env.prod': [0o600, envText], '.env.example': [0o644, 'POSTGRES_PASSWORD=\n'] });
+    const result = await runDoctor(context({ exec: execFake(tools), fs }), { timeoutMs: 1000 });
+    const check = result.checks.find((c) => c.name === 'env-files')!;
+    expect(check).toMatchObject({
+      status: 'warn',
+      required: false,
+      detail: '.env is 0644, open to group or others, and holds POSTGRES_PASSWORD, DATABASE_URL',
+      hint: 'chmod 600 .env',
+    });
+    expect(renderDoctor(result).failure).toBeUndefined();
+    expect(JSON.stringify(check)).not.toContain('s3cret-pw');
+
+    const fixed = await runDoctor(context({ exec: execFake(tools), fs: projectFs({ '.env': [0o600, envText], '.env.prod': [0o400, envText] }) }), { timeoutMs: 1000 });
+    expect(fixed.checks.find((c) => c.name === 'env-files')).toMatchObject({ status: 'pass', detail: 'owner only: .env (0600), .env.prod (0400)' });
+  });
+
+  it('socketsGuard: the first directory from / down that others cannot pass, or none', () => {
+    const chain = (run: number) => [
+      { dir: '/', mode: 0o755 },
+      { dir: '/srv', mode: 0o755 },
+      { dir: '/srv/app', mode: 0o755 },
+      { dir: '/srv/app/run', mode: run },
+      { dir: '/srv/app/run/sockets', mode: 0o1777 },
+    ];
+    expect(socketsGuard(chain(0o700))).toEqual({ dir: '/srv/app/run', mode: '0700' });
+    expect(socketsGuard(chain(0o750))).toEqual({ dir: '/srv/app/run', mode: '0750' });
+    expect(socketsGuard(chain(0o755))).toBeUndefined();
+    expect(socketsGuard(chain(0o1777))).toBeUndefined();
+  });
+
+  it('the sockets check warns when other users can reach the sockets, with the fix for the layout it finds', async () => {
+    const modes: Record<string, number> = { '/': 0o755, '/srv': 0o755, '/srv/app': 0o755, '/srv/app/run': 0o755, '/srv/app/run/sockets': 0o1777 };
+    const fs = (listing: string[]) => strictFake<FsAdapter>('fs', { fileMode: async (file) => modes[file], listDir: async (dir) => (dir === '/srv/app/run' ? listing : []) });
+    const config = configSchema.parse({});
+    const check = planDoctorChecks(config, {}, 500).find((c) => c.name === 'sockets')!;
+    expect(check.required).toBe(false);
+    expect(await check.run(context({ exec: execFake({}), fs: fs(['sockets']) }), config)).toMatchObject({
+      status: 'fail',
+      detail: "other local users can connect to the app's socket in run/sockets and create files there: every directory down to it lets them pass",
+      hint: 'chmod o-rwx run',
+    });
+    expect((await check.run(context({ exec: execFake({}), fs: fs(['sockets', 'web-old.sock']) }), config)).hint).toContain('paths.sockets: run/sockets');
+    modes['/srv/app/run'] = 0o700;
+    expect(await check.run(context({ exec: execFake({}), fs: fs(['sockets']) }), config)).toMatchObject({ status: 'pass', detail: 'other users cannot pass run (0700) to reach run/sockets' });
+    const reload = configSchema.parse({ cutover: { switch: 'reload' } });
+    expect(await check.run(context({ exec: execFake({}) }), reload)).toMatchObject({ status: 'skip' });
   });
 });
 

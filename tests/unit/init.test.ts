@@ -1,9 +1,10 @@
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, promises as fsp, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { nodeFs } from '../../src/adapters/fs.js';
 import { planInit } from '../../src/init/action.js';
-import { INIT_FILES, gunicornWorkers, projectNameFrom, renderTemplate } from '../../src/init/templates.js';
+import { EXAMPLE_FILES, INIT_FILES, gunicornWorkers, projectNameFrom, renderTemplate, templateMode } from '../../src/init/templates.js';
 import { runProgram } from '../helpers/program.js';
 
 const vars = { project: 'shop', workers: 5, cpus: 2, upstream: 'web:8000', version: '0.1.0', dbPassword: 'pw' };
@@ -19,6 +20,46 @@ describe('templates', () => {
   it('names a project after its directory', () => {
     expect(projectNameFrom('/srv/My Shop!')).toBe('my-shop');
     expect(projectNameFrom('/')).toBe('app');
+  });
+});
+
+describe('which files hold secrets (issue 15: secrets at rest)', () => {
+  it('declares the env files secret (0600) in the templates list, and nothing else', () => {
+    const secret = [...INIT_FILES, ...EXAMPLE_FILES].filter((f) => templateMode(f) === 0o600).map((f) => f.destination);
+    expect(secret).toEqual(['.env', '.env.offline']);
+    // .env.example holds names only, meant to be shared.
+    expect(templateMode(INIT_FILES.find((f) => f.destination === '.env.example')!)).toBe(0o644);
+  });
+});
+
+const modeOf = (file: string) => statSync(file).mode & 0o777;
+
+describe('nodeFs.writeFileAtomic: the mode is the temporary file\'s from its creation', () => {
+  it('creates the temporary file with the final mode (exclusively), never chmods it, and keeps a 0600 file 0600 when rewritten', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'opskit-fs-'));
+    const file = path.join(dir, 'secret.env');
+    const writes = vi.spyOn(fsp, 'writeFile');
+    const chmods = vi.spyOn(fsp, 'chmod');
+    try {
+      await nodeFs.writeFileAtomic(file, 'A_TOKEN=1\n', { mode: 0o600 });
+      expect(modeOf(file)).toBe(0o600);
+      expect(writes.mock.calls[0]![2]).toEqual({ mode: 0o600, flag: 'wx' });
+      // Rewritten without a mode: the file it replaces decides, so a secret stays owner-only.
+      await nodeFs.writeFileAtomic(file, 'A_TOKEN=2\n');
+      expect(writes.mock.calls[1]![2]).toEqual({ mode: 0o600, flag: 'wx' });
+      expect(modeOf(file)).toBe(0o600);
+      expect(readFileSync(file, 'utf8')).toBe('A_TOKEN=2\n');
+      expect(chmods).not.toHaveBeenCalled();
+    } finally {
+      writes.mockRestore();
+      chmods.mockRestore();
+    }
+    // A new file without a mode: 0644; an existing 0644 one given 0600 becomes 0600; no temporary file is left.
+    await nodeFs.writeFileAtomic(path.join(dir, 'plain.json'), '{}\n');
+    expect(modeOf(path.join(dir, 'plain.json'))).toBe(0o644 & ~process.umask());
+    await nodeFs.writeFileAtomic(path.join(dir, 'plain.json'), '{}\n', { mode: 0o600 });
+    expect(modeOf(path.join(dir, 'plain.json'))).toBe(0o600);
+    expect(readdirSync(dir).sort()).toEqual(['plain.json', 'secret.env']);
   });
 });
 
@@ -61,6 +102,28 @@ describe('opskit init (in process, real files)', () => {
     expect(forced.code).toBe(0);
     const doc = JSON.parse(forced.stdout);
     expect(doc.files.every((f: { action: string }) => f.action === 'overwritten')).toBe(true);
+  });
+
+  it('--example writes .env (the generated password) and .env.offline 0600, the rest 0644; --force keeps them 0600', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'opskit-init-'));
+    const first = await run(dir, ['init', '--example', '--json']);
+    expect(first.code).toBe(0);
+    expect(readFileSync(path.join(dir, '.env'), 'utf8')).toMatch(/^POSTGRES_PASSWORD=\S{20,}$/m);
+    expect(modeOf(path.join(dir, '.env'))).toBe(0o600);
+    expect(modeOf(path.join(dir, '.env.offline'))).toBe(0o600);
+    for (const name of ['opskit.yaml', '.env.example', 'app.py', 'compose/docker-compose.prod.yml']) expect(modeOf(path.join(dir, name)), name).toBe(0o644 & ~process.umask());
+    const files = JSON.parse(first.stdout).files as Array<{ path: string; mode: string }>;
+    expect(files.find((f) => f.path === '.env')).toMatchObject({ mode: '0600' });
+    expect(files.find((f) => f.path === 'opskit.yaml')).toMatchObject({ mode: '0644' });
+
+    // An operator loosened it (or it predates this version): --force writes it 0600 again.
+    chmodSync(path.join(dir, '.env'), 0o644);
+    const dry = await run(dir, ['init', '--example', '--force', '--dry-run']);
+    expect(dry.stderr).toContain('would overwrite .env (');
+    expect(dry.stderr).toMatch(/would overwrite \.env \(\d+ bytes\)  # mode 0600, owner only: secrets go here/);
+    expect((await run(dir, ['init', '--example', '--force'])).code).toBe(0);
+    expect(modeOf(path.join(dir, '.env'))).toBe(0o600);
+    expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
 
   it('--dry-run lists the files it would write and writes nothing at all', async () => {

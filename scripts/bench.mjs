@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { exampleEnv, freePort } from './lib.mjs';
+import { composeArgs, exampleEnv, freePort } from './lib.mjs';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const bin = path.join(repo, 'dist', 'bin.js');
@@ -72,12 +72,12 @@ async function newExamplePlatform() {
 }
 
 async function down(p, project) {
-  await execa('docker-compose', ['-p', project, '-f', p.file, 'down', '-v', '-t', '2'], { env: p.env, reject: false });
+  await execa(...composeArgs(['-p', project, '-f', p.file, 'down', '-v', '-t', '2']), { env: p.env, reject: false });
 }
 
 /** The PAT-015 sequence by hand, with its fixed sleep replaced by the tightest polling a script would do. */
 async function deployByHand(p, project) {
-  const compose = (...args) => execa('docker-compose', ['-p', project, '-f', p.file, ...args], { env: { ...p.env, WEB_IMAGE: `${p.project}:latest` } });
+  const compose = (...args) => execa(...composeArgs(['-p', project, '-f', p.file, ...args]), { env: { ...p.env, WEB_IMAGE: `${p.project}:latest` } });
   const healthy = async (service) => {
     for (;;) {
       const id = (await execa('docker', ['ps', '-q', '--filter', `label=com.docker.compose.project=${project}`, '--filter', `label=com.docker.compose.service=${service}`])).stdout.trim();

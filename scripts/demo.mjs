@@ -9,7 +9,7 @@ import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { exampleEnv, freePort } from './lib.mjs';
+import { composeArgs, exampleEnv, freePort } from './lib.mjs';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const bin = path.join(repo, 'dist', 'bin.js');
@@ -78,7 +78,7 @@ async function cleanup() {
   const composeEnv = { ...exampleEnv(project.dir), ...project.env };
   const colours = (await execa('docker', ['ps', '-aq', '--filter', `label=com.docker.compose.project=${project.name}`], { reject: false })).stdout.split('\n').filter(Boolean);
   if (colours.length) await execa('docker', ['rm', '-f', ...colours], { reject: false });
-  await execa('docker-compose', ['-p', project.name, '-f', path.join(project.dir, 'compose/docker-compose.prod.yml'), 'down', '-v', '--remove-orphans', '-t', '2'], { env: composeEnv, reject: false });
+  await execa(...composeArgs(['-p', project.name, '-f', path.join(project.dir, 'compose/docker-compose.prod.yml'), 'down', '-v', '--remove-orphans', '-t', '2']), { env: composeEnv, reject: false });
   const images = (await execa('docker', ['images', '-q', '--filter', `label=org.opskit.project=${project.name}`], { reject: false })).stdout.split('\n').filter(Boolean);
   if (images.length) await execa('docker', ['rmi', '-f', ...new Set(images)], { reject: false });
   rmSync(project.dir, { recursive: true, force: true });

@@ -1,4 +1,5 @@
 // Helpers shared by the scripts (bench.mjs, demo.mjs).
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -29,3 +30,11 @@ export function readEnvFiles(...files) {
 
 /** What `opskit -e offline` reads in an `init --example` directory. */
 export const exampleEnv = (dir) => readEnvFiles(path.join(dir, '.env'), path.join(dir, '.env.offline'));
+
+let composeV2;
+/** [file, args] of a compose command, as opskit picks the CLI: OPSKIT_COMPOSE_CLI, else v2 when it answers. */
+export function composeArgs(args) {
+  const want = process.env.OPSKIT_COMPOSE_CLI ?? 'auto';
+  if (want !== 'v1') composeV2 ??= spawnSync('docker', ['compose', 'version', '--short'], { stdio: 'ignore' }).status === 0;
+  return want === 'v2' || (want !== 'v1' && composeV2) ? ['docker', ['compose', ...args]] : ['docker-compose', [...args]];
+}

@@ -92,8 +92,10 @@ export const healthCheckSchema = z.discriminatedUnion(
       failMemory: percent.default(95),
     }),
     z.strictObject({ kind: z.literal('nginx'), ...checkCommon }),
+    // The platform as its users meet it: a path asked through nginx (nginx.url, or the nginx service's address).
+    z.strictObject({ kind: z.literal('front'), ...checkCommon, path: text().regex(/^\//, { error: 'expected a path starting with /' }).optional(), expectStatus: text().default('2xx') }),
   ],
-  { error: 'expected kind: one of http, tcp, container, postgres, redis, disk, resources, nginx' },
+  { error: 'expected kind: one of http, tcp, container, postgres, redis, disk, resources, nginx, front' },
 );
 export type HealthCheckConfig = z.output<typeof healthCheckSchema>;
 

@@ -11,7 +11,7 @@ import { type Context, projectPath, withMutation } from '../runtime/context.js';
 import { formatDuration, parseDuration } from '../runtime/duration.js';
 import type { PlannedStep } from '../runtime/plan.js';
 import { pollUntil } from '../runtime/poll.js';
-import { nginxOps, type NginxOps } from './nginx.js';
+import { nginxOps, renderLiveUpstream, type NginxOps } from './nginx.js';
 import { liveServer, liveSocket, socketName, type LiveSocket } from './sockets.js';
 import {
   DEFAULT_SOCKET_UPSTREAM_TEMPLATE,
@@ -151,10 +151,8 @@ export function answeredColor(response: { headers: Record<string, string>; body:
 async function switchTo(rt: Runtime, color: Color, slot: ColorSlot): Promise<number> {
   const config = rt.ctx.loaded!.config;
   const sockets = rt.sockets;
-  const template = config.nginx.upstreamTemplate ? await rt.ctx.fs.readText(projectPath(rt.ctx, config.nginx.upstreamTemplate)) : sockets ? DEFAULT_SOCKET_UPSTREAM_TEMPLATE : DEFAULT_UPSTREAM_TEMPLATE;
-  if (template === undefined) throw new ConfigError(`nginx.upstreamTemplate: ${config.nginx.upstreamTemplate} not found`, { code: 'E_NGINX_TEMPLATE' });
   const server = sockets ? liveServer(config, sockets.dir) : `${slot.host}:${config.deploy.healthPort}`;
-  const candidate = renderUpstream(template, { server, color, image: slot.image });
+  const candidate = await renderLiveUpstream(rt.ctx, config, { server, color, image: slot.image });
   const previous = await rt.nginx.current();
   const reload = !sockets || previous === undefined || !sameNginxConfig(candidate, previous);
   if (reload) {

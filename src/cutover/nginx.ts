@@ -5,6 +5,22 @@ import type { DockerAdapter } from '../adapters/docker.js';
 import type { Config } from '../config/schema.js';
 import { ConfigError, OperationError } from '../errors.js';
 import { type Context, projectPath } from '../runtime/context.js';
+import { DEFAULT_SOCKET_UPSTREAM_TEMPLATE, DEFAULT_UPSTREAM_TEMPLATE, renderUpstream, type Color } from './plan.js';
+
+/**
+ * The upstream file for the live colour: `nginx.upstreamTemplate`, else opskit's own for the switch mode,
+ * rendered with the server nginx must reach (the live.sock link, or a container's address).
+ */
+export async function renderLiveUpstream(ctx: Context, config: Config, vars: { server: string; color: Color; image: string }): Promise<string> {
+  const socket = config.cutover.switch === 'socket';
+  const template = config.nginx.upstreamTemplate
+    ? await ctx.fs.readText(projectPath(ctx, config.nginx.upstreamTemplate))
+    : socket
+      ? DEFAULT_SOCKET_UPSTREAM_TEMPLATE
+      : DEFAULT_UPSTREAM_TEMPLATE;
+  if (template === undefined) throw new ConfigError(`nginx.upstreamTemplate: ${config.nginx.upstreamTemplate} not found`, { code: 'E_NGINX_TEMPLATE' });
+  return renderUpstream(template, vars);
+}
 
 /**
  * The nginx side of a switch, for nginx as a compose service or on the host:
@@ -14,6 +30,8 @@ import { type Context, projectPath } from '../runtime/context.js';
 export interface NginxOps {
   /** The live upstream file's content (undefined when there is none yet). */
   current(): Promise<string | undefined>;
+  /** Whether nginx runs (the compose service's container, or the host's master from its pid file). */
+  running(): Promise<boolean>;
   check(candidate: string): Promise<{ ok: boolean; output: string }>;
   install(content: string): Promise<void>;
   reload(): Promise<void>;
@@ -45,6 +63,9 @@ export async function nginxOps(ctx: Context, config: Config, project: string, do
     return {
       current,
       install,
+      async running() {
+        return pickServiceContainer(await docker.listContainers(serviceLabels(project, n.service)))?.running === true;
+      },
       async check(candidate) {
         const c = await container();
         // The upstream directory is bind-mounted into the container: the check copy goes there too.
@@ -79,6 +100,12 @@ export async function nginxOps(ctx: Context, config: Config, project: string, do
   return {
     current,
     install,
+    async running() {
+      // The master's pid file (nginx.pidFile); without one, assume it runs and let the reload say otherwise.
+      if (!n.pidFile) return true;
+      const pid = Number((await ctx.fs.readText(projectPath(ctx, n.pidFile)))?.trim());
+      return Number.isInteger(pid) && pid > 0 && ctx.system.isPidAlive(pid);
+    },
     async check(candidate) {
       const dir = path.join(os.tmpdir(), `opskit-nginx-check-${ctx.system.pid}-${Date.now()}`);
       try {

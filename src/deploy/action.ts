@@ -7,7 +7,9 @@ import { ConfigError, OperationError, UsageError } from '../errors.js';
 import { type Context, projectPath, withMutation } from '../runtime/context.js';
 import { formatDuration, parseDuration } from '../runtime/duration.js';
 import { Waker, pollUntil } from '../runtime/poll.js';
-import { liveSocket, socketName } from '../cutover/sockets.js';
+import { nginxOps, renderLiveUpstream, type NginxOps } from '../cutover/nginx.js';
+import { sameNginxConfig } from '../cutover/plan.js';
+import { liveServer, liveSocket, socketName } from '../cutover/sockets.js';
 import { probeContainerHealth } from './probe.js';
 import { describeDeployStep, planDeploy, toPlannedSteps, type DeployStep } from './plan.js';
 import { readState, recordDeploy, writeState } from './state.js';
@@ -200,6 +202,8 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
   const hooks = input.hooks ?? [];
   const stateFile = projectPath(ctx, path.join(config.paths.state, 'state.json'));
   const socketsDir = projectPath(ctx, config.paths.sockets);
+  // nginx is part of the platform when the deploy starts it, or when it runs on the host.
+  const hasFront = config.nginx.mode === 'host' || config.deploy.frontServices.includes(config.nginx.service);
 
   const plan = (image: string) =>
     planDeploy({
@@ -214,6 +218,7 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
       stateFile,
       beforeMigrate: hooks.map((h) => h.name),
       sockets: config.cutover.switch === 'socket' ? socketsDir : null,
+      front: hasFront ? { verifyPath: config.cutover.verifyPath, verifyTimeoutMs: parseDuration(config.cutover.verifyTimeout, 'cutover.verifyTimeout') } : null,
     });
 
   if (ctx.globals.dryRun) {
@@ -251,7 +256,10 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
       const readiness = await Promise.all(others.map(async (s) => serviceReadiness(pickServiceContainer(await docker.listContainers(serviceLabels(project, s))))));
       const webStep = plan(image).find((s): s is Extract<DeployStep, { kind: 'web-health' }> => s.kind === 'web-health')!;
       const web = readiness.every((r) => r.ready) ? await webHealth(rt, { ...webStep, timeoutMs: 0 }, info.id).catch(() => undefined) : undefined;
-      if (web) {
+      // And through nginx, where users meet it: a front that fails makes this a full deploy again.
+      const front = plan(image).find((s): s is Extract<DeployStep, { kind: 'verify-front' }> => s.kind === 'verify-front');
+      const frontOk = !web || !front || (await verifyFront(ctx, await nginxOps(ctx, config, project, docker), { ...front, timeoutMs: 0 }).then(() => true, () => false));
+      if (web && frontOk) {
         ctx.reporter.info(`${image} (${info.id.slice(7, 19)}) is already deployed and every service is healthy: nothing to change`);
         return { changed: false, project, compose: describeCli(cli), image, imageId: info.id, migrations: { ran: false, applied: [] }, steps: [], durationMs: Math.round(ctx.clock.monotonicMs() - started), web: { container: web.container.name, address: web.address }, ...(build ? { build } : {}) };
       }
@@ -307,6 +315,27 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
             await sockets!.waitFor(webId!, 10_000);
             await sockets!.point(socketName(webId!));
             break;
+          case 'upstream': {
+            const nginx = await nginxOps(ctx, config, project, docker);
+            const server = step.mode === 'socket' ? liveServer(config, socketsDir) : `${web!.container}:${config.deploy.healthPort}`;
+            const candidate = await renderLiveUpstream(ctx, config, { server, color: 'blue', image });
+            const current = await nginx.current();
+            if (current !== undefined && sameNginxConfig(candidate, current)) break;
+            // A running nginx gets the new upstream only after nginx -t accepts it, then a reload; one
+            // that is not up yet reads it when it starts.
+            if (await nginx.running()) {
+              const check = await nginx.check(candidate);
+              if (!check.ok) throw new OperationError('E_NGINX_CHECK', `nginx -t rejected the upstream for ${step.service}; the live config is untouched:\n${check.output}`, { hint: 'fix nginx.upstreamTemplate (or nginx.conf)' });
+              await nginx.install(candidate);
+              await nginx.reload();
+            } else {
+              await nginx.install(candidate);
+            }
+            break;
+          }
+          case 'verify-front':
+            await verifyFront(ctx, await nginxOps(ctx, config, project, docker), step);
+            break;
           case 'write-state': {
             const record = { image, imageId: info.id, deployedAt: ctx.clock.now().toISOString(), migrationsApplied: applied, durationMs: Math.round(ctx.clock.monotonicMs() - started) };
             await writeState(ctx.fs, step.path, recordDeploy(state, record));
@@ -334,6 +363,29 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
       ...(build ? { build } : {}),
     };
   });
+}
+
+/**
+ * The platform as its users meet it: the health path through nginx must answer 2xx. A web service that
+ * is healthy on its own address behind an nginx that answers 502 (an upstream that names the wrong
+ * server) is a failed deploy.
+ */
+async function verifyFront(ctx: Context, nginx: NginxOps, step: { path: string; timeoutMs: number }): Promise<void> {
+  const url = `${await nginx.baseUrl()}${step.path}`;
+  const poll = await pollUntil(ctx.clock, { timeoutMs: step.timeoutMs, initialDelayMs: 50, maxDelayMs: 500 }, async () => {
+    try {
+      const r = await ctx.http.request(url, { timeoutMs: 2000 });
+      if (r.status >= 200 && r.status < 300) return { done: true, value: r.status };
+      return { done: false, last: `HTTP ${r.status}${r.body.trim() ? `: ${r.body.trim().replace(/\s+/g, ' ').slice(0, 200)}` : ''}` };
+    } catch (error) {
+      return { done: false, last: (error as Error).message };
+    }
+  });
+  if (!poll.ok) {
+    throw new OperationError('E_FRONT_FAILED', `the web service is healthy, but the platform does not answer through nginx: GET ${url} gave ${poll.last} for ${formatDuration(step.timeoutMs)}`, {
+      hint: 'look at nginx: its upstream file (nginx.upstreamFile), its error log, and `opskit health`',
+    });
+  }
 }
 
 export function renderDeploy(result: DeployResult, colour: ChalkInstance): string {

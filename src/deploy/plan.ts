@@ -16,6 +16,12 @@ export interface DeployPlanInput {
   beforeMigrate: readonly string[];
   /** Socket mode: the sockets directory, whose live.sock link is pointed at the new web container. */
   sockets: string | null;
+  /**
+   * nginx in front: its upstream is rendered for the switch mode (the live.sock link, or the web
+   * container), and the deploy ends by asking the platform through nginx, where its users meet it.
+   * null when nginx is not part of the platform.
+   */
+  front: { verifyPath: string; verifyTimeoutMs: number } | null;
 }
 
 export type DeployStep =
@@ -26,6 +32,8 @@ export type DeployStep =
   | { kind: 'replace-web'; service: string; argv: [string, string[]] }
   | { kind: 'web-health'; service: string; path: string; port: number; timeoutMs: number }
   | { kind: 'point-live'; service: string; dir: string }
+  | { kind: 'upstream'; service: string; mode: 'socket' | 'reload' }
+  | { kind: 'verify-front'; path: string; timeoutMs: number }
   | { kind: 'write-state'; path: string };
 
 /**
@@ -46,10 +54,12 @@ export function planDeploy(input: DeployPlanInput): DeployStep[] {
   steps.push({ kind: 'replace-web', service: input.webService, argv: composeArgv(input.target, ['up', '-d', '--no-deps', input.webService]) });
   steps.push({ kind: 'web-health', service: input.webService, path: input.health.path, port: input.health.port, timeoutMs: input.health.timeoutMs });
   if (input.sockets) steps.push({ kind: 'point-live', service: input.webService, dir: input.sockets });
+  if (input.front) steps.push({ kind: 'upstream', service: input.webService, mode: input.sockets ? 'socket' : 'reload' });
   if (input.frontServices.length > 0) {
     steps.push({ kind: 'up', services: [...input.frontServices], argv: composeArgv(input.target, ['up', '-d', '--no-deps', ...input.frontServices]) });
     steps.push({ kind: 'wait-healthy', services: [...input.frontServices], timeoutMs: input.waitTimeoutMs });
   }
+  if (input.front) steps.push({ kind: 'verify-front', path: input.front.verifyPath, timeoutMs: input.front.verifyTimeoutMs });
   steps.push({ kind: 'write-state', path: input.stateFile });
   return steps;
 }
@@ -70,6 +80,10 @@ export function describeDeployStep(step: DeployStep): string {
       return `wait until ${step.service} answers ${step.path}`;
     case 'point-live':
       return `point nginx's live.sock at ${step.service}`;
+    case 'upstream':
+      return step.mode === 'socket' ? "nginx's upstream: the live.sock link" : `nginx's upstream: ${step.service}'s container`;
+    case 'verify-front':
+      return `ask the platform through nginx (${step.path})`;
     case 'write-state':
       return 'record the deployment';
   }
@@ -92,6 +106,10 @@ export function toPlannedSteps(steps: readonly DeployStep[], image: string): Pla
         return { kind: 'wait', what: `the ${step.name} hook`, timeoutMs: 0, description };
       case 'point-live':
         return { kind: 'write', path: `${step.dir}/live.sock`, bytes: 0, overwrite: true, description: `${description} (a link to its unix socket, renamed into place)` };
+      case 'upstream':
+        return { kind: 'write', path: '<nginx.upstreamFile>', bytes: 0, overwrite: true, description: `${description}, when it differs: checked with nginx -t, then nginx reloaded if it runs` };
+      case 'verify-front':
+        return { kind: 'http', method: 'GET', url: `<nginx>${step.path}`, description: `${description}: a 2xx within ${Math.round(step.timeoutMs / 1000)}s, else exit 1 with nginx's answer` };
       case 'write-state':
         return { kind: 'write', path: step.path, bytes: 0, overwrite: true, description };
     }

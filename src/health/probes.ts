@@ -86,7 +86,25 @@ export async function probe(pc: ProbeContext, spec: CheckSpec, timeoutMs: number
     }
     case 'nginx':
       return nginxProbe(pc, spec, timeoutMs, t0);
+    case 'front': {
+      const base = await frontBase(pc, spec);
+      if (!base) return { status: 'fail', observed: { status: null }, expected: { status: spec.check.expectStatus }, detail: `the ${spec.nginx.service} service is not running: nothing answers in front of the platform`, latencyMs: elapsed(t0) };
+      const url = `${base}${spec.path}`;
+      const response = await ctx.http.request(url, { timeoutMs });
+      const verdict = evaluateHttp({ expectStatus: spec.check.expectStatus, bodyContains: undefined, json: undefined, warnLatencyMs: undefined, failLatencyMs: undefined, certWarnDays: 14, certFailDays: 3 }, response, ctx.clock.now());
+      const said = response.body.trim().replace(/\s+/g, ' ').slice(0, 120);
+      return { ...verdict, detail: `GET ${url}: ${verdict.detail}${verdict.status === 'fail' && said ? ` (${said})` : ''}`, latencyMs: Math.round(response.latencyMs) };
+    }
   }
+}
+
+/** Where nginx answers: nginx.url, or the nginx service container's own address (compose mode). */
+async function frontBase(pc: ProbeContext, spec: Extract<CheckSpec, { kind: 'front' }>): Promise<string | undefined> {
+  if (spec.nginx.url) return spec.nginx.url.replace(/\/$/, '');
+  const docker = await pc.docker();
+  const container = pickServiceContainer(await docker.listContainers(serviceLabels(spec.project, spec.nginx.service)));
+  const address = container?.running ? Object.values(container.addresses)[0] : undefined;
+  return address ? `http://${address}:80` : undefined;
 }
 
 async function nginxProbe(pc: ProbeContext, spec: Extract<CheckSpec, { kind: 'nginx' }>, timeoutMs: number, t0: number): Promise<ProbeOutcome> {

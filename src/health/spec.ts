@@ -5,7 +5,7 @@ import { UsageError } from '../errors.js';
 import { parseDuration } from '../runtime/duration.js';
 
 export type CheckKind = HealthCheckConfig['kind'];
-export const CHECK_KINDS: readonly CheckKind[] = ['http', 'tcp', 'container', 'postgres', 'redis', 'disk', 'resources', 'nginx'];
+export const CHECK_KINDS: readonly CheckKind[] = ['http', 'tcp', 'container', 'postgres', 'redis', 'disk', 'resources', 'nginx', 'front'];
 
 export interface Timing {
   timeoutMs: number;
@@ -24,6 +24,7 @@ export type CheckSpec = { name: string; target: string; timing: Timing } & (
   | { kind: 'disk'; check: Extract<HealthCheckConfig, { kind: 'disk' }> }
   | { kind: 'resources'; check: Extract<HealthCheckConfig, { kind: 'resources' }>; project: string }
   | { kind: 'nginx'; check: Extract<HealthCheckConfig, { kind: 'nginx' }>; nginx: Config['nginx']; project: string }
+  | { kind: 'front'; check: Extract<HealthCheckConfig, { kind: 'front' }>; nginx: Config['nginx']; project: string; path: string }
 );
 
 function displayUrl(url: string): string {
@@ -75,6 +76,11 @@ export function toSpec(check: HealthCheckConfig, defaults: Config['health'], con
     }
     case 'nginx':
       return { kind: 'nginx', check, nginx: config.nginx, project, name: check.name ?? 'nginx', target: config.nginx.mode === 'host' ? config.nginx.config : `service ${config.nginx.service}`, timing };
+    case 'front': {
+      const where = config.nginx.url ?? (config.nginx.mode === 'host' ? 'nginx.url' : `service ${config.nginx.service}`);
+      const path = check.path ?? config.cutover.verifyPath;
+      return { kind: 'front', check, nginx: config.nginx, project, path, name: check.name ?? `through nginx ${path}`, target: `${where} ${path}`, timing };
+    }
   }
 }
 
@@ -97,11 +103,17 @@ export function checksFromFlags(flags: HealthFlags, composeServices: readonly st
   return out;
 }
 
-/** Pure: with no checks configured or flagged, the platform's own: each compose service, nginx, the disk. */
+/**
+ * Pure: with no checks configured or flagged, the platform's own: each compose service, the platform
+ * through nginx (where its users meet it: a healthy web service behind an nginx answering 502 fails),
+ * the disk.
+ */
 export function defaultChecks(config: Config): HealthCheckConfig[] {
   const services = [...new Set([...config.deploy.dependencies, config.deploy.webService, ...config.deploy.frontServices])];
+  const front = config.nginx.mode === 'host' ? config.nginx.url !== undefined : config.deploy.frontServices.includes(config.nginx.service);
   return [
     ...services.map((service): HealthCheckConfig => ({ kind: 'container', service })),
+    ...(front ? [{ kind: 'front', expectStatus: '2xx' } as HealthCheckConfig] : []),
     { kind: 'disk', path: '.', warnFree: '15%', failFree: '5%' },
   ];
 }
@@ -125,5 +137,7 @@ export function expectedOf(spec: CheckSpec): unknown {
       return { warnCpu: spec.check.warnCpu, failCpu: spec.check.failCpu, warnMemory: spec.check.warnMemory, failMemory: spec.check.failMemory };
     case 'nginx':
       return { configTest: 'ok', master: 'running' };
+    case 'front':
+      return { status: spec.check.expectStatus };
   }
 }

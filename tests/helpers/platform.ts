@@ -2,6 +2,7 @@ import { execa } from 'execa';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { closedPort, opskit, tempDir, type CliRun } from './cli.js';
+import { composeArgs } from './compose.js';
 import { docker } from './docker.js';
 
 /** The sample platform written by `opskit init --example`, on its own compose project and port. */
@@ -44,7 +45,8 @@ export async function createPlatform(prefix = 'opskit-it-'): Promise<Platform> {
     },
     async destroy() {
       if (existsSync(composeFile)) {
-        await execa('docker-compose', ['-p', project, '-f', composeFile, 'down', '-v', '--remove-orphans', '-t', '2'], { env: { ...composeEnv, ...env }, reject: false });
+        const [file, args] = composeArgs(['-p', project, '-f', composeFile, 'down', '-v', '--remove-orphans', '-t', '2']);
+        await execa(file, args, { env: { ...composeEnv, ...env }, reject: false });
       }
       const images = (await docker(['images', '-q', '--filter', `label=org.opskit.project=${project}`], { reject: false })).stdout.split('\n').filter(Boolean);
       if (images.length) await docker(['rmi', '-f', ...new Set(images)], { reject: false });

@@ -48,7 +48,7 @@ describe('the built opskit binary', () => {
 
   it('without a TTY: plain timestamped progress lines on stderr, no colour', async () => {
     const r = await opskit(['doctor'], { cwd: tempDir() });
-    expect(r.stderr).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z step  running 8 checks$/m);
+    expect(r.stderr).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z step  running \d+ checks$/m);
     expect(r.stderr + r.stdout).not.toMatch(ANSI);
   });
 

@@ -58,7 +58,8 @@ describe('opskit deploy: migrate-then-start on the real engine', () => {
     // Right after a deploy the web container's own Docker healthcheck may not have run yet: "starting" is a warning.
     expect(doc).toMatchObject({ source: 'defaults', ok: true });
     expect(['pass', 'warn']).toContain(doc.status);
-    expect((doc.checks as Array<{ name: string }>).map((c) => c.name)).toEqual(['container db', 'container redis', 'container web', 'container nginx', 'disk .']);
+    expect((doc.checks as Array<{ name: string }>).map((c) => c.name)).toEqual(['container db', 'container redis', 'container web', 'container nginx', 'through nginx /health', 'disk .']);
+    expect((doc.checks as Array<{ name: string; status: string; detail: string }>)[4]).toMatchObject({ status: 'pass', detail: expect.stringMatching(/^GET http:\/\/[\d.]+:80\/health: /) });
     const { readFileSync } = await import('node:fs');
     const yaml = readFileSync(path.join(p.dir, 'opskit.yaml'), 'utf8');
     writeFileSync(
@@ -154,5 +155,54 @@ describe('opskit deploy: failures on a first deploy', () => {
     expect(r.stderr).toContain('database warming up forever');
     expect(elapsed).toBeLessThan(60_000);
     expect(await webImageId(p)).toBe('');
+  });
+});
+
+describe('opskit deploy: the platform as its users meet it, through nginx', () => {
+  const platforms: Platform[] = [];
+  afterAll(async () => {
+    for (const p of platforms) await p.destroy();
+  });
+
+  it('an app that listens only on TCP (cutover.switch: reload): nginx names its container, answers 200, and a cutover and rollback switch it', async () => {
+    const p = await createPlatform('opskit-deploy-tcp-');
+    platforms.push(p);
+    // The example without its unix-socket bind: gunicorn on 0.0.0.0:8000 alone.
+    const { readFileSync } = await import('node:fs');
+    const conf = path.join(p.dir, 'gunicorn.conf.py');
+    writeFileSync(conf, readFileSync(conf, 'utf8').replace(/\nif os\.path\.isdir\(socket_dir\)[^\n]*\n[^\n]*\n/, '\n'));
+    expect(readFileSync(conf, 'utf8')).not.toContain('bind.append');
+    const r = await p.run(['deploy', '--build', '--json', '--set', 'cutover.switch=reload']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toContain('ask the platform through nginx (/health)');
+    expect(readFileSync(path.join(p.dir, 'nginx/upstream/web.conf'), 'utf8')).toMatch(/server [\w-]+:8000/);
+    expect((await fetch(p.url('/health'))).status).toBe(200);
+    const health = await p.run(['health', '--json', '--set', 'cutover.switch=reload']);
+    expect(parseSingleJson(health.stdout).checks).toContainEqual(expect.objectContaining({ name: 'through nginx /health', status: 'pass' }));
+    // A second version, cut over and rolled back: each switch verified through nginx.
+    const { appendFileSync } = await import('node:fs');
+    appendFileSync(path.join(p.dir, 'app.py'), '\n# tcp-only v2\n');
+    const v2 = (parseSingleJson((await p.run(['build', '--json'])).stdout).tags as string[])[0]!;
+    const cut = await p.run(['cutover', '--image', v2, '--json', '--set', 'cutover.switch=reload']);
+    expect(cut.exitCode, cut.stderr).toBe(0);
+    expect(((await (await fetch(p.url('/health'))).json()) as { color: string }).color).toBe('green');
+    const back = await p.run(['rollback', '--json', '--set', 'cutover.switch=reload']);
+    expect(back.exitCode, back.stderr).toBe(0);
+    expect(((await (await fetch(p.url('/health'))).json()) as { color: string }).color).toBe('blue');
+  });
+
+  it('a healthy web service behind an nginx that answers 502: the deploy exits 1 with what nginx answered', async () => {
+    const p = await createPlatform('opskit-deploy-502-');
+    platforms.push(p);
+    // An upstream that passes nginx -t but reaches nothing.
+    writeFileSync(path.join(p.dir, 'dead-upstream.tmpl'), 'upstream web {\n  server 127.0.0.1:9 max_fails=0;\n}\n');
+    const r = await p.run(['deploy', '--build', '--set', 'nginx.upstreamTemplate=dead-upstream.tmpl', '--set', 'cutover.verifyTimeout=3s']);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('the web service is healthy, but the platform does not answer through nginx');
+    expect(r.stderr).toMatch(/gave HTTP 502/);
+    // Fixed: the next deploy renders opskit's own upstream and passes.
+    const fixed = await p.run(['deploy']);
+    expect(fixed.exitCode, fixed.stderr).toBe(0);
+    expect((await fetch(p.url('/health'))).status).toBe(200);
   });
 });

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { opskit, tempDir } from '../helpers/cli.js';
+import { bindMounts, composeArgs } from '../helpers/compose.js';
 import { TEST_LABEL, docker, removeLabelled, uniqueName } from '../helpers/docker.js';
 
 const composeEnv = { POSTGRES_PASSWORD: 'init-test-pw', DATABASE_URL: 'postgresql://app:init-test-pw@db:5432/app' };
@@ -20,7 +21,7 @@ describe('what opskit init renders, checked by the real tools', () => {
   });
 
   it('docker-compose config accepts the compose file: db, redis, web, nginx, each with a full healthcheck', async () => {
-    const r = await execa('docker-compose', ['-p', 'initcheck', '-f', path.join(dir, 'compose/docker-compose.prod.yml'), 'config'], { env: composeEnv, reject: false });
+    const r = await execa(...composeArgs(['-p', 'initcheck', '-f', path.join(dir, 'compose/docker-compose.prod.yml'), 'config']), { env: composeEnv, reject: false });
     expect(r.stderr).not.toMatch(/ERROR/);
     expect(r.exitCode).toBe(0);
     const config = parse(r.stdout) as { services: Record<string, { healthcheck?: Record<string, unknown> }> };
@@ -35,14 +36,14 @@ describe('what opskit init renders, checked by the real tools', () => {
     expect(config.exitCode).toBe(0);
     const sockets = (JSON.parse(config.stdout) as { config: { paths: { sockets: string } } }).config.paths.sockets;
     expect(sockets).toBe('run/sockets');
-    const r = await execa('docker-compose', ['-p', 'initcheck', '-f', path.join(dir, 'compose/docker-compose.prod.yml'), 'config'], { env: composeEnv, reject: false });
+    const r = await execa(...composeArgs(['-p', 'initcheck', '-f', path.join(dir, 'compose/docker-compose.prod.yml'), 'config']), { env: composeEnv, reject: false });
     expect(r.exitCode).toBe(0);
-    const services = (parse(r.stdout) as { services: Record<string, { volumes?: string[] }> }).services;
-    for (const name of ['web', 'nginx']) expect(services[name]!.volumes, name).toContain(`${path.join(dir, sockets)}:/run/opskit:rw`);
+    const services = (parse(r.stdout) as { services: Record<string, Parameters<typeof bindMounts>[0]> }).services;
+    for (const name of ['web', 'nginx']) expect(bindMounts(services[name]!), name).toContain(`${path.join(dir, sockets)}:/run/opskit`);
   });
 
   it('docker-compose config refuses to run without the secrets it needs, naming them', async () => {
-    const r = await execa('docker-compose', ['-p', 'initcheck', '-f', path.join(dir, 'compose/docker-compose.prod.yml'), 'config'], { env: { DATABASE_URL: 'x' }, extendEnv: false, reject: false });
+    const r = await execa(...composeArgs(['-p', 'initcheck', '-f', path.join(dir, 'compose/docker-compose.prod.yml'), 'config']), { env: { DATABASE_URL: 'x' }, extendEnv: false, reject: false });
     expect(r.exitCode).not.toBe(0);
     expect(r.stderr).toContain('set POSTGRES_PASSWORD in .env');
   });

@@ -24,13 +24,18 @@ async function setup(answers: Record<string, (options?: ExecOptions) => ExecResu
   mkdirSync(path.join(dir, 'compose'));
   writeFileSync(path.join(dir, 'compose/docker-compose.prod.yml'), 'services: {}\n');
   writeFileSync(path.join(dir, 'opskit.yaml'), 'project:\n  name: shop\n');
+  mkdirSync(path.join(dir, 'nginx'));
+  writeFileSync(path.join(dir, 'nginx/nginx.conf'), 'events {}\nhttp { include upstream/web.conf; }\n');
   const calls: string[] = [];
+  // nginx runs once the deploy has started it.
+  let nginxUp = false;
   const exec = strictFake<ExecAdapter>('exec', {
     run: async (file, args, options) => {
       const key = [file, ...args].join(' ').replace(` -p shop -f ${dir}/compose/docker-compose.prod.yml`, '');
       calls.push(key);
       const answer = answers[key];
       if (!answer) throw new Error(`unexpected exec: ${key}`);
+      if (key.endsWith('up -d --no-deps nginx')) nginxUp = true;
       return answer(options);
     },
     which: async (name) => `/usr/bin/${name}`,
@@ -38,7 +43,11 @@ async function setup(answers: Record<string, (options?: ExecOptions) => ExecResu
   const docker = strictFake<DockerAdapter>('docker', {
     endpoint: 'unix:///var/run/docker.sock',
     inspectImage: async (ref) => (ref === 'shop:latest' ? { id: 'sha256:new', tags: [ref], sizeBytes: 1, user: 'appuser', created: '', labels: {} } : undefined),
-    listContainers: async (labels) => [healthy(labels['com.docker.compose.service']!, labels['com.docker.compose.service'] === 'web' ? 'sha256:new' : 'sha256:db')],
+    listContainers: async (labels) => {
+      const service = labels['com.docker.compose.service']!;
+      const c = healthy(service, service === 'web' ? 'sha256:new' : 'sha256:db');
+      return [service === 'nginx' && !nginxUp ? { ...c, running: false, state: 'created', health: 'none' } : c];
+    },
     containerLogs: async () => 'log line',
     watchContainers: async () => () => {},
   });
@@ -92,8 +101,9 @@ describe('runDeploy against strict fakes', () => {
         return ok();
       },
       'docker-compose up -d --no-deps nginx': () => {
-        // nginx starts with live.sock already pointing at the new web container.
+        // nginx starts with live.sock already pointing at the new web container, and an upstream naming it.
         expect(readlinkSync(path.join(dir, 'run', 'sockets', 'live.sock'))).toBe('web-web.sock');
+        expect(readFileSync(path.join(dir, 'nginx', 'upstream', 'web.conf'), 'utf8')).toContain('server unix:/run/opskit/live.sock');
         return ok();
       },
     });

@@ -21,6 +21,7 @@ const base = {
   stateFile: '/srv/shop/.opskit/state.json',
   beforeMigrate: [],
   sockets: '/srv/shop/run',
+  front: { verifyPath: '/health', verifyTimeoutMs: 15_000 },
 };
 const f = ['-p', 'shop', '-f', '/srv/shop/compose/docker-compose.prod.yml'];
 
@@ -33,20 +34,26 @@ describe('planDeploy', () => {
       { kind: 'replace-web', service: 'web', argv: ['docker-compose', [...f, 'up', '-d', '--no-deps', 'web']] },
       { kind: 'web-health', service: 'web', path: '/health', port: 8000, timeoutMs: 60_000 },
       { kind: 'point-live', service: 'web', dir: '/srv/shop/run' },
+      { kind: 'upstream', service: 'web', mode: 'socket' },
       { kind: 'up', services: ['nginx'], argv: ['docker-compose', [...f, 'up', '-d', '--no-deps', 'nginx']] },
       { kind: 'wait-healthy', services: ['nginx'], timeoutMs: 120_000 },
+      { kind: 'verify-front', path: '/health', timeoutMs: 15_000 },
       { kind: 'write-state', path: '/srv/shop/.opskit/state.json' },
     ]);
   });
   it('speaks compose v2 too, skips migrations on request, and runs hooks before migrating', () => {
     const steps = planDeploy({ ...base, target: v2, migrate: null, beforeMigrate: ['backup'], sockets: null });
     expect(steps[0]).toEqual({ kind: 'up', services: ['db', 'redis'], argv: ['docker', ['compose', ...f, 'up', '-d', 'db', 'redis']] });
-    expect(steps.map((s) => s.kind)).toEqual(['up', 'wait-healthy', 'hook', 'replace-web', 'web-health', 'up', 'wait-healthy', 'write-state']);
+    expect(steps.map((s) => s.kind)).toEqual(['up', 'wait-healthy', 'hook', 'replace-web', 'web-health', 'upstream', 'up', 'wait-healthy', 'verify-front', 'write-state']);
+    expect(steps.find((s) => s.kind === 'upstream')).toEqual({ kind: 'upstream', service: 'web', mode: 'reload' });
+  });
+  it('without nginx in the platform: no upstream, no check through it', () => {
+    expect(planDeploy({ ...base, target: v2, front: null, frontServices: [] }).map((s) => s.kind)).toEqual(['up', 'wait-healthy', 'migrate', 'replace-web', 'web-health', 'point-live', 'write-state']);
   });
   it('turns into the dry run\'s steps', () => {
     const planned = toPlannedSteps(planDeploy({ ...base, target: v1 }), 'shop:abc1234');
     expect(planned[2]).toEqual({ kind: 'exec', argv: ['docker-compose', ...f, 'run', '--rm', '--no-deps', '-T', 'web', 'python3', 'migrate.py'], description: 'run the migrations in a one-off container of the new image (WEB_IMAGE=shop:abc1234)' });
-    expect(planned.map((p) => p.kind)).toEqual(['exec', 'wait', 'exec', 'exec', 'http', 'write', 'exec', 'wait', 'write']);
+    expect(planned.map((p) => p.kind)).toEqual(['exec', 'wait', 'exec', 'exec', 'http', 'write', 'write', 'exec', 'wait', 'http', 'write']);
   });
 });
 

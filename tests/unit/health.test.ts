@@ -3,7 +3,7 @@ import { cpuAndMemory } from '../../src/adapters/docker.js';
 import type { NetAdapter } from '../../src/adapters/net.js';
 import { createContext } from '../../src/cli/run.js';
 import { Redactor } from '../../src/config/redact.js';
-import { configSchema } from '../../src/config/schema.js';
+import { configSchema, type HealthCheckConfig } from '../../src/config/schema.js';
 import { Sensitive } from '../../src/config/sensitive.js';
 import { evaluateContainer, evaluateDisk, evaluateHttp, evaluateResources, jsonPath, statusMatches, thresholdBytes, worst } from '../../src/health/evaluate.js';
 import { changes, runCheck, summarizeHealth, type CheckResult } from '../../src/health/run.js';
@@ -97,8 +97,12 @@ describe('check specs', () => {
     expect(spec).toMatchObject({ name: 'postgres app@db:5432/app', target: 'postgresql://app:***@db:5432/app', timing: { timeoutMs: 5000, retries: 2, retryDelayMs: 1000, startPeriodMs: 0 } });
     expect(() => toSpec({ kind: 'container' }, config.health, config, 3)).toThrow('health.checks[3]: a container check names a service or a container');
   });
-  it('defaults to the platform\'s services and the disk', () => {
-    expect(defaultChecks(config).map((c) => (c.kind === 'container' ? c.service : c.kind))).toEqual(['db', 'redis', 'web', 'nginx', 'disk']);
+  it('defaults to the platform\'s services, the platform through nginx, and the disk', () => {
+    expect(defaultChecks(config).map((c) => (c.kind === 'container' ? c.service : c.kind))).toEqual(['db', 'redis', 'web', 'nginx', 'front', 'disk']);
+    const noFront = configSchema.parse({ project: { name: 'x' }, deploy: { frontServices: [] } });
+    expect(defaultChecks(noFront).map((c) => c.kind)).not.toContain('front');
+    const front = toSpec({ kind: 'front', expectStatus: '2xx' } as HealthCheckConfig, config.health, config, 0);
+    expect(front).toMatchObject({ kind: 'front', name: 'through nginx /health', path: '/health', target: 'service nginx /health' });
   });
 });
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { type BuildSecretSpec, isSecretProblem, SECRET_SPEC_FORM, secretSpecFrom } from '../build/secrets.js';
 import { Sensitive } from './sensitive.js';
 
 /**
@@ -99,6 +100,16 @@ export const healthCheckSchema = z.discriminatedUnion(
 );
 export type HealthCheckConfig = z.output<typeof healthCheckSchema>;
 
+/** One build secret (image.secrets): where its value comes from, never the value. */
+const buildSecret = z.unknown().transform((value, ctx): BuildSecretSpec => {
+  const spec = secretSpecFrom(value);
+  if (isSecretProblem(spec)) {
+    ctx.addIssue({ code: 'custom', message: spec.problem });
+    return z.NEVER;
+  }
+  return spec;
+});
+
 const section = <T extends z.ZodRawShape>(shape: T) => z.strictObject(shape).prefault({} as never);
 
 export const configSchema = z.strictObject({
@@ -196,6 +207,10 @@ export const configSchema = z.strictObject({
     dockerfile: text().default('Dockerfile.prod'),
     target: text().optional(),
     buildArgs: z.record(z.string(), z.union([z.string(), z.number()]).transform(String), { error: 'expected a mapping of NAME: value' }).default({}),
+    /** auto: BuildKit (docker buildx) when it answers, else the Engine API's classic builder, with a warning. */
+    builder: z.enum(['auto', 'buildkit', 'classic'], { error: 'expected one of auto, buildkit, classic' }).default('auto'),
+    /** Build secrets for `RUN --mount=type=secret,id=NAME`: `id=NAME,src=FILE`, `id=NAME,env=VAR`, or { id, src | env }. */
+    secrets: z.array(buildSecret, { error: `expected a list of build secrets: ${SECRET_SPEC_FORM}` }).default([]),
   }),
   deploy: section({
     /** The compose service that runs the API. */

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { parse as parseEnv } from 'dotenv';
 import type { Config } from '../config/schema.js';
 import { describeCli, detectCompose } from '../adapters/compose.js';
+import { buildxSupported, parseBuildxVersion } from '../build/buildx.js';
 import type { FsAdapter } from '../adapters/fs.js';
 import { isSecretName } from '../config/redact.js';
 import { Sensitive } from '../config/sensitive.js';
@@ -169,6 +170,23 @@ export function planDoctorChecks(config: Config, env: Readonly<Record<string, st
           return { status: 'fail', detail: `${wanted} found`, hint: 'install the docker compose plugin (v2) or docker-compose (v1)' };
         }
         return { status: 'pass', version: found.version, detail: describeCli(found), data: { flavor: found.flavor, version: found.version, command: [found.file, ...found.prefix].join(' ') } };
+      },
+    },
+    {
+      // BuildKit (RUN --mount, heredocs, build secrets) needs docker buildx; without it `opskit build` falls back.
+      name: 'buildx',
+      required: config.image.builder === 'buildkit',
+      async run(ctx, cfg) {
+        if (cfg.image.builder === 'classic') return { status: 'skip', detail: 'image.builder: classic (opskit build uses the Engine API builder, not buildx)' };
+        const result = await ctx.exec.run('docker', ['buildx', 'version'], { timeoutMs });
+        const text = `${result.stdout}\n${result.stderr}`.trim();
+        const version = result.failed ? undefined : parseBuildxVersion(text);
+        const fallback = "opskit build falls back to the Engine's classic builder (no RUN --mount, heredocs or build secrets)";
+        const hint = 'install the docker buildx plugin, 0.12 or later (docker-buildx-plugin; Debian: docker-buildx)';
+        if (result.notFound) return { status: 'fail', detail: `the docker CLI is not on PATH: ${fallback}`, hint };
+        if (result.failed || !version) return { status: 'fail', detail: `docker buildx does not answer (${text.split('\n')[0] || `exit ${result.exitCode}`}): ${fallback}`, hint };
+        if (!buildxSupported(version)) return { status: 'fail', version, detail: `docker buildx ${version} is older than 0.12 (no --progress=rawjson): ${fallback}`, hint };
+        return { status: 'pass', version, detail: `docker buildx ${version}: opskit build uses BuildKit`, data: { version } };
       },
     },
     { name: 'nginx', required: config.nginx.mode === 'host', run: (ctx, cfg) => toolVersion(ctx, 'nginx', cfg.nginx.bin, ['-v'], timeoutMs) },

@@ -25,7 +25,7 @@ describe('opskit deploy: migrate-then-start on the real engine', () => {
     const before = listTree(p.dir);
     const r = await p.run(['deploy', '--build', '--dry-run']);
     expect(r.exitCode, r.stderr).toBe(0);
-    for (const expected of ['would call Docker POST /build', 'up -d db redis', 'run --rm --no-deps -T web python3 migrate.py', 'up -d --no-deps web', 'would request GET http://<web container address>:8000/health', 'state.json']) {
+    for (const expected of ['would run: docker buildx build --progress=rawjson --load', 'up -d db redis', 'run --rm --no-deps -T web python3 migrate.py', 'up -d --no-deps web', 'would request GET http://<web container address>:8000/health', 'state.json']) {
       expect(r.stderr).toContain(expected);
     }
     expect(await projectResources(p.project)).toEqual({ containers: [], networks: [], volumes: [] });

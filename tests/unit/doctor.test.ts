@@ -38,6 +38,7 @@ const healthyDocker = strictFake<DockerAdapter>('docker', {
 const tools = {
   'docker compose version --short': ok(['docker'], '2.29.1'),
   'docker-compose version --short': missing(['docker-compose']),
+  'docker buildx version': ok(['docker'], 'github.com/docker/buildx 0.13.1+ds1 0.13.1+ds1-3'),
   'nginx -v': ok(['nginx'], '', 'nginx version: nginx/1.22.1'),
   'pg_dump --version': ok(['pg_dump'], 'pg_dump (PostgreSQL) 15.18'),
   'psql --version': ok(['psql'], 'psql (PostgreSQL) 15.18'),
@@ -75,6 +76,7 @@ describe('doctor', () => {
       config: 'pass',
       docker: 'pass',
       compose: 'pass',
+      buildx: 'pass',
       nginx: 'pass',
       pg_dump: 'pass',
       psql: 'pass',
@@ -88,6 +90,26 @@ describe('doctor', () => {
     expect(noSdk.checks.find((c) => c.name === 'ngrok')).toMatchObject({ status: 'warn', required: false, detail: 'no ngrok agent binary, and the @ngrok/ngrok SDK does not load here: Cannot find module @ngrok/ngrok-linux-x64-gnu' });
     expect(result.checks.find((c) => c.name === 'compose')).toMatchObject({ version: '2.29.1', detail: 'docker compose 2.29.1 (v2)' });
     expect(result.checks.find((c) => c.name === 'docker')).toMatchObject({ version: '28.0.1', detail: expect.stringContaining('API 1.48') });
+  });
+
+  it('buildx: its version, or a warning that builds fall back to the classic builder; required only for image.builder: buildkit', async () => {
+    const result = await runDoctor(context({ exec: execFake(tools) }), { timeoutMs: 1000 });
+    expect(result.checks.find((c) => c.name === 'buildx')).toMatchObject({ status: 'pass', required: false, version: '0.13.1', detail: 'docker buildx 0.13.1: opskit build uses BuildKit' });
+    const noBuildx = { ...tools, 'docker buildx version': { ...missing(['docker']), notFound: false, exitCode: 1, stderr: "docker: 'buildx' is not a docker command." } };
+    const warned = await runDoctor(context({ exec: execFake(noBuildx) }), { timeoutMs: 1000 });
+    expect(warned.checks.find((c) => c.name === 'buildx')).toMatchObject({
+      status: 'warn',
+      detail: "docker buildx does not answer (docker: 'buildx' is not a docker command.): opskit build falls back to the Engine's classic builder (no RUN --mount, heredocs or build secrets)",
+      hint: expect.stringContaining('install the docker buildx plugin'),
+    });
+    expect(renderDoctor(warned).failure).toBeUndefined();
+    const old = planDoctorChecks(configSchema.parse({}), {}, 500).find((c) => c.name === 'buildx')!;
+    const oldCtx = context({ exec: execFake({ 'docker buildx version': ok(['docker'], 'github.com/docker/buildx v0.10.4 c513d34') }) });
+    expect(await old.run(oldCtx, configSchema.parse({}))).toMatchObject({ status: 'fail', version: '0.10.4', detail: expect.stringContaining('older than 0.12') });
+    const classic = configSchema.parse({ image: { builder: 'classic' } });
+    expect(await planDoctorChecks(classic, {}, 500).find((c) => c.name === 'buildx')!.run(context({ exec: execFake({}) }), classic)).toMatchObject({ status: 'skip' });
+    const buildkit = configSchema.parse({ image: { builder: 'buildkit' } });
+    expect(planDoctorChecks(buildkit, {}, 500).find((c) => c.name === 'buildx')!.required).toBe(true);
   });
 
   it('fails (exit 3) when the engine does not answer; a missing optional tool is only a warning', async () => {

@@ -339,7 +339,7 @@ async function buildWithBuildkit(ctx: Context, plan: BuildPlan, docker: DockerAd
   }
   const image = await engine.inspectImage(imageId);
   const finalBytes = image?.sizeBytes ?? 0;
-  const builderBytes = probe && probeTag ? await measureStage(ctx, engine, probe, probeTag, first!.name!, step) : null;
+  const builderBytes = probe && probeTag ? await stageSize(ctx, imageId, first!.name!, () => measureStage(ctx, engine, probe, probeTag, first!.name!, step)) : null;
   const stages = builtStages.map((s, i) => ({
     name: s.name ?? null,
     from: s.from,
@@ -349,6 +349,30 @@ async function buildWithBuildkit(ctx: Context, plan: BuildPlan, docker: DockerAd
   const counts = stepCounts(run.progress);
   step.succeed(`built ${base.tags[0]} (${formatBytes(finalBytes)}, ${counts.steps} steps, ${counts.cachedSteps} cached) in ${formatDuration(durationMs)}`);
   return { ...base, imageId, sizeBytes: finalBytes, durationMs, ...counts, stages, finalVsBuilder: finalVsBuilder(finalBytes, builderBytes) };
+}
+
+/**
+ * The builder stage's size, remembered per final image: an image id is its content, so the same final
+ * image (a no-change rebuild, the common case in CI) was built from the same stages, and the measuring
+ * build (about 180 ms) is skipped. Kept in the state directory, the newest 20.
+ */
+async function stageSize(ctx: Context, imageId: string, stage: string, measure: () => Promise<number | null>): Promise<number | null> {
+  const file = path.join(projectPath(ctx, ctx.loaded!.config.paths.state), 'build', 'stage-sizes.json');
+  let known: Array<{ imageId: string; stage: string; bytes: number }> = [];
+  try {
+    const parsed = JSON.parse((await ctx.fs.readText(file)) ?? '[]') as unknown;
+    if (Array.isArray(parsed)) known = parsed.filter((e) => typeof e?.imageId === 'string' && typeof e?.stage === 'string' && typeof e?.bytes === 'number');
+  } catch {
+    known = [];
+  }
+  const hit = known.find((e) => e.imageId === imageId && e.stage === stage);
+  if (hit) return hit.bytes;
+  const bytes = await measure();
+  if (bytes !== null) {
+    const next = [{ imageId, stage, bytes }, ...known.filter((e) => e.imageId !== imageId)].slice(0, 20);
+    await ctx.fs.writeFileAtomic(file, `${JSON.stringify(next)}\n`).catch(() => undefined);
+  }
+  return bytes;
 }
 
 /**

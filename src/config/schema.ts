@@ -278,11 +278,11 @@ export const configSchema = z.strictObject({
     keepWeekly: positiveInt.optional(),
     keepMonthly: positiveInt.optional(),
     /** zlib level, 1 (fast) to 9 (small). */
-    gzipLevel: z.number({ error: 'expected a number from 1 to 9' }).int().min(1).max(9).default(6),
+    gzipLevel: z.preprocess(fromText, z.number({ error: 'expected a number from 1 to 9' }).int().min(1).max(9)).default(6),
     /** A dump smaller than this (uncompressed bytes) is a failure, not a backup. */
     minDumpBytes: positiveInt.default(512),
     /** Multipart upload: part size in MiB (5 to 5120; 10000 parts of 64 MiB is 625 GiB) and parts in flight. */
-    partSizeMiB: z.number({ error: 'expected MiB from 5 to 5120' }).int().min(5).max(5120).default(64),
+    partSizeMiB: z.preprocess(fromText, z.number({ error: 'expected MiB from 5 to 5120' }).int().min(5).max(5120)).default(64),
     queueSize: positiveInt.default(4),
     /** host: the host's pg_dump and psql reach database.url; compose: pg_dump runs in the db service's container (docker exec). */
     via: z.enum(['host', 'compose'], { error: 'expected one of host, compose' }).default('host'),

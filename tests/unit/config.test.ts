@@ -47,6 +47,16 @@ describe('resolveConfig', () => {
     expect(sources['backup.dir']).toEqual({ kind: 'file', file: 'opskit.yaml' });
   });
 
+  it('takes every number from a --set flag as text, the backup part size and gzip level too', () => {
+    const flags = [
+      { path: 'backup.partSizeMiB', flag: '--set backup.partSizeMiB', value: '8' },
+      { path: 'backup.gzipLevel', flag: '--set backup.gzipLevel', value: '1' },
+    ];
+    const { config } = resolveConfig({ ...base, fileText: undefined, fileName: undefined, env: {}, flags });
+    expect(config.backup).toMatchObject({ partSizeMiB: 8, gzipLevel: 1 });
+    expect(() => resolveConfig({ ...base, fileText: undefined, fileName: undefined, env: {}, flags: [{ ...flags[0]!, value: '4' }] })).toThrow(/backup\.partSizeMiB/);
+  });
+
   it('interpolates ${VAR} in file values and records which variables', () => {
     const { config, sources } = resolveConfig({ ...base, fileText: 'database:\n  url: ${DB_URL}\ns3:\n  prefix: ${P:-backups/}\n', env: { DB_URL: 'postgresql://u:pw1234@h/d' } });
     expect(config.database.url).toBeInstanceOf(Sensitive);

@@ -320,7 +320,8 @@ async function buildWithBuildkit(ctx: Context, plan: BuildPlan, docker: DockerAd
   } finally {
     await ctx.fs.remove(metadataFile).catch(() => undefined);
   }
-  const imageId = imageIdFromMetadata(metadata);
+  // Engines before 23 (20.10 here) leave the image id out of buildx's metadata: the tag it loaded says it.
+  const imageId = imageIdFromMetadata(metadata) ?? (run.exitCode === 0 ? (await engine.inspectImage(base.tags[0]!))?.id : undefined);
   if (run.notFound) {
     step.fail('build failed');
     throw new OperationError('E_BUILD_FAILED', 'build failed: the docker CLI is not on PATH', { hint: 'install the docker CLI and its buildx plugin, or set image.builder: classic' });

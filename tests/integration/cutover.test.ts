@@ -5,6 +5,7 @@ import { parseSingleJson } from '../helpers/cli.js';
 import { docker } from '../helpers/docker.js';
 import { failures, NO_FAILURES, startLoad } from '../helpers/load.js';
 import { createPlatform, type Platform } from '../helpers/platform.js';
+import { freshJson } from '../helpers/http.js';
 import { waitFor } from '../helpers/wait.js';
 
 
@@ -41,7 +42,8 @@ describe('opskit cutover / rollback / status: blue-green under load', () => {
     if (leftovers.length) await docker(['rm', '-f', ...leftovers], { reject: false });
   });
 
-  const colorNow = async () => ((await (await fetch(front)).json()) as { color: string; version: string });
+  // On a connection of its own: after a reload-mode switch an old keep-alive connection may still reach an old worker.
+  const colorNow = () => freshJson<{ color: string; version: string }>(front);
 
   it('with nothing to roll back to, rollback exits 1', async () => {
     const r = await p.run(['rollback']);
@@ -188,7 +190,7 @@ describe('opskit cutover / rollback / status: blue-green under load', () => {
     expect(r.exitCode, r.stderr).toBe(0);
     expect(parseSingleJson(r.stdout)).toMatchObject({ action: 'cutover', migrations: ['0003'] });
     expect(failures(result)).toEqual(NO_FAILURES);
-    expect(await (await fetch(front)).json()).toMatchObject({ schema: '0003', expectedSchema: '0003', status: 'ok' });
+    expect(await freshJson(front)).toMatchObject({ schema: '0003', expectedSchema: '0003', status: 'ok' });
   });
 
   it('--keep-old stops the old colour after the delay; deploy refuses once blue-green is in use', async () => {

@@ -2,6 +2,7 @@ import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseSingleJson } from '../helpers/cli.js';
+import { freshJson } from '../helpers/http.js';
 import { TEST_LABEL, docker, removeLabelled, uniqueName } from '../helpers/docker.js';
 import { createPlatform, projectResources, type Platform } from '../helpers/platform.js';
 
@@ -185,10 +186,10 @@ describe('opskit deploy: the platform as its users meet it, through nginx', () =
     const v2 = (parseSingleJson((await p.run(['build', '--json'])).stdout).tags as string[])[0]!;
     const cut = await p.run(['cutover', '--image', v2, '--json', '--set', 'cutover.switch=reload']);
     expect(cut.exitCode, cut.stderr).toBe(0);
-    expect(((await (await fetch(p.url('/health'))).json()) as { color: string }).color).toBe('green');
+    expect((await freshJson<{ color: string }>(p.url('/health'))).color).toBe('green');
     const back = await p.run(['rollback', '--json', '--set', 'cutover.switch=reload']);
     expect(back.exitCode, back.stderr).toBe(0);
-    expect(((await (await fetch(p.url('/health'))).json()) as { color: string }).color).toBe('blue');
+    expect((await freshJson<{ color: string }>(p.url('/health'))).color).toBe('blue');
   });
 
   it('a healthy web service behind an nginx that answers 502: the deploy exits 1 with what nginx answered', async () => {

@@ -219,10 +219,11 @@ describe('opskit cutover / rollback / status: blue-green under load', () => {
     const to = parseSingleJson(r.stdout).to as string;
     expect(readFileSync(upstream, 'utf8')).toMatch(new RegExp(`server ${p.project}_web_${to}_[a-z0-9]+:8000`));
     expect(await nginxPids()).not.toEqual(pids);
-    expect((await colorNow()).color).toBe(to);
+    // A reload: until the old workers stop accepting (moments), a new connection may still reach one.
+    await waitFor(`new connections to reach ${to}`, async () => (await colorNow()).color === to, 15_000, 100);
     const back = await p.run(['rollback', '--json']);
     expect(back.exitCode, back.stderr).toBe(0);
     expect(readFileSync(upstream, 'utf8')).toContain('server unix:/run/opskit/live.sock');
-    expect((await colorNow()).color).toBe(before.color);
+    await waitFor(`new connections to reach ${before.color}`, async () => (await colorNow()).color === before.color, 15_000, 100);
   });
 });

@@ -85,6 +85,8 @@ export interface DockerAdapter {
   removeContainer(id: string): Promise<void>;
   /** Runs argv inside a running container; its exit code and output. */
   exec(id: string, argv: readonly string[]): Promise<{ exitCode: number; output: string }>;
+  /** The container's processes as the Engine's `top` lists them (pid and command line). */
+  containerProcesses(id: string): Promise<{ pid: number; command: string }[]>;
   /** A command in a running container whose stdout is a stream (pg_dump in the db service); env goes through the API, not an argv. */
   execStream(id: string, argv: readonly string[], env: Record<string, string>): Promise<{ stdout: NodeJS.ReadableStream; done: Promise<{ exitCode: number; stderr: string }> }>;
   /**
@@ -117,6 +119,14 @@ export function parseDockerHost(host: string | undefined): DockerConnection {
 }
 
 /** Splits the Engine's multiplexed log stream (8-byte frame headers) into text. Pure. */
+/** The Engine's `top` answer (`ps -ef` columns by default) as pids and command lines. */
+export function parseTop(titles: readonly string[], rows: readonly (readonly string[])[]): { pid: number; command: string }[] {
+  const pidAt = titles.indexOf('PID');
+  const cmdAt = titles.findIndex((t) => t === 'CMD' || t === 'COMMAND');
+  if (pidAt < 0 || cmdAt < 0) return [];
+  return rows.map((row) => ({ pid: Number(row[pidAt]), command: row[cmdAt] ?? '' })).filter((p) => Number.isInteger(p.pid) && p.pid > 0);
+}
+
 export function demuxLogs(buffer: Buffer): string {
   const parts: string[] = [];
   let offset = 0;
@@ -284,6 +294,10 @@ export async function createDockerAdapter(host: string | undefined, timeoutMs = 
       });
       const inspected = await execution.inspect();
       return { exitCode: inspected.ExitCode ?? -1, output: demuxLogs(Buffer.concat(chunks)) };
+    },
+    async containerProcesses(id) {
+      const top = (await docker.getContainer(id).top()) as { Titles?: string[]; Processes?: string[][] };
+      return parseTop(top.Titles ?? [], top.Processes ?? []);
     },
     async execStream(id, argv, env) {
       const { PassThrough } = await import('node:stream');

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 
 /** Facts about this process and host, and whether another process is alive. */
@@ -10,6 +10,8 @@ export interface SystemAdapter {
   isPidAlive(pid: number): boolean;
   /** A live process's argv (Linux /proc), to tell our process from a recycled pid; undefined when unknown. */
   processArgv(pid: number): string[] | undefined;
+  /** The direct children of a process (Linux /proc): pid and command line, NULs as spaces; [] when unknown. */
+  childProcesses(ppid: number): { pid: number; command: string }[];
   /** Sends a signal; false when the process does not exist. */
   kill(pid: number, signal: NodeJS.Signals): boolean;
   /** How to run this same CLI again (for `tunnel start --detach`): node and the entry script. */
@@ -44,6 +46,29 @@ export const nodeSystem: SystemAdapter = {
     } catch {
       return undefined;
     }
+  },
+  childProcesses: (ppid) => {
+    const children: { pid: number; command: string }[] = [];
+    let entries: string[];
+    try {
+      entries = readdirSync('/proc');
+    } catch {
+      return [];
+    }
+    for (const entry of entries) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        // The parent pid is the 4th field of /proc/<pid>/stat, after the command in parentheses.
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+        const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        if (parent !== ppid) continue;
+        const command = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0+$/, '').replace(/\0/g, ' ');
+        children.push({ pid: Number(entry), command });
+      } catch {
+        // The process ended while we looked.
+      }
+    }
+    return children;
   },
   kill: (pid, signal) => {
     try {

@@ -5,6 +5,7 @@ import type { DockerAdapter } from '../adapters/docker.js';
 import type { Config } from '../config/schema.js';
 import { ConfigError, OperationError } from '../errors.js';
 import { type Context, projectPath } from '../runtime/context.js';
+import { type NginxProcess, reloadSettled, servingWorkers } from './reload-wait.js';
 import { DEFAULT_SOCKET_UPSTREAM_TEMPLATE, DEFAULT_UPSTREAM_TEMPLATE, renderUpstream, type Color } from './plan.js';
 
 /**
@@ -34,8 +35,33 @@ export interface NginxOps {
   running(): Promise<boolean>;
   check(candidate: string): Promise<{ ok: boolean; output: string }>;
   install(content: string): Promise<void>;
+  /**
+   * `nginx -s reload`, then wait (bounded) until every worker from before the reload has stopped accepting
+   * connections and a new one serves: only then do new connections meet the new upstream.
+   */
   reload(): Promise<void>;
   baseUrl(): Promise<string>;
+}
+
+/** How long a reload may take to replace nginx's workers before opskit says the new config was not applied. */
+const RELOAD_SETTLE_MS = 10_000;
+
+/**
+ * Waits until the workers listed before a reload no longer serve. When they still do at the deadline,
+ * the master kept its old configuration (it logs why in its error log).
+ */
+async function settleReload(ctx: Context, before: readonly number[], list: () => Promise<NginxProcess[]>): Promise<void> {
+  if (before.length === 0) return;
+  const deadline = ctx.clock.monotonicMs() + RELOAD_SETTLE_MS;
+  for (;;) {
+    if (reloadSettled(before, await list())) return;
+    if (ctx.clock.monotonicMs() > deadline) {
+      throw new OperationError('E_NGINX_RELOAD', `nginx did not replace its workers within ${RELOAD_SETTLE_MS / 1000} s of the reload: the new configuration was not applied`, {
+        hint: "read nginx's error log (the master logs why it kept the old configuration)",
+      });
+    }
+    await ctx.clock.sleep(10);
+  }
 }
 
 export async function nginxOps(ctx: Context, config: Config, project: string, docker: DockerAdapter): Promise<NginxOps> {
@@ -83,8 +109,12 @@ export async function nginxOps(ctx: Context, config: Config, project: string, do
       },
       async reload() {
         const c = await container();
+        // The Engine's `top` needs `ps` on the host; without it, the reload is not waited for.
+        const list = () => docker.containerProcesses(c.id).catch(() => []);
+        const before = servingWorkers(await list());
         const result = await docker.exec(c.id, ['nginx', '-s', 'reload']);
         if (result.exitCode !== 0) throw new OperationError('E_NGINX_RELOAD', `nginx -s reload failed: ${result.output.trim()}`);
+        await settleReload(ctx, before, list);
       },
       async baseUrl() {
         if (n.url) return n.url.replace(/\/$/, '');
@@ -97,14 +127,19 @@ export async function nginxOps(ctx: Context, config: Config, project: string, do
   }
 
   const prefix = n.prefix ? ['-p', projectPath(ctx, n.prefix)] : [];
+  const masterPid = async () => {
+    if (!n.pidFile) return undefined;
+    const pid = Number((await ctx.fs.readText(projectPath(ctx, n.pidFile)))?.trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  };
   return {
     current,
     install,
     async running() {
       // The master's pid file (nginx.pidFile); without one, assume it runs and let the reload say otherwise.
       if (!n.pidFile) return true;
-      const pid = Number((await ctx.fs.readText(projectPath(ctx, n.pidFile)))?.trim());
-      return Number.isInteger(pid) && pid > 0 && ctx.system.isPidAlive(pid);
+      const pid = await masterPid();
+      return pid !== undefined && ctx.system.isPidAlive(pid);
     },
     async check(candidate) {
       const dir = path.join(os.tmpdir(), `opskit-nginx-check-${ctx.system.pid}-${Date.now()}`);
@@ -117,8 +152,13 @@ export async function nginxOps(ctx: Context, config: Config, project: string, do
       }
     },
     async reload() {
+      // The workers are the master's children; without nginx.pidFile they cannot be found, and the reload is not waited for.
+      const master = await masterPid();
+      const list = async () => (master === undefined ? [] : ctx.system.childProcesses(master));
+      const before = servingWorkers(await list());
       const result = await ctx.exec.run(n.bin, ['-s', 'reload', '-c', mainConf, ...prefix], { timeoutMs: 15_000 });
       if (result.failed) throw new OperationError('E_NGINX_RELOAD', `nginx -s reload failed: ${result.stderr.trim()}`);
+      await settleReload(ctx, before, list);
     },
     async baseUrl() {
       if (!n.url) throw new ConfigError('nginx.url: with nginx.mode host, say where nginx answers (e.g. http://127.0.0.1:80)', { code: 'E_NGINX_URL' });

@@ -24,3 +24,10 @@ export async function freshJson<T>(url: string): Promise<T> {
   const r = await freshGet(url);
   return JSON.parse(r.body) as T;
 }
+
+/** The colours that `count` new connections, one after another, are answered by. */
+export async function freshColors(url: string, count = 10): Promise<string[]> {
+  const colors: string[] = [];
+  for (let i = 0; i < count; i++) colors.push((await freshJson<{ color: string }>(url)).color);
+  return colors;
+}

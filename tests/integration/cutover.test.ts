@@ -5,7 +5,7 @@ import { parseSingleJson } from '../helpers/cli.js';
 import { docker } from '../helpers/docker.js';
 import { failures, NO_FAILURES, startLoad } from '../helpers/load.js';
 import { createPlatform, type Platform } from '../helpers/platform.js';
-import { freshJson } from '../helpers/http.js';
+import { freshColors, freshJson } from '../helpers/http.js';
 import { waitFor } from '../helpers/wait.js';
 
 
@@ -219,11 +219,11 @@ describe('opskit cutover / rollback / status: blue-green under load', () => {
     const to = parseSingleJson(r.stdout).to as string;
     expect(readFileSync(upstream, 'utf8')).toMatch(new RegExp(`server ${p.project}_web_${to}_[a-z0-9]+:8000`));
     expect(await nginxPids()).not.toEqual(pids);
-    // A reload: until the old workers stop accepting (moments), a new connection may still reach one.
-    await waitFor(`new connections to reach ${to}`, async () => (await colorNow()).color === to, 15_000, 100);
+    // opskit returns only once nginx's old workers stopped accepting: every new connection meets the new colour.
+    expect(await freshColors(front)).toEqual(Array(10).fill(to));
     const back = await p.run(['rollback', '--json']);
     expect(back.exitCode, back.stderr).toBe(0);
     expect(readFileSync(upstream, 'utf8')).toContain('server unix:/run/opskit/live.sock');
-    await waitFor(`new connections to reach ${before.color}`, async () => (await colorNow()).color === before.color, 15_000, 100);
+    expect(await freshColors(front)).toEqual(Array(10).fill(before.color));
   });
 });

@@ -2,8 +2,7 @@ import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseSingleJson } from '../helpers/cli.js';
-import { freshJson } from '../helpers/http.js';
-import { waitFor } from '../helpers/wait.js';
+import { freshColors } from '../helpers/http.js';
 import { TEST_LABEL, docker, removeLabelled, uniqueName } from '../helpers/docker.js';
 import { createPlatform, projectResources, type Platform } from '../helpers/platform.js';
 
@@ -187,11 +186,11 @@ describe('opskit deploy: the platform as its users meet it, through nginx', () =
     const v2 = (parseSingleJson((await p.run(['build', '--json'])).stdout).tags as string[])[0]!;
     const cut = await p.run(['cutover', '--image', v2, '--json', '--set', 'cutover.switch=reload']);
     expect(cut.exitCode, cut.stderr).toBe(0);
-    // Reload mode: until nginx's old workers stop accepting (moments), a new connection may still reach one.
-    await waitFor('new connections to reach green', async () => (await freshJson<{ color: string }>(p.url('/health'))).color === 'green', 15_000, 100);
+    // Reload mode: opskit returns only once nginx's old workers stopped accepting, so every new connection meets green.
+    expect(await freshColors(p.url('/health'))).toEqual(Array(10).fill('green'));
     const back = await p.run(['rollback', '--json', '--set', 'cutover.switch=reload']);
     expect(back.exitCode, back.stderr).toBe(0);
-    await waitFor('new connections to reach blue', async () => (await freshJson<{ color: string }>(p.url('/health'))).color === 'blue', 15_000, 100);
+    expect(await freshColors(p.url('/health'))).toEqual(Array(10).fill('blue'));
   });
 
   it('a healthy web service behind an nginx that answers 502: the deploy exits 1 with what nginx answered', async () => {

@@ -6,6 +6,8 @@ import { liveServer, liveSocket, socketName } from '../../src/cutover/sockets.js
 import { configSchema } from '../../src/config/schema.js';
 import { nodeFs } from '../../src/adapters/fs.js';
 import { systemClock } from '../../src/adapters/clock.js';
+import { reloadSettled, servingWorkers } from '../../src/cutover/reload-wait.js';
+import { parseTop } from '../../src/adapters/docker.js';
 
 const deployed = { ...emptyState(), deploy: { current: { image: 'shop:1', imageId: 'sha256:1', deployedAt: 't0', migrationsApplied: [], durationMs: 1 }, history: [] } };
 
@@ -91,5 +93,40 @@ describe('the socket switch', () => {
     await sockets.forget('cccccccccccc');
     const { readdirSync } = await import('node:fs');
     expect(readdirSync(dir).sort()).toEqual(['live.sock']);
+  });
+});
+
+describe('waiting for a reload to replace the workers', () => {
+  const procs = (...entries: [number, string][]) => entries.map(([pid, command]) => ({ pid, command }));
+
+  it('counts only the workers that accept connections', () => {
+    const list = procs([1, 'nginx: master process nginx -g daemon off;'], [7, 'nginx: worker process'], [8, 'nginx: worker process is shutting down'], [9, 'nginx: cache manager process'], [10, 'nginx: worker process\0\0']);
+    expect(servingWorkers(list)).toEqual([7, 10]);
+  });
+
+  it('is settled only when no old worker serves and a new one does', () => {
+    expect(reloadSettled([7], procs([7, 'nginx: worker process']))).toBe(false);
+    expect(reloadSettled([7], procs([7, 'nginx: worker process'], [11, 'nginx: worker process']))).toBe(false);
+    expect(reloadSettled([7], procs([7, 'nginx: worker process is shutting down']))).toBe(false);
+    expect(reloadSettled([7], procs([7, 'nginx: worker process is shutting down'], [11, 'nginx: worker process']))).toBe(true);
+    expect(reloadSettled([7], procs([11, 'nginx: worker process']))).toBe(true);
+  });
+
+  it('has nothing to wait for when the workers could not be listed', () => {
+    expect(reloadSettled([], [])).toBe(true);
+  });
+
+  it("reads the Engine's top answer by its column titles", () => {
+    const titles = ['UID', 'PID', 'PPID', 'C', 'STIME', 'TTY', 'TIME', 'CMD'];
+    const rows = [
+      ['root', '4242', '4200', '0', '12:00', '?', '00:00:00', 'nginx: master process nginx -g daemon off;'],
+      ['101', '4250', '4242', '0', '12:00', '?', '00:00:00', 'nginx: worker process'],
+      ['101', 'x', '4242', '0', '12:00', '?', '00:00:00', 'garbage'],
+    ];
+    expect(parseTop(titles, rows)).toEqual([
+      { pid: 4242, command: 'nginx: master process nginx -g daemon off;' },
+      { pid: 4250, command: 'nginx: worker process' },
+    ]);
+    expect(parseTop(['USER', 'NAME'], rows)).toEqual([]);
   });
 });

@@ -203,8 +203,16 @@ build_derived() { # tag dockerfile
 
 # Built once per machine, then kept as a tar that the other Engine (its own data root) loads in seconds.
 images=(opskit-test/python:3.11 opskit-test/postgres:15 opskit-test/redis:7 opskit-test/nginx:1 opskit-test/busybox:latest)
-saved="$cache/offline-images.tar"
+# r2: the nginx image has its stream module (the relay of cutover.switch: relay needs it, as the official
+# image has it built in). A new revision is a new file, so an Engine loads the images of its revision.
+saved="$cache/offline-images-r2.tar"
 missing_images() { for i in "${images[@]}"; do has_image "$i" || return 0; done; return 1; }
+nginx_has_stream() { docker run --rm --network none --entrypoint test opskit-test/nginx:1 -e /usr/lib/nginx/modules/ngx_stream_module.so; }
+if has_image opskit-test/nginx:1 && ! nginx_has_stream; then
+  log "image opskit-test/nginx:1 has no stream module: replacing it (and its base)"
+  docker rmi -f opskit-test/nginx:1 opskit-test/services-base:bookworm >/dev/null 2>&1 || true
+  rm -f "$cache/offline-images.tar"
+fi
 if missing_images && [ -s "$saved" ]; then
   log "images: loading $saved into this Engine"
   docker load -q -i "$saved" >/dev/null || die "docker load of $saved failed"
@@ -231,7 +239,7 @@ if ! has_image opskit-test/python:3.11; then
   pids+=($!)
 fi
 if ! has_image opskit-test/services-base:bookworm && { ! has_image opskit-test/postgres:15 || ! has_image opskit-test/redis:7 || ! has_image opskit-test/nginx:1; }; then
-  debootstrap_image opskit-test/services-base:bookworm postgresql redis-server nginx-light curl ca-certificates &
+  debootstrap_image opskit-test/services-base:bookworm postgresql redis-server nginx-light libnginx-mod-stream curl ca-certificates &
   pids+=($!)
 fi
 for pid in "${pids[@]}"; do wait "$pid" || die "an image build failed"; done

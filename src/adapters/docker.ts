@@ -62,6 +62,23 @@ export interface ContainerInfo {
   mounts: Array<{ source: string; destination: string }>;
 }
 
+/** The Engine API's container create body (POST /containers/create), the fields opskit sets. */
+export interface ContainerSpec {
+  Image: string;
+  Entrypoint?: string[];
+  Cmd?: string[];
+  Env?: string[];
+  User?: string;
+  Labels?: Record<string, string>;
+  StopSignal?: string;
+  HostConfig?: {
+    Binds?: string[];
+    NetworkMode?: string;
+    RestartPolicy?: { Name: string };
+    LogConfig?: { Type: string; Config: Record<string, string> };
+  };
+}
+
 export interface DockerAdapter {
   /** Where the engine is reached, for messages: `unix:///var/run/docker.sock`, `tcp://host:2375`. */
   readonly endpoint: string;
@@ -81,6 +98,8 @@ export interface DockerAdapter {
   /** Restart policy, e.g. `unless-stopped` (compose's one-off containers get none). */
   setRestartPolicy(id: string, policy: string): Promise<void>;
   stopContainer(id: string, timeoutSeconds: number): Promise<void>;
+  /** Creates and starts a container; returns its id. */
+  runContainer(name: string, spec: ContainerSpec): Promise<string>;
   startContainer(id: string): Promise<void>;
   removeContainer(id: string): Promise<void>;
   /** Runs argv inside a running container; its exit code and output. */
@@ -266,6 +285,11 @@ export async function createDockerAdapter(host: string | undefined, timeoutMs = 
         .catch((error: { statusCode?: number }) => {
           if (error.statusCode !== 304 && error.statusCode !== 404) throw error;
         });
+    },
+    async runContainer(name, spec) {
+      const container = await docker.createContainer({ name, ...spec });
+      await container.start();
+      return container.id;
     },
     async startContainer(id) {
       await docker

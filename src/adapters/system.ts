@@ -7,6 +7,8 @@ export interface SystemAdapter {
   hostname(): string;
   user(): string;
   cpuCount(): number;
+  /** This process's user and group ids (what files it creates are owned by). */
+  ids(): { uid: number; gid: number };
   isPidAlive(pid: number): boolean;
   /** A live process's argv (Linux /proc), to tell our process from a recycled pid; undefined when unknown. */
   processArgv(pid: number): string[] | undefined;
@@ -31,6 +33,7 @@ export const nodeSystem: SystemAdapter = {
     }
   },
   cpuCount: () => os.availableParallelism(),
+  ids: () => ({ uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 }),
   onInterrupt: (handler) => {
     const listener = (signal: string) => handler(signal);
     process.on('SIGINT', listener);

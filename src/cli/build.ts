@@ -1,7 +1,5 @@
 import type { Command } from 'commander';
-import type { BuildSecretSpec } from '../build/secrets.js';
-import { UsageError } from '../errors.js';
-import { collect, parseKeyValues, secretsIn } from './options.js';
+import { collect, parseKeyValues, parseSecretFlags, SECRET_FLAG_HELP, secretsIn } from './options.js';
 import { runCommand, type Io } from './run.js';
 
 export function registerBuild(program: Command, io: Io): void {
@@ -11,7 +9,7 @@ export function registerBuild(program: Command, io: Io): void {
     .option('--tag <tag>', 'tag to apply (repeatable; default: <image>:<git sha> and <image>:latest)', collect)
     .option('--target <stage>', 'build up to this stage')
     .option('--build-arg <name=value>', 'build argument (repeatable; secret-looking names are redacted)', collect)
-    .option('--secret <id=NAME[,src=FILE|,env=VAR]>', 'build secret for RUN --mount=type=secret,id=NAME (repeatable; without src or env: the variable NAME); never in a layer or the output', collect)
+    .option('--secret <id=NAME[,src=FILE|,env=VAR]>', SECRET_FLAG_HELP, collect)
     .option('--no-cache', 'do not use the build cache')
     .option('--file <dockerfile>', 'Dockerfile, relative to the context (default: image.dockerfile)')
     .option('--context <dir>', 'build context directory (default: image.context)')
@@ -19,12 +17,7 @@ export function registerBuild(program: Command, io: Io): void {
       await runCommand(command, io, { name: 'build', mutating: true, config: 'required' }, async (ctx) => {
         const buildArgs = parseKeyValues('--build-arg', options.buildArg);
         for (const secret of secretsIn(buildArgs)) ctx.redactor.add(secret);
-        const { parseSecretSpec, isSecretProblem, showSecretText } = await import('../build/secrets.js');
-        const secrets: BuildSecretSpec[] = (options.secret ?? []).map((text) => {
-          const spec = parseSecretSpec(text);
-          if (isSecretProblem(spec)) throw new UsageError(`--secret ${showSecretText(text)}: ${spec.problem}`, { code: 'E_BAD_FLAG' });
-          return spec;
-        });
+        const secrets = parseSecretFlags(options.secret);
         const { runBuild, renderBuild } = await import('../build/action.js');
         const result = await runBuild(ctx, { tags: options.tag ?? [], target: options.target, buildArgs, secrets, noCache: !options.cache, file: options.file, context: options.context });
         return { result, render: (reporter) => renderBuild(result, reporter.out) };

@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { buildFirst, collect } from './options.js';
+import { buildFirst, collect, SECRET_FLAG_HELP } from './options.js';
 import { runCommand, type Io } from './run.js';
 
 export function registerCutover(program: Command, io: Io): void {
@@ -10,6 +10,7 @@ export function registerCutover(program: Command, io: Io): void {
     .option('--tag <tag>', 'use <image.name>:<tag>')
     .option('--build', 'build the image first')
     .option('--build-arg <name=value>', 'with --build: a build argument (repeatable)', collect)
+    .option('--secret <id=NAME[,src=FILE|,env=VAR]>', `with --build: a ${SECRET_FLAG_HELP}`, collect)
     .option('--migrate', 'run the migrations in the new image first (they must then be backward compatible with the live colour)')
     .option('--health-timeout <duration>', 'deadline of the new colour\'s health gate (default: cutover.healthTimeout, 60s)')
     .option('--keep-old <duration>', 'stop the old colour this long after the switch (default: keep it warm until the next cutover)')
@@ -17,7 +18,7 @@ export function registerCutover(program: Command, io: Io): void {
     .addOption(new Option('--if-due <time>', 'with --finalize: only if this keep-old deadline is still the one recorded and has passed').hideHelp())
     .action(
       async (
-        o: { image?: string; tag?: string; build?: boolean; buildArg?: string[]; migrate?: boolean; healthTimeout?: string; keepOld?: string; finalize?: boolean; ifDue?: string },
+        o: { image?: string; tag?: string; build?: boolean; buildArg?: string[]; secret?: string[]; migrate?: boolean; healthTimeout?: string; keepOld?: string; finalize?: boolean; ifDue?: string },
         command: Command,
       ) => {
         await runCommand(command, io, { name: 'cutover', mutating: true, config: 'required' }, async (ctx) => {

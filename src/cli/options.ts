@@ -1,3 +1,4 @@
+import { type BuildSecretSpec, isSecretProblem, parseSecretSpec, showSecretText } from '../build/secrets.js';
 import { isSecretName } from '../config/redact.js';
 import { Sensitive } from '../config/sensitive.js';
 import { UsageError } from '../errors.js';
@@ -21,12 +22,25 @@ export function secretsIn(values: Record<string, string | Sensitive>): Sensitive
   return Object.values(values).filter((v): v is Sensitive => v instanceof Sensitive);
 }
 
-/** `--build [--build-arg ...] [--tag T]` of deploy and cutover: the build to run first, its secrets registered. */
+/** `--secret id=NAME[,src=FILE|,env=VAR]` (repeatable): where each build secret comes from, never its value. */
+export function parseSecretFlags(values: readonly string[] | undefined): BuildSecretSpec[] {
+  return (values ?? []).map((text) => {
+    const spec = parseSecretSpec(text);
+    if (isSecretProblem(spec)) throw new UsageError(`--secret ${showSecretText(text)}: ${spec.problem}`, { code: 'E_BAD_FLAG' });
+    return spec;
+  });
+}
+
+export const SECRET_FLAG_HELP = 'build secret for RUN --mount=type=secret,id=NAME (repeatable; without src or env: the variable NAME); never in a layer or the output';
+
+/** `--build [--build-arg ...] [--secret ...] [--tag T]` of deploy and cutover: the build to run first, its secrets registered. */
 export function buildFirst(
-  options: { build?: boolean; buildArg?: string[]; tag?: string },
+  options: { build?: boolean; buildArg?: string[]; secret?: string[]; tag?: string },
   redactor: { add(secret: Sensitive): void },
-): { tags: string[]; buildArgs: Record<string, string | Sensitive>; noCache: boolean } | undefined {
+): { tags: string[]; buildArgs: Record<string, string | Sensitive>; secrets: BuildSecretSpec[]; noCache: boolean } | undefined {
   const buildArgs = parseKeyValues('--build-arg', options.buildArg);
   for (const secret of secretsIn(buildArgs)) redactor.add(secret);
-  return options.build ? { tags: options.tag ? [options.tag] : [], buildArgs, noCache: false } : undefined;
+  const secrets = parseSecretFlags(options.secret);
+  if (!options.build && secrets.length > 0) throw new UsageError('--secret: only with --build (the build it is for)', { code: 'E_BAD_FLAG' });
+  return options.build ? { tags: options.tag ? [options.tag] : [], buildArgs, secrets, noCache: false } : undefined;
 }

@@ -225,6 +225,11 @@ export const configSchema = z.strictObject({
     /** The API's health endpoint, polled on the container's own address. */
     healthPath: text().regex(/^\//, { error: 'expected a path starting with /' }).default('/health'),
     healthPort: positiveInt.default(8000),
+    /**
+     * http: the health path must answer 200 (and name its colour when it names one); tcp: a TCP connect to
+     * healthPort is enough, for apps with no health endpoint (said in the output: the app's answers are not checked).
+     */
+    healthCheck: z.enum(['http', 'tcp'], { error: 'expected http or tcp' }).default('http'),
     /** How long dependencies may take to become healthy (Docker health status). */
     waitTimeout: duration.default('120s'),
     /** How long the new API may take to answer its health path. */
@@ -233,9 +238,16 @@ export const configSchema = z.strictObject({
   cutover: section({
     /**
      * socket: nginx connects to `live.sock`, a link that the switch re-points atomically, with no reload
-     * (no client connection is closed); reload: the upstream file names the colour, and nginx reloads.
+     * (no client connection is closed); relay: the same link, for apps that listen only on TCP (a relay
+     * beside each web container opens its socket); reload: the upstream file names the colour, and nginx reloads.
      */
-    switch: z.enum(['socket', 'reload'], { error: 'expected one of socket, reload' }).default('socket'),
+    switch: z.enum(['socket', 'reload', 'relay'], { error: 'expected one of socket, reload, relay' }).default('socket'),
+    /**
+     * relay (apps that listen only on TCP): the image of the small nginx (with its stream module) that opskit
+     * runs beside each web container to turn its TCP port into the socket the link switches between;
+     * unset: the image of the platform's nginx service.
+     */
+    relayImage: text().optional(),
     /** Run inside the new colour's container before the switch; non-zero aborts, e.g. [pytest, tests/]. */
     smoke: z.array(text(), { error: 'expected an argv list, e.g. [pytest, tests/]' }).optional(),
     /** The new colour's health gate, on its own address. */

@@ -4,7 +4,7 @@ import { composeArgv, describeCli, detectComposeCached, pickServiceContainer, se
 import type { DockerAdapter } from '../adapters/docker.js';
 import { buildImage, type BuildInput } from '../build/action.js';
 import { resolveImageRef, runMigrations } from '../deploy/action.js';
-import { probeContainerHealth } from '../deploy/probe.js';
+import { describeProbe, healthProbe, probeContainerHealth } from '../deploy/probe.js';
 import { readState, writeState, type State } from '../deploy/state.js';
 import { ConfigError, OperationError, UsageError } from '../errors.js';
 import { type Context, projectPath, withMutation } from '../runtime/context.js';
@@ -12,6 +12,7 @@ import { formatDuration, parseDuration } from '../runtime/duration.js';
 import type { PlannedStep } from '../runtime/plan.js';
 import { pollUntil } from '../runtime/poll.js';
 import { nginxOps, renderLiveUpstream, type NginxOps } from './nginx.js';
+import { relays, type Relays } from './relay.js';
 import { liveServer, liveSocket, socketName, type LiveSocket } from './sockets.js';
 import {
   DEFAULT_SOCKET_UPSTREAM_TEMPLATE,
@@ -63,11 +64,13 @@ interface Runtime {
   state: State;
   colors: CutoverState;
   nginx: NginxOps;
-  /** Set when cutover.switch is socket. */
+  /** Set when cutover.switch is socket or relay. */
   sockets: LiveSocket | undefined;
+  /** Set when cutover.switch is relay: the relays that open each web container's socket. */
+  relay: Relays | undefined;
 }
 
-async function setup(ctx: Context, options: { requireColors: boolean }): Promise<Omit<Runtime, 'colors' | 'nginx' | 'sockets'> & { colors: CutoverState | undefined; nginx: () => Promise<NginxOps> }> {
+async function setup(ctx: Context, options: { requireColors: boolean }): Promise<Omit<Runtime, 'colors' | 'nginx' | 'sockets' | 'relay'> & { colors: CutoverState | undefined; nginx: () => Promise<NginxOps> }> {
   const loaded = ctx.loaded!;
   const config = loaded.config;
   const project = config.compose.project ?? config.project.name!;
@@ -87,9 +90,14 @@ async function setup(ctx: Context, options: { requireColors: boolean }): Promise
   return { ctx, docker, target: { cli, project, composeFile }, env: { ...loaded.env }, stateFile, state, colors, nginx: async () => (ops ??= await nginxOps(ctx, config, project, docker)) };
 }
 
+function relaysOf(ctx: Context, base: { docker: DockerAdapter; target: ComposeTarget }): Relays | undefined {
+  const config = ctx.loaded!.config;
+  return config.cutover.switch === 'relay' ? relays(ctx, config, base.target.project, base.docker) : undefined;
+}
+
 function socketsOf(ctx: Context): LiveSocket | undefined {
   const config = ctx.loaded!.config;
-  return config.cutover.switch === 'socket' ? liveSocket(ctx.fs, ctx.clock, projectPath(ctx, config.paths.sockets)) : undefined;
+  return config.cutover.switch === 'reload' ? undefined : liveSocket(ctx.fs, ctx.clock, projectPath(ctx, config.paths.sockets));
 }
 
 async function diagnostics(rt: Runtime, container: string): Promise<string> {
@@ -120,9 +128,9 @@ async function gate(rt: Runtime, container: string, color: Color, timeoutMs: num
   const config = rt.ctx.loaded!.config;
   const started = rt.ctx.clock.monotonicMs();
   const poll = await pollUntil(rt.ctx.clock, { timeoutMs, initialDelayMs: 100, maxDelayMs: 500 }, async () => {
-    const probe = await probeContainerHealth(rt.ctx.http, await rt.docker.inspectContainer(container), config.deploy.healthPort, config.deploy.healthPath);
+    const probe = await probeContainerHealth(rt.ctx, await rt.docker.inspectContainer(container), healthProbe(config));
     if (!probe.ok) return { done: false, last: probe.last };
-    const said = answeredColor(probe.response);
+    const said = probe.response && answeredColor(probe.response);
     return said === undefined || said === color ? { done: true, value: true } : { done: false, last: `it says it is ${said}` };
   });
   if (!poll.ok) throw new OperationError('E_COLOR_UNHEALTHY', `${color} did not pass its health check within ${formatDuration(timeoutMs)} (last: ${poll.last})\n${await diagnostics(rt, container)}`, { hint: 'the live colour was not touched; see the logs above' });
@@ -184,11 +192,15 @@ async function switchTo(rt: Runtime, color: Color, slot: ColorSlot): Promise<num
   }
   const base = await rt.nginx.baseUrl();
   const verifyMs = parseDuration(config.cutover.verifyTimeout, 'cutover.verifyTimeout');
+  const tcpOnly = config.deploy.healthCheck === 'tcp';
   const verified = await pollUntil(rt.ctx.clock, { timeoutMs: verifyMs, initialDelayMs: 20, maxDelayMs: 200 }, async () => {
     try {
       const r = await rt.ctx.http.request(`${base}${config.cutover.verifyPath}`, { timeoutMs: 2000 });
       const said = answeredColor(r);
-      return r.status === 200 && said === color ? { done: true, value: true } : { done: false, last: `HTTP ${r.status} from ${said ?? 'an unnamed colour'}` };
+      if (r.status === 200 && said === color) return { done: true, value: 'named' as const };
+      // An app checked by a TCP connect may have no path that names its colour: any answer but a 5xx.
+      if (tcpOnly && said === undefined && r.status < 500) return { done: true, value: 'unnamed' as const };
+      return { done: false, last: `HTTP ${r.status} from ${said ?? 'an unnamed colour'}` };
     } catch (error) {
       return { done: false, last: (error as Error).message };
     }
@@ -198,6 +210,9 @@ async function switchTo(rt: Runtime, color: Color, slot: ColorSlot): Promise<num
     throw new OperationError('E_VERIFY_FAILED', `after the switch, answers through nginx did not come from ${color} within ${formatDuration(verifyMs)} (last: ${verified.last}); switched back`, {
       hint: `does ${config.cutover.verifyPath} report its colour (JSON "color" or X-App-Color)? is nginx.url right?`,
     });
+  }
+  if (verified.value === 'unnamed') {
+    rt.ctx.reporter.info(`${config.cutover.verifyPath} through nginx names no colour: verified that nginx answers (HTTP < 500), not which colour does (deploy.healthCheck: tcp)`);
   }
   return rt.ctx.clock.monotonicMs() - started;
 }
@@ -215,6 +230,7 @@ async function saveColors(rt: Runtime, colors: CutoverState): Promise<void> {
 async function retire(rt: Runtime, container: string): Promise<void> {
   await rt.docker.stopContainer(container, 30).catch(() => {});
   await rt.docker.removeContainer(container);
+  await rt.relay?.remove(container);
   await rt.sockets?.forget(container);
 }
 
@@ -261,9 +277,10 @@ export async function runCutover(ctx: Context, input: CutoverInput & { finalize?
     const plan: PlannedStep[] = [
       ...(input.migrate ? [{ kind: 'exec' as const, argv: [...composeArgv(base.target, ['run', '--rm', '--no-deps', '-T', config.deploy.webService, ...config.deploy.migrateCommand])].flat(), description: 'the migrations, in the new image (they must work with the live colour too)' }] : []),
       { kind: 'exec', argv: composeArgv(base.target, ['run', '-d', '--no-deps', '--name', name, '-e', `APP_COLOR=${idle}`, '-l', `org.opskit.color=${idle}`, '-l', 'org.opskit.role=web', config.deploy.webService]).flat(), description: `start ${idle} with ${image} (WEB_IMAGE)` },
-      { kind: 'wait', what: `${name} to answer ${config.deploy.healthPath} on its own address`, timeoutMs: healthTimeoutMs, description: 'health gate' },
+      { kind: 'wait', what: `${name} to answer ${describeProbe(healthProbe(config))} on its own address`, timeoutMs: healthTimeoutMs, description: 'health gate' },
+      ...(config.cutover.switch === 'relay' ? [{ kind: 'docker' as const, call: 'POST /containers/create', options: { name: `${name}-relay`, socket: socketName('<id>') }, description: `the relay from ${name}'s TCP port to its unix socket (nginx stream)` }] : []),
       ...(config.cutover.smoke ? [{ kind: 'docker' as const, call: 'POST /containers/{name}/exec', options: { name, Cmd: config.cutover.smoke }, description: 'smoke command' }] : []),
-      ...(config.cutover.switch === 'socket'
+      ...(config.cutover.switch !== 'reload'
         ? [{ kind: 'write' as const, path: path.join(projectPath(ctx, config.paths.sockets), 'live.sock'), bytes: 0, overwrite: true, description: `link -> ${socketName('<id>')}, atomically, no reload (nginx -t and a reload first only when the upstream file would change)` }]
         : [
             { kind: 'exec' as const, argv: ['nginx', '-t', '-c', '<copy of nginx.conf with the new upstream>'], description: 'check the new upstream' },
@@ -279,7 +296,7 @@ export async function runCutover(ctx: Context, input: CutoverInput & { finalize?
   }
 
   return withMutation(ctx, 'cutover', async () => {
-    const rt: Runtime = { ...base, colors: base.colors!, nginx: await base.nginx(), sockets: socketsOf(ctx) };
+    const rt: Runtime = { ...base, colors: base.colors!, nginx: await base.nginx(), sockets: socketsOf(ctx), relay: relaysOf(ctx, base) };
     const started = ctx.clock.monotonicMs();
     if (input.finalize) {
       if (input.ifDue && (rt.colors.keepOldUntil !== input.ifDue || !oldColorExpired(rt.colors, ctx.clock.now()))) {
@@ -317,9 +334,14 @@ export async function runCutover(ctx: Context, input: CutoverInput & { finalize?
     const started2 = await startColor(rt, idle, image);
     try {
       step.succeed(`started ${started2.name}`);
-      step = ctx.reporter.step(`gate ${idle} on ${config.deploy.healthPath}`);
+      step = ctx.reporter.step(`gate ${idle} on ${describeProbe(healthProbe(config))}`);
       const healthMs = await gate(rt, started2.name, idle, healthTimeoutMs);
-      step.succeed(`${idle} is healthy (${formatDuration(healthMs)})`);
+      step.succeed(`${idle} is healthy (${formatDuration(healthMs)}${config.deploy.healthCheck === 'tcp' ? ': it accepts TCP connections; its answers are not checked' : ''})`);
+      if (rt.relay) {
+        step = ctx.reporter.step(`open ${idle}'s relay (TCP port ${config.deploy.healthPort} to its unix socket)`);
+        await rt.relay.start((await rt.docker.inspectContainer(started2.id))!);
+        step.succeed(`${idle}'s relay is listening`);
+      }
       if (config.cutover.smoke) {
         step = ctx.reporter.step(`smoke: ${config.cutover.smoke.join(' ')}`);
         const smoke = await rt.docker.exec(started2.id, config.cutover.smoke);
@@ -350,6 +372,7 @@ export async function runCutover(ctx: Context, input: CutoverInput & { finalize?
       step.fail();
       ctx.reporter.error(await diagnostics(rt, started2.name));
       await rt.docker.removeContainer(started2.id);
+      await rt.relay?.remove(started2.id);
       await rt.sockets?.forget(started2.id);
       throw error;
     }
@@ -368,7 +391,7 @@ export async function runRollback(ctx: Context, input: { healthTimeout?: string 
   if (ctx.globals.dryRun) {
     const plan: PlannedStep[] = [
       { kind: 'http', method: 'GET', url: `http://${slot.host}:${config.deploy.healthPort}${config.deploy.healthPath}`, description: `${target} (${slot.image}) must be healthy; started again from its image when stopped` },
-      ...(config.cutover.switch === 'socket'
+      ...(config.cutover.switch !== 'reload'
         ? [{ kind: 'write' as const, path: path.join(projectPath(ctx, config.paths.sockets), 'live.sock'), bytes: 0, overwrite: true, description: `link -> ${slot.host}'s socket, atomically, no reload; then verify answers come from ${target}` }]
         : [
             { kind: 'write' as const, path: projectPath(ctx, config.nginx.upstreamFile), bytes: 0, overwrite: true, description: `upstream -> ${slot.host}, after nginx -t` },
@@ -379,22 +402,25 @@ export async function runRollback(ctx: Context, input: { healthTimeout?: string 
     return { action: 'rollback', changed: false, from: colors.live, to: target, image: slot.image, container: slot.host, switchMs: null, durationMs: 0, plan };
   }
   return withMutation(ctx, 'rollback', async () => {
-    const rt: Runtime = { ...base, colors, nginx: await base.nginx(), sockets: socketsOf(ctx) };
+    const rt: Runtime = { ...base, colors, nginx: await base.nginx(), sockets: socketsOf(ctx), relay: relaysOf(ctx, base) };
     const started = ctx.clock.monotonicMs();
     const from = colors.live;
     const info = slot.container ? await rt.docker.inspectContainer(slot.container) : undefined;
     let current = slot;
     let restarted = false;
     if (info?.running) {
-      // Warm: one quick look at its health, then the switch.
+      // Warm: one quick look at its health, then the switch (its relay opened again if it is gone).
       await gate(rt, info.id, target, 2000);
+      await rt.relay?.ensure(info);
     } else {
       const step = ctx.reporter.step(`${target} is stopped: starting it again from ${slot.image}`);
       const startedColor = await startColor(rt, target, slot.image);
       try {
         await gate(rt, startedColor.name, target, parseDuration(input.healthTimeout ?? config.cutover.healthTimeout, '--health-timeout'));
+        await rt.relay?.start((await rt.docker.inspectContainer(startedColor.id))!);
       } catch (error) {
         await rt.docker.removeContainer(startedColor.id);
+        await rt.relay?.remove(startedColor.id);
         await rt.sockets?.forget(startedColor.id);
         throw error;
       }

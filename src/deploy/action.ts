@@ -9,6 +9,7 @@ import { formatDuration, parseDuration } from '../runtime/duration.js';
 import { Waker, pollUntil } from '../runtime/poll.js';
 import { nginxOps, renderLiveUpstream, type NginxOps } from '../cutover/nginx.js';
 import { sameNginxConfig } from '../cutover/plan.js';
+import { relays } from '../cutover/relay.js';
 import { liveServer, liveSocket, socketName } from '../cutover/sockets.js';
 import { probeContainerHealth } from './probe.js';
 import { describeDeployStep, planDeploy, toPlannedSteps, type DeployStep } from './plan.js';
@@ -141,7 +142,7 @@ async function webHealth(rt: Runtime, step: Extract<DeployStep, { kind: 'web-hea
     const containers = await rt.docker.listContainers(serviceLabels(rt.target.project, step.service));
     const container = containers.find((c) => !isOneOff(c) && c.running && c.imageId === imageId);
     if (!container) return { done: false, last: `no running ${step.service} container of the new image` };
-    const probe = await probeContainerHealth(rt.ctx.http, container, step.port, step.path);
+    const probe = await probeContainerHealth(rt.ctx, container, { kind: step.probe, port: step.port, path: step.path });
     return probe.ok ? { done: true, value: { container, address: probe.address } } : { done: false, last: probe.last };
   });
   if (poll.ok) return poll.value;
@@ -213,11 +214,11 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
       dependencies: config.deploy.dependencies,
       frontServices: config.deploy.frontServices,
       migrate: input.skipMigrations ? null : { command: config.deploy.migrateCommand, timeoutMs: migrateTimeoutMs },
-      health: { path: config.deploy.healthPath, port: config.deploy.healthPort, timeoutMs: healthTimeoutMs },
+      health: { kind: config.deploy.healthCheck, path: config.deploy.healthPath, port: config.deploy.healthPort, timeoutMs: healthTimeoutMs },
       waitTimeoutMs,
       stateFile,
       beforeMigrate: hooks.map((h) => h.name),
-      sockets: config.cutover.switch === 'socket' ? socketsDir : null,
+      sockets: config.cutover.switch === 'reload' ? null : { dir: socketsDir, relay: config.cutover.switch === 'relay' },
       front: hasFront ? { verifyPath: config.cutover.verifyPath, verifyTimeoutMs: parseDuration(config.cutover.verifyTimeout, 'cutover.verifyTimeout') } : null,
     });
 
@@ -272,7 +273,9 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
     let web: DeployResult['web'] = null;
     const previous = state.deploy?.current;
     let webId: string | undefined;
-    const sockets = config.cutover.switch === 'socket' ? liveSocket(ctx.fs, ctx.clock, socketsDir) : undefined;
+    const sockets = config.cutover.switch === 'reload' ? undefined : liveSocket(ctx.fs, ctx.clock, socketsDir);
+    const relay = config.cutover.switch === 'relay' ? relays(ctx, config, project, docker) : undefined;
+    let webContainer: ContainerInfo | undefined;
     // Before compose creates it as root (a bind mount's missing source): the app user must write there.
     await sockets?.prepare();
     for (const step of steps) {
@@ -302,6 +305,7 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
               const healthy = await webHealth(rt, step, info.id);
               web = { container: healthy.container.name, address: healthy.address };
               webId = healthy.container.id;
+              webContainer = healthy.container;
             } catch (error) {
               if (previous && previous.imageId !== info.id) {
                 ctx.reporter.warn(`restoring the previous version ${previous.image}`);
@@ -311,9 +315,14 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
               throw error;
             }
             break;
+          case 'relay':
+            await relay!.start(webContainer!);
+            break;
           case 'point-live':
             await sockets!.waitFor(webId!, 10_000);
             await sockets!.point(socketName(webId!));
+            // The relays of web containers this deploy (or an earlier one) replaced.
+            await relay?.reap();
             break;
           case 'upstream': {
             const nginx = await nginxOps(ctx, config, project, docker);
@@ -366,16 +375,17 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
 }
 
 /**
- * The platform as its users meet it: the health path through nginx must answer 2xx. A web service that
+ * The platform as its users meet it: the health path through nginx must answer 2xx (with a TCP-only
+ * health check, anything but a 5xx: the app may have no such path). A web service that
  * is healthy on its own address behind an nginx that answers 502 (an upstream that names the wrong
  * server) is a failed deploy.
  */
-async function verifyFront(ctx: Context, nginx: NginxOps, step: { path: string; timeoutMs: number }): Promise<void> {
+async function verifyFront(ctx: Context, nginx: NginxOps, step: { path: string; timeoutMs: number; accept: '2xx' | 'not-5xx' }): Promise<void> {
   const url = `${await nginx.baseUrl()}${step.path}`;
   const poll = await pollUntil(ctx.clock, { timeoutMs: step.timeoutMs, initialDelayMs: 50, maxDelayMs: 500 }, async () => {
     try {
       const r = await ctx.http.request(url, { timeoutMs: 2000 });
-      if (r.status >= 200 && r.status < 300) return { done: true, value: r.status };
+      if (step.accept === '2xx' ? r.status >= 200 && r.status < 300 : r.status < 500) return { done: true, value: r.status };
       return { done: false, last: `HTTP ${r.status}${r.body.trim() ? `: ${r.body.trim().replace(/\s+/g, ' ').slice(0, 200)}` : ''}` };
     } catch (error) {
       return { done: false, last: (error as Error).message };

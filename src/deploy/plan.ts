@@ -9,13 +9,16 @@ export interface DeployPlanInput {
   frontServices: readonly string[];
   /** null with --skip-migrations. */
   migrate: { command: readonly string[]; timeoutMs: number } | null;
-  health: { path: string; port: number; timeoutMs: number };
+  health: { kind: 'http' | 'tcp'; path: string; port: number; timeoutMs: number };
   waitTimeoutMs: number;
   stateFile: string;
   /** Names of the hooks that run before the migrations (e.g. a backup). */
   beforeMigrate: readonly string[];
-  /** Socket mode: the sockets directory, whose live.sock link is pointed at the new web container. */
-  sockets: string | null;
+  /**
+   * Socket and relay modes: the sockets directory, whose live.sock link is pointed at the new web
+   * container's socket (in relay mode, opened by a relay beside the container).
+   */
+  sockets: { dir: string; relay: boolean } | null;
   /**
    * nginx in front: its upstream is rendered for the switch mode (the live.sock link, or the web
    * container), and the deploy ends by asking the platform through nginx, where its users meet it.
@@ -30,10 +33,12 @@ export type DeployStep =
   | { kind: 'hook'; name: string }
   | { kind: 'migrate'; argv: [string, string[]]; timeoutMs: number }
   | { kind: 'replace-web'; service: string; argv: [string, string[]] }
-  | { kind: 'web-health'; service: string; path: string; port: number; timeoutMs: number }
+  | { kind: 'web-health'; service: string; probe: 'http' | 'tcp'; path: string; port: number; timeoutMs: number }
+  | { kind: 'relay'; service: string; dir: string }
   | { kind: 'point-live'; service: string; dir: string }
   | { kind: 'upstream'; service: string; mode: 'socket' | 'reload' }
-  | { kind: 'verify-front'; path: string; timeoutMs: number }
+  /** accept: `2xx`, or with a TCP-only health check any answer that is not a 5xx (the app may have no such path). */
+  | { kind: 'verify-front'; path: string; timeoutMs: number; accept: '2xx' | 'not-5xx' }
   | { kind: 'write-state'; path: string };
 
 /**
@@ -52,14 +57,17 @@ export function planDeploy(input: DeployPlanInput): DeployStep[] {
     steps.push({ kind: 'migrate', argv: composeArgv(input.target, ['run', '--rm', '--no-deps', '-T', input.webService, ...input.migrate.command]), timeoutMs: input.migrate.timeoutMs });
   }
   steps.push({ kind: 'replace-web', service: input.webService, argv: composeArgv(input.target, ['up', '-d', '--no-deps', input.webService]) });
-  steps.push({ kind: 'web-health', service: input.webService, path: input.health.path, port: input.health.port, timeoutMs: input.health.timeoutMs });
-  if (input.sockets) steps.push({ kind: 'point-live', service: input.webService, dir: input.sockets });
+  steps.push({ kind: 'web-health', service: input.webService, probe: input.health.kind, path: input.health.path, port: input.health.port, timeoutMs: input.health.timeoutMs });
+  if (input.sockets?.relay) steps.push({ kind: 'relay', service: input.webService, dir: input.sockets.dir });
+  if (input.sockets) steps.push({ kind: 'point-live', service: input.webService, dir: input.sockets.dir });
   if (input.front) steps.push({ kind: 'upstream', service: input.webService, mode: input.sockets ? 'socket' : 'reload' });
   if (input.frontServices.length > 0) {
     steps.push({ kind: 'up', services: [...input.frontServices], argv: composeArgv(input.target, ['up', '-d', '--no-deps', ...input.frontServices]) });
     steps.push({ kind: 'wait-healthy', services: [...input.frontServices], timeoutMs: input.waitTimeoutMs });
   }
-  if (input.front) steps.push({ kind: 'verify-front', path: input.front.verifyPath, timeoutMs: input.front.verifyTimeoutMs });
+  if (input.front) {
+    steps.push({ kind: 'verify-front', path: input.front.verifyPath, timeoutMs: input.front.verifyTimeoutMs, accept: input.health.kind === 'tcp' ? 'not-5xx' : '2xx' });
+  }
   steps.push({ kind: 'write-state', path: input.stateFile });
   return steps;
 }
@@ -77,7 +85,9 @@ export function describeDeployStep(step: DeployStep): string {
     case 'replace-web':
       return `start or replace ${step.service} with the new image`;
     case 'web-health':
-      return `wait until ${step.service} answers ${step.path}`;
+      return step.probe === 'tcp' ? `wait until ${step.service} accepts a TCP connection on port ${step.port} (its answers are not checked)` : `wait until ${step.service} answers ${step.path}`;
+    case 'relay':
+      return `start the relay from ${step.service}'s TCP port to its unix socket`;
     case 'point-live':
       return `point nginx's live.sock at ${step.service}`;
     case 'upstream':
@@ -101,7 +111,11 @@ export function toPlannedSteps(steps: readonly DeployStep[], image: string): Pla
       case 'wait-healthy':
         return { kind: 'wait', what: `the Docker health status of ${step.services.join(', ')} (containers found by their compose labels)`, timeoutMs: step.timeoutMs, description };
       case 'web-health':
-        return { kind: 'http', method: 'GET', url: `http://<${step.service} container address>:${step.port}${step.path}`, description: `${description}, up to ${Math.round(step.timeoutMs / 1000)}s` };
+        return step.probe === 'tcp'
+          ? { kind: 'wait', what: `a TCP connect to <${step.service} container address>:${step.port}`, timeoutMs: step.timeoutMs, description }
+          : { kind: 'http', method: 'GET', url: `http://<${step.service} container address>:${step.port}${step.path}`, description: `${description}, up to ${Math.round(step.timeoutMs / 1000)}s` };
+      case 'relay':
+        return { kind: 'docker', call: 'POST /containers/create', options: { name: `<${step.service} container>-relay`, socket: `${step.dir}/web-<id>.sock` }, description: `${description} (nginx stream, on the project network)` };
       case 'hook':
         return { kind: 'wait', what: `the ${step.name} hook`, timeoutMs: 0, description };
       case 'point-live':
@@ -109,7 +123,7 @@ export function toPlannedSteps(steps: readonly DeployStep[], image: string): Pla
       case 'upstream':
         return { kind: 'write', path: '<nginx.upstreamFile>', bytes: 0, overwrite: true, description: `${description}, when it differs: checked with nginx -t, then nginx reloaded if it runs` };
       case 'verify-front':
-        return { kind: 'http', method: 'GET', url: `<nginx>${step.path}`, description: `${description}: a 2xx within ${Math.round(step.timeoutMs / 1000)}s, else exit 1 with nginx's answer` };
+        return { kind: 'http', method: 'GET', url: `<nginx>${step.path}`, description: `${description}: ${step.accept === '2xx' ? 'a 2xx' : 'an answer that is not a 5xx'} within ${Math.round(step.timeoutMs / 1000)}s, else exit 1 with nginx's answer` };
       case 'write-state':
         return { kind: 'write', path: step.path, bytes: 0, overwrite: true, description };
     }

@@ -233,11 +233,11 @@ export function planDoctorChecks(config: Config, env: Readonly<Record<string, st
       },
     },
     {
-      // The app's unix socket (socket switch): other host users must not reach it, nor write beside it.
+      // The app's unix socket (socket and relay switches): other host users must not reach it, nor write beside it.
       name: 'sockets',
       required: false,
       async run(ctx, cfg) {
-        if (cfg.cutover.switch !== 'socket') return { status: 'skip', detail: 'cutover.switch: reload (no unix sockets)' };
+        if (cfg.cutover.switch === 'reload') return { status: 'skip', detail: 'cutover.switch: reload (no unix sockets)' };
         const dir = path.resolve(projectRoot(ctx), cfg.paths.sockets);
         const show = (file: string) => shownPath(ctx.cwd, file);
         if ((await ctx.fs.fileMode(dir)) === undefined) {

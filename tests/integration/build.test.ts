@@ -161,7 +161,7 @@ describe('opskit build, on the real engine', () => {
     expect(r.stderr).toContain('***');
   });
 
-  it('a secret that is not there is exit 2 and names the flag; a bad --secret too', async () => {
+  it('a secret that is not there is exit 2 and names the flag (build, deploy --build); a bad --secret too; --secret without --build', async () => {
     const missing = await p.run(['build', '--secret', 'id=pip,src=/nonexistent/token']);
     expect(missing.exitCode).toBe(2);
     expect(missing.stderr).toContain('--secret id=pip: /nonexistent/token not found or not readable');
@@ -169,6 +169,13 @@ describe('opskit build, on the real engine', () => {
     expect(bad.exitCode).toBe(2);
     expect(bad.stderr).toContain('--secret id=x,value=...: unknown field value');
     expect(bad.stderr).not.toContain('hunter2');
+    // deploy --build and cutover --build take --secret too, checked the same way, before anything changes.
+    const viaDeploy = await p.run(['deploy', '--build', '--secret', 'id=pip,src=/nonexistent/token']);
+    expect(viaDeploy.exitCode).toBe(2);
+    expect(viaDeploy.stderr).toContain('--secret id=pip: /nonexistent/token not found or not readable');
+    const withoutBuild = await p.run(['cutover', '--secret', 'id=pip,env=PIP_TOKEN']);
+    expect(withoutBuild.exitCode).toBe(2);
+    expect(withoutBuild.stderr).toContain('--secret: only with --build');
     const badConfig = await p.run(['build', '--set', 'image.builder=kaniko']);
     expect(badConfig.exitCode).toBe(2);
     expect(badConfig.stderr).toContain('image.builder: expected one of auto, buildkit, classic');

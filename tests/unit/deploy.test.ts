@@ -16,11 +16,11 @@ const base = {
   dependencies: ['db', 'redis'],
   frontServices: ['nginx'],
   migrate: { command: ['python3', 'migrate.py'], timeoutMs: 600_000 },
-  health: { path: '/health', port: 8000, timeoutMs: 60_000 },
+  health: { kind: 'http' as const, path: '/health', port: 8000, timeoutMs: 60_000 },
   waitTimeoutMs: 120_000,
   stateFile: '/srv/shop/.opskit/state.json',
   beforeMigrate: [],
-  sockets: '/srv/shop/run',
+  sockets: { dir: '/srv/shop/run', relay: false } as { dir: string; relay: boolean } | null,
   front: { verifyPath: '/health', verifyTimeoutMs: 15_000 },
 };
 const f = ['-p', 'shop', '-f', '/srv/shop/compose/docker-compose.prod.yml'];
@@ -32,12 +32,12 @@ describe('planDeploy', () => {
       { kind: 'wait-healthy', services: ['db', 'redis'], timeoutMs: 120_000 },
       { kind: 'migrate', argv: ['docker-compose', [...f, 'run', '--rm', '--no-deps', '-T', 'web', 'python3', 'migrate.py']], timeoutMs: 600_000 },
       { kind: 'replace-web', service: 'web', argv: ['docker-compose', [...f, 'up', '-d', '--no-deps', 'web']] },
-      { kind: 'web-health', service: 'web', path: '/health', port: 8000, timeoutMs: 60_000 },
+      { kind: 'web-health', service: 'web', probe: 'http', path: '/health', port: 8000, timeoutMs: 60_000 },
       { kind: 'point-live', service: 'web', dir: '/srv/shop/run' },
       { kind: 'upstream', service: 'web', mode: 'socket' },
       { kind: 'up', services: ['nginx'], argv: ['docker-compose', [...f, 'up', '-d', '--no-deps', 'nginx']] },
       { kind: 'wait-healthy', services: ['nginx'], timeoutMs: 120_000 },
-      { kind: 'verify-front', path: '/health', timeoutMs: 15_000 },
+      { kind: 'verify-front', path: '/health', timeoutMs: 15_000, accept: '2xx' },
       { kind: 'write-state', path: '/srv/shop/.opskit/state.json' },
     ]);
   });
@@ -46,6 +46,17 @@ describe('planDeploy', () => {
     expect(steps[0]).toEqual({ kind: 'up', services: ['db', 'redis'], argv: ['docker', ['compose', ...f, 'up', '-d', 'db', 'redis']] });
     expect(steps.map((s) => s.kind)).toEqual(['up', 'wait-healthy', 'hook', 'replace-web', 'web-health', 'upstream', 'up', 'wait-healthy', 'verify-front', 'write-state']);
     expect(steps.find((s) => s.kind === 'upstream')).toEqual({ kind: 'upstream', service: 'web', mode: 'reload' });
+  });
+  it('relay mode opens the relay before the link is pointed; a TCP-only check accepts any answer but a 5xx through nginx', () => {
+    const steps = planDeploy({ ...base, target: v2, sockets: { dir: '/srv/shop/run', relay: true }, health: { ...base.health, kind: 'tcp' } });
+    expect(steps.map((s) => s.kind)).toEqual(['up', 'wait-healthy', 'migrate', 'replace-web', 'web-health', 'relay', 'point-live', 'upstream', 'up', 'wait-healthy', 'verify-front', 'write-state']);
+    expect(steps.find((s) => s.kind === 'web-health')).toMatchObject({ probe: 'tcp' });
+    expect(steps.find((s) => s.kind === 'upstream')).toEqual({ kind: 'upstream', service: 'web', mode: 'socket' });
+    expect(steps.find((s) => s.kind === 'verify-front')).toMatchObject({ accept: 'not-5xx' });
+    const planned = toPlannedSteps(steps, 'shop:abc1234');
+    expect(planned[4]).toMatchObject({ kind: 'wait', what: 'a TCP connect to <web container address>:8000' });
+    expect(planned[5]).toMatchObject({ kind: 'docker', call: 'POST /containers/create' });
+    expect(planned[10]).toMatchObject({ kind: 'http', description: expect.stringContaining('an answer that is not a 5xx') });
   });
   it('without nginx in the platform: no upstream, no check through it', () => {
     expect(planDeploy({ ...base, target: v2, front: null, frontServices: [] }).map((s) => s.kind)).toEqual(['up', 'wait-healthy', 'migrate', 'replace-web', 'web-health', 'point-live', 'write-state']);

@@ -14,4 +14,4 @@ docker version --format '[test-compat] Engine {{.Server.Version}}' >&2
 docker-compose version --short | sed 's/^/[test-compat] docker-compose /' >&2
 npm run -s build >&2 || exit 1
 OPSKIT_COMPOSE_CLI=v1 npx vitest run --project integration \
-  tests/integration/deploy.test.ts tests/integration/cutover.test.ts "$@"
+  tests/integration/deploy.test.ts tests/integration/cutover.test.ts tests/integration/tcp-only.test.ts "$@"

@@ -90,9 +90,9 @@ async function setup(ctx: Context, options: { requireColors: boolean }): Promise
   return { ctx, docker, target: { cli, project, composeFile }, env: { ...loaded.env }, stateFile, state, colors, nginx: async () => (ops ??= await nginxOps(ctx, config, project, docker)) };
 }
 
-function relaysOf(ctx: Context, base: { docker: DockerAdapter; target: ComposeTarget }): Relays | undefined {
+function relaysOf(ctx: Context, base: { docker: DockerAdapter; target: ComposeTarget; env: Record<string, string> }): Relays | undefined {
   const config = ctx.loaded!.config;
-  return config.cutover.switch === 'relay' ? relays(ctx, config, base.target.project, base.docker) : undefined;
+  return config.cutover.switch === 'relay' ? relays(ctx, config, base.target.project, base.docker, { target: base.target, env: base.env }) : undefined;
 }
 
 function socketsOf(ctx: Context): LiveSocket | undefined {

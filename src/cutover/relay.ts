@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { composeArgv, type ComposeTarget, serviceLabels } from '../adapters/compose.js';
 import type { ContainerInfo, ContainerSpec, DockerAdapter } from '../adapters/docker.js';
 import type { Config } from '../config/schema.js';
 import { ConfigError, OperationError } from '../errors.js';
@@ -107,23 +108,40 @@ export interface Relays {
   reap(): Promise<void>;
 }
 
+/** How to ask compose for the nginx service's image when no nginx container exists yet (a first deploy). */
+export interface ComposeSource {
+  target: ComposeTarget;
+  env: Record<string, string>;
+}
+
 /**
- * The relay image: cutover.relayImage, else the image the platform's nginx container runs (compose
- * mode). It needs nginx with the stream module (the official nginx image has it).
+ * The relay image: cutover.relayImage, else the image of the platform's nginx service (compose mode): its
+ * container's, or before there is one (a first deploy starts nginx after the web service), the image
+ * `compose config` names. It needs nginx with the stream module (the official nginx image has it).
  */
-async function relayImage(config: Config, project: string, docker: DockerAdapter): Promise<string> {
+async function relayImage(ctx: Context, config: Config, project: string, docker: DockerAdapter, compose: ComposeSource | undefined): Promise<string> {
   if (config.cutover.relayImage) return config.cutover.relayImage;
   if (config.nginx.mode === 'compose') {
-    const nginx = (await docker.listContainers({ 'com.docker.compose.project': project, 'com.docker.compose.service': config.nginx.service })).find((c) => c.running);
-    if (nginx) return nginx.imageId;
+    const containers = await docker.listContainers(serviceLabels(project, config.nginx.service));
+    const container = containers.find((c) => c.running) ?? containers[0];
+    if (container) return container.imageId;
+    if (compose) {
+      const [file, args] = composeArgv(compose.target, ['config']);
+      const result = await ctx.exec.run(file, args, { env: compose.env, timeoutMs: 30_000, cwd: path.dirname(compose.target.composeFile) });
+      if (!result.failed) {
+        const { parse } = await import('yaml');
+        const image = (parse(result.stdout) as { services?: Record<string, { image?: unknown }> } | null)?.services?.[config.nginx.service]?.image;
+        if (typeof image === 'string' && image) return image;
+      }
+    }
   }
   throw new ConfigError('cutover.relayImage: with cutover.switch relay, name an image with nginx and its stream module (e.g. nginx:1)', {
     code: 'E_RELAY_IMAGE',
-    hint: 'in compose mode opskit takes the running nginx service\'s image; start it, or set cutover.relayImage',
+    hint: `opskit takes the image of the ${config.nginx.service} service when nginx runs in compose; here it found none`,
   });
 }
 
-export function relays(ctx: Context, config: Config, project: string, docker: DockerAdapter): Relays {
+export function relays(ctx: Context, config: Config, project: string, docker: DockerAdapter, compose?: ComposeSource): Relays {
   const socketsDir = projectPath(ctx, config.paths.sockets);
   const confDir = path.join(path.dirname(socketsDir), 'relay');
   const confFile = (id: string) => path.join(confDir, `${id.slice(0, 12)}.conf`);
@@ -152,7 +170,7 @@ export function relays(ctx: Context, config: Config, project: string, docker: Do
       await ctx.fs.remove(socket).catch(() => {});
       await ctx.fs.writeFileAtomic(confFile(container.id), relayConfig(target), { mode: 0o644 });
       const name = relayName(target);
-      const image = await relayImage(config, project, docker);
+      const image = await relayImage(ctx, config, project, docker, compose);
       const spec = relayContainerSpec({ target, image, network, project, socketsHostDir: socketsDir, confHostFile: confFile(container.id), user: ctx.system.ids() });
       const id = await docker.runContainer(name, spec);
       const poll = await pollUntil(ctx.clock, { timeoutMs: 15_000, initialDelayMs: 20, maxDelayMs: 200 }, async () => {

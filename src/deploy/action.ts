@@ -274,7 +274,7 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
     const previous = state.deploy?.current;
     let webId: string | undefined;
     const sockets = config.cutover.switch === 'reload' ? undefined : liveSocket(ctx.fs, ctx.clock, socketsDir);
-    const relay = config.cutover.switch === 'relay' ? relays(ctx, config, project, docker) : undefined;
+    const relay = config.cutover.switch === 'relay' ? relays(ctx, config, project, docker, { target, env: { ...rt.env, WEB_IMAGE: image } }) : undefined;
     let webContainer: ContainerInfo | undefined;
     // Before compose creates it as root (a bind mount's missing source): the app user must write there.
     await sockets?.prepare();

@@ -17,7 +17,7 @@ describe('a TCP-only app: cutover.switch relay, a TCP-connect health check', () 
   let v1 = '';
   let v2 = '';
   let front = '';
-  const settings = ['--set', 'cutover.switch=relay', '--set', 'deploy.healthCheck=tcp', ...(process.env.OPSKIT_TEST_RELAY_IMAGE ? ['--set', `cutover.relayImage=${process.env.OPSKIT_TEST_RELAY_IMAGE}`] : [])];
+  const settings = ['--set', 'cutover.switch=relay', '--set', 'deploy.healthCheck=tcp'];
   const run = (args: string[]) => p.run([...args, ...settings]);
   const relaysRunning = async () => (await docker(['ps', '-q', '--filter', `label=com.docker.compose.project=${p.project}`, '--filter', 'label=org.opskit.role=relay'])).stdout.split('\n').filter(Boolean);
 

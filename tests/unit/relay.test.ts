@@ -48,7 +48,7 @@ function info(over: Partial<ContainerInfo>): ContainerInfo {
   return { id: 'x', name: 'x', image: 'x', imageId: 'sha256:x', labels: {}, state: 'running', running: true, exitCode: 0, restartCount: 0, health: 'none', healthLog: [], addresses: { shop_default: '10.0.0.5' }, startedAt: '', mounts: [], ...over };
 }
 
-async function setup(opts: { relayOpens: boolean; logs?: string; yaml?: string }) {
+async function setup(opts: { relayOpens: boolean; logs?: string; yaml?: string; nginxRuns?: boolean }) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'opskit-relay-'));
   mkdirSync(path.join(dir, 'run/sockets'), { recursive: true });
   writeFileSync(path.join(dir, 'opskit.yaml'), `project:\n  name: shop\ncutover:\n  switch: relay\n${opts.yaml ?? ''}`);
@@ -58,7 +58,7 @@ async function setup(opts: { relayOpens: boolean; logs?: string; yaml?: string }
   const docker = strictFake<DockerAdapter>('docker', {
     endpoint: 'unix:///var/run/docker.sock',
     listContainers: async (labels) => {
-      if (labels['com.docker.compose.service'] === 'nginx') return [info({ id: 'n1', name: 'shop-nginx-1', imageId: 'sha256:nginximage' })];
+      if (labels['com.docker.compose.service'] === 'nginx') return opts.nginxRuns === false ? [] : [info({ id: 'n1', name: 'shop-nginx-1', imageId: 'sha256:nginximage' })];
       return [...running.values()].filter((c) => Object.entries(labels).every(([k, v]) => c.labels[k] === v));
     },
     runContainer: async (name, spec) => {
@@ -77,13 +77,21 @@ async function setup(opts: { relayOpens: boolean; logs?: string; yaml?: string }
       running.delete(id);
     },
   });
+  // compose config: what a first deploy asks before the nginx service has a container.
+  const exec = strictFake<ExecAdapter>('exec', {
+    run: async (file, args) => {
+      events.push([file, ...args].join(' '));
+      return { argv: [], exitCode: 0, stdout: 'name: shop\nservices:\n  nginx:\n    image: nginx:1.27\n  web:\n    image: shop:latest\n', stderr: '', failed: false, timedOut: false, notFound: false };
+    },
+  });
   const ctx = createContext(
-    { stdout: new BufferStream(), stderr: new BufferStream(), env: {}, cwd: dir, argv: ['cutover'], adapters: { exec: strictFake<ExecAdapter>('exec', {}), docker: async () => docker, clock: manualClock() } },
+    { stdout: new BufferStream(), stderr: new BufferStream(), env: {}, cwd: dir, argv: ['cutover'], adapters: { exec, docker: async () => docker, clock: manualClock() } },
     { json: false, dryRun: false, quiet: false, verbose: false, color: false, set: [] },
     new Redactor(),
   );
   ctx.loaded = await loadConfig(nodeFs, { cwd: dir, processEnv: {} });
-  return { r: relays(ctx, ctx.loaded.config, 'shop', docker), events, created, dir };
+  const target = { cli: { flavor: 'v2' as const, version: '2.26.1', file: 'docker', prefix: ['compose'] }, project: 'shop', composeFile: path.join(dir, 'compose.yml') };
+  return { r: relays(ctx, ctx.loaded.config, 'shop', docker, { target, env: {} }), events, created, dir };
 }
 
 describe('relays against strict fakes', () => {
@@ -98,6 +106,13 @@ describe('relays against strict fakes', () => {
     await r.remove('abcdef0123456789');
     expect(events).toEqual(['run shop_web_green_x1-relay', 'stop r1', 'remove r1']);
     expect(existsSync(conf)).toBe(false);
+  });
+
+  it("before nginx has a container (a first deploy), the image is the one compose config names for the nginx service", async () => {
+    const { r, events, created, dir } = await setup({ relayOpens: true, nginxRuns: false });
+    await r.start(info({ id: 'abcdef0123456789', name: 'shop-web-1' }));
+    expect(events[0]).toBe(`docker compose -p shop -f ${path.join(dir, 'compose.yml')} config`);
+    expect(created[0]!.spec.Image).toBe('nginx:1.27');
   });
 
   it('a relay image without the stream module: exit 1 with its log and what to do', async () => {

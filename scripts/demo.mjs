@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { composeArgs, exampleEnv, freePort } from './lib.mjs';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
-const bin = path.join(repo, 'dist', 'bin.js');
+const bin = path.join(repo, 'bin', 'opskit');
 const keep = process.argv.includes('--keep');
 // `--remove DIR`: take down what an earlier `--keep` run left (its containers, volumes, images, DIR).
 const removeIndex = process.argv.indexOf('--remove');

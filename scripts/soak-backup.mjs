@@ -25,7 +25,7 @@ import pg from 'pg';
 import { freePort } from './lib.mjs';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
-const bin = path.join(repo, 'dist', 'bin.js');
+const bin = path.join(repo, 'bin', 'opskit');
 
 const flag = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);

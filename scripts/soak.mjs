@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { exampleEnv, freePort } from './lib.mjs';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
-const bin = path.join(repo, 'dist', 'bin.js');
+const bin = path.join(repo, 'bin', 'opskit');
 const { failures, startBackgroundLoad } = await import(path.join(repo, 'dist', 'adapters', 'background-load.js'));
 
 const flag = (name, fallback) => {

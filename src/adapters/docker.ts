@@ -210,20 +210,72 @@ function isNotFound(error: unknown): boolean {
   return (error as { statusCode?: number }).statusCode === 404;
 }
 
+/**
+ * One GET of the Engine API, answered as JSON, over plain HTTP (a unix socket or tcp://): the read-only
+ * calls every command makes need no client library, and loading dockerode (with its gRPC and SSH
+ * dependencies) costs about 150 ms of start-up. A non-2xx answer rejects with its statusCode, as
+ * dockerode's errors do.
+ */
+export async function engineGet<T>(connection: DockerConnection, pathname: string, timeoutMs: number): Promise<T> {
+  const http = await import('node:http');
+  return new Promise<T>((resolve, reject) => {
+    const target = connection.socketPath ? { socketPath: connection.socketPath } : { host: connection.host, port: connection.port };
+    const request = http.request({ ...target, path: pathname, method: 'GET', headers: { host: 'docker' } }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('error', reject);
+      response.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        const status = response.statusCode ?? 0;
+        if (status >= 200 && status < 300) {
+          try {
+            resolve(JSON.parse(text) as T);
+          } catch (error) {
+            reject(error as Error);
+          }
+          return;
+        }
+        let message = text.trim();
+        try {
+          message = (JSON.parse(text) as { message?: string }).message ?? message;
+        } catch {
+          // not JSON: the text itself
+        }
+        reject(Object.assign(new Error(`(HTTP code ${status}) ${message}`), { statusCode: status, reason: message }));
+      });
+    });
+    request.setTimeout(timeoutMs, () => request.destroy(Object.assign(new Error(`the Docker engine did not answer GET ${pathname} within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
+    request.on('error', reject);
+    request.end();
+  });
+}
+
 export async function createDockerAdapter(host: string | undefined, timeoutMs = 10_000): Promise<DockerAdapter> {
   const connection = parseDockerHost(host);
-  const { default: Docker } = await import('dockerode');
   const { endpoint, ...options } = connection;
-  const docker = new Docker({ ...options, timeout: timeoutMs });
-  // Builds stream for minutes: no request timeout on that connection.
-  const builder = new Docker({ ...options });
+  // dockerode is loaded on the first call that needs it (writes, streams, TLS).
+  type Clients = { docker: import('dockerode'); builder: import('dockerode') };
+  let clients: Promise<Clients> | undefined;
+  const lib = () =>
+    (clients ??= import('dockerode').then(({ default: Docker }) => ({
+      docker: new Docker({ ...options, timeout: timeoutMs }),
+      // Builds and event streams last minutes: no request timeout on that connection.
+      builder: new Docker({ ...options }),
+    })));
+  const plain = connection.protocol !== 'https';
+  const get = async <T>(pathname: string, viaLib: (docker: import('dockerode')) => Promise<unknown>): Promise<T> =>
+    (plain ? engineGet<T>(connection, pathname, timeoutMs) : ((await viaLib((await lib()).docker)) as T));
   return {
     endpoint,
     async ping() {
-      await docker.ping();
+      await get('/_ping', (d) => d.ping()).catch(async (error: unknown) => {
+        // /_ping answers text ("OK"), not JSON: a parse error means it answered.
+        if (error instanceof SyntaxError) return;
+        throw error;
+      });
     },
     async version() {
-      const v = await docker.version();
+      const v = await get<{ Version: string; ApiVersion: string; MinAPIVersion?: string; Os: string; Arch: string }>('/version', (d) => d.version());
       return {
         version: v.Version,
         apiVersion: v.ApiVersion,
@@ -233,6 +285,7 @@ export async function createDockerAdapter(host: string | undefined, timeoutMs = 
       };
     },
     async buildImage(context, files, parameters, onEvent) {
+      const { builder } = await lib();
       const stream = await builder.buildImage({ context, src: [...files] }, parameters as unknown as Record<string, unknown>);
       await new Promise<void>((resolve, reject) => {
         builder.modem.followProgress(
@@ -244,7 +297,8 @@ export async function createDockerAdapter(host: string | undefined, timeoutMs = 
     },
     async inspectImage(ref) {
       try {
-        const image = await docker.getImage(ref).inspect();
+        type RawImage = { Id: string; RepoTags?: string[]; Size: number; Created: string; Config?: { User?: string; Labels?: Record<string, string> | null } };
+        const image = await get<RawImage>(`/images/${encodeURIComponent(ref)}/json`, (d) => d.getImage(ref).inspect());
         return {
           id: image.Id,
           tags: image.RepoTags ?? [],
@@ -259,26 +313,30 @@ export async function createDockerAdapter(host: string | undefined, timeoutMs = 
       }
     },
     async listContainers(labels) {
-      const list = await docker.listContainers({ all: true, filters: { label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) } });
-      const infos = await Promise.all(list.map(async (c) => (await docker.getContainer(c.Id).inspect().catch(() => undefined)) as RawContainer | undefined));
+      const filters = { label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) };
+      const list = await get<Array<{ Id: string }>>(`/containers/json?all=1&filters=${encodeURIComponent(JSON.stringify(filters))}`, (d) => d.listContainers({ all: true, filters }));
+      const infos = await Promise.all(list.map(async (c) => (await get<RawContainer>(`/containers/${c.Id}/json`, (d) => d.getContainer(c.Id).inspect()).catch(() => undefined)) as RawContainer | undefined));
       return infos.filter((c): c is RawContainer => c !== undefined).map(toContainerInfo);
     },
     async inspectContainer(id) {
       try {
-        return toContainerInfo((await docker.getContainer(id).inspect()) as unknown as RawContainer);
+        return toContainerInfo(await get<RawContainer>(`/containers/${encodeURIComponent(id)}/json`, (d) => d.getContainer(id).inspect()));
       } catch (error) {
         if (isNotFound(error)) return undefined;
         throw error;
       }
     },
     async containerStats(id) {
+      const { docker } = await lib();
       const stats = (await docker.getContainer(id).stats({ stream: false })) as unknown as RawStats;
       return cpuAndMemory(stats);
     },
     async setRestartPolicy(id, policy) {
+      const { docker } = await lib();
       await docker.getContainer(id).update({ RestartPolicy: { Name: policy } });
     },
     async stopContainer(id, timeoutSeconds) {
+      const { docker } = await lib();
       await docker
         .getContainer(id)
         .stop({ t: timeoutSeconds })
@@ -287,11 +345,13 @@ export async function createDockerAdapter(host: string | undefined, timeoutMs = 
         });
     },
     async runContainer(name, spec) {
+      const { docker } = await lib();
       const container = await docker.createContainer({ name, ...spec });
       await container.start();
       return container.id;
     },
     async startContainer(id) {
+      const { docker } = await lib();
       await docker
         .getContainer(id)
         .start()
@@ -300,6 +360,7 @@ export async function createDockerAdapter(host: string | undefined, timeoutMs = 
         });
     },
     async removeContainer(id) {
+      const { docker } = await lib();
       await docker
         .getContainer(id)
         .remove({ force: true, v: true })
@@ -308,6 +369,7 @@ export async function createDockerAdapter(host: string | undefined, timeoutMs = 
         });
     },
     async exec(id, argv) {
+      const { docker } = await lib();
       const execution = await docker.getContainer(id).exec({ Cmd: [...argv], AttachStdout: true, AttachStderr: true });
       const stream = await execution.start({ hijack: true, stdin: false });
       const chunks: Buffer[] = [];
@@ -320,10 +382,11 @@ export async function createDockerAdapter(host: string | undefined, timeoutMs = 
       return { exitCode: inspected.ExitCode ?? -1, output: demuxLogs(Buffer.concat(chunks)) };
     },
     async containerProcesses(id) {
-      const top = (await docker.getContainer(id).top()) as { Titles?: string[]; Processes?: string[][] };
+      const top = await get<{ Titles?: string[]; Processes?: string[][] }>(`/containers/${encodeURIComponent(id)}/top`, (d) => d.getContainer(id).top());
       return parseTop(top.Titles ?? [], top.Processes ?? []);
     },
     async execStream(id, argv, env) {
+      const { docker } = await lib();
       const { PassThrough } = await import('node:stream');
       const execution = await docker.getContainer(id).exec({ Cmd: [...argv], Env: Object.entries(env).map(([k, v]) => `${k}=${v}`), AttachStdout: true, AttachStderr: true });
       const stream = await execution.start({ hijack: true, stdin: false });
@@ -346,6 +409,7 @@ export async function createDockerAdapter(host: string | undefined, timeoutMs = 
     },
     async watchContainers(labels, onEvent) {
       // No request timeout: the stream stays open for the whole wait.
+      const { builder } = await lib();
       const stream = (await builder.getEvents({ filters: { type: ['container'], label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) } })) as NodeJS.ReadableStream & { destroy(): void };
       let pending = '';
       stream.on('data', (chunk: Buffer) => {
@@ -366,6 +430,7 @@ export async function createDockerAdapter(host: string | undefined, timeoutMs = 
       return () => stream.destroy();
     },
     async containerLogs(id, tail) {
+      const { docker } = await lib();
       const buffer = (await docker.getContainer(id).logs({ stdout: true, stderr: true, tail, follow: false })) as unknown as Buffer;
       return demuxLogs(Buffer.isBuffer(buffer) ? buffer : Buffer.from(String(buffer)));
     },

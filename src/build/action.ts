@@ -6,7 +6,7 @@ import { isSensitive, Sensitive } from '../config/sensitive.js';
 import { OperationError, UsageError } from '../errors.js';
 import { type Context, projectPath, projectRoot, withMutation } from '../runtime/context.js';
 import { formatDuration } from '../runtime/duration.js';
-import { buildxArgv, buildxSupported, type BuildxCommand, type BuildxInput, frontendUnavailable, imageIdFromMetadata, parseBuildxVersion, planStageSizes, stageProbeTag } from './buildx.js';
+import { buildxArgv, buildxPluginCandidates, DOCKER_BUILDX, type BuildxBinary, buildxSupported, type BuildxCommand, type BuildxInput, frontendUnavailable, imageIdFromMetadata, parseBuildxVersion, planStageSizes, stageProbeTag } from './buildx.js';
 import { contextFilter, declaredArgs, dockerfileStages, type DockerfileStage, selectContextFiles, syntaxDirective } from './context.js';
 import { buildParameters, displayParameters } from './plan.js';
 import { addedLines, buildkitFailure, describeStep, emptyProgress, reduceBuildEvent, reduceSolveStatus, stageImages, TAIL_LINES, type BuildProgress } from './progress.js';
@@ -55,7 +55,7 @@ export interface BuildResult {
   };
 }
 
-type Builder = { kind: 'buildkit'; version: string } | { kind: 'classic' };
+type Builder = { kind: 'buildkit'; version: string; binary: BuildxBinary } | { kind: 'classic' };
 
 /**
  * Pure: `abc1234`, or `abc1234-dirty` with uncommitted changes; outside a git checkout `ctx-` and the
@@ -72,14 +72,26 @@ export function revisionFrom(sha: ExecResult, status: ExecResult, contextHash: s
  */
 async function chooseBuilder(ctx: Context, wanted: 'auto' | 'buildkit' | 'classic'): Promise<Builder> {
   if (wanted === 'classic') return { kind: 'classic' };
-  const probe = await ctx.exec.run('docker', ['buildx', 'version'], { timeoutMs: 10_000 });
+  // The plugin binary where the docker CLI would find it (buildx's standalone mode), else `docker buildx`.
+  let binary = DOCKER_BUILDX;
+  for (const candidate of buildxPluginCandidates({ DOCKER_CONFIG: ctx.processEnv.DOCKER_CONFIG, HOME: ctx.processEnv.HOME })) {
+    if (await ctx.fs.exists(candidate)) {
+      binary = { file: candidate, prefix: [] };
+      break;
+    }
+  }
+  let probe = await ctx.exec.run(binary.file, [...binary.prefix, 'version'], { timeoutMs: 10_000 });
+  if (probe.failed && binary !== DOCKER_BUILDX) {
+    binary = DOCKER_BUILDX;
+    probe = await ctx.exec.run('docker', ['buildx', 'version'], { timeoutMs: 10_000 });
+  }
   const version = probe.failed ? undefined : parseBuildxVersion(`${probe.stdout}\n${probe.stderr}`);
   let why: string | undefined;
   if (probe.notFound) why = 'the docker CLI is not on PATH';
   else if (probe.failed) why = `\`docker buildx version\` failed: ${(probe.stderr || probe.stdout).split('\n')[0] || `exit ${probe.exitCode}`}`;
   else if (!version) why = `\`docker buildx version\` printed no version: ${probe.stdout.split('\n')[0]}`;
   else if (!buildxSupported(version)) why = `docker buildx ${version} is older than 0.12 (no --progress=rawjson)`;
-  if (!why) return { kind: 'buildkit', version: version! };
+  if (!why) return { kind: 'buildkit', version: version!, binary };
   if (wanted === 'buildkit') {
     throw new OperationError('E_BUILDX_MISSING', `image.builder is buildkit, but ${why}`, {
       hint: 'install the docker buildx plugin (0.12 or later), or set image.builder: classic',
@@ -177,6 +189,12 @@ export async function buildImage(ctx: Context, input: BuildInput, docker?: Docke
   const relativeDockerfile = path.relative(contextDir, dockerfilePath).split(path.sep).join('/');
   if (relativeDockerfile.startsWith('..')) throw new UsageError(`--file: the Dockerfile must be inside the build context ${contextDir}`, { code: 'E_DOCKERFILE_OUTSIDE' });
 
+  // The builder probe, the git revision and the ignore files do not depend on each other: one wait, not four.
+  const gitInfo = Promise.all([
+    ctx.exec.run('git', ['-C', contextDir, 'rev-parse', '--short', 'HEAD'], { timeoutMs: 5000 }),
+    ctx.exec.run('git', ['-C', contextDir, 'status', '--porcelain'], { timeoutMs: 5000 }),
+  ]);
+  const ignoreFiles = Promise.all([ctx.fs.readText(`${dockerfilePath}.dockerignore`), ctx.fs.readText(path.join(contextDir, '.dockerignore'))]);
   const builder = await chooseBuilder(ctx, config.image.builder);
   const { secrets, values: secretValues } = await resolveSecrets(ctx, input.secrets ?? []);
   if (builder.kind === 'classic' && secrets.length > 0) {
@@ -187,14 +205,12 @@ export async function buildImage(ctx: Context, input: BuildInput, docker?: Docke
   }
 
   // BuildKit reads <Dockerfile>.dockerignore before .dockerignore; the Engine API only .dockerignore.
-  const ownIgnore = builder.kind === 'buildkit' ? await ctx.fs.readText(`${dockerfilePath}.dockerignore`) : undefined;
-  const filter = contextFilter(ownIgnore ?? (await ctx.fs.readText(path.join(contextDir, '.dockerignore'))));
+  const [dockerfileIgnore, contextIgnore] = await ignoreFiles;
+  const ownIgnore = builder.kind === 'buildkit' ? dockerfileIgnore : undefined;
+  const filter = contextFilter(ownIgnore ?? contextIgnore);
   const files = selectContextFiles(await ctx.fs.walkFiles(contextDir, filter.canPrune), filter, relativeDockerfile);
 
-  const [sha, status] = await Promise.all([
-    ctx.exec.run('git', ['-C', contextDir, 'rev-parse', '--short', 'HEAD'], { timeoutMs: 5000 }),
-    ctx.exec.run('git', ['-C', contextDir, 'status', '--porcelain'], { timeoutMs: 5000 }),
-  ]);
+  const [sha, status] = await gitInfo;
   const revision = revisionFrom(sha, status, sha.failed ? await ctx.fs.hashFiles(contextDir, files) : '');
   const target = input.target ?? config.image.target;
   const imageName = config.image.name ?? config.project.name!;
@@ -222,7 +238,7 @@ export async function buildImage(ctx: Context, input: BuildInput, docker?: Docke
   }
 
   const base = { tags, revision, builder: builder.kind, contextFiles: files.length, buildArgs: shownArgs, secrets: secrets.map(describeSecret) };
-  const plan: BuildPlan = { base, contextDir, dockerfilePath, dockerfileText, files, target, noCache: input.noCache, imageName, buildArgs, secrets, secretValues, labels: parameters.labels };
+  const plan: BuildPlan = { base, contextDir, dockerfilePath, dockerfileText, files, target, noCache: input.noCache, imageName, buildArgs, secrets, secretValues, labels: parameters.labels, binary: builder.kind === 'buildkit' ? builder.binary : DOCKER_BUILDX };
   if (builder.kind === 'classic') return buildClassic(ctx, plan, parameters, docker);
   return buildWithBuildkit(ctx, plan, docker);
 }
@@ -240,6 +256,8 @@ interface BuildPlan {
   secrets: BuildSecretSpec[];
   secretValues: Record<string, Sensitive>;
   labels: Record<string, string>;
+  /** How buildx is run (BuildKit builds). */
+  binary: BuildxBinary;
 }
 
 const notBuilt = { imageId: '', sizeBytes: 0, durationMs: 0, steps: 0, cacheableSteps: 0, cachedSteps: 0, stages: [], finalVsBuilder: null };
@@ -273,6 +291,7 @@ async function buildWithBuildkit(ctx: Context, plan: BuildPlan, docker: DockerAd
   const allStages = dockerfileStages(plan.dockerfileText);
   const { builtStages, measured: first } = planStageSizes(allStages, plan.target);
   const buildxInput: BuildxInput = {
+    binary: plan.binary,
     contextDir,
     dockerfile: plan.dockerfilePath,
     tags: base.tags,

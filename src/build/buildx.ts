@@ -6,7 +6,37 @@ import type { BuildSecretSpec } from './secrets.js';
 /** The oldest buildx with `--progress=rawjson` (v0.12.0). */
 export const MIN_BUILDX_VERSION = [0, 12] as const;
 
+/**
+ * How buildx is run: as the docker CLI's plugin (`docker buildx ...`), or its plugin binary directly,
+ * which buildx supports as its standalone mode and which skips the docker CLI's start-up and its
+ * plugin metadata call (about 40 ms per call on the test machine).
+ */
+export interface BuildxBinary {
+  file: string;
+  prefix: string[];
+}
+
+export const DOCKER_BUILDX: BuildxBinary = { file: 'docker', prefix: ['buildx'] };
+
+/**
+ * Pure: where the docker CLI looks for its buildx plugin, in its order: `$DOCKER_CONFIG/cli-plugins`
+ * (default `~/.docker/cli-plugins`), then the system directories.
+ */
+export function buildxPluginCandidates(env: { DOCKER_CONFIG?: string | undefined; HOME?: string | undefined }): string[] {
+  const config = env.DOCKER_CONFIG ?? (env.HOME ? `${env.HOME}/.docker` : undefined);
+  const dirs = [
+    ...(config ? [`${config}/cli-plugins`] : []),
+    '/usr/local/lib/docker/cli-plugins',
+    '/usr/local/libexec/docker/cli-plugins',
+    '/usr/lib/docker/cli-plugins',
+    '/usr/libexec/docker/cli-plugins',
+  ];
+  return dirs.map((dir) => `${dir}/docker-buildx`);
+}
+
 export interface BuildxInput {
+  /** How to run buildx; default `docker buildx`. */
+  binary?: BuildxBinary;
   /** Absolute paths. */
   contextDir: string;
   dockerfile: string;
@@ -39,7 +69,8 @@ export interface BuildxCommand {
  * file path or the name of a variable.
  */
 export function buildxArgv(input: BuildxInput): BuildxCommand {
-  const args = ['buildx', 'build', '--progress=rawjson', '--load', '-f', input.dockerfile];
+  const binary = input.binary ?? DOCKER_BUILDX;
+  const args = [...binary.prefix, 'build', '--progress=rawjson', '--load', '-f', input.dockerfile];
   const env: Record<string, string | Sensitive> = {};
   for (const tag of input.tags) args.push('-t', tag);
   if (input.target) args.push('--target', input.target);
@@ -65,7 +96,7 @@ export function buildxArgv(input: BuildxInput): BuildxCommand {
   if (input.metadataFile) args.push('--metadata-file', input.metadataFile);
   args.push(input.contextDir);
   if (input.dockerHost) env.DOCKER_HOST = input.dockerHost;
-  return { file: 'docker', args, env };
+  return { file: binary.file, args, env };
 }
 
 /** Pure: the image id from buildx's --metadata-file. */

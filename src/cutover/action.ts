@@ -248,9 +248,10 @@ async function finalize(rt: Runtime): Promise<SwitchResult> {
 /** A detached `opskit cutover --finalize --if-due` that stops the old colour when --keep-old runs out. */
 async function scheduleFinalize(ctx: Context, at: string): Promise<void> {
   const { execa } = await import('execa');
-  const bin = new URL('../bin.js', import.meta.url).pathname;
-  const args = [bin, ...(ctx.globals.config ? ['-c', ctx.globals.config] : []), ...(ctx.globals.env ? ['-e', ctx.globals.env] : []), 'cutover', '--finalize', '--if-due', at, '--quiet', '--lock-wait', '5m'];
-  const child = execa(process.execPath, args, { cwd: ctx.loaded!.root, detached: true, stdio: 'ignore', cleanup: false, reject: false });
+  // This same CLI as it was started (bin/opskit and its bundle, or dist/bin.js).
+  const [node, self] = ctx.system.selfCommand();
+  const args = [...self, ...(ctx.globals.config ? ['-c', ctx.globals.config] : []), ...(ctx.globals.env ? ['-e', ctx.globals.env] : []), 'cutover', '--finalize', '--if-due', at, '--quiet', '--lock-wait', '5m'];
+  const child = execa(node, args, { cwd: ctx.loaded!.root, detached: true, stdio: 'ignore', cleanup: false, reject: false });
   child.unref();
 }
 

@@ -95,7 +95,8 @@ describe('opskit build, on the real engine', () => {
     const before = await list();
     const r = await p.run(['build', '--dry-run', '--tag', 'dry']);
     expect(r.exitCode).toBe(0);
-    expect(r.stderr).toContain('[dry run] would run: docker buildx build --progress=rawjson --load -f');
+    // buildx's plugin binary, run standalone (where the docker CLI finds it), or `docker buildx`.
+    expect(r.stderr).toMatch(/\[dry run\] would run: (docker buildx|\S+\/cli-plugins\/docker-buildx) build --progress=rawjson --load -f/);
     expect(r.stderr).toContain(`-t ${p.project}:dry`);
     expect((await docker(['image', 'inspect', `${p.project}:dry`], { reject: false })).exitCode).not.toBe(0);
     expect(await list()).toEqual(before);

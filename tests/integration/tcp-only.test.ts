@@ -26,6 +26,10 @@ describe('a TCP-only app: cutover.switch relay, a TCP-connect health check', () 
     const conf = path.join(p.dir, 'gunicorn.conf.py');
     writeFileSync(conf, readFileSync(conf, 'utf8').replace(/\nif os\.path\.isdir\(socket_dir\)[^\n]*\n[^\n]*\n/, '\n'));
     expect(readFileSync(conf, 'utf8')).not.toContain('bind.append');
+    // And a Dockerfile as operators write them today: pip's downloads in a BuildKit cache mount.
+    const dockerfile = path.join(p.dir, 'Dockerfile.prod');
+    writeFileSync(dockerfile, readFileSync(dockerfile, 'utf8').replace('RUN mkdir -p /install', 'RUN --mount=type=cache,target=/root/.cache/pip mkdir -p /install'));
+    expect(readFileSync(dockerfile, 'utf8')).toContain('RUN --mount=type=cache,target=/root/.cache/pip');
   });
   afterAll(async () => {
     const leftovers = (await docker(['ps', '-aq', '--filter', `label=com.docker.compose.project=${p?.project}`, '--filter', 'label=org.opskit.role'], { reject: false })).stdout.split('\n').filter(Boolean);
@@ -33,7 +37,7 @@ describe('a TCP-only app: cutover.switch relay, a TCP-connect health check', () 
     await p?.destroy();
   });
 
-  it('deploy: gated on a TCP connect (said so), the relay opens the socket, nginx answers through the live.sock link', async () => {
+  it('deploy --build (a RUN --mount=type=cache Dockerfile): gated on a TCP connect (said so), the relay opens the socket, nginx answers through the live.sock link', async () => {
     const r = await run(['deploy', '--build', '--json']);
     expect(r.exitCode, r.stderr).toBe(0);
     v1 = parseSingleJson(r.stdout).image as string;

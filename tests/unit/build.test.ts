@@ -6,7 +6,7 @@ import type { DockerAdapter, ImageInfo } from '../../src/adapters/docker.js';
 import type { ExecAdapter, ExecResult } from '../../src/adapters/exec.js';
 import { nodeFs } from '../../src/adapters/fs.js';
 import { buildImage, revisionFrom, type BuildInput } from '../../src/build/action.js';
-import { buildxArgv, buildxSupported, frontendUnavailable, imageIdFromMetadata, parseBuildxVersion, planStageSizes, stageProbeTag } from '../../src/build/buildx.js';
+import { buildxArgv, buildxPluginCandidates, buildxSupported, frontendUnavailable, imageIdFromMetadata, parseBuildxVersion, planStageSizes, stageProbeTag } from '../../src/build/buildx.js';
 import { contextFilter, declaredArgs, dockerfileStages, selectContextFiles, syntaxDirective } from '../../src/build/context.js';
 import { buildParameters, displayParameters, resolveBuildArgs, resolveTags } from '../../src/build/plan.js';
 import { addedLines, buildkitFailure, describeStep, emptyProgress, reduceBuildEvent, reduceSolveStatus, stageImages, type BuildProgress } from '../../src/build/progress.js';
@@ -426,9 +426,11 @@ describe('buildImage with BuildKit, against strict fakes', () => {
     const calls: string[] = [];
     const envs: Array<Record<string, string | undefined>> = [];
     const images = new Map<string, ImageInfo>();
+    // buildx as the docker CLI's plugin or its binary found in a plugin directory (whichever this machine has): the same calls.
+    const asDocker = (file: string, args: readonly string[]) => [file, ...args].join(' ').replace(/^\S*\/docker-buildx /, 'docker buildx ');
     const exec = strictFake<ExecAdapter>('exec', {
       run: async (file, args) => {
-        const key = [file, ...args].join(' ');
+        const key = asDocker(file, args);
         calls.push(key);
         if (key === 'docker buildx version') return options.buildxVersion ?? ok('github.com/docker/buildx 0.13.1+ds1 0.13.1+ds1-3');
         if (key.startsWith('git ')) return notGit();
@@ -436,7 +438,7 @@ describe('buildImage with BuildKit, against strict fakes', () => {
         throw new Error(`unexpected exec: ${key}`);
       },
       start: async (file, args, startOptions) => {
-        calls.push([file, ...args].join(' '));
+        calls.push(asDocker(file, args));
         envs.push(startOptions.env ?? {});
         const { lines, exitCode } = options.buildx(args, startOptions.env ?? {});
         for (const line of lines) startOptions.onLine(line, 'stderr');
@@ -549,11 +551,35 @@ describe('buildImage with BuildKit, against strict fakes', () => {
     const result = await buildImage(ctx, input({ buildArgs: { NPM_TOKEN: new Sensitive('arg-secret-1234') }, secrets: [{ id: 'gh', env: 'GH_TOKEN' }] }));
     expect(calls.filter((c) => c.startsWith('docker buildx build') || c.startsWith('docker image rm'))).toEqual([]);
     expect(result.dryRun).toMatchObject({ call: 'docker buildx build', env: { NPM_TOKEN: '***', GH_TOKEN: '***' } });
-    expect(result.dryRun!.argv!.slice(0, 4)).toEqual(['docker', 'buildx', 'build', '--progress=rawjson']);
-    expect(stderr.text).toMatch(/\[dry run\] would run: docker buildx build --progress=rawjson --load -f .*--build-arg NPM_TOKEN .*--secret '\*\*\*' .*# BuildKit, .*; secrets id=gh,env=GH_TOKEN; environment NPM_TOKEN=\*\*\* GH_TOKEN=\*\*\*/);
+    // The argv that would run: `docker buildx` or the plugin binary, whichever this machine has.
+    const argv = result.dryRun!.argv!;
+    expect(argv[0] === 'docker' ? argv.slice(0, 4) : ['docker', 'buildx', ...argv.slice(1, 3)]).toEqual(['docker', 'buildx', 'build', '--progress=rawjson']);
+    const shown = stderr.text.replace(/\S*\/docker-buildx build/g, 'docker buildx build');
+    expect(shown).toMatch(/\[dry run\] would run: docker buildx build --progress=rawjson --load -f .*--build-arg NPM_TOKEN .*--secret '\*\*\*' .*# BuildKit, .*; secrets id=gh,env=GH_TOKEN; environment NPM_TOKEN=\*\*\* GH_TOKEN=\*\*\*/);
     expect(result.dryRun!.argv).toContain('id=gh,env=GH_TOKEN');
-    expect(stderr.text).toMatch(/\[dry run\] would run: docker buildx build .*--target builder/);
+    expect(shown).toMatch(/\[dry run\] would run: docker buildx build .*--target builder/);
     expect(stderr.text).toMatch(/\[dry run\] would run: docker image rm shop:opskit-stage-builder-\d+/);
     expect(stderr.text + JSON.stringify(result)).not.toMatch(/env-secret-0815|arg-secret-1234/);
+  });
+});
+
+describe('where buildx is run from', () => {
+  it("looks where the docker CLI looks, in its order: the user's plugins, then the system's", () => {
+    expect(buildxPluginCandidates({ HOME: '/home/ops' })).toEqual([
+      '/home/ops/.docker/cli-plugins/docker-buildx',
+      '/usr/local/lib/docker/cli-plugins/docker-buildx',
+      '/usr/local/libexec/docker/cli-plugins/docker-buildx',
+      '/usr/lib/docker/cli-plugins/docker-buildx',
+      '/usr/libexec/docker/cli-plugins/docker-buildx',
+    ]);
+    expect(buildxPluginCandidates({ DOCKER_CONFIG: '/etc/ops-docker', HOME: '/home/ops' })[0]).toBe('/etc/ops-docker/cli-plugins/docker-buildx');
+  });
+
+  it('runs the plugin binary standalone with the same arguments after the subcommand', () => {
+    const input = { contextDir: '/srv/shop', dockerfile: '/srv/shop/Dockerfile.prod', tags: ['x:1'], target: undefined, noCache: false, buildArgs: {}, labels: {}, secrets: [], secretValues: {}, metadataFile: undefined, dockerHost: undefined };
+    const viaDocker = buildxArgv(input);
+    const direct = buildxArgv({ ...input, binary: { file: '/usr/libexec/docker/cli-plugins/docker-buildx', prefix: [] } });
+    expect(direct.file).toBe('/usr/libexec/docker/cli-plugins/docker-buildx');
+    expect(direct.args).toEqual(viaDocker.args.slice(1));
   });
 });

@@ -113,7 +113,8 @@ export function defaultChecks(config: Config): HealthCheckConfig[] {
   const front = config.nginx.mode === 'host' ? config.nginx.url !== undefined : config.deploy.frontServices.includes(config.nginx.service);
   return [
     ...services.map((service): HealthCheckConfig => ({ kind: 'container', service })),
-    ...(front ? [{ kind: 'front', expectStatus: '2xx' } as HealthCheckConfig] : []),
+    // An app checked by a TCP connect (deploy.healthCheck: tcp) may have no such path: anything but a 5xx.
+    ...(front ? [{ kind: 'front', expectStatus: config.deploy.healthCheck === 'tcp' ? '1xx,2xx,3xx,4xx' : '2xx' } as HealthCheckConfig] : []),
     { kind: 'disk', path: '.', warnFree: '15%', failFree: '5%' },
   ];
 }

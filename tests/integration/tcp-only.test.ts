@@ -49,6 +49,9 @@ describe('a TCP-only app: cutover.switch relay, a TCP-connect health check', () 
     const ip = (await docker(['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', nginx])).stdout.trim();
     front = `http://${ip}:80/health`;
     expect(await freshColors(front, 3)).toEqual(['blue', 'blue', 'blue']);
+    const health = await run(['health', '--json']);
+    expect(health.exitCode, health.stdout).toBe(0);
+    expect(parseSingleJson(health.stdout).checks).toContainEqual(expect.objectContaining({ name: 'through nginx /health', status: 'pass' }));
     appendFileSync(path.join(p.dir, 'app.py'), '\n# tcp-only v2\n');
     const built = await run(['build', '--json']);
     expect(built.exitCode, built.stderr).toBe(0);

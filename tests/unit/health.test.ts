@@ -103,6 +103,10 @@ describe('check specs', () => {
     expect(defaultChecks(noFront).map((c) => c.kind)).not.toContain('front');
     const front = toSpec({ kind: 'front', expectStatus: '2xx' } as HealthCheckConfig, config.health, config, 0);
     expect(front).toMatchObject({ kind: 'front', name: 'through nginx /health', path: '/health', target: 'service nginx /health' });
+    expect(defaultChecks(config).find((c) => c.kind === 'front')).toMatchObject({ expectStatus: '2xx' });
+    // An app checked by a TCP connect may have no health path: through nginx, anything but a 5xx.
+    const tcpOnly = configSchema.parse({ project: { name: 'x' }, deploy: { healthCheck: 'tcp' } });
+    expect(defaultChecks(tcpOnly).find((c) => c.kind === 'front')).toMatchObject({ expectStatus: '1xx,2xx,3xx,4xx' });
   });
 });
 

@@ -22,8 +22,11 @@ await build({
   target: 'node20',
   sourcemap: true,
   logLevel: 'warning',
-  // Loaded on demand by the commands that need them; native parts (ssh2's) stay where npm put them.
-  external: ['dockerode', '@aws-sdk/*', 'autocannon', '@ngrok/ngrok', 'ssh2', 'cpu-features'],
+  // Loaded on demand by the commands that need them, from node_modules as Node loads them: a CommonJS
+  // package imported dynamically from a split bundle would keep only its default export (esbuild), and
+  // native parts (ssh2's) stay where npm put them. A package imported dynamically must be listed here
+  // (tests/unit/bundle.test.ts checks it).
+  external: ['dockerode', '@aws-sdk/*', 'autocannon', '@ngrok/ngrok', 'ssh2', 'cpu-features', 'pg', 'ioredis'],
   define: { __OPSKIT_VERSION__: JSON.stringify(version) },
   // CommonJS dependencies inside an ES module bundle still call require() for Node's own modules.
   banner: { js: "import { createRequire as __opskitRequire } from 'node:module'; const require = __opskitRequire(import.meta.url);" },

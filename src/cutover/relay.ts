@@ -6,6 +6,7 @@ import { ConfigError, OperationError } from '../errors.js';
 import { type Context, projectPath } from '../runtime/context.js';
 import { pollUntil } from '../runtime/poll.js';
 import { socketName } from './sockets.js';
+import { parse } from 'yaml';
 
 /**
  * The relay switch (`cutover.switch: relay`), for apps that listen only on TCP. Beside each web container
@@ -129,7 +130,6 @@ async function relayImage(ctx: Context, config: Config, project: string, docker:
       const [file, args] = composeArgv(compose.target, ['config']);
       const result = await ctx.exec.run(file, args, { env: compose.env, timeoutMs: 30_000, cwd: path.dirname(compose.target.composeFile) });
       if (!result.failed) {
-        const { parse } = await import('yaml');
         const image = (parse(result.stdout) as { services?: Record<string, { image?: unknown }> } | null)?.services?.[config.nginx.service]?.image;
         if (typeof image === 'string' && image) return image;
       }

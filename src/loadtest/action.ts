@@ -24,6 +24,7 @@ import {
 } from './plan.js';
 import { LoadRecorder } from './stats.js';
 import { evaluateThresholds, parseThreshold, ThresholdSyntaxError, type Threshold, type ThresholdVerdict } from './thresholds.js';
+import { parse } from 'yaml';
 
 export interface LoadtestFlags {
   url?: string;
@@ -103,7 +104,6 @@ async function readScenario(ctx: Context, file: string) {
   const absolute = path.resolve(ctx.cwd, file);
   const text = await ctx.fs.readText(absolute);
   if (text === undefined) throw new UsageError(`--scenario: ${file} does not exist`, { code: 'E_SCENARIO' });
-  const { parse } = await import('yaml');
   let data: unknown;
   try {
     data = parse(text);

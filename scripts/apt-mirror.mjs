@@ -47,7 +47,9 @@ export function parseOneLine(text) {
 /** Pure: the mirror URI (no trailing slash) for `codename`'s own suite, from the files' texts. */
 export function mirrorFromSources(files, codename) {
   const sources = files.flatMap((f) => (f.name.endsWith('.sources') ? parseDeb822(f.text) : parseOneLine(f.text)));
-  const match = sources.find((s) => s.types.includes('deb') && s.suites.includes(codename) && /^https?:\/\//.test(s.uris[0] ?? ''));
+  const match = sources.find(
+    (s) => s.types.includes('deb') && s.suites.includes(codename) && /^https?:\/\//.test(s.uris[0] ?? ''),
+  );
   return match ? match.uris[0].replace(/\/+$/, '') : undefined;
 }
 
@@ -72,7 +74,8 @@ function readSources(root = '/etc/apt') {
   } catch {
     names = [];
   }
-  for (const name of names) if (name.endsWith('.sources') || name.endsWith('.list')) read(path.join(root, 'sources.list.d', name));
+  for (const name of names)
+    if (name.endsWith('.sources') || name.endsWith('.list')) read(path.join(root, 'sources.list.d', name));
   return files;
 }
 
@@ -85,7 +88,9 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   }
   const mirror = mirrorFromSources(readSources(), codename);
   if (!mirror) {
-    process.stderr.write(`no deb source for ${codename} in /etc/apt/sources.list or /etc/apt/sources.list.d/: set OPSKIT_TEST_MIRROR\n`);
+    process.stderr.write(
+      `no deb source for ${codename} in /etc/apt/sources.list or /etc/apt/sources.list.d/: set OPSKIT_TEST_MIRROR\n`,
+    );
     process.exit(1);
   }
   process.stdout.write(`${mirror}\n`);

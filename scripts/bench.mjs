@@ -22,7 +22,12 @@ const p90 = (xs) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.f
 
 async function timeOnce(file, args, options = {}) {
   const t0 = performance.now();
-  const r = await execa(file, args, { reject: false, stdin: 'ignore', ...options, env: { NO_COLOR: '1', ...options.env } });
+  const r = await execa(file, args, {
+    reject: false,
+    stdin: 'ignore',
+    ...options,
+    env: { NO_COLOR: '1', ...options.env },
+  });
   const ms = performance.now() - t0;
   if (r.exitCode !== 0) throw new Error(`${file} ${args.join(' ')} exited ${r.exitCode}: ${r.stderr}`);
   return ms;
@@ -77,11 +82,24 @@ async function down(p, project) {
 
 /** The PAT-015 sequence by hand, with its fixed sleep replaced by the tightest polling a script would do. */
 async function deployByHand(p, project) {
-  const compose = (...args) => execa(...composeArgs(['-p', project, '-f', p.file, ...args]), { env: { ...p.env, WEB_IMAGE: `${p.project}:latest` } });
+  const compose = (...args) =>
+    execa(...composeArgs(['-p', project, '-f', p.file, ...args]), {
+      env: { ...p.env, WEB_IMAGE: `${p.project}:latest` },
+    });
   const healthy = async (service) => {
     for (;;) {
-      const id = (await execa('docker', ['ps', '-q', '--filter', `label=com.docker.compose.project=${project}`, '--filter', `label=com.docker.compose.service=${service}`])).stdout.trim();
-      if (id && (await execa('docker', ['inspect', '-f', '{{.State.Health.Status}}', id])).stdout.trim() === 'healthy') return id;
+      const id = (
+        await execa('docker', [
+          'ps',
+          '-q',
+          '--filter',
+          `label=com.docker.compose.project=${project}`,
+          '--filter',
+          `label=com.docker.compose.service=${service}`,
+        ])
+      ).stdout.trim();
+      if (id && (await execa('docker', ['inspect', '-f', '{{.State.Health.Status}}', id])).stdout.trim() === 'healthy')
+        return id;
       await new Promise((r) => setTimeout(r, 250));
     }
   };
@@ -89,10 +107,24 @@ async function deployByHand(p, project) {
   await Promise.all([healthy('db'), healthy('redis')]);
   await compose('run', '--rm', '--no-deps', '-T', 'web', 'python3', 'migrate.py');
   await compose('up', '-d', '--no-deps', 'web');
-  const web = (await execa('docker', ['ps', '-q', '--filter', `label=com.docker.compose.project=${project}`, '--filter', 'label=com.docker.compose.service=web'])).stdout.trim();
-  const ip = (await execa('docker', ['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', web])).stdout.trim();
+  const web = (
+    await execa('docker', [
+      'ps',
+      '-q',
+      '--filter',
+      `label=com.docker.compose.project=${project}`,
+      '--filter',
+      'label=com.docker.compose.service=web',
+    ])
+  ).stdout.trim();
+  const ip = (
+    await execa('docker', ['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', web])
+  ).stdout.trim();
   for (;;) {
-    const ok = await fetch(`http://${ip}:8000/health`).then((r) => r.ok, () => false);
+    const ok = await fetch(`http://${ip}:8000/health`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) break;
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -111,7 +143,10 @@ async function deployBench(track) {
         async () => {
           await rmState(p.dir);
           const t0 = performance.now();
-          await execa(process.execPath, [bin, '-e', 'offline', 'deploy', '--quiet'], { cwd: p.dir, env: { ...p.env, COMPOSE_PROJECT_NAME: `${p.project}o` } });
+          await execa(process.execPath, [bin, '-e', 'offline', 'deploy', '--quiet'], {
+            cwd: p.dir,
+            env: { ...p.env, COMPOSE_PROJECT_NAME: `${p.project}o` },
+          });
           opskit.push(performance.now() - t0);
           await down(p, `${p.project}o`);
         },
@@ -128,7 +163,14 @@ async function deployBench(track) {
     await down(p, `${p.project}o`);
     await down(p, `${p.project}h`);
   }
-  return { p, result: { 'opskit deploy': { medianMs: +median(opskit).toFixed(0), p90Ms: +p90(opskit).toFixed(0) }, 'compose by hand': { medianMs: +median(byHand).toFixed(0), p90Ms: +p90(byHand).toFixed(0) }, ratio: +(median(opskit) / median(byHand)).toFixed(3) } };
+  return {
+    p,
+    result: {
+      'opskit deploy': { medianMs: +median(opskit).toFixed(0), p90Ms: +p90(opskit).toFixed(0) },
+      'compose by hand': { medianMs: +median(byHand).toFixed(0), p90Ms: +p90(byHand).toFixed(0) },
+      ratio: +(median(opskit) / median(byHand)).toFixed(3),
+    },
+  };
 }
 
 async function rmState(dir) {
@@ -141,15 +183,27 @@ let platformForRebuild;
 /** Cutover and rollback switch times, and what a 100-connection load on /ping sees during switches. */
 async function cutoverBench(track) {
   const p = await examplePlatform(track);
-  const run = (...args) => execa(process.execPath, [bin, '-e', 'offline', ...args], { cwd: p.dir, env: p.env, reject: false });
+  const run = (...args) =>
+    execa(process.execPath, [bin, '-e', 'offline', ...args], { cwd: p.dir, env: p.env, reject: false });
   try {
     const deployed = await run('deploy', '--json', '--quiet');
     if (deployed.exitCode !== 0) throw new Error(`cutover bench: deploy failed: ${deployed.stderr}`);
     const { appendFileSync } = await import('node:fs');
     appendFileSync(path.join(p.dir, 'app.py'), '\n# bench v2\n');
     const v2 = JSON.parse((await run('build', '--json', '--quiet')).stdout).tags[0];
-    const nginx = (await execa('docker', ['ps', '-q', '--filter', `label=com.docker.compose.project=${p.project}`, '--filter', 'label=com.docker.compose.service=nginx'])).stdout.trim();
-    const ip = (await execa('docker', ['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', nginx])).stdout.trim();
+    const nginx = (
+      await execa('docker', [
+        'ps',
+        '-q',
+        '--filter',
+        `label=com.docker.compose.project=${p.project}`,
+        '--filter',
+        'label=com.docker.compose.service=nginx',
+      ])
+    ).stdout.trim();
+    const ip = (
+      await execa('docker', ['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', nginx])
+    ).stdout.trim();
     const cut = JSON.parse((await run('cutover', '--image', v2, '--json', '--quiet')).stdout);
     const switches = [cut.switchMs];
     const { startBackgroundLoad } = await import('../dist/adapters/background-load.js');
@@ -169,7 +223,20 @@ async function cutoverBench(track) {
       }
       await new Promise((r) => setTimeout(r, 1000));
       const result = await load.stop();
-      return { rollbacks, rollbackWall, load: { rps: result.rps, requests: result.requests, non2xx: result.non2xx, errors: result.errors, errorsByCode: result.errorsByCode, timeouts: result.timeouts, dropped: result.dropped, switches: runs } };
+      return {
+        rollbacks,
+        rollbackWall,
+        load: {
+          rps: result.rps,
+          requests: result.requests,
+          non2xx: result.non2xx,
+          errors: result.errors,
+          errorsByCode: result.errorsByCode,
+          timeouts: result.timeouts,
+          dropped: result.dropped,
+          switches: runs,
+        },
+      };
     };
     const socket = await underLoad('socket');
     const reload = await underLoad('reload');
@@ -182,7 +249,22 @@ async function cutoverBench(track) {
       reloadMode: { url: 'the same with cutover.switch: reload', ...reload.load },
     };
   } finally {
-    const colours = (await execa('docker', ['ps', '-aq', '--filter', `label=com.docker.compose.project=${p.project}`, '--filter', 'label=org.opskit.role=web'], { reject: false })).stdout.split('\n').filter(Boolean);
+    const colours = (
+      await execa(
+        'docker',
+        [
+          'ps',
+          '-aq',
+          '--filter',
+          `label=com.docker.compose.project=${p.project}`,
+          '--filter',
+          'label=org.opskit.role=web',
+        ],
+        { reject: false },
+      )
+    ).stdout
+      .split('\n')
+      .filter(Boolean);
     if (colours.length) await execa('docker', ['rm', '-f', ...colours], { reject: false });
     await down(p, p.project);
   }
@@ -201,14 +283,22 @@ async function healthBench() {
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   const base = `http://127.0.0.1:${server.address().port}`;
-  const args = ['health', '--json', '--quiet', ...Array.from({ length: 9 }, (_, i) => ['--url', `${base}/fast?${i}`]).flat(), '--url', `${base}/slow`];
+  const args = [
+    'health',
+    '--json',
+    '--quiet',
+    ...Array.from({ length: 9 }, (_, i) => ['--url', `${base}/fast?${i}`]).flat(),
+    '--url',
+    `${base}/slow`,
+  ];
   const totals = [];
   const sums = [];
   try {
     for (let i = 0; i < Number(process.env.BENCH_HEALTH_RUNS ?? 5); i++) {
       const r = await execa(process.execPath, [bin, ...args], { reject: false, cwd: os.tmpdir() });
       const doc = JSON.parse(r.stdout);
-      if (doc.checks.length !== 10 || doc.status !== 'pass') throw new Error(`health bench: unexpected result ${r.stdout.slice(0, 300)}`);
+      if (doc.checks.length !== 10 || doc.status !== 'pass')
+        throw new Error(`health bench: unexpected result ${r.stdout.slice(0, 300)}`);
       totals.push(doc.durationMs);
       sums.push(doc.checks.reduce((a, c) => a + c.latencyMs, 0));
     }
@@ -217,16 +307,25 @@ async function healthBench() {
   }
   return {
     'health run (total)': { medianMs: median(totals), p90Ms: p90(totals) },
-    'sum of the checks\' own times': { medianMs: median(sums), p90Ms: p90(sums) },
+    "sum of the checks' own times": { medianMs: median(sums), p90Ms: p90(sums) },
     ratio: +(median(totals) / median(sums)).toFixed(3),
     totalMs: median(totals),
   };
 }
 
 // ---- backup: opskit backup create against pg_dump | gzip > file, and opskit's peak RSS ------------------
-const PG = { user: process.env.OPSKIT_TEST_PG_USER ?? 'opskit_test', password: process.env.OPSKIT_TEST_PG_PASSWORD ?? 'opskit-test-pw' };
+const PG = {
+  user: process.env.OPSKIT_TEST_PG_USER ?? 'opskit_test',
+  password: process.env.OPSKIT_TEST_PG_PASSWORD ?? 'opskit-test-pw',
+};
 const pgUrl = (db) => `postgres://${PG.user}:${PG.password}@127.0.0.1:5432/${db}`;
-const pgEnvFor = (db) => ({ PGHOST: '127.0.0.1', PGPORT: '5432', PGUSER: PG.user, PGPASSWORD: PG.password, PGDATABASE: db });
+const pgEnvFor = (db) => ({
+  PGHOST: '127.0.0.1',
+  PGPORT: '5432',
+  PGUSER: PG.user,
+  PGPASSWORD: PG.password,
+  PGDATABASE: db,
+});
 
 async function psqlBench(db, sql) {
   await execa('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', sql], { env: pgEnvFor(db) });
@@ -253,16 +352,24 @@ async function backupBench() {
   const db = `opskit_bench_${Date.now().toString(36)}`;
   const dir = mkdtempSync(path.join(os.tmpdir(), 'opskit-bench-backup-'));
   const count = Number(process.env.BENCH_BACKUP_RUNS ?? 3);
-  await psqlBench("postgres", `CREATE DATABASE ${db}`);
+  await psqlBench('postgres', `CREATE DATABASE ${db}`);
   try {
     // Rows of about 230 bytes: a md5, a random number and repeated text, ~1.05 M rows for the 200 MB size.
-    const fill = (table, rows) => psqlBench(db, `CREATE TABLE ${table} AS SELECT g AS id, md5(g::text) AS h, random() AS r, repeat(md5((g % 1000)::text), 5) AS body FROM generate_series(1, ${rows}) g`);
+    const fill = (table, rows) =>
+      psqlBench(
+        db,
+        `CREATE TABLE ${table} AS SELECT g AS id, md5(g::text) AS h, random() AS r, repeat(md5((g % 1000)::text), 5) AS body FROM generate_series(1, ${rows}) g`,
+      );
     await fill('small', 100_000);
-    const sizeOf = async () => Number((await execa('psql', ['-X', '-Atc', `SELECT pg_database_size('${db}')`], { env: pgEnvFor(db) })).stdout);
+    const sizeOf = async () =>
+      Number((await execa('psql', ['-X', '-Atc', `SELECT pg_database_size('${db}')`], { env: pgEnvFor(db) })).stdout);
     const smallBytes = await sizeOf();
-    const opskitArgv = [process.execPath, [bin, 'backup', 'create', '--database-url', pgUrl(db), '--dir', dir, '--quiet']];
+    const opskitArgv = [
+      process.execPath,
+      [bin, 'backup', 'create', '--database-url', pgUrl(db), '--dir', dir, '--quiet'],
+    ];
     const rssSmall = await peakRss(opskitArgv, { cwd: dir });
-    await fill("big", 1_050_000);
+    await fill('big', 1_050_000);
     const bigBytes = await sizeOf();
     const rssBig = await peakRss(opskitArgv, { cwd: dir });
     const byHand = async () => {
@@ -271,9 +378,15 @@ async function backupBench() {
       const { spawn } = await import('node:child_process');
       const { openSync, closeSync } = await import('node:fs');
       const out = openSync(file, 'w');
-      const dump = spawn('pg_dump', ['--no-password', '--no-owner', '--no-acl'], { env: { ...process.env, ...pgEnvFor(db) }, stdio: ['ignore', 'pipe', 'inherit'] });
+      const dump = spawn('pg_dump', ['--no-password', '--no-owner', '--no-acl'], {
+        env: { ...process.env, ...pgEnvFor(db) },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
       const gzip = spawn('gzip', ['-6'], { stdio: [dump.stdout, out, 'inherit'] });
-      const exited = (child) => new Promise((resolve, reject) => child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${child.spawnfile} exited ${code}`)))));
+      const exited = (child) =>
+        new Promise((resolve, reject) =>
+          child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${child.spawnfile} exited ${code}`)))),
+        );
       await Promise.all([exited(dump), exited(gzip)]);
       closeSync(out);
     };
@@ -281,13 +394,22 @@ async function backupBench() {
     const ta = [];
     const tb = [];
     for (let i = 0; i < count; i++) {
-      for (const [fn, into] of i % 2 ? [[byHand, tb], [viaOpskit, ta]] : [[viaOpskit, ta], [byHand, tb]]) {
+      for (const [fn, into] of i % 2
+        ? [
+            [byHand, tb],
+            [viaOpskit, ta],
+          ]
+        : [
+            [viaOpskit, ta],
+            [byHand, tb],
+          ]) {
         const t0 = performance.now();
         if (process.env.BENCH_DEBUG) console.error('backup bench: run', fn.name);
         await fn();
         into.push(performance.now() - t0);
         if (process.env.BENCH_DEBUG) console.error('backup bench: done', fn.name, performance.now() - t0);
-        for (const f of (await import('node:fs')).readdirSync(dir)) rmSync(path.join(dir, f), { recursive: true, force: true });
+        for (const f of (await import('node:fs')).readdirSync(dir))
+          rmSync(path.join(dir, f), { recursive: true, force: true });
       }
     }
     return {
@@ -320,13 +442,21 @@ async function loadtestBench() {
   const connections = 50;
   const autocannonCli = path.join(repo, 'node_modules', 'autocannon', 'autocannon.js');
   const opskitRun = async () => {
-    const r = await execa(process.execPath, [bin, '--json', 'loadtest', '--url', url, '--connections', String(connections), '--duration', `${seconds}s`], { reject: false, cwd: dir });
+    const r = await execa(
+      process.execPath,
+      [bin, '--json', 'loadtest', '--url', url, '--connections', String(connections), '--duration', `${seconds}s`],
+      { reject: false, cwd: dir },
+    );
     const doc = JSON.parse(r.stdout);
     if (!doc.ok) throw new Error(`loadtest bench: opskit failed: ${r.stdout.slice(0, 300)}`);
     return doc.requests.total / (doc.durationMs / 1000);
   };
   const autocannonRun = async () => {
-    const r = await execa(process.execPath, [autocannonCli, '--json', '-c', String(connections), '-d', String(seconds), url], { reject: false, cwd: dir });
+    const r = await execa(
+      process.execPath,
+      [autocannonCli, '--json', '-c', String(connections), '-d', String(seconds), url],
+      { reject: false, cwd: dir },
+    );
     const doc = JSON.parse(r.stdout);
     const answered = Object.values(doc.statusCodeStats ?? {}).reduce((a, s) => a + Number(s.count), 0);
     return answered / doc.duration;
@@ -356,7 +486,10 @@ async function loadtestBench() {
     return {
       'opskit loadtest': { medianRps: Math.round(median(a)), runs: a.map(Math.round) },
       'autocannon CLI': { medianRps: Math.round(median(b)), runs: b.map(Math.round) },
-      wrk: wrk !== undefined ? { rps: Math.round(wrk), note: 'wrk -t1 (one loader thread, C): the ceiling of this machine' } : { note: 'wrk is not installed (apt-get install wrk)' },
+      wrk:
+        wrk !== undefined
+          ? { rps: Math.round(wrk), note: 'wrk -t1 (one loader thread, C): the ceiling of this machine' }
+          : { note: 'wrk is not installed (apt-get install wrk)' },
       setup: `${connections} connections, ${seconds} s runs, ${rounds} interleaved rounds, nginx (1 worker) answering from memory`,
       ratio: +(median(a) / median(b)).toFixed(3),
     };
@@ -371,10 +504,14 @@ const benchmarks = [
     name: 'cold start: opskit --help vs node -e 0',
     goal: 'ratio < 2.0',
     pass: (r) => r.ratio < 2,
-    run: () => sideBySide({ name: 'opskit --help', argv: [process.execPath, [bin, '--help']] }, { name: 'node -e 0', argv: [process.execPath, ['-e', '0']] }),
+    run: () =>
+      sideBySide(
+        { name: 'opskit --help', argv: [process.execPath, [bin, '--help']] },
+        { name: 'node -e 0', argv: [process.execPath, ['-e', '0']] },
+      ),
   },
   {
-    name: 'health: ten checks, one taking 1 s: the run\'s total vs the sum of the checks\' times',
+    name: "health: ten checks, one taking 1 s: the run's total vs the sum of the checks' times",
     goal: 'total < 1100 ms (the checks run in parallel)',
     pass: (r) => r.totalMs < 1100,
     run: healthBench,
@@ -382,13 +519,19 @@ const benchmarks = [
   {
     name: 'cutover and rollback: switch times, and requests failed by switches under the highest load here',
     goal: '0 failed requests (non-2xx, errors, timeouts) during the switches; a warm rollback switch under 1 s',
-    pass: (r) => r.load.non2xx + r.load.errors + r.load.timeouts === 0 && r['warm rollback switch under load'].p90Ms < 1000,
+    pass: (r) =>
+      r.load.non2xx + r.load.errors + r.load.timeouts === 0 && r['warm rollback switch under load'].p90Ms < 1000,
     run: (track) => cutoverBench(track),
   },
   {
-    name: 'backup: opskit backup create vs pg_dump | gzip > file, a database of 200+ MB; opskit\'s peak RSS at two sizes',
+    name: "backup: opskit backup create vs pg_dump | gzip > file, a database of 200+ MB; opskit's peak RSS at two sizes",
     goal: 'ratio <= 1.15; peak RSS < 150 MB at both sizes, not growing with the database',
-    pass: (r) => r.ratio <= 1.15 && r.database.bigMiB >= 200 && r.peakRss.bigMiB < 150 && r.peakRss.smallMiB < 150 && r.peakRss.bigMiB <= r.peakRss.smallMiB * 1.2,
+    pass: (r) =>
+      r.ratio <= 1.15 &&
+      r.database.bigMiB >= 200 &&
+      r.peakRss.bigMiB < 150 &&
+      r.peakRss.smallMiB < 150 &&
+      r.peakRss.bigMiB <= r.peakRss.smallMiB * 1.2,
     run: backupBench,
   },
   {
@@ -414,8 +557,31 @@ const benchmarks = [
     run: async (track) => {
       const p = platformForRebuild ?? (await examplePlatform(track));
       return sideBySideWith(
-        { name: 'opskit build', argv: [process.execPath, [bin, '-e', 'offline', 'build', '--quiet']], options: { cwd: p.dir, env: p.env } },
-        { name: 'docker buildx build', argv: ['docker', ['buildx', 'build', '-q', '--load', '-f', 'Dockerfile.prod', '--build-arg', `BASE_IMAGE=${p.env.BASE_IMAGE}`, '-t', `${p.project}:byhand`, '.']], options: { cwd: p.dir } },
+        {
+          name: 'opskit build',
+          argv: [process.execPath, [bin, '-e', 'offline', 'build', '--quiet']],
+          options: { cwd: p.dir, env: p.env },
+        },
+        {
+          name: 'docker buildx build',
+          argv: [
+            'docker',
+            [
+              'buildx',
+              'build',
+              '-q',
+              '--load',
+              '-f',
+              'Dockerfile.prod',
+              '--build-arg',
+              `BASE_IMAGE=${p.env.BASE_IMAGE}`,
+              '-t',
+              `${p.project}:byhand`,
+              '.',
+            ],
+          ],
+          options: { cwd: p.dir },
+        },
         Number(process.env.BENCH_REBUILD_RUNS ?? 6),
       );
     },
@@ -430,7 +596,9 @@ const machine = {
   node: process.version,
   platform: `${os.type()} ${os.release()} ${os.arch()}`,
   runs,
-  docker: (await execa('docker', ['version', '--format', '{{.Server.Version}}'], { reject: false })).stdout.trim() || 'not running',
+  docker:
+    (await execa('docker', ['version', '--format', '{{.Server.Version}}'], { reject: false })).stdout.trim() ||
+    'not running',
 };
 const results = [];
 const platforms = [];
@@ -443,24 +611,47 @@ try {
 } finally {
   // Leave no bench images behind: every image the bench built carries its project's label or tag.
   for (const p of platforms) {
-    const images = (await execa('docker', ['images', '-q', '--filter', `label=org.opskit.project=${p.project}`], { reject: false })).stdout.split('\n').filter(Boolean);
+    const images = (
+      await execa('docker', ['images', '-q', '--filter', `label=org.opskit.project=${p.project}`], { reject: false })
+    ).stdout
+      .split('\n')
+      .filter(Boolean);
     await execa('docker', ['rmi', '-f', `${p.project}:byhand`, ...new Set(images)], { reject: false });
   }
 }
 if (json) {
   process.stdout.write(`${JSON.stringify({ machine, date: new Date().toISOString(), results }, null, 2)}\n`);
 } else {
-  const lines = [`opskit benchmarks (${machine.cpus}, ${machine.memoryGiB} GiB, node ${machine.node}, ${runs} interleaved runs each)`, ''];
+  const lines = [
+    `opskit benchmarks (${machine.cpus}, ${machine.memoryGiB} GiB, node ${machine.node}, ${runs} interleaved runs each)`,
+    '',
+  ];
   for (const r of results) {
-    const [a, b] = Object.keys(r).filter((k) => r[k] && typeof r[k] === 'object' && ('medianMs' in r[k] || 'medianRps' in r[k]));
+    const [a, b] = Object.keys(r).filter(
+      (k) => r[k] && typeof r[k] === 'object' && ('medianMs' in r[k] || 'medianRps' in r[k]),
+    );
     lines.push(`${r.name}`);
-    for (const k of [a, b]) lines.push('medianRps' in r[k] ? `  ${k}: median ${r[k].medianRps} req/s (runs: ${r[k].runs.join(', ')})` : `  ${k}: median ${r[k].medianMs} ms (p90 ${r[k].p90Ms} ms)`);
+    for (const k of [a, b])
+      lines.push(
+        'medianRps' in r[k]
+          ? `  ${k}: median ${r[k].medianRps} req/s (runs: ${r[k].runs.join(', ')})`
+          : `  ${k}: median ${r[k].medianMs} ms (p90 ${r[k].p90Ms} ms)`,
+      );
     if (r.wrk) lines.push(`  wrk: ${r.wrk.rps !== undefined ? `${r.wrk.rps} req/s, ` : ''}${r.wrk.note}`);
     if (r.setup) lines.push(`  ${r.setup}`);
-    for (const l of [r.load, r.reloadMode].filter(Boolean)) lines.push(`  load: ${l.url}: ${l.rps} req/s, ${l.requests} requests, ${l.non2xx} non-2xx, ${l.errors} errors, ${l.timeouts} timeouts over ${l.switches} switches`);
-    if (r.peakRss) lines.push(`  databases ${r.database.smallMiB} MiB and ${r.database.bigMiB} MiB: opskit's peak RSS ${r.peakRss.smallMiB} MiB and ${r.peakRss.bigMiB} MiB`);
-    if (r.rollbackWallMs !== undefined) lines.push(`  a whole warm \`opskit rollback\` (process start to exit): ${r.rollbackWallMs} ms`);
-    lines.push(`  ratio ${r.ratio}x   goal ${r.goal}${r.goal.startsWith('none') ? '' : `: ${r.met ? 'met' : 'NOT met'}`}`);
+    for (const l of [r.load, r.reloadMode].filter(Boolean))
+      lines.push(
+        `  load: ${l.url}: ${l.rps} req/s, ${l.requests} requests, ${l.non2xx} non-2xx, ${l.errors} errors, ${l.timeouts} timeouts over ${l.switches} switches`,
+      );
+    if (r.peakRss)
+      lines.push(
+        `  databases ${r.database.smallMiB} MiB and ${r.database.bigMiB} MiB: opskit's peak RSS ${r.peakRss.smallMiB} MiB and ${r.peakRss.bigMiB} MiB`,
+      );
+    if (r.rollbackWallMs !== undefined)
+      lines.push(`  a whole warm \`opskit rollback\` (process start to exit): ${r.rollbackWallMs} ms`);
+    lines.push(
+      `  ratio ${r.ratio}x   goal ${r.goal}${r.goal.startsWith('none') ? '' : `: ${r.met ? 'met' : 'NOT met'}`}`,
+    );
     lines.push('');
   }
   process.stdout.write(lines.join('\n'));

@@ -29,5 +29,7 @@ await build({
   external: ['dockerode', '@aws-sdk/*', 'autocannon', '@ngrok/ngrok', 'ssh2', 'cpu-features', 'pg', 'ioredis'],
   define: { __OPSKIT_VERSION__: JSON.stringify(version) },
   // CommonJS dependencies inside an ES module bundle still call require() for Node's own modules.
-  banner: { js: "import { createRequire as __opskitRequire } from 'node:module'; const require = __opskitRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire as __opskitRequire } from 'node:module'; const require = __opskitRequire(import.meta.url);",
+  },
 });

@@ -35,6 +35,9 @@ let composeV2;
 /** [file, args] of a compose command, as opskit picks the CLI: OPSKIT_COMPOSE_CLI, else v2 when it answers. */
 export function composeArgs(args) {
   const want = process.env.OPSKIT_COMPOSE_CLI ?? 'auto';
-  if (want !== 'v1') composeV2 ??= spawnSync('docker', ['compose', 'version', '--short'], { stdio: 'ignore' }).status === 0;
-  return want === 'v2' || (want !== 'v1' && composeV2) ? ['docker', ['compose', ...args]] : ['docker-compose', [...args]];
+  if (want !== 'v1')
+    composeV2 ??= spawnSync('docker', ['compose', 'version', '--short'], { stdio: 'ignore' }).status === 0;
+  return want === 'v2' || (want !== 'v1' && composeV2)
+    ? ['docker', ['compose', ...args]]
+    : ['docker-compose', [...args]];
 }

@@ -17,7 +17,16 @@
 // Everything it creates (the database, temp directories, s3rver and its storage) goes at the end.
 import { execa } from 'execa';
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  createReadStream,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,7 +57,11 @@ const PREFIX = `soak-${runId}/`;
 // ~52 MB of dump, ~28 MB gzipped (random hex: gzip halves it, no more), uploaded in 8 MiB parts.
 const ROWS = 400_000;
 const PART_MIB = 8;
-const AWS = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER-secret-key-xyz', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
+const AWS = {
+  AWS_ACCESS_KEY_ID: 'S3RVER',
+  AWS_SECRET_ACCESS_KEY: 'S3RVER-secret-key-xyz',
+  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+};
 const dbUrl = (db) => `postgres://${PG_USER}:${PG_PASSWORD}@127.0.0.1:5432/${db}`;
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -92,7 +105,9 @@ const isAlive = (pid) => {
 /** The pids of a process's children (Linux /proc): a create's pg_dump. */
 function childPids(pid) {
   try {
-    return readdirSync(`/proc/${pid}/task`).flatMap((task) => readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').split(' ').filter(Boolean).map(Number));
+    return readdirSync(`/proc/${pid}/task`).flatMap((task) =>
+      readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').split(' ').filter(Boolean).map(Number),
+    );
   } catch {
     return [];
   }
@@ -143,11 +158,16 @@ async function cleanup() {
   }
   if (s3?.pid && isAlive(s3.pid)) {
     process.kill(s3.pid, 'SIGTERM');
-    await waitFor('s3rver to stop', () => (isAlive(s3.pid) ? undefined : true), 5_000, 50).catch(() => process.kill(s3.pid, 'SIGKILL'));
+    await waitFor('s3rver to stop', () => (isAlive(s3.pid) ? undefined : true), 5_000, 50).catch(() =>
+      process.kill(s3.pid, 'SIGKILL'),
+    );
     await s3.child.catch(() => undefined);
   }
   if (s3?.directory) rmSync(s3.directory, { recursive: true, force: true });
-  if (dbCreated) await sql('postgres', `DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`).catch((e) => say(`could not drop ${DB}: ${e.message}`));
+  if (dbCreated)
+    await sql('postgres', `DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`).catch((e) =>
+      say(`could not drop ${DB}: ${e.message}`),
+    );
   rmSync(dir, { recursive: true, force: true });
 }
 for (const signal of ['SIGINT', 'SIGTERM']) {
@@ -159,7 +179,8 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 
 const s3Flags = () => ['--s3-bucket', BUCKET, '--s3-prefix', PREFIX, '--s3-endpoint', s3.endpoint];
 const createArgs = () => ['backup', 'create', '--database-url', dbUrl(DB), ...s3Flags()];
-const cli = (args) => execa(process.execPath, [bin, ...args], { cwd: dir, env: AWS, reject: false, stdin: 'ignore', timeout: 180_000 });
+const cli = (args) =>
+  execa(process.execPath, [bin, ...args], { cwd: dir, env: AWS, reject: false, stdin: 'ignore', timeout: 180_000 });
 const files = () => (existsSync(backups) ? readdirSync(backups) : []);
 const bucketDir = () => path.join(s3.directory, BUCKET);
 
@@ -177,12 +198,17 @@ function observe(before) {
   const journalFile = now.find((f) => f.endsWith('.upload.json'));
   let journal;
   try {
-    if (journalFile) journal = { file: journalFile, uploadId: JSON.parse(readFileSync(path.join(backups, journalFile), 'utf8')).uploadId };
+    if (journalFile)
+      journal = {
+        file: journalFile,
+        uploadId: JSON.parse(readFileSync(path.join(backups, journalFile), 'utf8')).uploadId,
+      };
   } catch {
     // removed between the listing and the read: the upload completed
   }
   const uploadDir = journal?.uploadId && path.join(bucketDir(), '._S3rver_uploads', journal.uploadId);
-  const partsStored = uploadDir && existsSync(uploadDir) ? readdirSync(uploadDir).filter((f) => f.endsWith('.md5')).length : 0;
+  const partsStored =
+    uploadDir && existsSync(uploadDir) ? readdirSync(uploadDir).filter((f) => f.endsWith('.md5')).length : 0;
   const objectStored = final !== undefined && existsSync(path.join(bucketDir(), `${PREFIX}${final}._S3rver_object`));
   const manifestBeside = partial !== undefined && now.includes(partial.replace(/\.partial$/, '.json'));
   let partialBytes = 0;
@@ -194,7 +220,17 @@ function observe(before) {
   return { lockPid, partial, partialBytes, manifestBeside, final, journal, partsStored, objectStored };
 }
 
-const PHASES = ['start (node, config, lock, connect)', 'pg_dump | gzip', 'gzip (pg_dump done)', 'manifest (written, not renamed)', 'between rename and upload', 'CreateMultipartUpload', 'multipart upload (parts)', 'CompleteMultipartUpload', 'confirm (HeadObject, exit)'];
+const PHASES = [
+  'start (node, config, lock, connect)',
+  'pg_dump | gzip',
+  'gzip (pg_dump done)',
+  'manifest (written, not renamed)',
+  'between rename and upload',
+  'CreateMultipartUpload',
+  'multipart upload (parts)',
+  'CompleteMultipartUpload',
+  'confirm (HeadObject, exit)',
+];
 
 /** Where a run stopped, from what it left (nothing changes locally once it is dead) and whether pg_dump still ran. */
 function phaseOf(o, pgDumpAlive) {
@@ -211,7 +247,10 @@ async function s3Settled() {
       return JSON.stringify(
         readdirSync(bucketDir(), { recursive: true, withFileTypes: true })
           .filter((e) => e.isFile())
-          .map((e) => [path.join(e.parentPath, e.name), statSync(path.join(e.parentPath, e.name), { throwIfNoEntry: false })?.size]),
+          .map((e) => [
+            path.join(e.parentPath, e.name),
+            statSync(path.join(e.parentPath, e.name), { throwIfNoEntry: false })?.size,
+          ]),
       );
     } catch {
       return String(Math.random()); // a directory went away under us: not settled
@@ -238,7 +277,13 @@ let s3Client;
 async function s3Sha256(key) {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const { S3Client, GetObjectCommand } = await import('@aws-sdk/client-s3');
-  s3Client ??= new S3Client({ region: 'us-east-1', endpoint: s3.endpoint, forcePathStyle: true, credentials: { accessKeyId: AWS.AWS_ACCESS_KEY_ID, secretAccessKey: AWS.AWS_SECRET_ACCESS_KEY }, responseChecksumValidation: 'WHEN_REQUIRED' });
+  s3Client ??= new S3Client({
+    region: 'us-east-1',
+    endpoint: s3.endpoint,
+    forcePathStyle: true,
+    credentials: { accessKeyId: AWS.AWS_ACCESS_KEY_ID, secretAccessKey: AWS.AWS_SECRET_ACCESS_KEY },
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
   return sha256Of((await s3Client.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }))).Body);
 }
 
@@ -271,7 +316,8 @@ async function measure() {
   const r = await child;
   current = null;
   at.exit = Math.round(performance.now() - t0);
-  if (r.exitCode !== 0) throw new Error(`the uninterrupted run failed (exit ${r.exitCode}): ${r.stderr.split('\n').slice(-10).join('\n')}`);
+  if (r.exitCode !== 0)
+    throw new Error(`the uninterrupted run failed (exit ${r.exitCode}): ${r.stderr.split('\n').slice(-10).join('\n')}`);
   const doc = JSON.parse(r.stdout);
   return { durationMs: at.exit, at, sizeBytes: doc.backup.sizeBytes, name: doc.backup.name };
 }
@@ -304,14 +350,26 @@ async function killAt(n, momentMs) {
   const r = await child;
   current = null;
   // pg_dump dies of SIGPIPE once its reader is gone; ours to end if it does not.
-  await waitFor('pg_dump to exit', () => (dumpers.every((pid) => !isAlive(pid)) ? true : undefined), 10_000, 50).catch(() => {
-    for (const pid of dumpers.filter(isAlive)) process.kill(pid, 'SIGKILL');
-  });
+  await waitFor('pg_dump to exit', () => (dumpers.every((pid) => !isAlive(pid)) ? true : undefined), 10_000, 50).catch(
+    () => {
+      for (const pid of dumpers.filter(isAlive)) process.kill(pid, 'SIGKILL');
+    },
+  );
   await s3Settled();
   const left = observe(before);
   const killed = r.signal === 'SIGKILL';
   const phase = killed ? phaseOf(left, pgDumpAlive) : `none: it ended (exit ${r.exitCode}) at ${ranMs} ms`;
-  const row = { kill: n, atMs: killed ? atMs : momentMs, phase, killed, ranMs: killed ? undefined : ranMs, list: null, verify: { run: 0, ok: 0, failures: [] }, next: null, ok: false };
+  const row = {
+    kill: n,
+    atMs: killed ? atMs : momentMs,
+    phase,
+    killed,
+    ranMs: killed ? undefined : ranMs,
+    list: null,
+    verify: { run: 0, ok: 0, failures: [] },
+    next: null,
+    ok: false,
+  };
 
   // 1. list: every copy it calls good is whole.
   const listed = await cli(['backup', 'list', ...s3Flags(), '--json']);
@@ -332,11 +390,22 @@ async function killAt(n, momentMs) {
       }
     }
     const mine = rows.find((b) => !before.has(b.id));
-    if (mine) killedRun = mine.good ? `good ${[mine.localGood ? 'local' : '', mine.s3Good ? 's3' : ''].filter(Boolean).join('+')}` : `not good (${[mine.local ? 'local' : '', mine.s3 ? 's3' : ''].filter(Boolean).join('+')})`;
+    if (mine)
+      killedRun = mine.good
+        ? `good ${[mine.localGood ? 'local' : '', mine.s3Good ? 's3' : ''].filter(Boolean).join('+')}`
+        : `not good (${[mine.local ? 'local' : '', mine.s3 ? 's3' : ''].filter(Boolean).join('+')})`;
     // A run killed before its rename has no backup to show as good.
-    if (left.final === undefined && rows.some((b) => !before.has(b.id) && b.good)) bad.push('a backup of a run killed before its rename is listed as good');
+    if (left.final === undefined && rows.some((b) => !before.has(b.id) && b.good))
+      bad.push('a backup of a run killed before its rename is listed as good');
   }
-  row.list = { exitCode: listed.exitCode, backups: rows.length, good: rows.filter((b) => b.good).length, killedRun, badClaims: bad, error: listed.exitCode === 0 ? undefined : listed.stderr.split('\n').slice(-3).join(' ') };
+  row.list = {
+    exitCode: listed.exitCode,
+    backups: rows.length,
+    good: rows.filter((b) => b.good).length,
+    killedRun,
+    badClaims: bad,
+    error: listed.exitCode === 0 ? undefined : listed.stderr.split('\n').slice(-3).join(' '),
+  };
 
   // 2. verify every backup shown good (each once).
   for (const b of rows.filter((x) => x.good && !verified.has(`${x.id} ${x.sha256}`))) {
@@ -352,7 +421,11 @@ async function killAt(n, momentMs) {
       row.verify.ok++;
       verified.add(`${b.id} ${b.sha256}`);
     } else {
-      row.verify.failures.push({ id: b.id, exitCode: v.exitCode, error: doc.error?.message ?? v.stderr.split('\n').slice(-3).join(' ') });
+      row.verify.failures.push({
+        id: b.id,
+        exitCode: v.exitCode,
+        error: doc.error?.message ?? v.stderr.split('\n').slice(-3).join(' '),
+      });
     }
   }
 
@@ -366,7 +439,11 @@ async function killAt(n, momentMs) {
   }
   const leftovers = files().filter((f) => !/\.sql\.gz(\.json)?$/.test(f));
   const lockLeft = existsSync(path.join(dir, '.opskit', 'lock'));
-  const journalHandled = !left.journal || (doc.interruptedUploads ?? []).some((u) => u.uploadId === (left.journal.uploadId ?? null) && ['aborted', 'gone', 'unsupported'].includes(u.outcome));
+  const journalHandled =
+    !left.journal ||
+    (doc.interruptedUploads ?? []).some(
+      (u) => u.uploadId === (left.journal.uploadId ?? null) && ['aborted', 'gone', 'unsupported'].includes(u.outcome),
+    );
   const partialHandled = !left.partial || (doc.removedPartials ?? []).includes(left.partial);
   row.next = {
     exitCode: next.exitCode,
@@ -375,7 +452,13 @@ async function killAt(n, momentMs) {
     interruptedUploads: doc.interruptedUploads ?? [],
     leftovers,
     lockLeft,
-    ok: next.exitCode === 0 && doc.s3?.uploaded === true && leftovers.length === 0 && !lockLeft && journalHandled && partialHandled,
+    ok:
+      next.exitCode === 0 &&
+      doc.s3?.uploaded === true &&
+      leftovers.length === 0 &&
+      !lockLeft &&
+      journalHandled &&
+      partialHandled,
     error: next.exitCode === 0 ? undefined : (doc.error?.message ?? next.stderr.split('\n').slice(-3).join(' ')),
   };
   row.ok = row.list.exitCode === 0 && bad.length === 0 && row.verify.failures.length === 0 && row.next.ok;
@@ -383,7 +466,10 @@ async function killAt(n, momentMs) {
 }
 
 function pad(cells, widths) {
-  return cells.map((c, i) => String(c).padEnd(widths[i])).join('  ').trimEnd();
+  return cells
+    .map((c, i) => String(c).padEnd(widths[i]))
+    .join('  ')
+    .trimEnd();
 }
 
 const ms = (v) => (v === undefined ? '-' : String(v));
@@ -394,10 +480,18 @@ function render(report) {
     String(k.kill),
     String(k.atMs),
     k.phase,
-    k.list.exitCode !== 0 ? `FAILED (exit ${k.list.exitCode})` : `${k.list.good}/${k.list.backups} good; killed run: ${k.list.killedRun}${k.list.badClaims.length ? `; BAD: ${k.list.badClaims.join(', ')}` : ''}`,
-    k.verify.run === 0 ? 'none new' : `${k.verify.ok}/${k.verify.run} ok${k.verify.failures.length ? `; FAILED: ${k.verify.failures.map((f) => f.id).join(', ')}` : ''}`,
+    k.list.exitCode !== 0
+      ? `FAILED (exit ${k.list.exitCode})`
+      : `${k.list.good}/${k.list.backups} good; killed run: ${k.list.killedRun}${k.list.badClaims.length ? `; BAD: ${k.list.badClaims.join(', ')}` : ''}`,
+    k.verify.run === 0
+      ? 'none new'
+      : `${k.verify.ok}/${k.verify.run} ok${k.verify.failures.length ? `; FAILED: ${k.verify.failures.map((f) => f.id).join(', ')}` : ''}`,
     k.next.ok
-      ? ['ok', ...(k.next.removed.length ? [`removed ${k.next.removed.length}`] : []), ...k.next.interruptedUploads.map((u) => `upload ${u.outcome}`)].join(', ')
+      ? [
+          'ok',
+          ...(k.next.removed.length ? [`removed ${k.next.removed.length}`] : []),
+          ...k.next.interruptedUploads.map((u) => `upload ${u.outcome}`),
+        ].join(', ')
       : `FAILED (exit ${k.next.exitCode}${k.next.leftovers.length ? `, left ${k.next.leftovers.join(' ')}` : ''}${k.next.lockLeft ? ', lock left' : ''})`,
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
@@ -408,10 +502,17 @@ function render(report) {
     `uninterrupted run: ${ref.durationMs} ms; at ms: lock ${ms(ref.at.lock)}, .partial ${ms(ref.at.partial)}, pg_dump exited ${ms(ref.at.pgDumpExited)}, renamed ${ms(ref.at.final)}, upload ${ms(ref.at.uploadStart)} to ${ms(ref.at.uploadDone)}, exit ${ms(ref.at.exit)}`,
     '',
     pad(head, widths),
-    pad(widths.map((w) => '-'.repeat(w)), widths),
+    pad(
+      widths.map((w) => '-'.repeat(w)),
+      widths,
+    ),
     ...body.map((r) => pad(r, widths)),
     '',
-    `${t.kills} kills (${Object.entries(t.byPhase).map(([p, n]) => `${n} ${p}`).join(', ')})${t.endedBeforeTheirMoment ? `, and ${t.endedBeforeTheirMoment} run(s) that ended before their moment (checked all the same)` : ''}; list ${t.listOk}/${t.runs} ok, verify ${t.verifyOk}/${t.verifyRun} ok, next create ${t.nextCreateOk}/${t.runs} ok: ${report.ok ? 'all checks passed' : t.failed ? `${t.failed} run(s) with a failed check` : `only ${t.kills} of ${kills} kills landed`}`,
+    `${t.kills} kills (${Object.entries(t.byPhase)
+      .map(([p, n]) => `${n} ${p}`)
+      .join(
+        ', ',
+      )})${t.endedBeforeTheirMoment ? `, and ${t.endedBeforeTheirMoment} run(s) that ended before their moment (checked all the same)` : ''}; list ${t.listOk}/${t.runs} ok, verify ${t.verifyOk}/${t.verifyRun} ok, next create ${t.nextCreateOk}/${t.runs} ok: ${report.ok ? 'all checks passed' : t.failed ? `${t.failed} run(s) with a failed check` : `only ${t.kills} of ${kills} kills landed`}`,
   ].join('\n');
 }
 
@@ -422,7 +523,10 @@ async function main() {
   await sql('postgres', `CREATE DATABASE ${DB}`);
   dbCreated = true;
   say(`${DB}: ${ROWS} rows of random hex`);
-  await sql(DB, `CREATE TABLE blobs (id bigserial PRIMARY KEY, a text NOT NULL, b text NOT NULL); INSERT INTO blobs (a, b) SELECT md5(random()::text) || md5(random()::text), md5(g::text || random()::text) || md5(random()::text) FROM generate_series(1, ${ROWS}) g`);
+  await sql(
+    DB,
+    `CREATE TABLE blobs (id bigserial PRIMARY KEY, a text NOT NULL, b text NOT NULL); INSERT INTO blobs (a, b) SELECT md5(random()::text) || md5(random()::text), md5(g::text || random()::text) || md5(random()::text) FROM generate_series(1, ${ROWS}) g`,
+  );
   const sizeBytes = Number((await sql('postgres', `SELECT pg_database_size('${DB}') AS n`))[0].n);
   if (sizeBytes < 50e6) throw new Error(`${DB} is only ${sizeBytes} bytes`);
   const reference = await measure();
@@ -439,7 +543,9 @@ async function main() {
     results.push(row);
     if (row.killed) done++;
     else span = Math.min(span, row.ranMs * 0.98);
-    say(`run ${row.kill}, kill at ${row.atMs} ms: ${row.phase}; list ${row.list.exitCode === 0 ? 'ok' : 'FAILED'}${row.list.badClaims.length ? ` BAD ${row.list.badClaims.join(', ')}` : ''}, verify ${row.verify.ok}/${row.verify.run}, next create ${row.next.ok ? 'ok' : 'FAILED'}`);
+    say(
+      `run ${row.kill}, kill at ${row.atMs} ms: ${row.phase}; list ${row.list.exitCode === 0 ? 'ok' : 'FAILED'}${row.list.badClaims.length ? ` BAD ${row.list.badClaims.join(', ')}` : ''}, verify ${row.verify.ok}/${row.verify.run}, next create ${row.next.ok ? 'ok' : 'FAILED'}`,
+    );
   }
   const byPhase = {};
   for (const p of PHASES) byPhase[p] = results.filter((r) => r.killed && r.phase === p).length;
@@ -455,7 +561,15 @@ async function main() {
     nextCreateOk: results.filter((r) => r.next.ok).length,
     failed: results.filter((r) => !r.ok).length,
   };
-  return { schemaVersion: 1, kind: 'soak-backup', ok: totals.failed === 0 && totals.kills === kills, database: { name: DB, sizeBytes, rows: ROWS }, reference, kills: results, totals };
+  return {
+    schemaVersion: 1,
+    kind: 'soak-backup',
+    ok: totals.failed === 0 && totals.kills === kills,
+    database: { name: DB, sizeBytes, rows: ROWS },
+    reference,
+    kills: results,
+    totals,
+  };
 }
 
 let exitCode = 1;
@@ -465,7 +579,10 @@ try {
   exitCode = report.ok ? 0 : 1;
 } catch (error) {
   say(`failed: ${error.stack ?? error.message}`);
-  if (json) process.stdout.write(`${JSON.stringify({ schemaVersion: 1, kind: 'soak-backup', ok: false, error: error.message })}\n`);
+  if (json)
+    process.stdout.write(
+      `${JSON.stringify({ schemaVersion: 1, kind: 'soak-backup', ok: false, error: error.message })}\n`,
+    );
 } finally {
   s3Client?.destroy();
   await cleanup();

@@ -42,25 +42,48 @@ const percentile = (xs, p) => {
 };
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'opskit-soak-'));
-const project = path.basename(dir).toLowerCase().replace(/[^a-z0-9_-]+/g, '-');
+const project = path
+  .basename(dir)
+  .toLowerCase()
+  .replace(/[^a-z0-9_-]+/g, '-');
 let env = {};
 let load;
 
 async function opskit(args) {
-  const r = await execa(process.execPath, [bin, '-e', 'offline', '--json', ...args], { cwd: dir, env, reject: false, stdin: 'ignore' });
-  if (r.exitCode !== 0) throw new Error(`opskit ${args.join(' ')} exited ${r.exitCode}:\n${r.stderr.split('\n').slice(-15).join('\n')}`);
+  const r = await execa(process.execPath, [bin, '-e', 'offline', '--json', ...args], {
+    cwd: dir,
+    env,
+    reject: false,
+    stdin: 'ignore',
+  });
+  if (r.exitCode !== 0)
+    throw new Error(`opskit ${args.join(' ')} exited ${r.exitCode}:\n${r.stderr.split('\n').slice(-15).join('\n')}`);
   return JSON.parse(r.stdout);
 }
 
 async function cleanup() {
   await load?.stop().catch(() => undefined);
-  const ours = (await execa('docker', ['ps', '-aq', '--filter', `label=com.docker.compose.project=${project}`], { reject: false })).stdout.split('\n').filter(Boolean);
+  const ours = (
+    await execa('docker', ['ps', '-aq', '--filter', `label=com.docker.compose.project=${project}`], { reject: false })
+  ).stdout
+    .split('\n')
+    .filter(Boolean);
   if (ours.length) await execa('docker', ['rm', '-f', ...ours], { reject: false });
   for (const kind of ['network', 'volume']) {
-    const ids = (await execa('docker', [kind, 'ls', '-q', '--filter', `label=com.docker.compose.project=${project}`], { reject: false })).stdout.split('\n').filter(Boolean);
+    const ids = (
+      await execa('docker', [kind, 'ls', '-q', '--filter', `label=com.docker.compose.project=${project}`], {
+        reject: false,
+      })
+    ).stdout
+      .split('\n')
+      .filter(Boolean);
     if (ids.length) await execa('docker', [kind, 'rm', ...ids], { reject: false });
   }
-  const images = (await execa('docker', ['images', '-q', '--filter', `label=org.opskit.project=${project}`], { reject: false })).stdout.split('\n').filter(Boolean);
+  const images = (
+    await execa('docker', ['images', '-q', '--filter', `label=org.opskit.project=${project}`], { reject: false })
+  ).stdout
+    .split('\n')
+    .filter(Boolean);
   if (images.length) await execa('docker', ['rmi', '-f', ...new Set(images)], { reject: false });
   rmSync(dir, { recursive: true, force: true });
 }
@@ -72,11 +95,24 @@ async function main() {
   const v1 = (await opskit(['deploy', '--build', '--quiet'])).image;
   appendFileSync(path.join(dir, 'app.py'), '\n# soak: version 2\n');
   const v2 = (await opskit(['build', '--quiet'])).tags[0];
-  const nginx = (await execa('docker', ['ps', '-q', '--filter', `label=com.docker.compose.project=${project}`, '--filter', 'label=com.docker.compose.service=nginx'])).stdout.trim();
-  const ip = (await execa('docker', ['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', nginx])).stdout.trim();
+  const nginx = (
+    await execa('docker', [
+      'ps',
+      '-q',
+      '--filter',
+      `label=com.docker.compose.project=${project}`,
+      '--filter',
+      'label=com.docker.compose.service=nginx',
+    ])
+  ).stdout.trim();
+  const ip = (
+    await execa('docker', ['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', nginx])
+  ).stdout.trim();
   const front = `http://${ip}:80/health`;
   const cut = await opskit(['cutover', '--image', v2, '--quiet']);
-  say(`blue-green from ${cut.from} to ${cut.to}; ${cycles} cycles of rollback + cutover under ${connections} connections on ${front}`);
+  say(
+    `blue-green from ${cut.from} to ${cut.to}; ${cycles} cycles of rollback + cutover under ${connections} connections on ${front}`,
+  );
 
   const rollbackMs = [];
   const cutoverMs = [];
@@ -90,7 +126,8 @@ async function main() {
     const live = (await (await fetch(front)).json()).version;
     const forward = await opskit(['cutover', '--image', live === v1.split(':')[1] ? v2 : v1, '--quiet']);
     cutoverMs.push(forward.switchMs);
-    if (i % 10 === 0 || i === cycles) say(`cycle ${i}/${cycles}: rollback switch ${back.switchMs} ms, cutover switch ${forward.switchMs} ms`);
+    if (i % 10 === 0 || i === cycles)
+      say(`cycle ${i}/${cycles}: rollback switch ${back.switchMs} ms, cutover switch ${forward.switchMs} ms`);
   }
   const result = await load.stop();
   load = undefined;
@@ -119,7 +156,13 @@ async function main() {
       [
         `soak: ${cycles} cycles (${all.length} switches) under ${connections} connections through nginx, ${report.durationS} s`,
         `  requests  ${report.requests} answered (${report.rps} req/s)`,
-        `  failed    ${report.non2xx} non-2xx, ${report.errors} errors, ${report.timeouts} timeouts, ${report.dropped} dropped${report.errors ? ` (${Object.entries(report.errorsByCode).map(([c, n]) => `${c} ${n}`).join(', ')})` : ''}`,
+        `  failed    ${report.non2xx} non-2xx, ${report.errors} errors, ${report.timeouts} timeouts, ${report.dropped} dropped${
+          report.errors
+            ? ` (${Object.entries(report.errorsByCode)
+                .map(([c, n]) => `${c} ${n}`)
+                .join(', ')})`
+            : ''
+        }`,
         `  switch    p50 ${report.switchMs.p50} ms, p99 ${report.switchMs.p99} ms, max ${report.switchMs.max} ms (rollback p50 ${report.rollbackSwitchMs.p50} ms, cutover p50 ${report.cutoverSwitchMs.p50} ms)`,
         failed ? 'FAILED: requests failed during the switches' : 'ok: 0 failed requests of any kind',
         '',

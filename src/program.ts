@@ -14,8 +14,6 @@ import { processIo, type Io } from './cli/run.js';
 import { Redactor } from './config/redact.js';
 import { VERSION } from './version.js';
 
-
-
 /**
  * The commander program. Parses nothing and touches nothing on import; tests call
  * `createProgram(io).parseAsync([...], { from: 'user' })`. Subcommand files load their actions lazily.
@@ -26,7 +24,9 @@ export function createProgram(io: Io = processIo(process.argv.slice(2))): Comman
   redactor.addFromEnv(io.env);
   const program = new Command('opskit');
   program
-    .description('Run a Flask/gunicorn + PostgreSQL + Redis + nginx platform on Docker hosts: build, deploy, cut over, check, back up.')
+    .description(
+      'Run a Flask/gunicorn + PostgreSQL + Redis + nginx platform on Docker hosts: build, deploy, cut over, check, back up.',
+    )
     .version(VERSION, '-V, --version', 'print the version')
     .option('-c, --config <file>', 'config file (default: ./opskit.yaml when it exists)')
     .option('-e, --env <name>', 'load .env, then .env.<name>, from the project directory')

@@ -4,7 +4,9 @@ import { createRequire } from 'node:module';
 declare const __OPSKIT_VERSION__: string | undefined;
 
 export const VERSION: string =
-  typeof __OPSKIT_VERSION__ === 'string' ? __OPSKIT_VERSION__ : (createRequire(import.meta.url)('../package.json') as { version: string }).version;
+  typeof __OPSKIT_VERSION__ === 'string'
+    ? __OPSKIT_VERSION__
+    : (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
 /** The version of every JSON document opskit writes (stdout with --json, loadtest --out). */
 export const SCHEMA_VERSION = 1;

@@ -37,7 +37,10 @@ export function errorCode(error: Error & { code?: unknown }): string {
  * autocannon against a URL (127.0.0.1 or a test host the caller made), `connections` at once, bounded by
  * `maxSeconds` even if nobody stops it. Resolves when stopped.
  */
-export async function startBackgroundLoad(url: string, options: { connections?: number; maxSeconds?: number; timeoutS?: number } = {}): Promise<BackgroundLoad> {
+export async function startBackgroundLoad(
+  url: string,
+  options: { connections?: number; maxSeconds?: number; timeoutS?: number } = {},
+): Promise<BackgroundLoad> {
   const { default: autocannon } = await import('autocannon');
   const connections = options.connections ?? 50;
   const errorsByCode: Record<string, number> = {};
@@ -66,7 +69,9 @@ export async function startBackgroundLoad(url: string, options: { connections?: 
         duration: number;
         statusCodeStats?: Record<string, { count: number | string }>;
       };
-      const statusCodes = Object.fromEntries(Object.entries(r.statusCodeStats ?? {}).map(([code, s]) => [code, Number(s.count)]));
+      const statusCodes = Object.fromEntries(
+        Object.entries(r.statusCodeStats ?? {}).map(([code, s]) => [code, Number(s.count)]),
+      );
       const answered = Object.values(statusCodes).reduce((a, b) => a + b, 0);
       finish({
         requests: answered,
@@ -99,7 +104,9 @@ export async function startBackgroundLoad(url: string, options: { connections?: 
 }
 
 /** Pure: every kind of failure a load saw, with the error codes when there were errors (for a check's message). */
-export function failures(r: BackgroundLoadResult): { non2xx: number; errors: number; timeouts: number; dropped: number } & Record<string, unknown> {
+export function failures(
+  r: BackgroundLoadResult,
+): { non2xx: number; errors: number; timeouts: number; dropped: number } & Record<string, unknown> {
   return {
     non2xx: r.non2xx,
     errors: r.errors,

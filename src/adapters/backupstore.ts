@@ -9,7 +9,11 @@ import { createGunzip, createGzip } from 'node:zlib';
 export interface BackupStore {
   list(dir: string): Promise<Array<{ name: string; sizeBytes: number }>>;
   /** source -> gzip -> sha256 -> file. Resolves with the bytes read and written and the file's sha256. */
-  gzipTo(source: Readable, file: string, level: number): Promise<{ rawBytes: number; sizeBytes: number; sha256: string }>;
+  gzipTo(
+    source: Readable,
+    file: string,
+    level: number,
+  ): Promise<{ rawBytes: number; sizeBytes: number; sha256: string }>;
   /** A stream into a file, hashing what passes: for downloads. */
   saveTo(source: Readable, file: string): Promise<{ sizeBytes: number; sha256: string }>;
   sha256(file: string): Promise<{ sizeBytes: number; sha256: string }>;
@@ -53,7 +57,13 @@ export const nodeBackupStore: BackupStore = {
   async gzipTo(source, file, level) {
     const raw = counter();
     const out = counter();
-    await pipeline(source, raw.stream, createGzip({ level }), out.stream, createWriteStream(file, { flags: 'wx', mode: 0o600 }));
+    await pipeline(
+      source,
+      raw.stream,
+      createGzip({ level }),
+      out.stream,
+      createWriteStream(file, { flags: 'wx', mode: 0o600 }),
+    );
     const r = out.result();
     return { rawBytes: raw.result().bytes, sizeBytes: r.bytes, sha256: r.sha256 };
   },

@@ -43,14 +43,21 @@ export function pickServiceContainer(containers: readonly ContainerInfo[]): Cont
  * Finds the compose CLI: `docker compose` (v2) first, then `docker-compose` (v1), unless the config
  * says which. Both are asked at once (v1 is a slow Python start); the preferred answer wins.
  */
-export async function detectCompose(exec: ExecAdapter, preference: 'auto' | ComposeFlavor, timeoutMs: number): Promise<ComposeCli | undefined> {
+export async function detectCompose(
+  exec: ExecAdapter,
+  preference: 'auto' | ComposeFlavor,
+  timeoutMs: number,
+): Promise<ComposeCli | undefined> {
   const candidates: Array<Omit<ComposeCli, 'version'>> = [];
   if (preference !== 'v1') candidates.push({ flavor: 'v2', file: 'docker', prefix: ['compose'] });
   if (preference !== 'v2') candidates.push({ flavor: 'v1', file: 'docker-compose', prefix: [] });
-  const results: ExecResult[] = await Promise.all(candidates.map((c) => exec.run(c.file, [...c.prefix, 'version', '--short'], { timeoutMs })));
+  const results: ExecResult[] = await Promise.all(
+    candidates.map((c) => exec.run(c.file, [...c.prefix, 'version', '--short'], { timeoutMs })),
+  );
   for (const [index, candidate] of candidates.entries()) {
     const result = results[index]!;
-    if (!result.failed && result.stdout.trim()) return { ...candidate, version: result.stdout.trim().replace(/^v/, '') };
+    if (!result.failed && result.stdout.trim())
+      return { ...candidate, version: result.stdout.trim().replace(/^v/, '') };
   }
   return undefined;
 }
@@ -78,7 +85,11 @@ export async function detectComposeCached(
     try {
       const cached = JSON.parse(text) as CachedCli;
       const binary = await exec.which(cached.file, options.env);
-      if (cached.preference === preference && binary === cached.binary && (await fs.mtimeMs(binary)) === cached.mtimeMs) {
+      if (
+        cached.preference === preference &&
+        binary === cached.binary &&
+        (await fs.mtimeMs(binary)) === cached.mtimeMs
+      ) {
         return { flavor: cached.flavor, version: cached.version, file: cached.file, prefix: cached.prefix };
       }
     } catch {

@@ -8,20 +8,33 @@ export interface DatastoreAdapter {
   postgres(url: Sensitive, timeoutMs: number): Promise<{ version: string; serverVersion: string; latencyMs: number }>;
   redis(url: Sensitive, timeoutMs: number): Promise<{ reply: string; latencyMs: number }>;
   /** One connection to `url` (or another database on its server), for a few queries, then closed. */
-  postgresSession<T>(url: Sensitive, database: string | undefined, fn: (query: (sql: string) => Promise<Array<Record<string, unknown>>>) => Promise<T>): Promise<T>;
+  postgresSession<T>(
+    url: Sensitive,
+    database: string | undefined,
+    fn: (query: (sql: string) => Promise<Array<Record<string, unknown>>>) => Promise<T>,
+  ): Promise<T>;
 }
 
 export const nodeDatastores: DatastoreAdapter = {
   async postgres(url, timeoutMs) {
     const { default: pg } = await import('pg');
     const started = performance.now();
-    const client = new pg.Client({ connectionString: url.reveal(), connectionTimeoutMillis: timeoutMs, query_timeout: timeoutMs, statement_timeout: timeoutMs });
+    const client = new pg.Client({
+      connectionString: url.reveal(),
+      connectionTimeoutMillis: timeoutMs,
+      query_timeout: timeoutMs,
+      statement_timeout: timeoutMs,
+    });
     client.on('error', () => {});
     try {
       await client.connect();
       const version = await client.query<{ version: string }>('SELECT version()');
       const server = await client.query<{ server_version: string }>('SHOW server_version');
-      return { version: version.rows[0]!.version, serverVersion: server.rows[0]!.server_version, latencyMs: performance.now() - started };
+      return {
+        version: version.rows[0]!.version,
+        serverVersion: server.rows[0]!.server_version,
+        latencyMs: performance.now() - started,
+      };
     } finally {
       await client.end().catch(() => {});
     }
@@ -42,7 +55,14 @@ export const nodeDatastores: DatastoreAdapter = {
   async redis(url, timeoutMs) {
     const { Redis } = await import('ioredis');
     const started = performance.now();
-    const client = new Redis(url.reveal(), { lazyConnect: true, connectTimeout: timeoutMs, commandTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
+    const client = new Redis(url.reveal(), {
+      lazyConnect: true,
+      connectTimeout: timeoutMs,
+      commandTimeout: timeoutMs,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+      enableOfflineQueue: false,
+    });
     client.on('error', () => {});
     try {
       await client.connect();

@@ -85,7 +85,12 @@ export interface DockerAdapter {
   ping(): Promise<void>;
   version(): Promise<DockerEngineInfo>;
   /** Sends the listed files of `context` (already filtered by .dockerignore) and streams the build. */
-  buildImage(context: string, files: readonly string[], parameters: BuildParameters, onEvent: (event: BuildEvent) => void): Promise<void>;
+  buildImage(
+    context: string,
+    files: readonly string[],
+    parameters: BuildParameters,
+    onEvent: (event: BuildEvent) => void,
+  ): Promise<void>;
   /** undefined when there is no such image. */
   inspectImage(ref: string): Promise<ImageInfo | undefined>;
   /** Containers whose labels match all of these, running or not. */
@@ -107,12 +112,19 @@ export interface DockerAdapter {
   /** The container's processes as the Engine's `top` lists them (pid and command line). */
   containerProcesses(id: string): Promise<{ pid: number; command: string }[]>;
   /** A command in a running container whose stdout is a stream (pg_dump in the db service); env goes through the API, not an argv. */
-  execStream(id: string, argv: readonly string[], env: Record<string, string>): Promise<{ stdout: NodeJS.ReadableStream; done: Promise<{ exitCode: number; stderr: string }> }>;
+  execStream(
+    id: string,
+    argv: readonly string[],
+    env: Record<string, string>,
+  ): Promise<{ stdout: NodeJS.ReadableStream; done: Promise<{ exitCode: number; stderr: string }> }>;
   /**
    * Container events (start, die, health_status, ...) of containers with these labels, as they
    * happen, until the returned function is called. Lets a wait wake at once instead of polling late.
    */
-  watchContainers(labels: Record<string, string>, onEvent: (event: { action: string; id: string }) => void): Promise<() => void>;
+  watchContainers(
+    labels: Record<string, string>,
+    onEvent: (event: { action: string; id: string }) => void,
+  ): Promise<() => void>;
 }
 
 export interface DockerConnection {
@@ -131,7 +143,12 @@ export function parseDockerHost(host: string | undefined): DockerConnection {
   const tcp = /^(tcp|http|https):\/\/([^:/]+)(?::(\d+))?\/?$/.exec(host);
   if (tcp) {
     const protocol = tcp[1] === 'https' ? 'https' : 'http';
-    return { host: tcp[2]!, port: tcp[3] ? Number(tcp[3]) : protocol === 'https' ? 2376 : 2375, protocol, endpoint: host };
+    return {
+      host: tcp[2]!,
+      port: tcp[3] ? Number(tcp[3]) : protocol === 'https' ? 2376 : 2375,
+      protocol,
+      endpoint: host,
+    };
   }
   if (host.startsWith('/')) return { socketPath: host, endpoint: `unix://${host}` };
   throw new Error(`docker host "${host}" is not unix://PATH or tcp://HOST:PORT`);
@@ -139,17 +156,23 @@ export function parseDockerHost(host: string | undefined): DockerConnection {
 
 /** Splits the Engine's multiplexed log stream (8-byte frame headers) into text. Pure. */
 /** The Engine's `top` answer (`ps -ef` columns by default) as pids and command lines. */
-export function parseTop(titles: readonly string[], rows: readonly (readonly string[])[]): { pid: number; command: string }[] {
+export function parseTop(
+  titles: readonly string[],
+  rows: readonly (readonly string[])[],
+): { pid: number; command: string }[] {
   const pidAt = titles.indexOf('PID');
   const cmdAt = titles.findIndex((t) => t === 'CMD' || t === 'COMMAND');
   if (pidAt < 0 || cmdAt < 0) return [];
-  return rows.map((row) => ({ pid: Number(row[pidAt]), command: row[cmdAt] ?? '' })).filter((p) => Number.isInteger(p.pid) && p.pid > 0);
+  return rows
+    .map((row) => ({ pid: Number(row[pidAt]), command: row[cmdAt] ?? '' }))
+    .filter((p) => Number.isInteger(p.pid) && p.pid > 0);
 }
 
 export function demuxLogs(buffer: Buffer): string {
   const parts: string[] = [];
   let offset = 0;
-  const framed = buffer.length >= 8 && (buffer[0] === 1 || buffer[0] === 2) && buffer[1] === 0 && buffer[2] === 0 && buffer[3] === 0;
+  const framed =
+    buffer.length >= 8 && (buffer[0] === 1 || buffer[0] === 2) && buffer[1] === 0 && buffer[2] === 0 && buffer[3] === 0;
   if (!framed) return buffer.toString('utf8');
   while (offset + 8 <= buffer.length) {
     const size = buffer.readUInt32BE(offset + 4);
@@ -160,7 +183,11 @@ export function demuxLogs(buffer: Buffer): string {
 }
 
 interface RawStats {
-  cpu_stats: { cpu_usage: { total_usage: number; percpu_usage?: number[] }; system_cpu_usage?: number; online_cpus?: number };
+  cpu_stats: {
+    cpu_usage: { total_usage: number; percpu_usage?: number[] };
+    system_cpu_usage?: number;
+    online_cpus?: number;
+  };
   precpu_stats: { cpu_usage: { total_usage: number }; system_cpu_usage?: number };
   memory_stats: { usage?: number; limit?: number; stats?: { cache?: number; inactive_file?: number } };
 }
@@ -172,7 +199,11 @@ export function cpuAndMemory(stats: RawStats): { cpuPercent: number; memoryBytes
   const cpus = stats.cpu_stats.online_cpus ?? stats.cpu_stats.cpu_usage.percpu_usage?.length ?? 1;
   const cpuPercent = systemDelta > 0 && cpuDelta > 0 ? (cpuDelta / systemDelta) * cpus * 100 : 0;
   const cache = stats.memory_stats.stats?.inactive_file ?? stats.memory_stats.stats?.cache ?? 0;
-  return { cpuPercent, memoryBytes: Math.max(0, (stats.memory_stats.usage ?? 0) - cache), memoryLimitBytes: stats.memory_stats.limit ?? 0 };
+  return {
+    cpuPercent,
+    memoryBytes: Math.max(0, (stats.memory_stats.usage ?? 0) - cache),
+    memoryLimitBytes: stats.memory_stats.limit ?? 0,
+  };
 }
 
 interface RawContainer {
@@ -180,7 +211,13 @@ interface RawContainer {
   Name: string;
   Image: string;
   Config: { Image: string; Labels: Record<string, string> | null };
-  State: { Status: string; Running: boolean; ExitCode: number; StartedAt: string; Health?: { Status: string; Log?: Array<{ ExitCode: number; Output: string; End: string }> } };
+  State: {
+    Status: string;
+    Running: boolean;
+    ExitCode: number;
+    StartedAt: string;
+    Health?: { Status: string; Log?: Array<{ ExitCode: number; Output: string; End: string }> };
+  };
   RestartCount: number;
   NetworkSettings: { Networks: Record<string, { IPAddress: string }> };
   Mounts?: Array<{ Source: string; Destination: string }>;
@@ -200,7 +237,11 @@ function toContainerInfo(raw: RawContainer): ContainerInfo {
     restartCount: raw.RestartCount,
     health: health === 'healthy' || health === 'unhealthy' || health === 'starting' ? health : 'none',
     healthLog: (raw.State.Health?.Log ?? []).map((l) => ({ exitCode: l.ExitCode, output: l.Output, end: l.End })),
-    addresses: Object.fromEntries(Object.entries(raw.NetworkSettings.Networks ?? {}).map(([name, n]) => [name, n.IPAddress]).filter(([, ip]) => ip)),
+    addresses: Object.fromEntries(
+      Object.entries(raw.NetworkSettings.Networks ?? {})
+        .map(([name, n]) => [name, n.IPAddress])
+        .filter(([, ip]) => ip),
+    ),
     startedAt: raw.State.StartedAt,
     mounts: (raw.Mounts ?? []).map((m) => ({ source: m.Source, destination: m.Destination })),
   };
@@ -219,32 +260,43 @@ function isNotFound(error: unknown): boolean {
 export async function engineGet<T>(connection: DockerConnection, pathname: string, timeoutMs: number): Promise<T> {
   const http = await import('node:http');
   return new Promise<T>((resolve, reject) => {
-    const target = connection.socketPath ? { socketPath: connection.socketPath } : { host: connection.host, port: connection.port };
-    const request = http.request({ ...target, path: pathname, method: 'GET', headers: { host: 'docker' } }, (response) => {
-      const chunks: Buffer[] = [];
-      response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('error', reject);
-      response.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        const status = response.statusCode ?? 0;
-        if (status >= 200 && status < 300) {
-          try {
-            resolve(JSON.parse(text) as T);
-          } catch (error) {
-            reject(error as Error);
+    const target = connection.socketPath
+      ? { socketPath: connection.socketPath }
+      : { host: connection.host, port: connection.port };
+    const request = http.request(
+      { ...target, path: pathname, method: 'GET', headers: { host: 'docker' } },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('error', reject);
+        response.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          const status = response.statusCode ?? 0;
+          if (status >= 200 && status < 300) {
+            try {
+              resolve(JSON.parse(text) as T);
+            } catch (error) {
+              reject(error as Error);
+            }
+            return;
           }
-          return;
-        }
-        let message = text.trim();
-        try {
-          message = (JSON.parse(text) as { message?: string }).message ?? message;
-        } catch {
-          // not JSON: the text itself
-        }
-        reject(Object.assign(new Error(`(HTTP code ${status}) ${message}`), { statusCode: status, reason: message }));
-      });
-    });
-    request.setTimeout(timeoutMs, () => request.destroy(Object.assign(new Error(`the Docker engine did not answer GET ${pathname} within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
+          let message = text.trim();
+          try {
+            message = (JSON.parse(text) as { message?: string }).message ?? message;
+          } catch {
+            // not JSON: the text itself
+          }
+          reject(Object.assign(new Error(`(HTTP code ${status}) ${message}`), { statusCode: status, reason: message }));
+        });
+      },
+    );
+    request.setTimeout(timeoutMs, () =>
+      request.destroy(
+        Object.assign(new Error(`the Docker engine did not answer GET ${pathname} within ${timeoutMs} ms`), {
+          code: 'ETIMEDOUT',
+        }),
+      ),
+    );
     request.on('error', reject);
     request.end();
   });
@@ -264,7 +316,7 @@ export async function createDockerAdapter(host: string | undefined, timeoutMs = 
     })));
   const plain = connection.protocol !== 'https';
   const get = async <T>(pathname: string, viaLib: (docker: import('dockerode')) => Promise<unknown>): Promise<T> =>
-    (plain ? engineGet<T>(connection, pathname, timeoutMs) : ((await viaLib((await lib()).docker)) as T));
+    plain ? engineGet<T>(connection, pathname, timeoutMs) : ((await viaLib((await lib()).docker)) as T);
   return {
     endpoint,
     async ping() {
@@ -275,7 +327,10 @@ export async function createDockerAdapter(host: string | undefined, timeoutMs = 
       });
     },
     async version() {
-      const v = await get<{ Version: string; ApiVersion: string; MinAPIVersion?: string; Os: string; Arch: string }>('/version', (d) => d.version());
+      const v = await get<{ Version: string; ApiVersion: string; MinAPIVersion?: string; Os: string; Arch: string }>(
+        '/version',
+        (d) => d.version(),
+      );
       return {
         version: v.Version,
         apiVersion: v.ApiVersion,
@@ -286,7 +341,10 @@ export async function createDockerAdapter(host: string | undefined, timeoutMs = 
     },
     async buildImage(context, files, parameters, onEvent) {
       const { builder } = await lib();
-      const stream = await builder.buildImage({ context, src: [...files] }, parameters as unknown as Record<string, unknown>);
+      const stream = await builder.buildImage(
+        { context, src: [...files] },
+        parameters as unknown as Record<string, unknown>,
+      );
       await new Promise<void>((resolve, reject) => {
         builder.modem.followProgress(
           stream,
@@ -297,7 +355,13 @@ export async function createDockerAdapter(host: string | undefined, timeoutMs = 
     },
     async inspectImage(ref) {
       try {
-        type RawImage = { Id: string; RepoTags?: string[]; Size: number; Created: string; Config?: { User?: string; Labels?: Record<string, string> | null } };
+        type RawImage = {
+          Id: string;
+          RepoTags?: string[];
+          Size: number;
+          Created: string;
+          Config?: { User?: string; Labels?: Record<string, string> | null };
+        };
         const image = await get<RawImage>(`/images/${encodeURIComponent(ref)}/json`, (d) => d.getImage(ref).inspect());
         return {
           id: image.Id,
@@ -314,13 +378,25 @@ export async function createDockerAdapter(host: string | undefined, timeoutMs = 
     },
     async listContainers(labels) {
       const filters = { label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) };
-      const list = await get<Array<{ Id: string }>>(`/containers/json?all=1&filters=${encodeURIComponent(JSON.stringify(filters))}`, (d) => d.listContainers({ all: true, filters }));
-      const infos = await Promise.all(list.map(async (c) => (await get<RawContainer>(`/containers/${c.Id}/json`, (d) => d.getContainer(c.Id).inspect()).catch(() => undefined)) as RawContainer | undefined));
+      const list = await get<Array<{ Id: string }>>(
+        `/containers/json?all=1&filters=${encodeURIComponent(JSON.stringify(filters))}`,
+        (d) => d.listContainers({ all: true, filters }),
+      );
+      const infos = await Promise.all(
+        list.map(
+          async (c) =>
+            (await get<RawContainer>(`/containers/${c.Id}/json`, (d) => d.getContainer(c.Id).inspect()).catch(
+              () => undefined,
+            )) as RawContainer | undefined,
+        ),
+      );
       return infos.filter((c): c is RawContainer => c !== undefined).map(toContainerInfo);
     },
     async inspectContainer(id) {
       try {
-        return toContainerInfo(await get<RawContainer>(`/containers/${encodeURIComponent(id)}/json`, (d) => d.getContainer(id).inspect()));
+        return toContainerInfo(
+          await get<RawContainer>(`/containers/${encodeURIComponent(id)}/json`, (d) => d.getContainer(id).inspect()),
+        );
       } catch (error) {
         if (isNotFound(error)) return undefined;
         throw error;
@@ -382,13 +458,23 @@ export async function createDockerAdapter(host: string | undefined, timeoutMs = 
       return { exitCode: inspected.ExitCode ?? -1, output: demuxLogs(Buffer.concat(chunks)) };
     },
     async containerProcesses(id) {
-      const top = await get<{ Titles?: string[]; Processes?: string[][] }>(`/containers/${encodeURIComponent(id)}/top`, (d) => d.getContainer(id).top());
+      const top = await get<{ Titles?: string[]; Processes?: string[][] }>(
+        `/containers/${encodeURIComponent(id)}/top`,
+        (d) => d.getContainer(id).top(),
+      );
       return parseTop(top.Titles ?? [], top.Processes ?? []);
     },
     async execStream(id, argv, env) {
       const { docker } = await lib();
       const { PassThrough } = await import('node:stream');
-      const execution = await docker.getContainer(id).exec({ Cmd: [...argv], Env: Object.entries(env).map(([k, v]) => `${k}=${v}`), AttachStdout: true, AttachStderr: true });
+      const execution = await docker
+        .getContainer(id)
+        .exec({
+          Cmd: [...argv],
+          Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+          AttachStdout: true,
+          AttachStderr: true,
+        });
       const stream = await execution.start({ hijack: true, stdin: false });
       const stdout = new PassThrough();
       const stderr = new PassThrough();
@@ -410,7 +496,9 @@ export async function createDockerAdapter(host: string | undefined, timeoutMs = 
     async watchContainers(labels, onEvent) {
       // No request timeout: the stream stays open for the whole wait.
       const { builder } = await lib();
-      const stream = (await builder.getEvents({ filters: { type: ['container'], label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) } })) as NodeJS.ReadableStream & { destroy(): void };
+      const stream = (await builder.getEvents({
+        filters: { type: ['container'], label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) },
+      })) as NodeJS.ReadableStream & { destroy(): void };
       let pending = '';
       stream.on('data', (chunk: Buffer) => {
         pending += chunk.toString();
@@ -419,7 +507,12 @@ export async function createDockerAdapter(host: string | undefined, timeoutMs = 
         for (const line of lines) {
           if (!line.trim()) continue;
           try {
-            const event = JSON.parse(line) as { Action?: string; status?: string; id?: string; Actor?: { ID?: string } };
+            const event = JSON.parse(line) as {
+              Action?: string;
+              status?: string;
+              id?: string;
+              Actor?: { ID?: string };
+            };
             onEvent({ action: event.Action ?? event.status ?? '', id: event.Actor?.ID ?? event.id ?? '' });
           } catch {
             // a partial or foreign line: ignore
@@ -431,7 +524,9 @@ export async function createDockerAdapter(host: string | undefined, timeoutMs = 
     },
     async containerLogs(id, tail) {
       const { docker } = await lib();
-      const buffer = (await docker.getContainer(id).logs({ stdout: true, stderr: true, tail, follow: false })) as unknown as Buffer;
+      const buffer = (await docker
+        .getContainer(id)
+        .logs({ stdout: true, stderr: true, tail, follow: false })) as unknown as Buffer;
       return demuxLogs(Buffer.isBuffer(buffer) ? buffer : Buffer.from(String(buffer)));
     },
   };

@@ -28,7 +28,13 @@ export interface StreamingProcess {
   stdout: Readable;
   stdin: Writable;
   /** Resolves when it exits; stderr is kept (its last 64 KiB). */
-  done: Promise<{ exitCode: number | undefined; signal: string | undefined; stderr: string; failed: boolean; notFound: boolean }>;
+  done: Promise<{
+    exitCode: number | undefined;
+    signal: string | undefined;
+    stderr: string;
+    failed: boolean;
+    notFound: boolean;
+  }>;
   kill(): void;
 }
 
@@ -43,10 +49,26 @@ export interface SupervisedProcess {
 /** Processes: always an argv array through execa, never a shell string. Never throws on a non-zero exit. */
 export interface ExecAdapter {
   /** Starts a process that runs until told to stop; each line of its stdout and stderr goes to onLine. */
-  start(file: string, args: readonly string[], options: { cwd?: string; env?: Record<string, string | undefined>; onLine(line: string, stream: 'stdout' | 'stderr'): void }): Promise<SupervisedProcess>;
+  start(
+    file: string,
+    args: readonly string[],
+    options: {
+      cwd?: string;
+      env?: Record<string, string | undefined>;
+      onLine(line: string, stream: 'stdout' | 'stderr'): void;
+    },
+  ): Promise<SupervisedProcess>;
   /** Starts a process in its own session that outlives this one, stdout and stderr appended to logFile; returns its pid. */
-  spawnDetached(file: string, args: readonly string[], options: { cwd?: string; env?: Record<string, string | undefined>; logFile: string }): Promise<number>;
-  stream(file: string, args: readonly string[], options: { env?: Record<string, string | undefined>; stdin: 'pipe' | 'ignore' }): Promise<StreamingProcess>;
+  spawnDetached(
+    file: string,
+    args: readonly string[],
+    options: { cwd?: string; env?: Record<string, string | undefined>; logFile: string },
+  ): Promise<number>;
+  stream(
+    file: string,
+    args: readonly string[],
+    options: { env?: Record<string, string | undefined>; stdin: 'pipe' | 'ignore' },
+  ): Promise<StreamingProcess>;
   run(file: string, args: readonly string[], options?: ExecOptions): Promise<ExecResult>;
   /** The absolute path of an executable on PATH (or the path itself when it has a slash), or undefined. */
   which(name: string, env?: Record<string, string | undefined>): Promise<string | undefined>;
@@ -56,8 +78,19 @@ export function createExecAdapter(fs: FsAdapter): ExecAdapter {
   return {
     async start(file, args, options) {
       const { execa } = await import('execa');
-      const child = execa(file, [...args], { cwd: options.cwd, env: options.env, extendEnv: options.env === undefined, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', buffer: false, reject: false, windowsHide: true });
-      for (const stream of ['stdout', 'stderr'] as const) splitLines(child[stream], (line) => options.onLine(line, stream));
+      const child = execa(file, [...args], {
+        cwd: options.cwd,
+        env: options.env,
+        extendEnv: options.env === undefined,
+        stdin: 'ignore',
+        stdout: 'pipe',
+        stderr: 'pipe',
+        buffer: false,
+        reject: false,
+        windowsHide: true,
+      });
+      for (const stream of ['stdout', 'stderr'] as const)
+        splitLines(child[stream], (line) => options.onLine(line, stream));
       const exited = child.then(
         (r) => ({ exitCode: r.exitCode, signal: r.signal, notFound: isNotFound(r) }),
         () => ({ exitCode: undefined, signal: undefined, notFound: false }),
@@ -72,7 +105,16 @@ export function createExecAdapter(fs: FsAdapter): ExecAdapter {
       // (execa passes any fd number to spawn; its types list only 3 to 9.)
       const fd = openSync(options.logFile, 'a');
       try {
-        const child = execa(file, [...args], { cwd: options.cwd, env: options.env, extendEnv: options.env === undefined, detached: true, stdio: ['ignore', fd, fd] as unknown as ['ignore', 'inherit', 'inherit'], reject: false, windowsHide: true, cleanup: false });
+        const child = execa(file, [...args], {
+          cwd: options.cwd,
+          env: options.env,
+          extendEnv: options.env === undefined,
+          detached: true,
+          stdio: ['ignore', fd, fd] as unknown as ['ignore', 'inherit', 'inherit'],
+          reject: false,
+          windowsHide: true,
+          cleanup: false,
+        });
         child.catch(() => undefined);
         child.unref();
         if (child.pid === undefined) throw new Error(`could not start ${file}`);
@@ -83,7 +125,17 @@ export function createExecAdapter(fs: FsAdapter): ExecAdapter {
     },
     async stream(file, args, options) {
       const { execa } = await import('execa');
-      const child = execa(file, [...args], { env: options.env, extendEnv: options.env === undefined, stdin: options.stdin, stdout: 'pipe', stderr: 'pipe', buffer: { stdout: false, stderr: true }, reject: false, windowsHide: true, maxBuffer: { stderr: 65_536 } });
+      const child = execa(file, [...args], {
+        env: options.env,
+        extendEnv: options.env === undefined,
+        stdin: options.stdin,
+        stdout: 'pipe',
+        stderr: 'pipe',
+        buffer: { stdout: false, stderr: true },
+        reject: false,
+        windowsHide: true,
+        maxBuffer: { stderr: 65_536 },
+      });
       const done = child.then((r) => ({
         exitCode: r.exitCode,
         signal: r.signal,
@@ -91,7 +143,12 @@ export function createExecAdapter(fs: FsAdapter): ExecAdapter {
         failed: r.failed,
         notFound: isNotFound(r),
       }));
-      return { stdout: child.stdout!, stdin: child.stdin ?? (undefined as never), done, kill: () => child.kill('SIGTERM') };
+      return {
+        stdout: child.stdout!,
+        stdin: child.stdin ?? (undefined as never),
+        done,
+        kill: () => child.kill('SIGTERM'),
+      };
     },
     async run(file, args, options = {}) {
       // Loaded on first use: `opskit --help` never pays for it.
@@ -108,7 +165,8 @@ export function createExecAdapter(fs: FsAdapter): ExecAdapter {
         windowsHide: true,
       });
       if (options.onLine) {
-        for (const stream of ['stdout', 'stderr'] as const) splitLines(subprocess[stream], (line) => options.onLine!(line, stream));
+        for (const stream of ['stdout', 'stderr'] as const)
+          splitLines(subprocess[stream], (line) => options.onLine!(line, stream));
       }
       const result = await subprocess;
       const notFound = isNotFound(result);

@@ -43,7 +43,12 @@ export const nodeHttp: HttpAdapter = {
       const lib = target.protocol === 'https:' ? https : http;
       const req = lib.request(
         target,
-        { method: request.method ?? 'GET', headers: { 'user-agent': 'opskit', ...request.headers }, agent: false, ...(target.protocol === 'https:' ? { rejectUnauthorized: request.tlsVerify !== false } : {}) },
+        {
+          method: request.method ?? 'GET',
+          headers: { 'user-agent': 'opskit', ...request.headers },
+          agent: false,
+          ...(target.protocol === 'https:' ? { rejectUnauthorized: request.tlsVerify !== false } : {}),
+        },
         (res) => {
           const chunks: Buffer[] = [];
           let size = 0;
@@ -55,10 +60,15 @@ export const nodeHttp: HttpAdapter = {
           res.on('end', () => {
             clearTimeout(timer);
             const socket = res.socket as TLSSocket | null;
-            const cert = target.protocol === 'https:' && socket && typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : undefined;
+            const cert =
+              target.protocol === 'https:' && socket && typeof socket.getPeerCertificate === 'function'
+                ? socket.getPeerCertificate()
+                : undefined;
             resolve({
               status: res.statusCode ?? 0,
-              headers: Object.fromEntries(Object.entries(res.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : (v ?? '')])),
+              headers: Object.fromEntries(
+                Object.entries(res.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : (v ?? '')]),
+              ),
               body: Buffer.concat(chunks).toString('utf8'),
               latencyMs: performance.now() - started,
               ...(cert?.valid_to ? { tls: { validTo: cert.valid_to, subject: String(cert.subject?.CN ?? '') } } : {}),

@@ -23,16 +23,25 @@ export const autocannonLoad: LoadAdapter = {
     let current = 0;
     // autocannon calls a request's onResponse just before it emits 'response' for that answer (pipelined
     // too): that is how an answer is matched to its scenario request.
-    const requests = many ? plan.options.requests.map((r, i) => ({ ...r, onResponse: () => void (current = i) })) : plan.options.requests;
+    const requests = many
+      ? plan.options.requests.map((r, i) => ({ ...r, onResponse: () => void (current = i) }))
+      : plan.options.requests;
     return new Promise<AutocannonResult>((resolve, reject) => {
-      const instance = autocannon({ ...plan.options, requests, setupClient: honourConnectionClose } as unknown as Parameters<typeof autocannon>[0], (error: Error | null, result: unknown) => {
-        signal.removeEventListener('abort', stop);
-        if (error) reject(error);
-        else resolve(result as AutocannonResult);
-      });
+      const instance = autocannon(
+        { ...plan.options, requests, setupClient: honourConnectionClose } as unknown as Parameters<
+          typeof autocannon
+        >[0],
+        (error: Error | null, result: unknown) => {
+          signal.removeEventListener('abort', stop);
+          if (error) reject(error);
+          else resolve(result as AutocannonResult);
+        },
+      );
       const stop = () => instance.stop();
       signal.addEventListener('abort', stop, { once: true });
-      instance.on('response', (_client: unknown, status: number, bytes: number, latency: number) => hooks.onResponse(plan.requestIndex[many ? current : 0]!, status, latency, bytes));
+      instance.on('response', (_client: unknown, status: number, bytes: number, latency: number) =>
+        hooks.onResponse(plan.requestIndex[many ? current : 0]!, status, latency, bytes),
+      );
       let last: unknown;
       // autocannon emits one reqError per pipelined request for the same error: count it once, as it does.
       instance.on('reqError', (error: Error) => {
@@ -41,7 +50,10 @@ export const autocannonLoad: LoadAdapter = {
         const code = errorCode(error);
         hooks.onError(code === 'ETIMEDOUT', code);
       });
-      (instance as unknown as { on(event: 'tick', listener: (tick: { counter: number }) => void): void }).on('tick', (tick) => hooks.onTick(tick.counter));
+      (instance as unknown as { on(event: 'tick', listener: (tick: { counter: number }) => void): void }).on(
+        'tick',
+        (tick) => hooks.onTick(tick.counter),
+      );
     });
   },
 };

@@ -10,7 +10,16 @@ export const nodeNet: NetAdapter = {
     return new Promise((resolve, reject) => {
       const started = performance.now();
       const socket = net.connect({ host, port });
-      const timer = setTimeout(() => socket.destroy(Object.assign(new Error(`timed out after ${timeoutMs < 1000 ? `${timeoutMs}ms` : `${(timeoutMs / 1000).toFixed(2)}s`}`), { code: 'ETIMEDOUT' })), timeoutMs);
+      const timer = setTimeout(
+        () =>
+          socket.destroy(
+            Object.assign(
+              new Error(`timed out after ${timeoutMs < 1000 ? `${timeoutMs}ms` : `${(timeoutMs / 1000).toFixed(2)}s`}`),
+              { code: 'ETIMEDOUT' },
+            ),
+          ),
+        timeoutMs,
+      );
       socket.once('connect', () => {
         clearTimeout(timer);
         socket.destroy();

@@ -61,11 +61,18 @@ export const MAX_PARTS = 10_000;
  * Pure: the parts of a multipart upload of `sizeBytes`: `partSizeBytes` each (the last one shorter),
  * grown to whole MiB when 10,000 would not hold the object. One part means one PutObject.
  */
-export function planParts(sizeBytes: number, partSizeBytes: number): Array<{ partNumber: number; start: number; length: number }> {
+export function planParts(
+  sizeBytes: number,
+  partSizeBytes: number,
+): Array<{ partNumber: number; start: number; length: number }> {
   const mib = 2 ** 20;
   const size = Math.max(partSizeBytes, Math.ceil(sizeBytes / MAX_PARTS / mib) * mib);
   const count = Math.max(1, Math.ceil(sizeBytes / size));
-  return Array.from({ length: count }, (_, i) => ({ partNumber: i + 1, start: i * size, length: Math.min(size, sizeBytes - i * size) }));
+  return Array.from({ length: count }, (_, i) => ({
+    partNumber: i + 1,
+    start: i * size,
+    length: Math.min(size, sizeBytes - i * size),
+  }));
 }
 
 /**
@@ -74,11 +81,16 @@ export function planParts(sizeBytes: number, partSizeBytes: number): Array<{ par
  * ENVIRONMENT.md); asking again will not help, a lifecycle rule must clean up. `failed`: anything else
  * (network, credentials), worth another try later.
  */
-export function abortFailureKind(error: { name?: string; Code?: string; $metadata?: { httpStatusCode?: number } }): 'gone' | 'unsupported' | 'failed' {
+export function abortFailureKind(error: {
+  name?: string;
+  Code?: string;
+  $metadata?: { httpStatusCode?: number };
+}): 'gone' | 'unsupported' | 'failed' {
   const status = error.$metadata?.httpStatusCode;
   const name = error.Code ?? error.name;
   if (status === 404 || name === 'NoSuchUpload') return 'gone';
-  if (status === 405 || status === 501 || name === 'MethodNotAllowed' || name === 'NotImplemented') return 'unsupported';
+  if (status === 405 || status === 501 || name === 'MethodNotAllowed' || name === 'NotImplemented')
+    return 'unsupported';
   return 'failed';
 }
 
@@ -96,7 +108,14 @@ export async function createS3Adapter(settings: S3Settings): Promise<S3Adapter> 
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
     maxAttempts: 3,
-    ...(settings.credentials ? { credentials: { accessKeyId: settings.credentials.accessKeyId, secretAccessKey: settings.credentials.secretAccessKey.reveal() } } : {}),
+    ...(settings.credentials
+      ? {
+          credentials: {
+            accessKeyId: settings.credentials.accessKeyId,
+            secretAccessKey: settings.credentials.secretAccessKey.reveal(),
+          },
+        }
+      : {}),
   });
   const Bucket = settings.bucket;
   return {
@@ -104,7 +123,13 @@ export async function createS3Adapter(settings: S3Settings): Promise<S3Adapter> 
       const parts = planParts(source.sizeBytes, options.partSizeBytes);
       const common = { Bucket, Key: key, Metadata: options.metadata, ContentType: 'application/gzip' };
       if (parts.length === 1) {
-        await client.send(new sdk.PutObjectCommand({ ...common, Body: await source.read(0, source.sizeBytes), ContentLength: source.sizeBytes }));
+        await client.send(
+          new sdk.PutObjectCommand({
+            ...common,
+            Body: await source.read(0, source.sizeBytes),
+            ContentLength: source.sizeBytes,
+          }),
+        );
         return;
       }
       await options.onMultipart?.creating();
@@ -140,7 +165,9 @@ export async function createS3Adapter(settings: S3Settings): Promise<S3Adapter> 
           }
         }
       };
-      const settled = await Promise.allSettled(Array.from({ length: Math.min(Math.max(1, options.queueSize), parts.length) }, worker));
+      const settled = await Promise.allSettled(
+        Array.from({ length: Math.min(Math.max(1, options.queueSize), parts.length) }, worker),
+      );
       const rejected = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
       if (rejected) throw rejected.reason;
       await client.send(
@@ -186,15 +213,22 @@ export async function createS3Adapter(settings: S3Settings): Promise<S3Adapter> 
       let token: string | undefined;
       do {
         const r = await client.send(new sdk.ListObjectsV2Command({ Bucket, Prefix: prefix, ContinuationToken: token }));
-        for (const o of r.Contents ?? []) if (o.Key) out.push({ key: o.Key, sizeBytes: o.Size ?? 0, lastModified: o.LastModified });
+        for (const o of r.Contents ?? [])
+          if (o.Key) out.push({ key: o.Key, sizeBytes: o.Size ?? 0, lastModified: o.LastModified });
         token = r.IsTruncated ? r.NextContinuationToken : undefined;
       } while (token);
       return out;
     },
     async remove(keys) {
       for (let i = 0; i < keys.length; i += 1000) {
-        const r = await client.send(new sdk.DeleteObjectsCommand({ Bucket, Delete: { Objects: keys.slice(i, i + 1000).map((Key) => ({ Key })), Quiet: true } }));
-        if (r.Errors?.length) throw new Error(`S3 DeleteObjects: ${r.Errors.map((e) => `${e.Key}: ${e.Code}`).join(', ')}`);
+        const r = await client.send(
+          new sdk.DeleteObjectsCommand({
+            Bucket,
+            Delete: { Objects: keys.slice(i, i + 1000).map((Key) => ({ Key })), Quiet: true },
+          }),
+        );
+        if (r.Errors?.length)
+          throw new Error(`S3 DeleteObjects: ${r.Errors.map((e) => `${e.Key}: ${e.Code}`).join(', ')}`);
       }
     },
     async download(key) {

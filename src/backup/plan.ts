@@ -33,7 +33,9 @@ export function parseBackupName(name: string): { database: string; takenAt: Date
   const m = NAME.exec(name);
   if (!m) return undefined;
   const [, database, d, t] = m as unknown as [string, string, string, string];
-  const takenAt = new Date(Date.UTC(+d.slice(0, 4), +d.slice(4, 6) - 1, +d.slice(6, 8), +t.slice(0, 2), +t.slice(2, 4), +t.slice(4, 6)));
+  const takenAt = new Date(
+    Date.UTC(+d.slice(0, 4), +d.slice(4, 6) - 1, +d.slice(6, 8), +t.slice(0, 2), +t.slice(2, 4), +t.slice(4, 6)),
+  );
   return Number.isNaN(takenAt.getTime()) ? undefined : { database, takenAt };
 }
 
@@ -42,7 +44,14 @@ export function parseManifest(text: string | undefined): Manifest | undefined {
   if (!text) return undefined;
   try {
     const m = JSON.parse(text) as Partial<Manifest>;
-    if (m.format !== 1 || typeof m.name !== 'string' || typeof m.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(m.sha256) || typeof m.sizeBytes !== 'number') return undefined;
+    if (
+      m.format !== 1 ||
+      typeof m.name !== 'string' ||
+      typeof m.sha256 !== 'string' ||
+      !/^[0-9a-f]{64}$/.test(m.sha256) ||
+      typeof m.sizeBytes !== 'number'
+    )
+      return undefined;
     return m as Manifest;
   } catch {
     return undefined;
@@ -214,7 +223,8 @@ export function planLeftovers(files: readonly string[]): Leftovers {
   const present = new Set(files);
   const remove: string[] = [];
   const uploads: string[] = [];
-  const ours = (file: string, suffix: string) => file.endsWith(suffix) && parseBackupName(file.slice(0, -suffix.length)) !== undefined;
+  const ours = (file: string, suffix: string) =>
+    file.endsWith(suffix) && parseBackupName(file.slice(0, -suffix.length)) !== undefined;
   for (const file of [...files].sort()) {
     if (ours(file, '.download.partial')) remove.push(file);
     else if (ours(file, '.partial')) {
@@ -259,13 +269,18 @@ const isoWeek = (d: Date): string => {
  * everything younger than N days; a backup kept by any rule is kept. The newest good backup is always
  * kept. Only the backups given (ours, good) are judged: anything else is never touched.
  */
-export function planPrune(backups: ReadonlyArray<{ name: string; takenAt: Date }>, policy: RetentionPolicy, now: Date): PruneDecision[] {
+export function planPrune(
+  backups: ReadonlyArray<{ name: string; takenAt: Date }>,
+  policy: RetentionPolicy,
+  now: Date,
+): PruneDecision[] {
   const sorted = [...backups].sort((a, b) => b.takenAt.getTime() - a.takenAt.getTime());
   const reasons = new Map<string, string[]>(sorted.map((b) => [b.name, []]));
   if (sorted[0]) reasons.get(sorted[0].name)!.push('the newest good backup');
   if (policy.keepDays !== undefined) {
     const cutoff = now.getTime() - policy.keepDays * 86_400_000;
-    for (const b of sorted) if (b.takenAt.getTime() >= cutoff) reasons.get(b.name)!.push(`younger than ${policy.keepDays} days`);
+    for (const b of sorted)
+      if (b.takenAt.getTime() >= cutoff) reasons.get(b.name)!.push(`younger than ${policy.keepDays} days`);
   }
   const bucketed = (count: number | undefined, label: string, bucket: (d: Date) => string) => {
     if (!count) return;
@@ -281,7 +296,12 @@ export function planPrune(backups: ReadonlyArray<{ name: string; takenAt: Date }
   bucketed(policy.keepDaily, 'daily', (d) => d.toISOString().slice(0, 10));
   bucketed(policy.keepWeekly, 'weekly', isoWeek);
   bucketed(policy.keepMonthly, 'monthly', (d) => d.toISOString().slice(0, 7));
-  return sorted.map((b) => ({ name: b.name, takenAt: b.takenAt.toISOString(), keep: reasons.get(b.name)!.length > 0, reasons: reasons.get(b.name)! }));
+  return sorted.map((b) => ({
+    name: b.name,
+    takenAt: b.takenAt.toISOString(),
+    keep: reasons.get(b.name)!.length > 0,
+    reasons: reasons.get(b.name)!,
+  }));
 }
 
 /** Pure: the S3 key of a backup under a prefix ('' or ending in '/'). */

@@ -6,10 +6,40 @@ import { isSensitive, Sensitive } from '../config/sensitive.js';
 import { OperationError, UsageError } from '../errors.js';
 import { type Context, projectPath, projectRoot, withMutation } from '../runtime/context.js';
 import { formatDuration } from '../runtime/duration.js';
-import { buildxArgv, buildxPluginCandidates, DOCKER_BUILDX, type BuildxBinary, buildxSupported, type BuildxCommand, type BuildxInput, frontendUnavailable, imageIdFromMetadata, parseBuildxVersion, planStageSizes, stageProbeTag } from './buildx.js';
-import { contextFilter, declaredArgs, dockerfileStages, type DockerfileStage, selectContextFiles, syntaxDirective } from './context.js';
+import {
+  buildxArgv,
+  buildxPluginCandidates,
+  DOCKER_BUILDX,
+  type BuildxBinary,
+  buildxSupported,
+  type BuildxCommand,
+  type BuildxInput,
+  frontendUnavailable,
+  imageIdFromMetadata,
+  parseBuildxVersion,
+  planStageSizes,
+  stageProbeTag,
+} from './buildx.js';
+import {
+  contextFilter,
+  declaredArgs,
+  dockerfileStages,
+  type DockerfileStage,
+  selectContextFiles,
+  syntaxDirective,
+} from './context.js';
 import { buildParameters, displayParameters } from './plan.js';
-import { addedLines, buildkitFailure, describeStep, emptyProgress, reduceBuildEvent, reduceSolveStatus, stageImages, TAIL_LINES, type BuildProgress } from './progress.js';
+import {
+  addedLines,
+  buildkitFailure,
+  describeStep,
+  emptyProgress,
+  reduceBuildEvent,
+  reduceSolveStatus,
+  stageImages,
+  TAIL_LINES,
+  type BuildProgress,
+} from './progress.js';
 import { emptySplitter, flushRawJson, splitRawJson, type RawJsonItem } from './rawjson.js';
 import { type BuildSecretSpec, describeSecret } from './secrets.js';
 
@@ -74,7 +104,10 @@ async function chooseBuilder(ctx: Context, wanted: 'auto' | 'buildkit' | 'classi
   if (wanted === 'classic') return { kind: 'classic' };
   // The plugin binary where the docker CLI would find it (buildx's standalone mode), else `docker buildx`.
   let binary = DOCKER_BUILDX;
-  for (const candidate of buildxPluginCandidates({ DOCKER_CONFIG: ctx.processEnv.DOCKER_CONFIG, HOME: ctx.processEnv.HOME })) {
+  for (const candidate of buildxPluginCandidates({
+    DOCKER_CONFIG: ctx.processEnv.DOCKER_CONFIG,
+    HOME: ctx.processEnv.HOME,
+  })) {
     if (await ctx.fs.exists(candidate)) {
       binary = { file: candidate, prefix: [] };
       break;
@@ -88,7 +121,8 @@ async function chooseBuilder(ctx: Context, wanted: 'auto' | 'buildkit' | 'classi
   const version = probe.failed ? undefined : parseBuildxVersion(`${probe.stdout}\n${probe.stderr}`);
   let why: string | undefined;
   if (probe.notFound) why = 'the docker CLI is not on PATH';
-  else if (probe.failed) why = `\`docker buildx version\` failed: ${(probe.stderr || probe.stdout).split('\n')[0] || `exit ${probe.exitCode}`}`;
+  else if (probe.failed)
+    why = `\`docker buildx version\` failed: ${(probe.stderr || probe.stdout).split('\n')[0] || `exit ${probe.exitCode}`}`;
   else if (!version) why = `\`docker buildx version\` printed no version: ${probe.stdout.split('\n')[0]}`;
   else if (!buildxSupported(version)) why = `docker buildx ${version} is older than 0.12 (no --progress=rawjson)`;
   if (!why) return { kind: 'buildkit', version: version!, binary };
@@ -109,12 +143,22 @@ async function chooseBuilder(ctx: Context, wanted: 'auto' | 'buildkit' | 'classi
  * A file must exist and an env variable be set; each value is registered with the redactor, so a step
  * that prints it shows ***, and env values go to the child's environment only.
  */
-async function resolveSecrets(ctx: Context, flags: readonly BuildSecretSpec[]): Promise<{ secrets: BuildSecretSpec[]; values: Record<string, Sensitive> }> {
+async function resolveSecrets(
+  ctx: Context,
+  flags: readonly BuildSecretSpec[],
+): Promise<{ secrets: BuildSecretSpec[]; values: Record<string, Sensitive> }> {
   const home = ctx.processEnv.HOME;
-  const resolvePath = (base: string, file: string) => path.resolve(base, home && /^~(\/|$)/.test(file) ? path.join(home, file.slice(1)) : file);
+  const resolvePath = (base: string, file: string) =>
+    path.resolve(base, home && /^~(\/|$)/.test(file) ? path.join(home, file.slice(1)) : file);
   const named = [
-    ...ctx.loaded!.config.image.secrets.map((s) => ({ spec: s.src !== undefined ? { ...s, src: resolvePath(projectRoot(ctx), s.src) } : s, origin: 'image.secrets' })),
-    ...flags.map((s) => ({ spec: s.src !== undefined ? { ...s, src: resolvePath(ctx.cwd, s.src) } : s, origin: '--secret' })),
+    ...ctx.loaded!.config.image.secrets.map((s) => ({
+      spec: s.src !== undefined ? { ...s, src: resolvePath(projectRoot(ctx), s.src) } : s,
+      origin: 'image.secrets',
+    })),
+    ...flags.map((s) => ({
+      spec: s.src !== undefined ? { ...s, src: resolvePath(ctx.cwd, s.src) } : s,
+      origin: '--secret',
+    })),
   ];
   const byId = new Map<string, { spec: BuildSecretSpec; origin: string }>();
   for (const entry of named) {
@@ -125,13 +169,20 @@ async function resolveSecrets(ctx: Context, flags: readonly BuildSecretSpec[]): 
   for (const { spec, origin } of byId.values()) {
     if (spec.src !== undefined) {
       const text = await ctx.fs.readText(spec.src).catch(() => undefined);
-      if (text === undefined) throw new UsageError(`${origin} id=${spec.id}: ${spec.src} not found or not readable`, { code: 'E_SECRET_NOT_FOUND', hint: 'name a file that holds the secret (src=FILE)' });
+      if (text === undefined)
+        throw new UsageError(`${origin} id=${spec.id}: ${spec.src} not found or not readable`, {
+          code: 'E_SECRET_NOT_FOUND',
+          hint: 'name a file that holds the secret (src=FILE)',
+        });
       ctx.redactor.add(new Sensitive(text));
       ctx.redactor.add(new Sensitive(text.trim()));
     } else {
       const value = ctx.loaded!.env[spec.env] ?? ctx.processEnv[spec.env];
       if (value === undefined || value === '') {
-        throw new UsageError(`${origin} id=${spec.id}: the environment variable ${spec.env} is not set (environment or env files)`, { code: 'E_SECRET_NOT_FOUND', hint: `set ${spec.env}, or name a file: id=${spec.id},src=FILE` });
+        throw new UsageError(
+          `${origin} id=${spec.id}: the environment variable ${spec.env} is not set (environment or env files)`,
+          { code: 'E_SECRET_NOT_FOUND', hint: `set ${spec.env}, or name a file: id=${spec.id},src=FILE` },
+        );
       }
       values[spec.id] = new Sensitive(value);
       ctx.redactor.add(values[spec.id]);
@@ -142,7 +193,10 @@ async function resolveSecrets(ctx: Context, flags: readonly BuildSecretSpec[]): 
 
 /** The child's environment: the process's, plus the builder's additions, revealed only here. */
 function childEnv(ctx: Context, command: BuildxCommand): Record<string, string | undefined> {
-  return { ...ctx.processEnv, ...Object.fromEntries(Object.entries(command.env).map(([k, v]) => [k, isSensitive(v) ? v.reveal() : v])) };
+  return {
+    ...ctx.processEnv,
+    ...Object.fromEntries(Object.entries(command.env).map(([k, v]) => [k, isSensitive(v) ? v.reveal() : v])),
+  };
 }
 
 /** Runs docker buildx and folds its raw JSON progress; resolves when it has exited. */
@@ -184,24 +238,36 @@ export async function buildImage(ctx: Context, input: BuildInput, docker?: Docke
   const dockerfilePath = path.resolve(contextDir, dockerfile);
   const dockerfileText = await ctx.fs.readText(dockerfilePath);
   if (dockerfileText === undefined) {
-    throw new UsageError(`${input.file ? '--file' : 'image.dockerfile'}: ${path.relative(ctx.cwd, dockerfilePath) || dockerfilePath} not found`, { code: 'E_DOCKERFILE_NOT_FOUND', hint: 'run `opskit init` to write one, or pass --file' });
+    throw new UsageError(
+      `${input.file ? '--file' : 'image.dockerfile'}: ${path.relative(ctx.cwd, dockerfilePath) || dockerfilePath} not found`,
+      { code: 'E_DOCKERFILE_NOT_FOUND', hint: 'run `opskit init` to write one, or pass --file' },
+    );
   }
   const relativeDockerfile = path.relative(contextDir, dockerfilePath).split(path.sep).join('/');
-  if (relativeDockerfile.startsWith('..')) throw new UsageError(`--file: the Dockerfile must be inside the build context ${contextDir}`, { code: 'E_DOCKERFILE_OUTSIDE' });
+  if (relativeDockerfile.startsWith('..'))
+    throw new UsageError(`--file: the Dockerfile must be inside the build context ${contextDir}`, {
+      code: 'E_DOCKERFILE_OUTSIDE',
+    });
 
   // The builder probe, the git revision and the ignore files do not depend on each other: one wait, not four.
   const gitInfo = Promise.all([
     ctx.exec.run('git', ['-C', contextDir, 'rev-parse', '--short', 'HEAD'], { timeoutMs: 5000 }),
     ctx.exec.run('git', ['-C', contextDir, 'status', '--porcelain'], { timeoutMs: 5000 }),
   ]);
-  const ignoreFiles = Promise.all([ctx.fs.readText(`${dockerfilePath}.dockerignore`), ctx.fs.readText(path.join(contextDir, '.dockerignore'))]);
+  const ignoreFiles = Promise.all([
+    ctx.fs.readText(`${dockerfilePath}.dockerignore`),
+    ctx.fs.readText(path.join(contextDir, '.dockerignore')),
+  ]);
   const builder = await chooseBuilder(ctx, config.image.builder);
   const { secrets, values: secretValues } = await resolveSecrets(ctx, input.secrets ?? []);
   if (builder.kind === 'classic' && secrets.length > 0) {
-    throw new UsageError(`build secrets (${secrets.map((s) => s.id).join(', ')}) need BuildKit, and this build uses the classic builder`, {
-      code: 'E_SECRETS_NEED_BUILDKIT',
-      hint: 'install the docker buildx plugin and set image.builder: auto or buildkit',
-    });
+    throw new UsageError(
+      `build secrets (${secrets.map((s) => s.id).join(', ')}) need BuildKit, and this build uses the classic builder`,
+      {
+        code: 'E_SECRETS_NEED_BUILDKIT',
+        hint: 'install the docker buildx plugin and set image.builder: auto or buildkit',
+      },
+    );
   }
 
   // BuildKit reads <Dockerfile>.dockerignore before .dockerignore; the Engine API only .dockerignore.
@@ -237,8 +303,29 @@ export async function buildImage(ctx: Context, input: BuildInput, docker?: Docke
     );
   }
 
-  const base = { tags, revision, builder: builder.kind, contextFiles: files.length, buildArgs: shownArgs, secrets: secrets.map(describeSecret) };
-  const plan: BuildPlan = { base, contextDir, dockerfilePath, dockerfileText, files, target, noCache: input.noCache, imageName, buildArgs, secrets, secretValues, labels: parameters.labels, binary: builder.kind === 'buildkit' ? builder.binary : DOCKER_BUILDX };
+  const base = {
+    tags,
+    revision,
+    builder: builder.kind,
+    contextFiles: files.length,
+    buildArgs: shownArgs,
+    secrets: secrets.map(describeSecret),
+  };
+  const plan: BuildPlan = {
+    base,
+    contextDir,
+    dockerfilePath,
+    dockerfileText,
+    files,
+    target,
+    noCache: input.noCache,
+    imageName,
+    buildArgs,
+    secrets,
+    secretValues,
+    labels: parameters.labels,
+    binary: builder.kind === 'buildkit' ? builder.binary : DOCKER_BUILDX,
+  };
   if (builder.kind === 'classic') return buildClassic(ctx, plan, parameters, docker);
   return buildWithBuildkit(ctx, plan, docker);
 }
@@ -260,30 +347,59 @@ interface BuildPlan {
   binary: BuildxBinary;
 }
 
-const notBuilt = { imageId: '', sizeBytes: 0, durationMs: 0, steps: 0, cacheableSteps: 0, cachedSteps: 0, stages: [], finalVsBuilder: null };
+const notBuilt = {
+  imageId: '',
+  sizeBytes: 0,
+  durationMs: 0,
+  steps: 0,
+  cacheableSteps: 0,
+  cachedSteps: 0,
+  stages: [],
+  finalVsBuilder: null,
+};
 
 /** Pure: the counts of the result, from the folded progress. */
 function stepCounts(progress: BuildProgress): Pick<BuildResult, 'steps' | 'cacheableSteps' | 'cachedSteps'> {
   // BuildKit reports a FROM of a local image as cached too: only the cacheable steps count as hits.
   const cacheable = progress.steps.filter((s) => s.stage >= 0 && !/^FROM\s/i.test(s.instruction));
-  return { steps: progress.steps.length, cacheableSteps: cacheable.length, cachedSteps: cacheable.filter((s) => s.cached).length };
+  return {
+    steps: progress.steps.length,
+    cacheableSteps: cacheable.length,
+    cachedSteps: cacheable.filter((s) => s.cached).length,
+  };
 }
 
 function finalVsBuilder(finalBytes: number, builderBytes: number | null): BuildResult['finalVsBuilder'] {
-  return builderBytes ? { finalBytes, builderBytes, ratio: Math.round((finalBytes / builderBytes) * 1000) / 1000 } : null;
+  return builderBytes
+    ? { finalBytes, builderBytes, ratio: Math.round((finalBytes / builderBytes) * 1000) / 1000 }
+    : null;
 }
 
-function buildFailed(step: { fail(text?: string): void }, failing: BuildProgress['steps'][number] | undefined, error: string, tail: string[], options: { code?: string; message?: string; hint?: string } = {}): never {
+function buildFailed(
+  step: { fail(text?: string): void },
+  failing: BuildProgress['steps'][number] | undefined,
+  error: string,
+  tail: string[],
+  options: { code?: string; message?: string; hint?: string } = {},
+): never {
   const where = failing ? ` at ${describeStep(failing)}` : '';
   step.fail(`build failed${where}`);
-  throw new OperationError(options.code ?? 'E_BUILD_FAILED', `${options.message ?? `build failed${where}: ${error}`}\n--- last ${tail.length} lines of build output ---\n${tail.join('\n')}`, {
-    hint: options.hint ?? 'fix the failing step; --verbose shows the whole build log',
-    details: { failedStep: failing ?? null, logTail: tail },
-  });
+  throw new OperationError(
+    options.code ?? 'E_BUILD_FAILED',
+    `${options.message ?? `build failed${where}: ${error}`}\n--- last ${tail.length} lines of build output ---\n${tail.join('\n')}`,
+    {
+      hint: options.hint ?? 'fix the failing step; --verbose shows the whole build log',
+      details: { failedStep: failing ?? null, logTail: tail },
+    },
+  );
 }
 
 /** BuildKit: `docker buildx build --load`, progress from its raw JSON stream, the image id from --metadata-file. */
-async function buildWithBuildkit(ctx: Context, plan: BuildPlan, docker: DockerAdapter | undefined): Promise<BuildResult> {
+async function buildWithBuildkit(
+  ctx: Context,
+  plan: BuildPlan,
+  docker: DockerAdapter | undefined,
+): Promise<BuildResult> {
   const config = ctx.loaded!.config;
   const { base, files, contextDir } = plan;
   const dockerHost = config.docker.host ?? ctx.loaded!.env.DOCKER_HOST;
@@ -306,25 +422,45 @@ async function buildWithBuildkit(ctx: Context, plan: BuildPlan, docker: DockerAd
   };
   const command = buildxArgv(buildxInput);
   const probeTag = first ? stageProbeTag(plan.imageName, first.name!, ctx.system.pid) : undefined;
-  const probe = probeTag ? buildxArgv({ ...buildxInput, tags: [probeTag], target: first!.name, noCache: false, metadataFile: undefined }) : undefined;
+  const probe = probeTag
+    ? buildxArgv({ ...buildxInput, tags: [probeTag], target: first!.name, noCache: false, metadataFile: undefined })
+    : undefined;
 
   if (ctx.globals.dryRun) {
-    const env = Object.fromEntries(Object.keys(command.env).map((k) => [k, isSensitive(command.env[k]) ? '***' : String(command.env[k])]));
-    const shownEnv = Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ');
+    const env = Object.fromEntries(
+      Object.keys(command.env).map((k) => [k, isSensitive(command.env[k]) ? '***' : String(command.env[k])]),
+    );
+    const shownEnv = Object.entries(env)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ');
     const argv = [command.file, ...command.args];
     // The reporter shows a `--secret` flag's value as ***: the description says where each secret comes from.
     const secrets = plan.secrets.length > 0 ? `; secrets ${plan.secrets.map(describeSecret).join(' ')}` : '';
-    ctx.reporter.dryRun({ kind: 'exec', argv, description: `BuildKit, context ${contextDir}, ${files.length} files after .dockerignore${secrets}${shownEnv ? `; environment ${shownEnv}` : ''}` });
+    ctx.reporter.dryRun({
+      kind: 'exec',
+      argv,
+      description: `BuildKit, context ${contextDir}, ${files.length} files after .dockerignore${secrets}${shownEnv ? `; environment ${shownEnv}` : ''}`,
+    });
     if (probe && probeTag) {
-      ctx.reporter.dryRun({ kind: 'exec', argv: [probe.file, ...probe.args], description: `the ${first!.name} stage alone, from the cache, to measure it` });
-      ctx.reporter.dryRun({ kind: 'exec', argv: ['docker', 'image', 'rm', probeTag], description: 'then drop that temporary tag' });
+      ctx.reporter.dryRun({
+        kind: 'exec',
+        argv: [probe.file, ...probe.args],
+        description: `the ${first!.name} stage alone, from the cache, to measure it`,
+      });
+      ctx.reporter.dryRun({
+        kind: 'exec',
+        argv: ['docker', 'image', 'rm', probeTag],
+        description: 'then drop that temporary tag',
+      });
     }
     return { ...base, ...notBuilt, dryRun: { call: 'docker buildx build', argv, env, context: contextDir, files } };
   }
 
   const engine = docker ?? (await ctx.docker(dockerHost));
   const started = ctx.clock.monotonicMs();
-  const step = ctx.reporter.step(`building ${base.tags.join(', ')} with BuildKit (${files.length} files in the context)`);
+  const step = ctx.reporter.step(
+    `building ${base.tags.join(', ')} with BuildKit (${files.length} files in the context)`,
+  );
   await ctx.fs.mkdirp(path.dirname(metadataFile));
   await ctx.fs.remove(metadataFile).catch(() => undefined);
   let run: Awaited<ReturnType<typeof runBuildx>>;
@@ -340,10 +476,13 @@ async function buildWithBuildkit(ctx: Context, plan: BuildPlan, docker: DockerAd
     await ctx.fs.remove(metadataFile).catch(() => undefined);
   }
   // Engines before 23 (20.10 here) leave the image id out of buildx's metadata: the tag it loaded says it.
-  const imageId = imageIdFromMetadata(metadata) ?? (run.exitCode === 0 ? (await engine.inspectImage(base.tags[0]!))?.id : undefined);
+  const imageId =
+    imageIdFromMetadata(metadata) ?? (run.exitCode === 0 ? (await engine.inspectImage(base.tags[0]!))?.id : undefined);
   if (run.notFound) {
     step.fail('build failed');
-    throw new OperationError('E_BUILD_FAILED', 'build failed: the docker CLI is not on PATH', { hint: 'install the docker CLI and its buildx plugin, or set image.builder: classic' });
+    throw new OperationError('E_BUILD_FAILED', 'build failed: the docker CLI is not on PATH', {
+      hint: 'install the docker CLI and its buildx plugin, or set image.builder: classic',
+    });
   }
   if (run.exitCode !== 0 || !imageId) {
     const { step: failing, error, tail } = buildkitFailure(run.progress, run.exitCode);
@@ -355,11 +494,21 @@ async function buildWithBuildkit(ctx: Context, plan: BuildPlan, docker: DockerAd
         hint: `remove the \`# syntax=${syntax}\` line to use the Engine's built-in Dockerfile frontend (it handles RUN --mount and heredocs), or make a registry that serves ${syntax} reachable`,
       });
     }
-    buildFailed(step, failing, run.exitCode === 0 ? `${error}: buildx wrote no image id to its metadata file` : error, tail);
+    buildFailed(
+      step,
+      failing,
+      run.exitCode === 0 ? `${error}: buildx wrote no image id to its metadata file` : error,
+      tail,
+    );
   }
   const image = await engine.inspectImage(imageId);
   const finalBytes = image?.sizeBytes ?? 0;
-  const builderBytes = probe && probeTag ? await stageSize(ctx, imageId, first!.name!, () => measureStage(ctx, engine, probe, probeTag, first!.name!, step)) : null;
+  const builderBytes =
+    probe && probeTag
+      ? await stageSize(ctx, imageId, first!.name!, () =>
+          measureStage(ctx, engine, probe, probeTag, first!.name!, step),
+        )
+      : null;
   const stages = builtStages.map((s, i) => ({
     name: s.name ?? null,
     from: s.from,
@@ -367,8 +516,18 @@ async function buildWithBuildkit(ctx: Context, plan: BuildPlan, docker: DockerAd
   }));
   const durationMs = Math.round(ctx.clock.monotonicMs() - started);
   const counts = stepCounts(run.progress);
-  step.succeed(`built ${base.tags[0]} (${formatBytes(finalBytes)}, ${counts.steps} steps, ${counts.cachedSteps} cached) in ${formatDuration(durationMs)}`);
-  return { ...base, imageId, sizeBytes: finalBytes, durationMs, ...counts, stages, finalVsBuilder: finalVsBuilder(finalBytes, builderBytes) };
+  step.succeed(
+    `built ${base.tags[0]} (${formatBytes(finalBytes)}, ${counts.steps} steps, ${counts.cachedSteps} cached) in ${formatDuration(durationMs)}`,
+  );
+  return {
+    ...base,
+    imageId,
+    sizeBytes: finalBytes,
+    durationMs,
+    ...counts,
+    stages,
+    finalVsBuilder: finalVsBuilder(finalBytes, builderBytes),
+  };
 }
 
 /**
@@ -376,12 +535,20 @@ async function buildWithBuildkit(ctx: Context, plan: BuildPlan, docker: DockerAd
  * image (a no-change rebuild, the common case in CI) was built from the same stages, and the measuring
  * build (about 180 ms) is skipped. Kept in the state directory, the newest 20.
  */
-async function stageSize(ctx: Context, imageId: string, stage: string, measure: () => Promise<number | null>): Promise<number | null> {
+async function stageSize(
+  ctx: Context,
+  imageId: string,
+  stage: string,
+  measure: () => Promise<number | null>,
+): Promise<number | null> {
   const file = path.join(projectPath(ctx, ctx.loaded!.config.paths.state), 'build', 'stage-sizes.json');
   let known: Array<{ imageId: string; stage: string; bytes: number }> = [];
   try {
     const parsed = JSON.parse((await ctx.fs.readText(file)) ?? '[]') as unknown;
-    if (Array.isArray(parsed)) known = parsed.filter((e) => typeof e?.imageId === 'string' && typeof e?.stage === 'string' && typeof e?.bytes === 'number');
+    if (Array.isArray(parsed))
+      known = parsed.filter(
+        (e) => typeof e?.imageId === 'string' && typeof e?.stage === 'string' && typeof e?.bytes === 'number',
+      );
   } catch {
     known = [];
   }
@@ -400,7 +567,14 @@ async function stageSize(ctx: Context, imageId: string, stage: string, measure: 
  * the cache the main build just filled) into a temporary tag, measured, and the tag removed. A failure
  * here costs the measurement (null), not the build.
  */
-async function measureStage(ctx: Context, engine: DockerAdapter, probe: BuildxCommand, tag: string, stage: string, step: { update(text: string): void }): Promise<number | null> {
+async function measureStage(
+  ctx: Context,
+  engine: DockerAdapter,
+  probe: BuildxCommand,
+  tag: string,
+  stage: string,
+  step: { update(text: string): void },
+): Promise<number | null> {
   step.update(`measuring the ${stage} stage (built alone, from the cache)`);
   let built = false;
   try {
@@ -413,19 +587,33 @@ async function measureStage(ctx: Context, engine: DockerAdapter, probe: BuildxCo
     return (await engine.inspectImage(tag))?.sizeBytes ?? null;
   } finally {
     if (built) {
-      const removed = await ctx.exec.run('docker', ['image', 'rm', tag], { env: childEnv(ctx, { ...probe, args: [] }), timeoutMs: 60_000 });
-      if (removed.failed) ctx.reporter.warn(`could not remove the temporary tag ${tag}: ${removed.stderr.split('\n')[0] ?? ''}`);
+      const removed = await ctx.exec.run('docker', ['image', 'rm', tag], {
+        env: childEnv(ctx, { ...probe, args: [] }),
+        timeoutMs: 60_000,
+      });
+      if (removed.failed)
+        ctx.reporter.warn(`could not remove the temporary tag ${tag}: ${removed.stderr.split('\n')[0] ?? ''}`);
     }
   }
 }
 
 /** The Engine API's classic builder (POST /build), honouring .dockerignore: what opskit did before BuildKit. */
-async function buildClassic(ctx: Context, plan: BuildPlan, parameters: ReturnType<typeof buildParameters>['parameters'], docker: DockerAdapter | undefined): Promise<BuildResult> {
+async function buildClassic(
+  ctx: Context,
+  plan: BuildPlan,
+  parameters: ReturnType<typeof buildParameters>['parameters'],
+  docker: DockerAdapter | undefined,
+): Promise<BuildResult> {
   const config = ctx.loaded!.config;
   const { base, files, contextDir } = plan;
   if (ctx.globals.dryRun) {
     const shown = displayParameters(parameters, plan.buildArgs);
-    ctx.reporter.dryRun({ kind: 'docker', call: 'POST /build', options: shown, description: `classic builder, context ${contextDir}, ${files.length} files after .dockerignore` });
+    ctx.reporter.dryRun({
+      kind: 'docker',
+      call: 'POST /build',
+      options: shown,
+      description: `classic builder, context ${contextDir}, ${files.length} files after .dockerignore`,
+    });
     return { ...base, ...notBuilt, dryRun: { call: 'POST /build', parameters: shown, context: contextDir, files } };
   }
 
@@ -445,7 +633,12 @@ async function buildClassic(ctx: Context, plan: BuildPlan, parameters: ReturnTyp
     progress = reduceBuildEvent(progress, { error: (error as Error).message });
   }
   if (progress.error || !progress.imageId) {
-    buildFailed(step, progress.steps[progress.steps.length - 1], progress.error ?? 'the engine reported no image', progress.log.slice(-TAIL_LINES));
+    buildFailed(
+      step,
+      progress.steps[progress.steps.length - 1],
+      progress.error ?? 'the engine reported no image',
+      progress.log.slice(-TAIL_LINES),
+    );
   }
   const imageId = progress.imageId!;
   const image = await engine.inspectImage(imageId);
@@ -460,8 +653,18 @@ async function buildClassic(ctx: Context, plan: BuildPlan, parameters: ReturnTyp
   const builderBytes = stages.length > 1 ? stages[0]!.sizeBytes : null;
   const durationMs = Math.round(ctx.clock.monotonicMs() - started);
   const counts = stepCounts(progress);
-  step.succeed(`built ${base.tags[0]} (${formatBytes(finalBytes)}, ${counts.steps} steps, ${counts.cachedSteps} cached) in ${formatDuration(durationMs)}`);
-  return { ...base, imageId, sizeBytes: finalBytes, durationMs, ...counts, stages, finalVsBuilder: finalVsBuilder(finalBytes, builderBytes) };
+  step.succeed(
+    `built ${base.tags[0]} (${formatBytes(finalBytes)}, ${counts.steps} steps, ${counts.cachedSteps} cached) in ${formatDuration(durationMs)}`,
+  );
+  return {
+    ...base,
+    imageId,
+    sizeBytes: finalBytes,
+    durationMs,
+    ...counts,
+    stages,
+    finalVsBuilder: finalVsBuilder(finalBytes, builderBytes),
+  };
 }
 
 export async function runBuild(ctx: Context, input: BuildInput): Promise<BuildResult> {
@@ -483,7 +686,8 @@ export function formatBytes(bytes: number): string {
 
 export function renderBuild(result: BuildResult, colour: ChalkInstance): string {
   const builder = result.builder === 'buildkit' ? 'BuildKit' : 'the classic builder';
-  if (result.dryRun) return `would build ${result.tags.join(', ')} with ${builder} from ${result.dryRun.context} (${result.contextFiles} files)`;
+  if (result.dryRun)
+    return `would build ${result.tags.join(', ')} with ${builder} from ${result.dryRun.context} (${result.contextFiles} files)`;
   const lines = [
     `${colour.green('built')} ${result.imageId.replace(/^sha256:/, '').slice(0, 12)}  ${result.tags.join(', ')}`,
     `  builder   ${builder}`,
@@ -494,8 +698,12 @@ export function renderBuild(result: BuildResult, colour: ChalkInstance): string 
   ];
   if (result.secrets.length > 0) lines.push(`  secrets   ${result.secrets.join('; ')}`);
   if (result.finalVsBuilder) {
-    lines.push(`  stages    ${result.stages.map((s) => `${s.name ?? 'final'} ${s.sizeBytes === null ? '?' : formatBytes(s.sizeBytes)}`).join(', ')}`);
-    lines.push(`  final image is ${Math.round(result.finalVsBuilder.ratio * 100)}% of the builder stage (${formatBytes(result.finalVsBuilder.finalBytes)} vs ${formatBytes(result.finalVsBuilder.builderBytes)})`);
+    lines.push(
+      `  stages    ${result.stages.map((s) => `${s.name ?? 'final'} ${s.sizeBytes === null ? '?' : formatBytes(s.sizeBytes)}`).join(', ')}`,
+    );
+    lines.push(
+      `  final image is ${Math.round(result.finalVsBuilder.ratio * 100)}% of the builder stage (${formatBytes(result.finalVsBuilder.finalBytes)} vs ${formatBytes(result.finalVsBuilder.builderBytes)})`,
+    );
   }
   return lines.join('\n');
 }

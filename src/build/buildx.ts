@@ -22,7 +22,10 @@ export const DOCKER_BUILDX: BuildxBinary = { file: 'docker', prefix: ['buildx'] 
  * Pure: where the docker CLI looks for its buildx plugin, in its order: `$DOCKER_CONFIG/cli-plugins`
  * (default `~/.docker/cli-plugins`), then the system directories.
  */
-export function buildxPluginCandidates(env: { DOCKER_CONFIG?: string | undefined; HOME?: string | undefined }): string[] {
+export function buildxPluginCandidates(env: {
+  DOCKER_CONFIG?: string | undefined;
+  HOME?: string | undefined;
+}): string[] {
   const config = env.DOCKER_CONFIG ?? (env.HOME ? `${env.HOME}/.docker` : undefined);
   const dirs = [
     ...(config ? [`${config}/cli-plugins`] : []),
@@ -135,12 +138,24 @@ export function stageProbeTag(imageName: string, stage: string, pid: number): st
  * Pure: whether a failed build failed fetching the frontend that a `# syntax=` line names (BuildKit
  * pulls that image before it reads the Dockerfile; offline, that fails).
  */
-export function frontendUnavailable(syntax: string | undefined, progress: Pick<BuildProgress, 'error' | 'failure'>): boolean {
+export function frontendUnavailable(
+  syntax: string | undefined,
+  progress: Pick<BuildProgress, 'error' | 'failure'>,
+): boolean {
   if (!syntax) return false;
-  const repository = syntax.replace(/@.*$/, '').replace(/:[^/:]*$/, '').replace(/^docker\.io\//, '');
-  const failedResolving = progress.failure !== undefined && /^resolve image config for /.test(progress.failure.name) && progress.failure.name.includes(repository);
+  const repository = syntax
+    .replace(/@.*$/, '')
+    .replace(/:[^/:]*$/, '')
+    .replace(/^docker\.io\//, '');
+  const failedResolving =
+    progress.failure !== undefined &&
+    /^resolve image config for /.test(progress.failure.name) &&
+    progress.failure.name.includes(repository);
   const text = `${progress.error ?? ''}\n${progress.failure?.error ?? ''}`;
-  return failedResolving || (text.includes(repository) && /resolve|pull|request|dial|lookup|not found|denied|manifest/i.test(text));
+  return (
+    failedResolving ||
+    (text.includes(repository) && /resolve|pull|request|dial|lookup|not found|denied|manifest/i.test(text))
+  );
 }
 
 /**
@@ -148,8 +163,13 @@ export function frontendUnavailable(syntax: string | undefined, progress: Pick<B
  * apart: the first, when there are several and it has a name to pass as --target (else its size is
  * unknown: null).
  */
-export function planStageSizes(stages: readonly DockerfileStage[], target: string | undefined): { builtStages: DockerfileStage[]; measured: DockerfileStage | undefined } {
-  const targetIndex = target ? stages.findIndex((s) => s.name === target.toLowerCase() || `stage-${s.index}` === target) : -1;
+export function planStageSizes(
+  stages: readonly DockerfileStage[],
+  target: string | undefined,
+): { builtStages: DockerfileStage[]; measured: DockerfileStage | undefined } {
+  const targetIndex = target
+    ? stages.findIndex((s) => s.name === target.toLowerCase() || `stage-${s.index}` === target)
+    : -1;
   const builtStages = targetIndex >= 0 ? stages.slice(0, targetIndex + 1) : [...stages];
   return { builtStages, measured: builtStages.length > 1 && builtStages[0]!.name ? builtStages[0] : undefined };
 }

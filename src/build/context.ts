@@ -1,7 +1,8 @@
 import dockerignoreModule, { type Ignore } from '@balena/dockerignore';
 
 // A CommonJS module whose typings declare an ES default export: take the function either way.
-const dockerignore = ((dockerignoreModule as unknown as { default?: unknown }).default ?? dockerignoreModule) as (options?: { ignorecase?: boolean }) => Ignore;
+const dockerignore = ((dockerignoreModule as unknown as { default?: unknown }).default ??
+  dockerignoreModule) as (options?: { ignorecase?: boolean }) => Ignore;
 
 export interface ContextFilter {
   /** True when the path (relative, `/`-separated) is left out of the build context. */
@@ -78,7 +79,8 @@ function instructions(dockerfileText: string): string[] {
     pending = '';
     if (instruction === '') continue;
     out.push(instruction);
-    for (const match of instruction.matchAll(/(?<!<)<<(-?)(["']?)([A-Za-z_][A-Za-z0-9_]*)\2/g)) heredocEnds.push({ word: match[3]!, strip: match[1] === '-' });
+    for (const match of instruction.matchAll(/(?<!<)<<(-?)(["']?)([A-Za-z_][A-Za-z0-9_]*)\2/g))
+      heredocEnds.push({ word: match[3]!, strip: match[1] === '-' });
   }
   if (pending.trim()) out.push(pending.trim());
   return out;

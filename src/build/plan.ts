@@ -32,7 +32,9 @@ export function resolveTags(imageName: string, tags: readonly string[], revision
  * Dockerfile declares, e.g. BASE_IMAGE from .env.offline), and APP_VERSION defaults to the revision.
  * A secret-looking name (or a secret flag value) stays Sensitive.
  */
-export function resolveBuildArgs(input: Pick<BuildPlanInput, 'declaredArgs' | 'env' | 'configArgs' | 'flagArgs' | 'revision'>): Record<string, string | Sensitive> {
+export function resolveBuildArgs(
+  input: Pick<BuildPlanInput, 'declaredArgs' | 'env' | 'configArgs' | 'flagArgs' | 'revision'>,
+): Record<string, string | Sensitive> {
   const args: Record<string, string | Sensitive> = {};
   for (const name of input.declaredArgs) {
     const value = input.env[name];
@@ -40,12 +42,17 @@ export function resolveBuildArgs(input: Pick<BuildPlanInput, 'declaredArgs' | 'e
   }
   if (input.declaredArgs.includes('APP_VERSION') && args.APP_VERSION === undefined) args.APP_VERSION = input.revision;
   Object.assign(args, input.configArgs, input.flagArgs);
-  for (const [name, value] of Object.entries(args)) if (!isSensitive(value) && isSecretName(name)) args[name] = new Sensitive(value);
+  for (const [name, value] of Object.entries(args))
+    if (!isSensitive(value) && isSecretName(name)) args[name] = new Sensitive(value);
   return args;
 }
 
 /** Pure: the Engine API parameters of the build. Secrets are revealed only here, for the engine. */
-export function buildParameters(input: BuildPlanInput): { parameters: BuildParameters; tags: string[]; buildArgs: Record<string, string | Sensitive> } {
+export function buildParameters(input: BuildPlanInput): {
+  parameters: BuildParameters;
+  tags: string[];
+  buildArgs: Record<string, string | Sensitive>;
+} {
   const tags = resolveTags(input.imageName, input.tags, input.revision);
   const buildArgs = resolveBuildArgs(input);
   return {
@@ -65,6 +72,9 @@ export function buildParameters(input: BuildPlanInput): { parameters: BuildParam
 }
 
 /** The same parameters for display (dry run, JSON): secrets as ***. */
-export function displayParameters(parameters: BuildParameters, buildArgs: Record<string, string | Sensitive>): Record<string, unknown> {
+export function displayParameters(
+  parameters: BuildParameters,
+  buildArgs: Record<string, string | Sensitive>,
+): Record<string, unknown> {
   return { ...parameters, buildargs: Object.fromEntries(Object.entries(buildArgs).map(([k, v]) => [k, String(v)])) };
 }

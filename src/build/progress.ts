@@ -63,7 +63,12 @@ export const emptyProgress = (stages: readonly DockerfileStage[] = []): BuildPro
  * `Step 4/11 : RUN ...`, ` ---> Using cache`, ` ---> 1a2b3c4d5e6f`, `Successfully built 1a2b...`.
  */
 export function reduceBuildEvent(progress: BuildProgress, event: BuildEvent): BuildProgress {
-  const next: BuildProgress = { ...progress, steps: [...progress.steps], stages: [...progress.stages], log: [...progress.log] };
+  const next: BuildProgress = {
+    ...progress,
+    steps: [...progress.steps],
+    stages: [...progress.stages],
+    log: [...progress.log],
+  };
   if (event.error || event.errorDetail) {
     next.error = event.errorDetail?.message ?? event.error;
     next.log.push(next.error ?? '');
@@ -83,7 +88,13 @@ export function reduceBuildEvent(progress: BuildProgress, event: BuildEvent): Bu
       const from = /^FROM\s+(\S+)(?:\s+AS\s+(\S+))?/i.exec(instruction);
       if (from) next.stages.push({ index: next.stages.length, name: from[2], from: from[1]! });
       // Steps before the first FROM (global ARGs) belong to no stage: -1.
-      next.steps.push({ index: Number(step[1]), total: Number(step[2]), instruction, stage: next.stages.length - 1, cached: false });
+      next.steps.push({
+        index: Number(step[1]),
+        total: Number(step[2]),
+        instruction,
+        stage: next.stages.length - 1,
+        cached: false,
+      });
       continue;
     }
     const current = next.steps[next.steps.length - 1];
@@ -110,7 +121,14 @@ export function describeStep(step: BuildStep): string {
 
 /** BuildKit's SolveStatus, the parts opskit reads (github.com/moby/buildkit client/graph.go). */
 interface SolveStatus {
-  vertexes?: Array<{ digest?: string; name?: string; started?: string; completed?: string; cached?: boolean; error?: string }>;
+  vertexes?: Array<{
+    digest?: string;
+    name?: string;
+    started?: string;
+    completed?: string;
+    cached?: boolean;
+    error?: string;
+  }>;
   logs?: Array<{ vertex?: string; stream?: number; data?: string }>;
   warnings?: Array<{ vertex?: string; short?: string }>;
 }
@@ -146,7 +164,17 @@ export function reduceSolveStatus(progress: BuildProgress, item: RawJsonItem): B
       const label = `[${vertex.name.slice(1, vertex.name.indexOf(']'))}]`;
       let index = state.step ?? next.steps.findIndex((s) => s.label === label);
       if (index < 0) {
-        next.steps = [...next.steps, { index: Number(step[2]), total: Number(step[3]), instruction: step[4]!.trim(), stage: stageOf(next.stages, step[1]), cached: false, label }];
+        next.steps = [
+          ...next.steps,
+          {
+            index: Number(step[2]),
+            total: Number(step[3]),
+            instruction: step[4]!.trim(),
+            stage: stageOf(next.stages, step[1]),
+            cached: false,
+            label,
+          },
+        ];
         index = next.steps.length - 1;
         added.push(vertex.name);
       }
@@ -170,9 +198,20 @@ export function reduceSolveStatus(progress: BuildProgress, item: RawJsonItem): B
     const lines = text.split('\n');
     const partial = lines.pop() ?? '';
     const label = labelOf(known, next);
-    const shown = lines.map((l) => l.split('\r').filter((part) => part !== '').pop() ?? '').filter((l) => l.trim() !== '');
+    const shown = lines
+      .map(
+        (l) =>
+          l
+            .split('\r')
+            .filter((part) => part !== '')
+            .pop() ?? '',
+      )
+      .filter((l) => l.trim() !== '');
     added.push(...shown.map((l) => (label ? `${label} ${l}` : l)));
-    next.vertexes = { ...next.vertexes, [log.vertex]: { ...known, partial, tail: [...known.tail, ...shown].slice(-TAIL_LINES) } };
+    next.vertexes = {
+      ...next.vertexes,
+      [log.vertex]: { ...known, partial, tail: [...known.tail, ...shown].slice(-TAIL_LINES) },
+    };
   }
   for (const warning of status.warnings ?? []) {
     if (warning.short) added.push(`WARNING: ${Buffer.from(warning.short, 'base64').toString('utf8').trim()}`);
@@ -193,7 +232,11 @@ function labelOf(state: VertexState, progress: BuildProgress): string | undefine
 }
 
 function flushPartial(state: VertexState, added: string[], label: string | undefined): VertexState {
-  const line = state.partial.split('\r').filter((part) => part !== '').pop() ?? '';
+  const line =
+    state.partial
+      .split('\r')
+      .filter((part) => part !== '')
+      .pop() ?? '';
   if (line.trim() === '') return { ...state, partial: '' };
   added.push(label ? `${label} ${line}` : line);
   return { ...state, partial: '', tail: [...state.tail, line].slice(-TAIL_LINES) };
@@ -201,7 +244,11 @@ function flushPartial(state: VertexState, added: string[], label: string | undef
 
 function appendLog(progress: BuildProgress, added: readonly string[]): BuildProgress {
   if (added.length === 0) return progress;
-  return { ...progress, log: [...progress.log, ...added].slice(-LOG_LIMIT), logCount: progress.logCount + added.length };
+  return {
+    ...progress,
+    log: [...progress.log, ...added].slice(-LOG_LIMIT),
+    logCount: progress.logCount + added.length,
+  };
 }
 
 /** Pure: the lines a fold added to the log. */
@@ -214,10 +261,18 @@ export function addedLines(before: BuildProgress, after: BuildProgress): string[
  * Pure: what a failed BuildKit build reports: the step that failed (when a step did), the error, and
  * the end of that step's output (else of the whole log).
  */
-export function buildkitFailure(progress: BuildProgress, exitCode: number | undefined): { step: BuildStep | undefined; error: string; tail: string[] } {
+export function buildkitFailure(
+  progress: BuildProgress,
+  exitCode: number | undefined,
+): { step: BuildStep | undefined; error: string; tail: string[] } {
   const failure = progress.failure;
   const step = failure?.step === undefined ? undefined : progress.steps[failure.step];
   const own = failure ? (progress.vertexes[failure.vertex]?.tail ?? []) : [];
-  const error = progress.error ?? failure?.error ?? (exitCode === undefined ? 'docker buildx build did not run to the end' : `docker buildx build exited with code ${exitCode}`);
+  const error =
+    progress.error ??
+    failure?.error ??
+    (exitCode === undefined
+      ? 'docker buildx build did not run to the end'
+      : `docker buildx build exited with code ${exitCode}`);
   return { step, error, tail: own.length > 0 ? own.slice(-TAIL_LINES) : progress.log.slice(-TAIL_LINES) };
 }

@@ -16,7 +16,13 @@ export interface RawJsonSplitter {
   escaped: boolean;
 }
 
-export const emptySplitter = (): RawJsonSplitter => ({ pending: '', mode: 'text', depth: 0, inString: false, escaped: false });
+export const emptySplitter = (): RawJsonSplitter => ({
+  pending: '',
+  mode: 'text',
+  depth: 0,
+  inString: false,
+  escaped: false,
+});
 
 /**
  * Pure: feeds one chunk. An object starts with `{` at the start of a line (text such as

@@ -5,7 +5,9 @@
  */
 
 /** Where a secret's value comes from: a file (a path, not a secret itself) or an environment variable. */
-export type BuildSecretSpec = { id: string; src: string; env?: undefined } | { id: string; env: string; src?: undefined };
+export type BuildSecretSpec =
+  | { id: string; src: string; env?: undefined }
+  | { id: string; env: string; src?: undefined };
 
 const SECRET_ID = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -23,7 +25,8 @@ export function parseSecretSpec(text: string): BuildSecretSpec | { problem: stri
     const eq = part.indexOf('=');
     if (eq <= 0) return { problem: `expected ${SECRET_SPEC_FORM}` };
     const key = part.slice(0, eq).trim().toLowerCase();
-    if (!['id', 'src', 'source', 'env', 'type'].includes(key)) return { problem: `unknown field ${key}: expected ${SECRET_SPEC_FORM}` };
+    if (!['id', 'src', 'source', 'env', 'type'].includes(key))
+      return { problem: `unknown field ${key}: expected ${SECRET_SPEC_FORM}` };
     if (fields[key === 'source' ? 'src' : key] !== undefined) return { problem: `${key} given twice` };
     fields[key === 'source' ? 'src' : key] = part.slice(eq + 1).trim();
   }
@@ -31,10 +34,16 @@ export function parseSecretSpec(text: string): BuildSecretSpec | { problem: stri
 }
 
 /** Pure: the same rules for the object form of `image.secrets` (`{ id, src }` or `{ id, env }`). */
-export function checkSecretSpec(input: { id?: unknown; src?: unknown; env?: unknown; type?: unknown }): BuildSecretSpec | { problem: string } {
+export function checkSecretSpec(input: {
+  id?: unknown;
+  src?: unknown;
+  env?: unknown;
+  type?: unknown;
+}): BuildSecretSpec | { problem: string } {
   const { id, type } = input;
   let { src, env } = input;
-  if (typeof id !== 'string' || !SECRET_ID.test(id)) return { problem: `expected ${SECRET_SPEC_FORM}: id is letters, digits, _ . -` };
+  if (typeof id !== 'string' || !SECRET_ID.test(id))
+    return { problem: `expected ${SECRET_SPEC_FORM}: id is letters, digits, _ . -` };
   if (type !== undefined && type !== 'file' && type !== 'env') return { problem: 'type: expected file or env' };
   // buildx: `type=env,src=VAR` names the variable in src.
   if (type === 'env' && env === undefined && src !== undefined) [env, src] = [src, undefined];
@@ -44,7 +53,10 @@ export function checkSecretSpec(input: { id?: unknown; src?: unknown; env?: unkn
     return { id, src };
   }
   const variable = env ?? id;
-  if (typeof variable !== 'string' || !ENV_NAME.test(variable)) return { problem: `env: expected an environment variable name${env === undefined ? ' (without src or env, the id names it)' : ''}` };
+  if (typeof variable !== 'string' || !ENV_NAME.test(variable))
+    return {
+      problem: `env: expected an environment variable name${env === undefined ? ' (without src or env, the id names it)' : ''}`,
+    };
   return { id, env: variable };
 }
 
@@ -53,7 +65,10 @@ export function isSecretProblem(value: BuildSecretSpec | { problem: string }): v
 }
 
 /** Pure: the flags' secrets over the config's (the same id: the flag wins), in order. */
-export function mergeSecrets(configSecrets: readonly BuildSecretSpec[], flagSecrets: readonly BuildSecretSpec[]): BuildSecretSpec[] {
+export function mergeSecrets(
+  configSecrets: readonly BuildSecretSpec[],
+  flagSecrets: readonly BuildSecretSpec[],
+): BuildSecretSpec[] {
   const byId = new Map<string, BuildSecretSpec>();
   for (const secret of [...configSecrets, ...flagSecrets]) {
     byId.delete(secret.id);
@@ -70,7 +85,8 @@ export function describeSecret(secret: BuildSecretSpec): string {
 /** Pure: one entry of `image.secrets`: the flag's text form, or `{ id, src }` / `{ id, env }`. */
 export function secretSpecFrom(value: unknown): BuildSecretSpec | { problem: string } {
   if (typeof value === 'string') return parseSecretSpec(value);
-  if (!value || typeof value !== 'object' || Array.isArray(value)) return { problem: `expected ${SECRET_SPEC_FORM}, or { id, src } or { id, env }` };
+  if (!value || typeof value !== 'object' || Array.isArray(value))
+    return { problem: `expected ${SECRET_SPEC_FORM}, or { id, src } or { id, env }` };
   const unknown = Object.keys(value).filter((k) => !['id', 'src', 'env'].includes(k));
   if (unknown.length > 0) return { problem: `unknown key ${unknown[0]}: expected id and src or env` };
   return checkSecretSpec(value as { id?: unknown; src?: unknown; env?: unknown });

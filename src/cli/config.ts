@@ -9,7 +9,10 @@ export function registerConfig(program: Command, io: Io): void {
       await runCommand(command, io, { name: 'config', mutating: false, config: 'required' }, async (ctx) => {
         const { describeConfig, renderConfig } = await import('../config/show.js');
         const result = describeConfig(ctx.loaded!);
-        return { result, render: (reporter) => renderConfig(result, { verbose: ctx.globals.verbose, colour: reporter.out }) };
+        return {
+          result,
+          render: (reporter) => renderConfig(result, { verbose: ctx.globals.verbose, colour: reporter.out }),
+        };
       });
     });
 }

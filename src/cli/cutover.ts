@@ -5,20 +5,47 @@ import { runCommand, type Io } from './run.js';
 export function registerCutover(program: Command, io: Io): void {
   program
     .command('cutover')
-    .description('blue-green: start the idle colour with the new image, gate it on health, switch nginx, keep the old colour warm')
+    .description(
+      'blue-green: start the idle colour with the new image, gate it on health, switch nginx, keep the old colour warm',
+    )
     .option('--image <ref>', 'the image for the new colour (default: <image.name>:latest)')
     .option('--tag <tag>', 'use <image.name>:<tag>')
     .option('--build', 'build the image first')
     .option('--build-arg <name=value>', 'with --build: a build argument (repeatable)', collect)
     .option('--secret <id=NAME[,src=FILE|,env=VAR]>', `with --build: a ${SECRET_FLAG_HELP}`, collect)
-    .option('--migrate', 'run the migrations in the new image first (they must then be backward compatible with the live colour)')
-    .option('--health-timeout <duration>', 'deadline of the new colour\'s health gate (default: cutover.healthTimeout, 60s)')
-    .option('--keep-old <duration>', 'stop the old colour this long after the switch (default: keep it warm until the next cutover)')
+    .option(
+      '--migrate',
+      'run the migrations in the new image first (they must then be backward compatible with the live colour)',
+    )
+    .option(
+      '--health-timeout <duration>',
+      "deadline of the new colour's health gate (default: cutover.healthTimeout, 60s)",
+    )
+    .option(
+      '--keep-old <duration>',
+      'stop the old colour this long after the switch (default: keep it warm until the next cutover)',
+    )
     .option('--finalize', 'stop the old colour now (a rollback can still start it again from its image)')
-    .addOption(new Option('--if-due <time>', 'with --finalize: only if this keep-old deadline is still the one recorded and has passed').hideHelp())
+    .addOption(
+      new Option(
+        '--if-due <time>',
+        'with --finalize: only if this keep-old deadline is still the one recorded and has passed',
+      ).hideHelp(),
+    )
     .action(
       async (
-        o: { image?: string; tag?: string; build?: boolean; buildArg?: string[]; secret?: string[]; migrate?: boolean; healthTimeout?: string; keepOld?: string; finalize?: boolean; ifDue?: string },
+        o: {
+          image?: string;
+          tag?: string;
+          build?: boolean;
+          buildArg?: string[];
+          secret?: string[];
+          migrate?: boolean;
+          healthTimeout?: string;
+          keepOld?: string;
+          finalize?: boolean;
+          ifDue?: string;
+        },
         command: Command,
       ) => {
         await runCommand(command, io, { name: 'cutover', mutating: true, config: 'required' }, async (ctx) => {
@@ -40,7 +67,9 @@ export function registerCutover(program: Command, io: Io): void {
 
   program
     .command('rollback')
-    .description('switch nginx back to the previous colour: instant when it is warm, started again from its image when stopped')
+    .description(
+      'switch nginx back to the previous colour: instant when it is warm, started again from its image when stopped',
+    )
     .option('--health-timeout <duration>', 'deadline when the previous colour has to be started again')
     .action(async (o: { healthTimeout?: string }, command: Command) => {
       await runCommand(command, io, { name: 'rollback', mutating: true, config: 'required' }, async (ctx) => {
@@ -52,7 +81,7 @@ export function registerCutover(program: Command, io: Io): void {
 
   program
     .command('status')
-    .description('the live colour, each colour\'s image, container state and since when')
+    .description("the live colour, each colour's image, container state and since when")
     .action(async (_o: unknown, command: Command) => {
       await runCommand(command, io, { name: 'status', mutating: false, config: 'required' }, async (ctx) => {
         const { runStatus, renderStatus } = await import('../cutover/action.js');

@@ -30,7 +30,10 @@ export function exitCodeFor(error: unknown, io: Io): number {
     if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return ExitCode.ok;
     // Commander already printed the message and usage on stderr.
     if (json) {
-      const message = error.code === 'commander.help' ? 'a command is required' : redactor.scrub(error.message.replace(/^error: /, ''));
+      const message =
+        error.code === 'commander.help'
+          ? 'a command is required'
+          : redactor.scrub(error.message.replace(/^error: /, ''));
       io.stdout.write(
         `${JSON.stringify({ schemaVersion: SCHEMA_VERSION, command: commandWord(io.argv), ok: false, error: { code: 'E_USAGE', message, hint: 'run opskit --help for usage' } }, null, 2)}\n`,
       );

@@ -8,13 +8,17 @@ export function registerInit(program: Command, io: Io): void {
     .description('write opskit.yaml and the Dockerfile, compose, nginx, env and crontab templates into this directory')
     .option('--force', 'overwrite files that already exist')
     .option('--workers <n>', 'gunicorn workers to render (default: 2 x CPUs + 1 of this machine)')
-    .option('--example [dir]', 'also write the sample platform (Flask API, migrations, .env, .env.offline), into DIR or here')
+    .option(
+      '--example [dir]',
+      'also write the sample platform (Flask API, migrations, .env, .env.offline), into DIR or here',
+    )
     .action(async (options: { force?: boolean; workers?: string; example?: boolean | string }, command: Command) => {
       await runCommand(command, io, { name: 'init', mutating: true, config: 'none' }, async (ctx) => {
         let workers: number | undefined;
         if (options.workers !== undefined) {
           workers = Number(options.workers);
-          if (!Number.isInteger(workers) || workers < 1) throw new UsageError(`--workers: expected a positive integer, got "${options.workers}"`);
+          if (!Number.isInteger(workers) || workers < 1)
+            throw new UsageError(`--workers: expected a positive integer, got "${options.workers}"`);
         }
         const { runInit, renderInitResult } = await import('../init/action.js');
         const result = await runInit(ctx, {

@@ -5,7 +5,9 @@ import { runCommand, type Io } from './run.js';
 export function registerLoadtest(program: Command, io: Io): void {
   program
     .command('loadtest')
-    .description('autocannon against the platform (or --url): latency percentiles, req/s, errors; k6-style thresholds and a baseline that fail a CI step with exit 3')
+    .description(
+      'autocannon against the platform (or --url): latency percentiles, req/s, errors; k6-style thresholds and a baseline that fail a CI step with exit 3',
+    )
     .option('--url <url>', 'the target (default: loadtest.url, else nginx and loadtest.path)')
     .option('--connections <n>', 'concurrent connections (default: loadtest.connections, 10)')
     .option('-d, --duration <duration>', 'how long, e.g. 10s, 2m (default: loadtest.duration, 10s)')
@@ -17,18 +19,34 @@ export function registerLoadtest(program: Command, io: Io): void {
     .option('-H, --header <name: value>', 'a request header (repeatable); credential headers are never shown', collect)
     .option('-b, --body <text|@file>', 'the request body, or @file to read it')
     .option('-s, --scenario <file.yaml>', 'weighted requests (methods, paths, headers, bodies), reported one by one')
-    .option('--threshold <expr>', 'e.g. "p(99)<500", "errors<1%", "rps>1000" (repeatable; with loadtest.thresholds); a breach exits 3', collect)
+    .option(
+      '--threshold <expr>',
+      'e.g. "p(99)<500", "errors<1%", "rps>1000" (repeatable; with loadtest.thresholds); a breach exits 3',
+      collect,
+    )
     .option('--baseline <file.json>', 'compare with an earlier run (--out or --json), with significance')
     .option('--max-regression <percent>', 'with --baseline: worse by more than this (e.g. 10%) exits 3')
     .option('-o, --out <file.json>', 'also write the JSON result here (a baseline for the next run)')
-    .option('--csv <prefix>', 'write <prefix>_stats.csv (per request) and <prefix>_stats_history.csv (per second), as Locust does')
+    .option(
+      '--csv <prefix>',
+      'write <prefix>_stats.csv (per request) and <prefix>_stats_history.csv (per second), as Locust does',
+    )
     .action(async (o: import('../loadtest/action.js').LoadtestFlags, command: Command) => {
-      await runCommand<import('../loadtest/action.js').LoadtestResult | import('../loadtest/action.js').LoadtestPlan>(command, io, { name: 'loadtest', mutating: false, config: 'required' }, async (ctx) => {
-        const { runLoadtest, renderLoadtest, renderPlan, loadtestFailure } = await import('../loadtest/action.js');
-        const result = await runLoadtest(ctx, o);
-        if ('planned' in result) return { result, render: () => renderPlan(result) };
-        const failure = loadtestFailure(result);
-        return { result, render: (reporter) => renderLoadtest(result, reporter.out), ...(failure ? { failure } : {}) };
-      });
+      await runCommand<import('../loadtest/action.js').LoadtestResult | import('../loadtest/action.js').LoadtestPlan>(
+        command,
+        io,
+        { name: 'loadtest', mutating: false, config: 'required' },
+        async (ctx) => {
+          const { runLoadtest, renderLoadtest, renderPlan, loadtestFailure } = await import('../loadtest/action.js');
+          const result = await runLoadtest(ctx, o);
+          if ('planned' in result) return { result, render: () => renderPlan(result) };
+          const failure = loadtestFailure(result);
+          return {
+            result,
+            render: (reporter) => renderLoadtest(result, reporter.out),
+            ...(failure ? { failure } : {}),
+          };
+        },
+      );
     });
 }

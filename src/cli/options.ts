@@ -6,12 +6,16 @@ import { UsageError } from '../errors.js';
 export const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
 
 /** `--build-arg K=V` (repeatable) -> a map; values of secret-looking names become Sensitive. */
-export function parseKeyValues(flag: string, values: readonly string[] | undefined): Record<string, string | Sensitive> {
+export function parseKeyValues(
+  flag: string,
+  values: readonly string[] | undefined,
+): Record<string, string | Sensitive> {
   const out: Record<string, string | Sensitive> = {};
   for (const item of values ?? []) {
     const eq = item.indexOf('=');
     const key = eq > 0 ? item.slice(0, eq) : '';
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new UsageError(`${flag} ${eq > 0 ? key : item}: expected NAME=VALUE`, { code: 'E_BAD_FLAG' });
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key))
+      throw new UsageError(`${flag} ${eq > 0 ? key : item}: expected NAME=VALUE`, { code: 'E_BAD_FLAG' });
     const value = item.slice(eq + 1);
     out[key] = isSecretName(key) ? new Sensitive(value) : value;
   }
@@ -26,21 +30,26 @@ export function secretsIn(values: Record<string, string | Sensitive>): Sensitive
 export function parseSecretFlags(values: readonly string[] | undefined): BuildSecretSpec[] {
   return (values ?? []).map((text) => {
     const spec = parseSecretSpec(text);
-    if (isSecretProblem(spec)) throw new UsageError(`--secret ${showSecretText(text)}: ${spec.problem}`, { code: 'E_BAD_FLAG' });
+    if (isSecretProblem(spec))
+      throw new UsageError(`--secret ${showSecretText(text)}: ${spec.problem}`, { code: 'E_BAD_FLAG' });
     return spec;
   });
 }
 
-export const SECRET_FLAG_HELP = 'build secret for RUN --mount=type=secret,id=NAME (repeatable; without src or env: the variable NAME); never in a layer or the output';
+export const SECRET_FLAG_HELP =
+  'build secret for RUN --mount=type=secret,id=NAME (repeatable; without src or env: the variable NAME); never in a layer or the output';
 
 /** `--build [--build-arg ...] [--secret ...] [--tag T]` of deploy and cutover: the build to run first, its secrets registered. */
 export function buildFirst(
   options: { build?: boolean; buildArg?: string[]; secret?: string[]; tag?: string },
   redactor: { add(secret: Sensitive): void },
-): { tags: string[]; buildArgs: Record<string, string | Sensitive>; secrets: BuildSecretSpec[]; noCache: boolean } | undefined {
+):
+  | { tags: string[]; buildArgs: Record<string, string | Sensitive>; secrets: BuildSecretSpec[]; noCache: boolean }
+  | undefined {
   const buildArgs = parseKeyValues('--build-arg', options.buildArg);
   for (const secret of secretsIn(buildArgs)) redactor.add(secret);
   const secrets = parseSecretFlags(options.secret);
-  if (!options.build && secrets.length > 0) throw new UsageError('--secret: only with --build (the build it is for)', { code: 'E_BAD_FLAG' });
+  if (!options.build && secrets.length > 0)
+    throw new UsageError('--secret: only with --build (the build it is for)', { code: 'E_BAD_FLAG' });
   return options.build ? { tags: options.tag ? [options.tag] : [], buildArgs, secrets, noCache: false } : undefined;
 }

@@ -71,7 +71,10 @@ export function readGlobals(command: Command): GlobalOptions {
 export function parseSetFlags(values: readonly string[]): FlagValue[] {
   return values.map((item) => {
     const eq = item.indexOf('=');
-    if (eq <= 0) throw new UsageError(`--set ${item}: expected KEY=VALUE, e.g. --set backup.retentionDays=7`, { code: 'E_BAD_SET' });
+    if (eq <= 0)
+      throw new UsageError(`--set ${item}: expected KEY=VALUE, e.g. --set backup.retentionDays=7`, {
+        code: 'E_BAD_SET',
+      });
     return { path: item.slice(0, eq).trim(), flag: `--set ${item.slice(0, eq).trim()}`, value: item.slice(eq + 1) };
   });
 }
@@ -116,7 +119,13 @@ export function createContext(io: Io, globals: GlobalOptions, redactor: Redactor
 
 // ora is loaded only when a spinner can be shown (stderr is a TTY): cron and CI never pay for it.
 let oraModule: typeof import('ora') | undefined;
-const oraLoader = (options: { text: string; stream: unknown; isEnabled: boolean; color: 'cyan' | false; discardStdin: boolean }) => {
+const oraLoader = (options: {
+  text: string;
+  stream: unknown;
+  isEnabled: boolean;
+  color: 'cyan' | false;
+  discardStdin: boolean;
+}) => {
   if (!oraModule) throw new Error('ora was not preloaded');
   return oraModule.default(options as Parameters<typeof oraModule.default>[0]);
 };
@@ -126,7 +135,12 @@ const oraLoader = (options: { text: string; stream: unknown; isEnabled: boolean;
  * Errors are rendered here (a JSON document with --json, else a message and hint on stderr), marked as
  * reported, and re-thrown: only the entry point turns them into an exit code.
  */
-export async function runCommand<R extends object>(command: Command, io: Io, spec: CommandSpec, execute: (ctx: Context) => Promise<CommandOutcome<R>>): Promise<void> {
+export async function runCommand<R extends object>(
+  command: Command,
+  io: Io,
+  spec: CommandSpec,
+  execute: (ctx: Context) => Promise<CommandOutcome<R>>,
+): Promise<void> {
   const globals = readGlobals(command);
   const redactor = new Redactor();
   redactor.addFromEnv(io.env);
@@ -139,7 +153,13 @@ export async function runCommand<R extends object>(command: Command, io: Io, spe
         const flags = [...parseSetFlags(globals.set), ...(spec.flags ?? [])];
         // yaml and zod load only for the commands that read the configuration.
         const { loadConfig } = await import('../config/load.js');
-        ctx.loaded = await loadConfig(ctx.fs, { cwd: io.cwd, configPath: globals.config, envName: globals.env, processEnv: io.env, flags });
+        ctx.loaded = await loadConfig(ctx.fs, {
+          cwd: io.cwd,
+          configPath: globals.config,
+          envName: globals.env,
+          processEnv: io.env,
+          flags,
+        });
         redactor.addFromEnv(ctx.loaded.env);
         for (const secret of ctx.loaded.secrets) redactor.add(secret);
       } catch (error) {
@@ -147,7 +167,9 @@ export async function runCommand<R extends object>(command: Command, io: Io, spe
         else throw error;
       }
     } else if (globals.set.length > 0) {
-      throw new UsageError(`--set has no effect on "opskit ${spec.name}", which reads no configuration`, { code: 'E_BAD_SET' });
+      throw new UsageError(`--set has no effect on "opskit ${spec.name}", which reads no configuration`, {
+        code: 'E_BAD_SET',
+      });
     }
     const outcome = await execute(ctx);
     if (globals.json) {
@@ -177,7 +199,12 @@ export async function runCommand<R extends object>(command: Command, io: Io, spe
 }
 
 export function errorJson(error: OpskitError): Record<string, unknown> {
-  return { code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}), ...(error.details !== undefined ? { details: error.details } : {}) };
+  return {
+    code: error.code,
+    message: error.message,
+    ...(error.hint ? { hint: error.hint } : {}),
+    ...(error.details !== undefined ? { details: error.details } : {}),
+  };
 }
 
 function reportError(ctx: Context, command: string, error: OpskitError, thrown: unknown): void {
@@ -190,4 +217,3 @@ function reportError(ctx: Context, command: string, error: OpskitError, thrown: 
   if (ctx.globals.verbose && thrown instanceof Error && thrown.stack) lines.push(err.dim(thrown.stack));
   ctx.reporter.options.stderr.write(`${ctx.redactor.scrub(lines.join('\n'))}\n`);
 }
-

@@ -2,19 +2,34 @@ import { Option, type Command } from 'commander';
 import { runCommand, type Io } from './run.js';
 
 export function registerTunnel(program: Command, io: Io): void {
-  const tunnel = program.command('tunnel').description('an ngrok tunnel to the platform: PID and URL files, health checks, auto-reconnect, URL lookup');
+  const tunnel = program
+    .command('tunnel')
+    .description('an ngrok tunnel to the platform: PID and URL files, health checks, auto-reconnect, URL lookup');
 
   tunnel
     .command('start')
-    .description('open the tunnel and hold it until SIGINT/SIGTERM; --monitor checks it and reconnects; --detach runs it in the background')
+    .description(
+      'open the tunnel and hold it until SIGINT/SIGTERM; --monitor checks it and reconnects; --detach runs it in the background',
+    )
     .option('--port <port>', 'the local port to forward (default: tunnel.port, 8000)')
     .option('--monitor', 'check the tunnel every interval and reconnect when it fails')
     .option('--detach', 'run in the background; prints the public URL once it is up')
-    .addOption(new Option('--driver <driver>', 'agent: an ngrok v3 agent binary (NGROK_BIN, ngrok.bin, PATH); sdk: the in-process @ngrok/ngrok SDK (default: agent when a binary is named)').choices(['agent', 'sdk']))
+    .addOption(
+      new Option(
+        '--driver <driver>',
+        'agent: an ngrok v3 agent binary (NGROK_BIN, ngrok.bin, PATH); sdk: the in-process @ngrok/ngrok SDK (default: agent when a binary is named)',
+      ).choices(['agent', 'sdk']),
+    )
     .option('--check-interval <duration>', 'between health checks (default: tunnel.checkInterval, 30s)')
     .option('--check-path <path>', 'asked through the public URL by each check (default: tunnel.checkPath, /health)')
-    .option('--reconnect-attempts <n>', 'consecutive attempts before giving up with exit 1 (default: tunnel.reconnectAttempts, 5)')
-    .option('--reconnect-delay <duration>', 'before the first attempt, then with backoff (default: tunnel.reconnectDelay, 10s)')
+    .option(
+      '--reconnect-attempts <n>',
+      'consecutive attempts before giving up with exit 1 (default: tunnel.reconnectAttempts, 5)',
+    )
+    .option(
+      '--reconnect-delay <duration>',
+      'before the first attempt, then with backoff (default: tunnel.reconnectDelay, 10s)',
+    )
     .action(async (o: import('../tunnel/action.js').StartFlags, command: Command) => {
       await runCommand(command, io, { name: 'tunnel start', mutating: true, config: 'required' }, async (ctx) => {
         const { runStart, renderStart } = await import('../tunnel/action.js');
@@ -25,7 +40,9 @@ export function registerTunnel(program: Command, io: Io): void {
 
   tunnel
     .command('url')
-    .description('the public URL: from the URL file, else the agent\'s local API, else the last one cached (stale); exit 1 when none')
+    .description(
+      "the public URL: from the URL file, else the agent's local API, else the last one cached (stale); exit 1 when none",
+    )
     .option('--fresh', 'exit 1 rather than print a stale URL')
     .action(async (o: { fresh?: boolean }, command: Command) => {
       await runCommand(command, io, { name: 'tunnel url', mutating: false, config: 'required' }, async (ctx) => {
@@ -46,14 +63,22 @@ export function registerTunnel(program: Command, io: Io): void {
         return {
           result,
           render: (reporter) => renderStatus(result, reporter.out),
-          ...(result.up ? {} : { failure: new CheckFailedError(`the tunnel is down: ${result.problems.join('; ')}`, { code: 'E_TUNNEL_DOWN' }) }),
+          ...(result.up
+            ? {}
+            : {
+                failure: new CheckFailedError(`the tunnel is down: ${result.problems.join('; ')}`, {
+                  code: 'E_TUNNEL_DOWN',
+                }),
+              }),
         };
       });
     });
 
   tunnel
     .command('stop')
-    .description('stop the tunnel named by the PID file (SIGTERM, then SIGKILL after --timeout); a stale PID file is cleaned up')
+    .description(
+      'stop the tunnel named by the PID file (SIGTERM, then SIGKILL after --timeout); a stale PID file is cleaned up',
+    )
     .option('--timeout <duration>', 'how long to wait for it to stop', '15s')
     .action(async (o: { timeout?: string }, command: Command) => {
       await runCommand(command, io, { name: 'tunnel stop', mutating: false, config: 'required' }, async (ctx) => {

@@ -11,7 +11,10 @@ export interface LayeredEnv {
  * `.env`, then `.env.<name>`, then the process environment: each later layer wins (README: precedence).
  * Pure: the caller reads the files.
  */
-export function layerEnv(files: ReadonlyArray<{ file: string; text: string }>, processEnv: Readonly<Record<string, string | undefined>>): LayeredEnv {
+export function layerEnv(
+  files: ReadonlyArray<{ file: string; text: string }>,
+  processEnv: Readonly<Record<string, string | undefined>>,
+): LayeredEnv {
   const values: Record<string, string> = {};
   const sources: Record<string, EnvSource> = {};
   for (const { file, text } of files) {

@@ -124,7 +124,8 @@ export function resolveConfig(input: ResolveInput): { config: Config; sources: R
     boundPaths.add(key);
     setPath(raw, key, value);
     const source = input.envSources[variable];
-    sources[key] = source?.kind === 'envFile' ? { kind: 'envFile', file: source.file, variable } : { kind: 'env', variable };
+    sources[key] =
+      source?.kind === 'envFile' ? { kind: 'envFile', file: source.file, variable } : { kind: 'env', variable };
   }
 
   for (const { path: key, flag, value } of input.flags) {
@@ -136,7 +137,13 @@ export function resolveConfig(input: ResolveInput): { config: Config; sources: R
   const parsed = configSchema.safeParse(raw);
   // A value that failed to interpolate is reported once, for its real cause.
   const reported = new Set(problems.map((p) => p.slice(0, p.indexOf(':'))));
-  if (!parsed.success) problems.push(...formatIssues(parsed.error.issues.filter((i) => !reported.has(i.path.map(String).join('.'))), sources));
+  if (!parsed.success)
+    problems.push(
+      ...formatIssues(
+        parsed.error.issues.filter((i) => !reported.has(i.path.map(String).join('.'))),
+        sources,
+      ),
+    );
   if (problems.length > 0 || !parsed.success) {
     throw new ConfigError(`invalid configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`, {
       code: 'E_CONFIG_INVALID',
@@ -146,7 +153,11 @@ export function resolveConfig(input: ResolveInput): { config: Config; sources: R
   }
   const config = parsed.data;
   if (config.project.name === undefined) {
-    config.project.name = path.basename(input.projectDir).toLowerCase().replace(/[^a-z0-9_.-]/g, '-') || 'opskit';
+    config.project.name =
+      path
+        .basename(input.projectDir)
+        .toLowerCase()
+        .replace(/[^a-z0-9_.-]/g, '-') || 'opskit';
     sources['project.name'] = { kind: 'default' };
   }
   for (const leaf of leafPaths(config)) sources[leaf] ??= { kind: 'default' };
@@ -175,7 +186,10 @@ function parseConfigText(
     if (typeof value === 'string') {
       const result = interpolate(value, env);
       for (const error of result.errors) problems.push(`${at}: ${error}`);
-      sources[at] = result.variables.length > 0 ? { kind: 'file', file: fileName, interpolated: result.variables } : { kind: 'file', file: fileName };
+      sources[at] =
+        result.variables.length > 0
+          ? { kind: 'file', file: fileName, interpolated: result.variables }
+          : { kind: 'file', file: fileName };
       return result.value;
     }
     if (Array.isArray(value)) {
@@ -185,7 +199,8 @@ function parseConfigText(
     if (value && typeof value === 'object') {
       const out: Record<string, unknown> = {};
       // `key:` with nothing after it (e.g. a section whose keys are all commented out) means unset.
-      for (const [key, item] of Object.entries(value)) if (item !== null) out[key] = walk(item, at ? `${at}.${key}` : key);
+      for (const [key, item] of Object.entries(value))
+        if (item !== null) out[key] = walk(item, at ? `${at}.${key}` : key);
       return out;
     }
     if (value !== null) sources[at] = { kind: 'file', file: fileName };

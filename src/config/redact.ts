@@ -5,7 +5,10 @@ const SECRET_NAME = /(PASSWORD|PASSWD|SECRET|TOKEN|AUTHTOKEN|API_KEY|ACCESS_KEY|
 
 /** Headers that carry credentials are secrets wherever they are shown. */
 export function isSecretHeader(name: string): boolean {
-  return /^(authorization|proxy-authorization|cookie|x-api-key|x-auth-token)$/i.test(name) || isSecretName(name.replace(/-/g, '_'));
+  return (
+    /^(authorization|proxy-authorization|cookie|x-api-key|x-auth-token)$/i.test(name) ||
+    isSecretName(name.replace(/-/g, '_'))
+  );
 }
 
 export function isSecretName(name: string): boolean {
@@ -55,7 +58,9 @@ export class Redactor {
       if (out.includes(secret)) out = out.split(secret).join(REDACTED);
     }
     // `--password=x` echoed in free text (commander's "unknown option '--password=x'", say).
-    out = out.replace(/(--?[\w-]+)=([^\s'"]+)/g, (match, flag: string) => (isSecretName(flag.replace(/^-+/, '').replace(/-/g, '_')) ? `${flag}=${REDACTED}` : match));
+    out = out.replace(/(--?[\w-]+)=([^\s'"]+)/g, (match, flag: string) =>
+      isSecretName(flag.replace(/^-+/, '').replace(/-/g, '_')) ? `${flag}=${REDACTED}` : match,
+    );
     return redactUrlPassword(out);
   }
 

@@ -7,10 +7,12 @@ import { Sensitive } from './sensitive.js';
  * env-file layering, precedence and redaction do not change when one does.
  */
 
-const text = (what = 'a non-empty string') => z.string({ error: `expected ${what}` }).min(1, { error: `expected ${what}` });
+const text = (what = 'a non-empty string') =>
+  z.string({ error: `expected ${what}` }).min(1, { error: `expected ${what}` });
 
 /** Strings from env files, env vars and flags arrive as text: accept "30" where a number is wanted. */
-const fromText = (value: unknown) => (typeof value === 'string' && /^-?\d+(\.\d+)?$/.test(value.trim()) ? Number(value) : value);
+const fromText = (value: unknown) =>
+  typeof value === 'string' && /^-?\d+(\.\d+)?$/.test(value.trim()) ? Number(value) : value;
 const boolFromText = (value: unknown) => {
   if (typeof value !== 'string') return value;
   const v = value.trim().toLowerCase();
@@ -21,10 +23,15 @@ const boolFromText = (value: unknown) => {
 
 export const positiveInt = z.preprocess(
   fromText,
-  z.number({ error: 'expected a positive integer' }).int({ error: 'expected a positive integer' }).positive({ error: 'expected a positive integer' }),
+  z
+    .number({ error: 'expected a positive integer' })
+    .int({ error: 'expected a positive integer' })
+    .positive({ error: 'expected a positive integer' }),
 );
 /** `30s`, `5m`, `1h30m`: validated here, kept as text, turned into milliseconds where it is used. */
-export const duration = text('a duration').refine((v) => /^(\d+(\.\d+)?(ms|s|m|h|d))+$|^\d+(\.\d+)?$/.test(v.trim()), { error: 'expected a duration, e.g. 30s, 5m, 1h' });
+export const duration = text('a duration').refine((v) => /^(\d+(\.\d+)?(ms|s|m|h|d))+$|^\d+(\.\d+)?$/.test(v.trim()), {
+  error: 'expected a duration, e.g. 30s, 5m, 1h',
+});
 
 export const flag = z.preprocess(boolFromText, z.boolean({ error: 'expected true or false' }));
 
@@ -33,22 +40,43 @@ export const secret = z.union([z.instanceof(Sensitive), text().transform((v) => 
 /** A URL whose password is a secret (database URLs): shown with the password as ***. */
 export const secretUrl = z.union([
   z.instanceof(Sensitive),
-  text('a URL').refine((v) => /^[a-z][a-z0-9+.-]*:\/\//i.test(v), { error: 'expected a URL (scheme://...)' }).transform((v) => Sensitive.url(v)),
+  text('a URL')
+    .refine((v) => /^[a-z][a-z0-9+.-]*:\/\//i.test(v), { error: 'expected a URL (scheme://...)' })
+    .transform((v) => Sensitive.url(v)),
 ]);
 const url = text('a URL').refine((v) => /^https?:\/\/[^\s]+$/i.test(v), { error: 'expected an http(s) URL' });
 
 // A missing section is an empty one, so each key's default applies.
 const nonNegativeInt = z.preprocess(
   fromText,
-  z.number({ error: 'expected a whole number, 0 or more' }).int({ error: 'expected a whole number, 0 or more' }).min(0, { error: 'expected a whole number, 0 or more' }),
+  z
+    .number({ error: 'expected a whole number, 0 or more' })
+    .int({ error: 'expected a whole number, 0 or more' })
+    .min(0, { error: 'expected a whole number, 0 or more' }),
 );
-const percent = z.preprocess(fromText, z.number({ error: 'expected a percentage (0-100)' }).min(0, { error: 'expected a percentage (0-100)' }).max(100, { error: 'expected a percentage (0-100)' }));
+const percent = z.preprocess(
+  fromText,
+  z
+    .number({ error: 'expected a percentage (0-100)' })
+    .min(0, { error: 'expected a percentage (0-100)' })
+    .max(100, { error: 'expected a percentage (0-100)' }),
+);
 /** `200`, `"200-299"`, `"2xx"`. */
-const statusExpectation = z.union([z.number().int().min(100).max(599), text().regex(/^([1-5]xx|\d{3}(-\d{3})?)(,([1-5]xx|\d{3}(-\d{3})?))*$/, { error: 'expected a status, a range or a class: 200, "200-299", "2xx"' })], {
-  error: 'expected a status, a range or a class: 200, "200-299", "2xx"',
-});
+const statusExpectation = z.union(
+  [
+    z.number().int().min(100).max(599),
+    text().regex(/^([1-5]xx|\d{3}(-\d{3})?)(,([1-5]xx|\d{3}(-\d{3})?))*$/, {
+      error: 'expected a status, a range or a class: 200, "200-299", "2xx"',
+    }),
+  ],
+  {
+    error: 'expected a status, a range or a class: 200, "200-299", "2xx"',
+  },
+);
 /** `15%` of the filesystem, or an amount: `10GiB`, `500MB`. */
-const spaceThreshold = text().regex(/^(\d+(\.\d+)?%|\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB))$/i, { error: 'expected a percentage (15%) or a size (10GiB)' });
+const spaceThreshold = text().regex(/^(\d+(\.\d+)?%|\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB))$/i, {
+  error: 'expected a percentage (15%) or a size (10GiB)',
+});
 
 const checkCommon = {
   name: text().optional(),
@@ -69,7 +97,9 @@ export const healthCheckSchema = z.discriminatedUnion(
       headers: z.record(z.string(), z.union([z.instanceof(Sensitive), z.string()])).default({}),
       expectStatus: statusExpectation.default('2xx'),
       bodyContains: z.string().optional(),
-      json: z.strictObject({ path: text(), equals: z.union([z.string(), z.number(), z.boolean(), z.null()]) }).optional(),
+      json: z
+        .strictObject({ path: text(), equals: z.union([z.string(), z.number(), z.boolean(), z.null()]) })
+        .optional(),
       warnLatency: duration.optional(),
       failLatency: duration.optional(),
       /** false accepts a self-signed certificate (its expiry is still checked). */
@@ -77,11 +107,26 @@ export const healthCheckSchema = z.discriminatedUnion(
       certWarnDays: nonNegativeInt.default(14),
       certFailDays: nonNegativeInt.default(3),
     }),
-    z.strictObject({ kind: z.literal('tcp'), ...checkCommon, target: text('host:port').regex(/^\[?[\w.:-]+\]?:\d+$/, { error: 'expected host:port' }) }),
-    z.strictObject({ kind: z.literal('container'), ...checkCommon, service: text().optional(), container: text().optional() }),
+    z.strictObject({
+      kind: z.literal('tcp'),
+      ...checkCommon,
+      target: text('host:port').regex(/^\[?[\w.:-]+\]?:\d+$/, { error: 'expected host:port' }),
+    }),
+    z.strictObject({
+      kind: z.literal('container'),
+      ...checkCommon,
+      service: text().optional(),
+      container: text().optional(),
+    }),
     z.strictObject({ kind: z.literal('postgres'), ...checkCommon, url: secretUrl }),
     z.strictObject({ kind: z.literal('redis'), ...checkCommon, url: secretUrl }),
-    z.strictObject({ kind: z.literal('disk'), ...checkCommon, path: text().default('.'), warnFree: spaceThreshold.default('15%'), failFree: spaceThreshold.default('5%') }),
+    z.strictObject({
+      kind: z.literal('disk'),
+      ...checkCommon,
+      path: text().default('.'),
+      warnFree: spaceThreshold.default('15%'),
+      failFree: spaceThreshold.default('5%'),
+    }),
     z.strictObject({
       kind: z.literal('resources'),
       ...checkCommon,
@@ -94,7 +139,12 @@ export const healthCheckSchema = z.discriminatedUnion(
     }),
     z.strictObject({ kind: z.literal('nginx'), ...checkCommon }),
     // The platform as its users meet it: a path asked through nginx (nginx.url, or the nginx service's address).
-    z.strictObject({ kind: z.literal('front'), ...checkCommon, path: text().regex(/^\//, { error: 'expected a path starting with /' }).optional(), expectStatus: text().default('2xx') }),
+    z.strictObject({
+      kind: z.literal('front'),
+      ...checkCommon,
+      path: text().regex(/^\//, { error: 'expected a path starting with /' }).optional(),
+      expectStatus: text().default('2xx'),
+    }),
   ],
   { error: 'expected kind: one of http, tcp, container, postgres, redis, disk, resources, nginx, front' },
 );
@@ -115,7 +165,9 @@ const section = <T extends z.ZodRawShape>(shape: T) => z.strictObject(shape).pre
 export const configSchema = z.strictObject({
   project: section({
     /** Defaults to the project directory's name. */
-    name: text().regex(/^[a-z0-9][a-z0-9_.-]*$/i, { error: 'expected letters, digits, _ . -' }).optional(),
+    name: text()
+      .regex(/^[a-z0-9][a-z0-9_.-]*$/i, { error: 'expected letters, digits, _ . -' })
+      .optional(),
   }),
   paths: section({
     logs: text().default('logs'),
@@ -170,7 +222,9 @@ export const configSchema = z.strictObject({
     bin: text().optional(),
     authtoken: secret.optional(),
     /** The agent's local API (web_addr), where `tunnel url` and the monitor look for the tunnel. */
-    webAddr: text().regex(/^[^\s:/]+:\d{1,5}$/, { error: 'expected host:port, e.g. 127.0.0.1:4040' }).default('127.0.0.1:4040'),
+    webAddr: text()
+      .regex(/^[^\s:/]+:\d{1,5}$/, { error: 'expected host:port, e.g. 127.0.0.1:4040' })
+      .default('127.0.0.1:4040'),
     /** The agent's own config file, merged before opskit's (default: ~/.config/ngrok/ngrok.yml when it exists). */
     configFile: text().optional(),
     /** A reserved domain or URL for the endpoint, e.g. https://myapp.ngrok.app (agent --url, SDK domain). */
@@ -178,7 +232,16 @@ export const configSchema = z.strictObject({
   }),
   tunnel: section({
     /** The local port the tunnel forwards to (nginx, or the API itself). */
-    port: z.preprocess(fromText, z.number({ error: 'expected a port from 1 to 65535' }).int({ error: 'expected a port from 1 to 65535' }).min(1, { error: 'expected a port from 1 to 65535' }).max(65535, { error: 'expected a port from 1 to 65535' })).default(8000),
+    port: z
+      .preprocess(
+        fromText,
+        z
+          .number({ error: 'expected a port from 1 to 65535' })
+          .int({ error: 'expected a port from 1 to 65535' })
+          .min(1, { error: 'expected a port from 1 to 65535' })
+          .max(65535, { error: 'expected a port from 1 to 65535' }),
+      )
+      .default(8000),
     /** auto: the agent when ngrok.bin / NGROK_BIN names one, else the SDK. */
     driver: z.enum(['auto', 'agent', 'sdk'], { error: 'expected one of auto, agent, sdk' }).default('auto'),
     checkInterval: duration.default('30s'),
@@ -189,7 +252,12 @@ export const configSchema = z.strictObject({
     reconnectAttempts: positiveInt.default(5),
     /** The delay before the first attempt; each next one is multiplied by backoff, up to maxReconnectDelay. */
     reconnectDelay: duration.default('10s'),
-    backoff: z.preprocess(fromText, z.number({ error: 'expected a factor of 1 or more' }).min(1, { error: 'expected a factor of 1 or more' })).default(2),
+    backoff: z
+      .preprocess(
+        fromText,
+        z.number({ error: 'expected a factor of 1 or more' }).min(1, { error: 'expected a factor of 1 or more' }),
+      )
+      .default(2),
     maxReconnectDelay: duration.default('60s'),
     /** Healthy this long after a reconnect, the attempt count starts again from 0. */
     resetAfter: duration.default('5m'),
@@ -202,13 +270,23 @@ export const configSchema = z.strictObject({
   }),
   image: section({
     /** The image repository built and deployed; default: the project name. */
-    name: text().regex(/^[a-z0-9][a-z0-9._/-]*(:\d+\/[a-z0-9._/-]+)?$/, { error: 'expected an image repository name (lowercase, no tag)' }).optional(),
+    name: text()
+      .regex(/^[a-z0-9][a-z0-9._/-]*(:\d+\/[a-z0-9._/-]+)?$/, {
+        error: 'expected an image repository name (lowercase, no tag)',
+      })
+      .optional(),
     context: text().default('.'),
     dockerfile: text().default('Dockerfile.prod'),
     target: text().optional(),
-    buildArgs: z.record(z.string(), z.union([z.string(), z.number()]).transform(String), { error: 'expected a mapping of NAME: value' }).default({}),
+    buildArgs: z
+      .record(z.string(), z.union([z.string(), z.number()]).transform(String), {
+        error: 'expected a mapping of NAME: value',
+      })
+      .default({}),
     /** auto: BuildKit (docker buildx) when it answers, else the Engine API's classic builder, with a warning. */
-    builder: z.enum(['auto', 'buildkit', 'classic'], { error: 'expected one of auto, buildkit, classic' }).default('auto'),
+    builder: z
+      .enum(['auto', 'buildkit', 'classic'], { error: 'expected one of auto, buildkit, classic' })
+      .default('auto'),
     /** Build secrets for `RUN --mount=type=secret,id=NAME`: `id=NAME,src=FILE`, `id=NAME,env=VAR`, or { id, src | env }. */
     secrets: z.array(buildSecret, { error: `expected a list of build secrets: ${SECRET_SPEC_FORM}` }).default([]),
   }),
@@ -220,7 +298,10 @@ export const configSchema = z.strictObject({
     /** Started after the API is healthy (nginx); empty for none. */
     frontServices: z.array(text(), { error: 'expected a list of compose services' }).default(['nginx']),
     /** Runs in a one-off container of the new image, with the web service's environment. */
-    migrateCommand: z.array(text(), { error: 'expected an argv list, e.g. [python3, migrate.py]' }).min(1).default(['python3', 'migrate.py']),
+    migrateCommand: z
+      .array(text(), { error: 'expected an argv list, e.g. [python3, migrate.py]' })
+      .min(1)
+      .default(['python3', 'migrate.py']),
     migrateTimeout: duration.default('10m'),
     /** The API's health endpoint, polled on the container's own address. */
     healthPath: text().regex(/^\//, { error: 'expected a path starting with /' }).default('/health'),
@@ -278,9 +359,13 @@ export const configSchema = z.strictObject({
     timeout: duration.default('10s'),
     pipelining: positiveInt.default(1),
     /** k6-style expressions, applied to every run with the --threshold flags: ["p(99)<500", "errors<1%"]. */
-    thresholds: z.array(text('an expression, e.g. p(99)<500'), { error: 'expected a list of expressions, e.g. ["p(99)<500"]' }).default([]),
+    thresholds: z
+      .array(text('an expression, e.g. p(99)<500'), { error: 'expected a list of expressions, e.g. ["p(99)<500"]' })
+      .default([]),
     /** With --baseline: a worse result by more than this fails (exit 3). */
-    maxRegression: text().regex(/^\d+(\.\d+)?%$/, { error: 'expected a percentage, e.g. 10%' }).optional(),
+    maxRegression: text()
+      .regex(/^\d+(\.\d+)?%$/, { error: 'expected a percentage, e.g. 10%' })
+      .optional(),
   }),
   backup: section({
     dir: text().default('backups'),
@@ -290,11 +375,15 @@ export const configSchema = z.strictObject({
     keepWeekly: positiveInt.optional(),
     keepMonthly: positiveInt.optional(),
     /** zlib level, 1 (fast) to 9 (small). */
-    gzipLevel: z.preprocess(fromText, z.number({ error: 'expected a number from 1 to 9' }).int().min(1).max(9)).default(6),
+    gzipLevel: z
+      .preprocess(fromText, z.number({ error: 'expected a number from 1 to 9' }).int().min(1).max(9))
+      .default(6),
     /** A dump smaller than this (uncompressed bytes) is a failure, not a backup. */
     minDumpBytes: positiveInt.default(512),
     /** Multipart upload: part size in MiB (5 to 5120; 10000 parts of 64 MiB is 625 GiB) and parts in flight. */
-    partSizeMiB: z.preprocess(fromText, z.number({ error: 'expected MiB from 5 to 5120' }).int().min(5).max(5120)).default(64),
+    partSizeMiB: z
+      .preprocess(fromText, z.number({ error: 'expected MiB from 5 to 5120' }).int().min(5).max(5120))
+      .default(64),
     queueSize: positiveInt.default(4),
     /** host: the host's pg_dump and psql reach database.url; compose: pg_dump runs in the db service's container (docker exec). */
     via: z.enum(['host', 'compose'], { error: 'expected one of host, compose' }).default('host'),

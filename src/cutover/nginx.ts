@@ -12,14 +12,21 @@ import { DEFAULT_SOCKET_UPSTREAM_TEMPLATE, DEFAULT_UPSTREAM_TEMPLATE, renderUpst
  * The upstream file for the live colour: `nginx.upstreamTemplate`, else opskit's own for the switch mode,
  * rendered with the server nginx must reach (the live.sock link, or a container's address).
  */
-export async function renderLiveUpstream(ctx: Context, config: Config, vars: { server: string; color: Color; image: string }): Promise<string> {
+export async function renderLiveUpstream(
+  ctx: Context,
+  config: Config,
+  vars: { server: string; color: Color; image: string },
+): Promise<string> {
   const socket = config.cutover.switch === 'socket';
   const template = config.nginx.upstreamTemplate
     ? await ctx.fs.readText(projectPath(ctx, config.nginx.upstreamTemplate))
     : socket
       ? DEFAULT_SOCKET_UPSTREAM_TEMPLATE
       : DEFAULT_UPSTREAM_TEMPLATE;
-  if (template === undefined) throw new ConfigError(`nginx.upstreamTemplate: ${config.nginx.upstreamTemplate} not found`, { code: 'E_NGINX_TEMPLATE' });
+  if (template === undefined)
+    throw new ConfigError(`nginx.upstreamTemplate: ${config.nginx.upstreamTemplate} not found`, {
+      code: 'E_NGINX_TEMPLATE',
+    });
   return renderUpstream(template, vars);
 }
 
@@ -50,21 +57,34 @@ const RELOAD_SETTLE_MS = 10_000;
  * Waits until the workers listed before a reload no longer serve. When they still do at the deadline,
  * the master kept its old configuration (it logs why in its error log).
  */
-async function settleReload(ctx: Context, before: readonly number[], list: () => Promise<NginxProcess[]>): Promise<void> {
+async function settleReload(
+  ctx: Context,
+  before: readonly number[],
+  list: () => Promise<NginxProcess[]>,
+): Promise<void> {
   if (before.length === 0) return;
   const deadline = ctx.clock.monotonicMs() + RELOAD_SETTLE_MS;
   for (;;) {
     if (reloadSettled(before, await list())) return;
     if (ctx.clock.monotonicMs() > deadline) {
-      throw new OperationError('E_NGINX_RELOAD', `nginx did not replace its workers within ${RELOAD_SETTLE_MS / 1000} s of the reload: the new configuration was not applied`, {
-        hint: "read nginx's error log (the master logs why it kept the old configuration)",
-      });
+      throw new OperationError(
+        'E_NGINX_RELOAD',
+        `nginx did not replace its workers within ${RELOAD_SETTLE_MS / 1000} s of the reload: the new configuration was not applied`,
+        {
+          hint: "read nginx's error log (the master logs why it kept the old configuration)",
+        },
+      );
     }
     await ctx.clock.sleep(10);
   }
 }
 
-export async function nginxOps(ctx: Context, config: Config, project: string, docker: DockerAdapter): Promise<NginxOps> {
+export async function nginxOps(
+  ctx: Context,
+  config: Config,
+  project: string,
+  docker: DockerAdapter,
+): Promise<NginxOps> {
   const n = config.nginx;
   const mainConf = projectPath(ctx, n.config);
   const upstreamFile = projectPath(ctx, n.upstreamFile);
@@ -83,7 +103,10 @@ export async function nginxOps(ctx: Context, config: Config, project: string, do
   if (n.mode === 'compose') {
     const container = async () => {
       const c = pickServiceContainer(await docker.listContainers(serviceLabels(project, n.service)));
-      if (!c?.running) throw new OperationError('E_NGINX_DOWN', `the ${n.service} service is not running`, { hint: 'start it: opskit deploy' });
+      if (!c?.running)
+        throw new OperationError('E_NGINX_DOWN', `the ${n.service} service is not running`, {
+          hint: 'start it: opskit deploy',
+        });
       return c;
     };
     return {
@@ -96,7 +119,11 @@ export async function nginxOps(ctx: Context, config: Config, project: string, do
         const c = await container();
         // The upstream directory is bind-mounted into the container: the check copy goes there too.
         const mount = c.mounts.find((m) => path.resolve(m.source) === path.dirname(upstreamFile));
-        if (!mount) throw new ConfigError(`the ${n.service} container does not mount ${path.dirname(upstreamFile)}`, { code: 'E_NGINX_MOUNT', hint: 'bind-mount the upstream directory (not the file) into the nginx service, as the template does' });
+        if (!mount)
+          throw new ConfigError(`the ${n.service} container does not mount ${path.dirname(upstreamFile)}`, {
+            code: 'E_NGINX_MOUNT',
+            hint: 'bind-mount the upstream directory (not the file) into the nginx service, as the template does',
+          });
         const name = `.opskit-check-${ctx.system.pid}`;
         const hostDir = path.join(path.dirname(upstreamFile), name);
         try {
@@ -113,7 +140,8 @@ export async function nginxOps(ctx: Context, config: Config, project: string, do
         const list = () => docker.containerProcesses(c.id).catch(() => []);
         const before = servingWorkers(await list());
         const result = await docker.exec(c.id, ['nginx', '-s', 'reload']);
-        if (result.exitCode !== 0) throw new OperationError('E_NGINX_RELOAD', `nginx -s reload failed: ${result.output.trim()}`);
+        if (result.exitCode !== 0)
+          throw new OperationError('E_NGINX_RELOAD', `nginx -s reload failed: ${result.output.trim()}`);
         await settleReload(ctx, before, list);
       },
       async baseUrl() {
@@ -145,7 +173,9 @@ export async function nginxOps(ctx: Context, config: Config, project: string, do
       const dir = path.join(os.tmpdir(), `opskit-nginx-check-${ctx.system.pid}-${Date.now()}`);
       try {
         await writeCheckDir(dir, candidate);
-        const result = await ctx.exec.run(n.bin, ['-t', '-c', path.join(dir, 'nginx.conf'), ...prefix], { timeoutMs: 15_000 });
+        const result = await ctx.exec.run(n.bin, ['-t', '-c', path.join(dir, 'nginx.conf'), ...prefix], {
+          timeoutMs: 15_000,
+        });
         return { ok: !result.failed, output: `${result.stderr}\n${result.stdout}`.trim() };
       } finally {
         await ctx.fs.removeDir(dir);
@@ -161,7 +191,10 @@ export async function nginxOps(ctx: Context, config: Config, project: string, do
       await settleReload(ctx, before, list);
     },
     async baseUrl() {
-      if (!n.url) throw new ConfigError('nginx.url: with nginx.mode host, say where nginx answers (e.g. http://127.0.0.1:80)', { code: 'E_NGINX_URL' });
+      if (!n.url)
+        throw new ConfigError('nginx.url: with nginx.mode host, say where nginx answers (e.g. http://127.0.0.1:80)', {
+          code: 'E_NGINX_URL',
+        });
       return n.url.replace(/\/$/, '');
     },
   };

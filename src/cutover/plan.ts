@@ -20,7 +20,14 @@ export interface CutoverState {
   colors: Partial<Record<Color, ColorSlot>>;
   /** The old colour is stopped after this (by the next opskit run, or `cutover --finalize`). */
   keepOldUntil: string | null;
-  history: Array<{ at: string; action: 'cutover' | 'rollback' | 'finalize'; from: Color; to: Color; image: string; switchMs: number | null }>;
+  history: Array<{
+    at: string;
+    action: 'cutover' | 'rollback' | 'finalize';
+    from: Color;
+    to: Color;
+    image: string;
+    switchMs: number | null;
+  }>;
 }
 
 export function cutoverState(state: State): CutoverState | undefined {
@@ -31,14 +38,27 @@ export function cutoverState(state: State): CutoverState | undefined {
  * Pure: the colours as they stand. Before the first cutover the live colour is blue, served by the
  * compose web service's container (as `opskit deploy` left it).
  */
-export function currentColors(state: State, webService: string, webContainer: { id: string } | undefined): CutoverState | undefined {
+export function currentColors(
+  state: State,
+  webService: string,
+  webContainer: { id: string } | undefined,
+): CutoverState | undefined {
   const existing = cutoverState(state);
   if (existing) return existing;
   const deployed = state.deploy?.current;
   if (!deployed) return undefined;
   return {
     live: 'blue',
-    colors: { blue: { image: deployed.image, imageId: deployed.imageId, host: webService, container: webContainer?.id ?? null, since: deployed.deployedAt, managedBy: 'compose' } },
+    colors: {
+      blue: {
+        image: deployed.image,
+        imageId: deployed.imageId,
+        host: webService,
+        container: webContainer?.id ?? null,
+        since: deployed.deployedAt,
+        managedBy: 'compose',
+      },
+    },
     keepOldUntil: null,
     history: [],
   };
@@ -93,14 +113,31 @@ const HISTORY = 50;
 /** Pure: the state after `to` became live. */
 export function recordSwitch(
   colors: CutoverState,
-  change: { action: 'cutover' | 'rollback'; to: Color; slot?: ColorSlot; at: string; switchMs: number; keepOldUntil: string | null },
+  change: {
+    action: 'cutover' | 'rollback';
+    to: Color;
+    slot?: ColorSlot;
+    at: string;
+    switchMs: number;
+    keepOldUntil: string | null;
+  },
 ): CutoverState {
   const slots = { ...colors.colors, ...(change.slot ? { [change.to]: change.slot } : {}) };
   return {
     live: change.to,
     colors: slots,
     keepOldUntil: change.keepOldUntil,
-    history: [{ at: change.at, action: change.action, from: colors.live, to: change.to, image: slots[change.to]!.image, switchMs: Math.round(change.switchMs) }, ...colors.history].slice(0, HISTORY),
+    history: [
+      {
+        at: change.at,
+        action: change.action,
+        from: colors.live,
+        to: change.to,
+        image: slots[change.to]!.image,
+        switchMs: Math.round(change.switchMs),
+      },
+      ...colors.history,
+    ].slice(0, HISTORY),
   };
 }
 
@@ -113,7 +150,10 @@ export function recordFinalize(colors: CutoverState, at: string): CutoverState {
     ...colors,
     colors: { ...colors.colors, [idle]: { ...slot, container: null } },
     keepOldUntil: null,
-    history: [{ at, action: 'finalize' as const, from: colors.live, to: colors.live, image: slot.image, switchMs: null }, ...colors.history].slice(0, HISTORY),
+    history: [
+      { at, action: 'finalize' as const, from: colors.live, to: colors.live, image: slot.image, switchMs: null },
+      ...colors.history,
+    ].slice(0, HISTORY),
   };
 }
 

@@ -44,7 +44,7 @@ export function relayConfig(target: RelayTarget): string {
     '  worker_connections 8192;',
     '}',
     'stream {',
-    '  # Docker\'s embedded DNS: the name follows the container across restarts.',
+    "  # Docker's embedded DNS: the name follows the container across restarts.",
     '  resolver 127.0.0.11 valid=5s ipv6=off;',
     `  map $remote_addr $opskit_app {`,
     `    default ${target.name}:${target.port};`,
@@ -120,7 +120,13 @@ export interface ComposeSource {
  * container's, or before there is one (a first deploy starts nginx after the web service), the image
  * `compose config` names. It needs nginx with the stream module (the official nginx image has it).
  */
-async function relayImage(ctx: Context, config: Config, project: string, docker: DockerAdapter, compose: ComposeSource | undefined): Promise<string> {
+async function relayImage(
+  ctx: Context,
+  config: Config,
+  project: string,
+  docker: DockerAdapter,
+  compose: ComposeSource | undefined,
+): Promise<string> {
   if (config.cutover.relayImage) return config.cutover.relayImage;
   if (config.nginx.mode === 'compose') {
     const containers = await docker.listContainers(serviceLabels(project, config.nginx.service));
@@ -128,24 +134,40 @@ async function relayImage(ctx: Context, config: Config, project: string, docker:
     if (container) return container.imageId;
     if (compose) {
       const [file, args] = composeArgv(compose.target, ['config']);
-      const result = await ctx.exec.run(file, args, { env: compose.env, timeoutMs: 30_000, cwd: path.dirname(compose.target.composeFile) });
+      const result = await ctx.exec.run(file, args, {
+        env: compose.env,
+        timeoutMs: 30_000,
+        cwd: path.dirname(compose.target.composeFile),
+      });
       if (!result.failed) {
-        const image = (parse(result.stdout) as { services?: Record<string, { image?: unknown }> } | null)?.services?.[config.nginx.service]?.image;
+        const image = (parse(result.stdout) as { services?: Record<string, { image?: unknown }> } | null)?.services?.[
+          config.nginx.service
+        ]?.image;
         if (typeof image === 'string' && image) return image;
       }
     }
   }
-  throw new ConfigError('cutover.relayImage: with cutover.switch relay, name an image with nginx and its stream module (e.g. nginx:1)', {
-    code: 'E_RELAY_IMAGE',
-    hint: `opskit takes the image of the ${config.nginx.service} service when nginx runs in compose; here it found none`,
-  });
+  throw new ConfigError(
+    'cutover.relayImage: with cutover.switch relay, name an image with nginx and its stream module (e.g. nginx:1)',
+    {
+      code: 'E_RELAY_IMAGE',
+      hint: `opskit takes the image of the ${config.nginx.service} service when nginx runs in compose; here it found none`,
+    },
+  );
 }
 
-export function relays(ctx: Context, config: Config, project: string, docker: DockerAdapter, compose?: ComposeSource): Relays {
+export function relays(
+  ctx: Context,
+  config: Config,
+  project: string,
+  docker: DockerAdapter,
+  compose?: ComposeSource,
+): Relays {
   const socketsDir = projectPath(ctx, config.paths.sockets);
   const confDir = path.join(path.dirname(socketsDir), 'relay');
   const confFile = (id: string) => path.join(confDir, `${id.slice(0, 12)}.conf`);
-  const mine = (extra: Record<string, string> = {}) => docker.listContainers({ 'com.docker.compose.project': project, 'org.opskit.role': RELAY_ROLE, ...extra });
+  const mine = (extra: Record<string, string> = {}) =>
+    docker.listContainers({ 'com.docker.compose.project': project, 'org.opskit.role': RELAY_ROLE, ...extra });
 
   const remove = async (containerId: string) => {
     for (const relay of await mine({ 'org.opskit.relay-for': containerId })) {
@@ -162,7 +184,8 @@ export function relays(ctx: Context, config: Config, project: string, docker: Do
     },
     async start(container) {
       const network = Object.keys(container.addresses)[0];
-      if (!network) throw new OperationError('E_RELAY_FAILED', `${container.name} is on no network: a relay cannot reach it`);
+      if (!network)
+        throw new OperationError('E_RELAY_FAILED', `${container.name} is on no network: a relay cannot reach it`);
       const target: RelayTarget = { id: container.id, name: container.name, port: config.deploy.healthPort };
       await remove(container.id);
       // A relay killed without its graceful stop leaves its socket: nginx could not bind it again.
@@ -171,7 +194,15 @@ export function relays(ctx: Context, config: Config, project: string, docker: Do
       await ctx.fs.writeFileAtomic(confFile(container.id), relayConfig(target), { mode: 0o644 });
       const name = relayName(target);
       const image = await relayImage(ctx, config, project, docker, compose);
-      const spec = relayContainerSpec({ target, image, network, project, socketsHostDir: socketsDir, confHostFile: confFile(container.id), user: ctx.system.ids() });
+      const spec = relayContainerSpec({
+        target,
+        image,
+        network,
+        project,
+        socketsHostDir: socketsDir,
+        confHostFile: confFile(container.id),
+        user: ctx.system.ids(),
+      });
       const id = await docker.runContainer(name, spec);
       const poll = await pollUntil(ctx.clock, { timeoutMs: 15_000, initialDelayMs: 20, maxDelayMs: 200 }, async () => {
         if (await ctx.fs.exists(socket)) return { done: true, value: true };
@@ -183,11 +214,15 @@ export function relays(ctx: Context, config: Config, project: string, docker: Do
         const logs = (await docker.containerLogs(id, 20).catch(() => '')).trim();
         await remove(container.id);
         const noStream = /unknown directive "stream"/.test(logs);
-        throw new OperationError('E_RELAY_FAILED', `the relay for ${container.name} (${image}) did not open ${socketName(container.id)}${logs ? `:\n${logs}` : ''}`, {
-          hint: noStream
-            ? 'its nginx has no stream module: set cutover.relayImage to an image that has it (the official nginx image does; on Debian, install libnginx-mod-stream)'
-            : 'see its log above',
-        });
+        throw new OperationError(
+          'E_RELAY_FAILED',
+          `the relay for ${container.name} (${image}) did not open ${socketName(container.id)}${logs ? `:\n${logs}` : ''}`,
+          {
+            hint: noStream
+              ? 'its nginx has no stream module: set cutover.relayImage to an image that has it (the official nginx image does; on Debian, install libnginx-mod-stream)'
+              : 'see its log above',
+          },
+        );
       }
     },
     async reap() {

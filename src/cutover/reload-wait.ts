@@ -14,7 +14,9 @@ export interface NginxProcess {
 
 /** The workers that accept connections now (not the ones shutting down, not the master or cache processes). */
 export function servingWorkers(processes: readonly NginxProcess[]): number[] {
-  return processes.filter((p) => /^nginx: worker process\s*$/.test(p.command.replace(/\0/g, ' ').trim())).map((p) => p.pid);
+  return processes
+    .filter((p) => /^nginx: worker process\s*$/.test(p.command.replace(/\0/g, ' ').trim()))
+    .map((p) => p.pid);
 }
 
 /**

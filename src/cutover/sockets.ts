@@ -72,11 +72,17 @@ export function liveSocket(fs: FsAdapter, clock: Clock, dir: string): LiveSocket
     },
     async waitFor(containerId, timeoutMs) {
       const file = path.join(dir, socketName(containerId));
-      const poll = await pollUntil(clock, { timeoutMs, initialDelayMs: 20, maxDelayMs: 200 }, async () => ((await fs.exists(file)) ? { done: true, value: true } : { done: false, last: `${file} does not exist` }));
+      const poll = await pollUntil(clock, { timeoutMs, initialDelayMs: 20, maxDelayMs: 200 }, async () =>
+        (await fs.exists(file)) ? { done: true, value: true } : { done: false, last: `${file} does not exist` },
+      );
       if (!poll.ok) {
-        throw new OperationError('E_NO_SOCKET', `the web container ${containerId.slice(0, 12)} did not create its socket ${file}`, {
-          hint: `its gunicorn must also bind unix:<dir>/web-$HOSTNAME.sock (the template's gunicorn.conf.py), with paths.sockets mounted in the web and nginx services; or set cutover.switch: reload`,
-        });
+        throw new OperationError(
+          'E_NO_SOCKET',
+          `the web container ${containerId.slice(0, 12)} did not create its socket ${file}`,
+          {
+            hint: `its gunicorn must also bind unix:<dir>/web-$HOSTNAME.sock (the template's gunicorn.conf.py), with paths.sockets mounted in the web and nginx services; or set cutover.switch: reload`,
+          },
+        );
       }
     },
     current: () => fs.readLink(link),

@@ -1,6 +1,14 @@
 import type { ChalkInstance } from 'chalk';
 import path from 'node:path';
-import { composeArgv, describeCli, detectComposeCached, isOneOff, pickServiceContainer, serviceLabels, type ComposeTarget } from '../adapters/compose.js';
+import {
+  composeArgv,
+  describeCli,
+  detectComposeCached,
+  isOneOff,
+  pickServiceContainer,
+  serviceLabels,
+  type ComposeTarget,
+} from '../adapters/compose.js';
 import type { ContainerInfo, DockerAdapter } from '../adapters/docker.js';
 import { buildImage, type BuildInput, type BuildResult } from '../build/action.js';
 import { ConfigError, OperationError, UsageError } from '../errors.js';
@@ -50,14 +58,22 @@ const TAIL = 30;
 /** Pure: is a service up as a probe means it (Docker health when it has one, else running)? */
 export function serviceReadiness(container: ContainerInfo | undefined): { ready: boolean; describe: string } {
   if (!container) return { ready: false, describe: 'no container yet' };
-  if (!container.running) return { ready: false, describe: `${container.state} (exit code ${container.exitCode}, ${container.restartCount} restarts)` };
+  if (!container.running)
+    return {
+      ready: false,
+      describe: `${container.state} (exit code ${container.exitCode}, ${container.restartCount} restarts)`,
+    };
   if (container.health === 'none') return { ready: true, describe: 'running (no healthcheck)' };
   return { ready: container.health === 'healthy', describe: container.health };
 }
 
 /** Pure: the image a deploy runs: --image, or --tag on the configured image name, or :latest. */
-export function resolveImageRef(imageName: string, input: { image?: string | undefined; tag?: string | undefined }): string {
-  if (input.image && input.tag) throw new UsageError('--image and --tag: give one of them, not both', { code: 'E_BAD_FLAG' });
+export function resolveImageRef(
+  imageName: string,
+  input: { image?: string | undefined; tag?: string | undefined },
+): string {
+  if (input.image && input.tag)
+    throw new UsageError('--image and --tag: give one of them, not both', { code: 'E_BAD_FLAG' });
   if (input.image) return input.image;
   return `${imageName}:${input.tag ?? 'latest'}`;
 }
@@ -88,12 +104,18 @@ async function serviceDiagnostics(rt: Runtime, service: string): Promise<string>
   const containers = await rt.docker.listContainers(serviceLabels(rt.target.project, service));
   const container = pickServiceContainer(containers);
   if (!container) return `--- ${service}: no container ---`;
-  const logs = (await rt.docker.containerLogs(container.id, TAIL).catch((e: Error) => `(logs unavailable: ${e.message})`)).trimEnd();
+  const logs = (
+    await rt.docker.containerLogs(container.id, TAIL).catch((e: Error) => `(logs unavailable: ${e.message})`)
+  ).trimEnd();
   const health = container.healthLog
     .slice(-3)
     .map((h) => `  ${h.end} exit ${h.exitCode}: ${h.output.trim().split('\n').slice(-3).join(' | ')}`)
     .join('\n');
-  return [`--- ${service} (${container.name}): last ${TAIL} log lines ---`, logs || '(no output)', ...(health ? [`--- ${service}: last health checks ---`, health] : [])].join('\n');
+  return [
+    `--- ${service} (${container.name}): last ${TAIL} log lines ---`,
+    logs || '(no output)',
+    ...(health ? [`--- ${service}: last health checks ---`, health] : []),
+  ].join('\n');
 }
 
 async function waitHealthy(rt: Runtime, services: readonly string[], timeoutMs: number): Promise<void> {
@@ -107,11 +129,17 @@ async function waitHealthy(rt: Runtime, services: readonly string[], timeoutMs: 
     .catch(() => () => {});
   const results = await Promise.all(
     services.map(async (service) => {
-      const poll = await pollUntil(rt.ctx.clock, { timeoutMs, maxDelayMs: 2000, wake: wakers.get(service)! }, async () => {
-        const container = pickServiceContainer(await rt.docker.listContainers(serviceLabels(rt.target.project, service)));
-        const readiness = serviceReadiness(container);
-        return readiness.ready ? { done: true, value: container! } : { done: false, last: readiness.describe };
-      });
+      const poll = await pollUntil(
+        rt.ctx.clock,
+        { timeoutMs, maxDelayMs: 2000, wake: wakers.get(service)! },
+        async () => {
+          const container = pickServiceContainer(
+            await rt.docker.listContainers(serviceLabels(rt.target.project, service)),
+          );
+          const readiness = serviceReadiness(container);
+          return readiness.ready ? { done: true, value: container! } : { done: false, last: readiness.describe };
+        },
+      );
       return { service, poll };
     }),
   ).finally(stop);
@@ -119,36 +147,72 @@ async function waitHealthy(rt: Runtime, services: readonly string[], timeoutMs: 
   if (failed.length === 0) return;
   const diagnostics = await Promise.all(failed.map((f) => serviceDiagnostics(rt, f.service)));
   const what = failed.map((f) => `${f.service} (last: ${f.poll.ok ? '' : f.poll.last})`).join(', ');
-  throw new OperationError('E_SERVICE_UNHEALTHY', `${what} did not become healthy within ${formatDuration(timeoutMs)}\n${diagnostics.join('\n')}`, {
-    hint: 'see the logs above; raise deploy.waitTimeout (--wait-timeout) if it is only slow',
-    details: { services: failed.map((f) => f.service) },
-  });
+  throw new OperationError(
+    'E_SERVICE_UNHEALTHY',
+    `${what} did not become healthy within ${formatDuration(timeoutMs)}\n${diagnostics.join('\n')}`,
+    {
+      hint: 'see the logs above; raise deploy.waitTimeout (--wait-timeout) if it is only slow',
+      details: { services: failed.map((f) => f.service) },
+    },
+  );
 }
 
-async function compose(rt: Runtime, argv: [string, string[]], what: string, image: string, timeoutMs = 300_000): Promise<string> {
-  const result = await rt.ctx.exec.run(argv[0], argv[1], { env: { ...rt.env, WEB_IMAGE: image }, timeoutMs, cwd: path.dirname(rt.target.composeFile) });
+async function compose(
+  rt: Runtime,
+  argv: [string, string[]],
+  what: string,
+  image: string,
+  timeoutMs = 300_000,
+): Promise<string> {
+  const result = await rt.ctx.exec.run(argv[0], argv[1], {
+    env: { ...rt.env, WEB_IMAGE: image },
+    timeoutMs,
+    cwd: path.dirname(rt.target.composeFile),
+  });
   if (result.failed) {
     const output = `${result.stdout}\n${result.stderr}`.trim().split('\n').slice(-TAIL).join('\n');
-    throw new OperationError('E_COMPOSE_FAILED', `${what} failed (${[argv[0], ...argv[1]].join(' ')}: ${result.timedOut ? 'timed out' : `exit ${result.exitCode}`})\n${output}`, {
-      hint: 'see compose\'s output above',
-    });
+    throw new OperationError(
+      'E_COMPOSE_FAILED',
+      `${what} failed (${[argv[0], ...argv[1]].join(' ')}: ${result.timedOut ? 'timed out' : `exit ${result.exitCode}`})\n${output}`,
+      {
+        hint: "see compose's output above",
+      },
+    );
   }
   return result.stdout;
 }
 
-async function webHealth(rt: Runtime, step: Extract<DeployStep, { kind: 'web-health' }>, imageId: string): Promise<{ container: ContainerInfo; address: string }> {
+async function webHealth(
+  rt: Runtime,
+  step: Extract<DeployStep, { kind: 'web-health' }>,
+  imageId: string,
+): Promise<{ container: ContainerInfo; address: string }> {
   // An HTTP probe is cheap: poll often (gunicorn is up within a second or two).
-  const poll = await pollUntil(rt.ctx.clock, { timeoutMs: step.timeoutMs, initialDelayMs: 100, maxDelayMs: 500 }, async () => {
-    const containers = await rt.docker.listContainers(serviceLabels(rt.target.project, step.service));
-    const container = containers.find((c) => !isOneOff(c) && c.running && c.imageId === imageId);
-    if (!container) return { done: false, last: `no running ${step.service} container of the new image` };
-    const probe = await probeContainerHealth(rt.ctx, container, { kind: step.probe, port: step.port, path: step.path });
-    return probe.ok ? { done: true, value: { container, address: probe.address } } : { done: false, last: probe.last };
-  });
+  const poll = await pollUntil(
+    rt.ctx.clock,
+    { timeoutMs: step.timeoutMs, initialDelayMs: 100, maxDelayMs: 500 },
+    async () => {
+      const containers = await rt.docker.listContainers(serviceLabels(rt.target.project, step.service));
+      const container = containers.find((c) => !isOneOff(c) && c.running && c.imageId === imageId);
+      if (!container) return { done: false, last: `no running ${step.service} container of the new image` };
+      const probe = await probeContainerHealth(rt.ctx, container, {
+        kind: step.probe,
+        port: step.port,
+        path: step.path,
+      });
+      return probe.ok
+        ? { done: true, value: { container, address: probe.address } }
+        : { done: false, last: probe.last };
+    },
+  );
   if (poll.ok) return poll.value;
-  throw new OperationError('E_WEB_UNHEALTHY', `${step.service} did not answer ${step.path} within ${formatDuration(step.timeoutMs)} (last: ${poll.last})\n${await serviceDiagnostics(rt, step.service)}`, {
-    hint: 'see the logs and health checks above',
-  });
+  throw new OperationError(
+    'E_WEB_UNHEALTHY',
+    `${step.service} did not answer ${step.path} within ${formatDuration(step.timeoutMs)} (last: ${poll.last})\n${await serviceDiagnostics(rt, step.service)}`,
+    {
+      hint: 'see the logs and health checks above',
+    },
+  );
 }
 
 /**
@@ -157,7 +221,14 @@ async function webHealth(rt: Runtime, step: Extract<DeployStep, { kind: 'web-hea
  */
 export async function runMigrations(
   ctx: Context,
-  run: { argv: [string, string[]]; env: Record<string, string>; timeoutMs: number; cwd: string; keepsServing: string; webService: string },
+  run: {
+    argv: [string, string[]];
+    env: Record<string, string>;
+    timeoutMs: number;
+    cwd: string;
+    keepsServing: string;
+    webService: string;
+  },
 ): Promise<string[]> {
   const lines: string[] = [];
   const result = await ctx.exec.run(run.argv[0], run.argv[1], {
@@ -170,10 +241,14 @@ export async function runMigrations(
     },
   });
   if (result.failed) {
-    throw new OperationError('E_MIGRATION_FAILED', `the migrations failed (${result.timedOut ? `timed out after ${formatDuration(run.timeoutMs)}` : `exit ${result.exitCode}`}); ${run.webService} was not ${run.keepsServing}\n--- migration output ---\n${lines.slice(-TAIL).join('\n')}`, {
-      hint: 'fix the migration and deploy again; each migration runs in a transaction, so a failed one left no trace',
-      details: { output: lines.slice(-TAIL) },
-    });
+    throw new OperationError(
+      'E_MIGRATION_FAILED',
+      `the migrations failed (${result.timedOut ? `timed out after ${formatDuration(run.timeoutMs)}` : `exit ${result.exitCode}`}); ${run.webService} was not ${run.keepsServing}\n--- migration output ---\n${lines.slice(-TAIL).join('\n')}`,
+      {
+        hint: 'fix the migration and deploy again; each migration runs in a transaction, so a failed one left no trace',
+        details: { output: lines.slice(-TAIL) },
+      },
+    );
   }
   return parseMigrateSummary(`${result.stdout}\n${result.stderr}`)?.applied ?? [];
 }
@@ -185,18 +260,36 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
   const project = config.compose.project ?? config.project.name!;
   const composeFile = projectPath(ctx, config.compose.file);
   if (!(await ctx.fs.exists(composeFile))) {
-    throw new ConfigError(`compose.file: ${path.relative(ctx.cwd, composeFile) || composeFile} not found`, { code: 'E_COMPOSE_FILE_NOT_FOUND', hint: 'run `opskit init`, or set compose.file' });
+    throw new ConfigError(`compose.file: ${path.relative(ctx.cwd, composeFile) || composeFile} not found`, {
+      code: 'E_COMPOSE_FILE_NOT_FOUND',
+      hint: 'run `opskit init`, or set compose.file',
+    });
   }
-  const waitTimeoutMs = parseDuration(input.waitTimeout ?? config.deploy.waitTimeout, input.waitTimeout ? '--wait-timeout' : 'deploy.waitTimeout');
-  const healthTimeoutMs = parseDuration(input.healthTimeout ?? config.deploy.healthTimeout, input.healthTimeout ? '--health-timeout' : 'deploy.healthTimeout');
+  const waitTimeoutMs = parseDuration(
+    input.waitTimeout ?? config.deploy.waitTimeout,
+    input.waitTimeout ? '--wait-timeout' : 'deploy.waitTimeout',
+  );
+  const healthTimeoutMs = parseDuration(
+    input.healthTimeout ?? config.deploy.healthTimeout,
+    input.healthTimeout ? '--health-timeout' : 'deploy.healthTimeout',
+  );
   const migrateTimeoutMs = parseDuration(config.deploy.migrateTimeout, 'deploy.migrateTimeout');
-  const cli = await detectComposeCached(ctx.exec, ctx.fs, projectPath(ctx, path.join(config.paths.state, 'compose-cli.json')), config.compose.cli, {
-    timeoutMs: 15_000,
-    env: loaded.env,
-    write: !ctx.globals.dryRun,
-  });
+  const cli = await detectComposeCached(
+    ctx.exec,
+    ctx.fs,
+    projectPath(ctx, path.join(config.paths.state, 'compose-cli.json')),
+    config.compose.cli,
+    {
+      timeoutMs: 15_000,
+      env: loaded.env,
+      write: !ctx.globals.dryRun,
+    },
+  );
   if (!cli) {
-    throw new ConfigError(`no compose CLI found (compose.cli: ${config.compose.cli})`, { code: 'E_NO_COMPOSE', hint: 'install the docker compose plugin (v2) or docker-compose (v1); `opskit doctor` checks it' });
+    throw new ConfigError(`no compose CLI found (compose.cli: ${config.compose.cli})`, {
+      code: 'E_NO_COMPOSE',
+      hint: 'install the docker compose plugin (v2) or docker-compose (v1); `opskit doctor` checks it',
+    });
   }
   const target: ComposeTarget = { cli, project, composeFile };
   const imageName = config.image.name ?? config.project.name!;
@@ -214,21 +307,49 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
       dependencies: config.deploy.dependencies,
       frontServices: config.deploy.frontServices,
       migrate: input.skipMigrations ? null : { command: config.deploy.migrateCommand, timeoutMs: migrateTimeoutMs },
-      health: { kind: config.deploy.healthCheck, path: config.deploy.healthPath, port: config.deploy.healthPort, timeoutMs: healthTimeoutMs },
+      health: {
+        kind: config.deploy.healthCheck,
+        path: config.deploy.healthPath,
+        port: config.deploy.healthPort,
+        timeoutMs: healthTimeoutMs,
+      },
       waitTimeoutMs,
       stateFile,
       beforeMigrate: hooks.map((h) => h.name),
-      sockets: config.cutover.switch === 'reload' ? null : { dir: socketsDir, relay: config.cutover.switch === 'relay' },
-      front: hasFront ? { verifyPath: config.cutover.verifyPath, verifyTimeoutMs: parseDuration(config.cutover.verifyTimeout, 'cutover.verifyTimeout') } : null,
+      sockets:
+        config.cutover.switch === 'reload' ? null : { dir: socketsDir, relay: config.cutover.switch === 'relay' },
+      front: hasFront
+        ? {
+            verifyPath: config.cutover.verifyPath,
+            verifyTimeoutMs: parseDuration(config.cutover.verifyTimeout, 'cutover.verifyTimeout'),
+          }
+        : null,
     });
 
   if (ctx.globals.dryRun) {
     const build = input.build ? await buildImage(ctx, input.build) : undefined;
     const image = build ? build.tags[0]! : resolveImageRef(imageName, input);
     const planned = toPlannedSteps(plan(image), image);
-    ctx.reporter.dryRun({ kind: 'docker', call: 'GET /images/{name}/json', options: { name: image }, description: 'the image must exist' });
+    ctx.reporter.dryRun({
+      kind: 'docker',
+      call: 'GET /images/{name}/json',
+      options: { name: image },
+      description: 'the image must exist',
+    });
     for (const step of planned) ctx.reporter.dryRun(step);
-    return { changed: false, project, compose: describeCli(cli), image, imageId: '', migrations: { ran: false, applied: [] }, steps: [], durationMs: 0, web: null, ...(build ? { build } : {}), plan: planned };
+    return {
+      changed: false,
+      project,
+      compose: describeCli(cli),
+      image,
+      imageId: '',
+      migrations: { ran: false, applied: [] },
+      steps: [],
+      durationMs: 0,
+      web: null,
+      ...(build ? { build } : {}),
+      plan: planned,
+    };
   }
 
   const docker = await ctx.docker(config.docker.host ?? loaded.env.DOCKER_HOST);
@@ -240,29 +361,64 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
     const image = build ? build.tags[0]! : resolveImageRef(imageName, input);
     const info = await docker.inspectImage(image);
     if (!info) {
-      throw new UsageError(`image ${image} not found on the Docker engine`, { code: 'E_IMAGE_NOT_FOUND', hint: 'build it first (`opskit build`), pass --build, or name another with --image/--tag' });
+      throw new UsageError(`image ${image} not found on the Docker engine`, {
+        code: 'E_IMAGE_NOT_FOUND',
+        hint: 'build it first (`opskit build`), pass --build, or name another with --image/--tag',
+      });
     }
     const state = await readState(ctx.fs, stateFile);
     if (state.cutover) {
-      throw new UsageError('this platform runs blue-green (opskit cutover): a deploy would replace the web service behind nginx\'s back', {
-        code: 'E_BLUE_GREEN',
-        hint: 'ship the new version with `opskit cutover --migrate --build`',
-      });
+      throw new UsageError(
+        "this platform runs blue-green (opskit cutover): a deploy would replace the web service behind nginx's back",
+        {
+          code: 'E_BLUE_GREEN',
+          hint: 'ship the new version with `opskit cutover --migrate --build`',
+        },
+      );
     }
 
     // The same image already deployed, and everything up: nothing to do. The web service is judged as
     // the deploy judges it (its health path answers), since its Docker health may still be "starting".
     if (state.deploy?.current.imageId === info.id) {
       const others = [...config.deploy.dependencies, ...config.deploy.frontServices];
-      const readiness = await Promise.all(others.map(async (s) => serviceReadiness(pickServiceContainer(await docker.listContainers(serviceLabels(project, s))))));
-      const webStep = plan(image).find((s): s is Extract<DeployStep, { kind: 'web-health' }> => s.kind === 'web-health')!;
-      const web = readiness.every((r) => r.ready) ? await webHealth(rt, { ...webStep, timeoutMs: 0 }, info.id).catch(() => undefined) : undefined;
+      const readiness = await Promise.all(
+        others.map(async (s) =>
+          serviceReadiness(pickServiceContainer(await docker.listContainers(serviceLabels(project, s)))),
+        ),
+      );
+      const webStep = plan(image).find(
+        (s): s is Extract<DeployStep, { kind: 'web-health' }> => s.kind === 'web-health',
+      )!;
+      const web = readiness.every((r) => r.ready)
+        ? await webHealth(rt, { ...webStep, timeoutMs: 0 }, info.id).catch(() => undefined)
+        : undefined;
       // And through nginx, where users meet it: a front that fails makes this a full deploy again.
-      const front = plan(image).find((s): s is Extract<DeployStep, { kind: 'verify-front' }> => s.kind === 'verify-front');
-      const frontOk = !web || !front || (await verifyFront(ctx, await nginxOps(ctx, config, project, docker), { ...front, timeoutMs: 0 }).then(() => true, () => false));
+      const front = plan(image).find(
+        (s): s is Extract<DeployStep, { kind: 'verify-front' }> => s.kind === 'verify-front',
+      );
+      const frontOk =
+        !web ||
+        !front ||
+        (await verifyFront(ctx, await nginxOps(ctx, config, project, docker), { ...front, timeoutMs: 0 }).then(
+          () => true,
+          () => false,
+        ));
       if (web && frontOk) {
-        ctx.reporter.info(`${image} (${info.id.slice(7, 19)}) is already deployed and every service is healthy: nothing to change`);
-        return { changed: false, project, compose: describeCli(cli), image, imageId: info.id, migrations: { ran: false, applied: [] }, steps: [], durationMs: Math.round(ctx.clock.monotonicMs() - started), web: { container: web.container.name, address: web.address }, ...(build ? { build } : {}) };
+        ctx.reporter.info(
+          `${image} (${info.id.slice(7, 19)}) is already deployed and every service is healthy: nothing to change`,
+        );
+        return {
+          changed: false,
+          project,
+          compose: describeCli(cli),
+          image,
+          imageId: info.id,
+          migrations: { ran: false, applied: [] },
+          steps: [],
+          durationMs: Math.round(ctx.clock.monotonicMs() - started),
+          web: { container: web.container.name, address: web.address },
+          ...(build ? { build } : {}),
+        };
       }
     }
 
@@ -274,7 +430,10 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
     const previous = state.deploy?.current;
     let webId: string | undefined;
     const sockets = config.cutover.switch === 'reload' ? undefined : liveSocket(ctx.fs, ctx.clock, socketsDir);
-    const relay = config.cutover.switch === 'relay' ? relays(ctx, config, project, docker, { target, env: { ...rt.env, WEB_IMAGE: image } }) : undefined;
+    const relay =
+      config.cutover.switch === 'relay'
+        ? relays(ctx, config, project, docker, { target, env: { ...rt.env, WEB_IMAGE: image } })
+        : undefined;
     let webContainer: ContainerInfo | undefined;
     // Before compose creates it as root (a bind mount's missing source): the app user must write there.
     await sockets?.prepare();
@@ -294,7 +453,14 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
             await hooks.find((h) => h.name === step.name)!.run(ctx, { image, project });
             break;
           case 'migrate':
-            applied = await runMigrations(ctx, { argv: step.argv, env: { ...rt.env, WEB_IMAGE: image }, timeoutMs: step.timeoutMs, cwd: path.dirname(composeFile), keepsServing: previous ? 'replaced: the previous version keeps serving' : 'started', webService: config.deploy.webService });
+            applied = await runMigrations(ctx, {
+              argv: step.argv,
+              env: { ...rt.env, WEB_IMAGE: image },
+              timeoutMs: step.timeoutMs,
+              cwd: path.dirname(composeFile),
+              keepsServing: previous ? 'replaced: the previous version keeps serving' : 'started',
+              webService: config.deploy.webService,
+            });
             migrated = true;
             break;
           case 'replace-web':
@@ -309,8 +475,15 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
             } catch (error) {
               if (previous && previous.imageId !== info.id) {
                 ctx.reporter.warn(`restoring the previous version ${previous.image}`);
-                const restored = await ctx.exec.run(...composeArgv(target, ['up', '-d', '--no-deps', config.deploy.webService]), { env: { ...rt.env, WEB_IMAGE: previous.image }, timeoutMs: 300_000, cwd: path.dirname(composeFile) });
-                ctx.reporter[restored.failed ? 'error' : 'warn'](restored.failed ? `could not restore ${previous.image}: ${restored.stderr.split('\n').pop()}` : `${config.deploy.webService} is back on ${previous.image}`);
+                const restored = await ctx.exec.run(
+                  ...composeArgv(target, ['up', '-d', '--no-deps', config.deploy.webService]),
+                  { env: { ...rt.env, WEB_IMAGE: previous.image }, timeoutMs: 300_000, cwd: path.dirname(composeFile) },
+                );
+                ctx.reporter[restored.failed ? 'error' : 'warn'](
+                  restored.failed
+                    ? `could not restore ${previous.image}: ${restored.stderr.split('\n').pop()}`
+                    : `${config.deploy.webService} is back on ${previous.image}`,
+                );
               }
               throw error;
             }
@@ -326,7 +499,8 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
             break;
           case 'upstream': {
             const nginx = await nginxOps(ctx, config, project, docker);
-            const server = step.mode === 'socket' ? liveServer(config, socketsDir) : `${web!.container}:${config.deploy.healthPort}`;
+            const server =
+              step.mode === 'socket' ? liveServer(config, socketsDir) : `${web!.container}:${config.deploy.healthPort}`;
             const candidate = await renderLiveUpstream(ctx, config, { server, color: 'blue', image });
             const current = await nginx.current();
             if (current !== undefined && sameNginxConfig(candidate, current)) break;
@@ -334,7 +508,12 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
             // that is not up yet reads it when it starts.
             if (await nginx.running()) {
               const check = await nginx.check(candidate);
-              if (!check.ok) throw new OperationError('E_NGINX_CHECK', `nginx -t rejected the upstream for ${step.service}; the live config is untouched:\n${check.output}`, { hint: 'fix nginx.upstreamTemplate (or nginx.conf)' });
+              if (!check.ok)
+                throw new OperationError(
+                  'E_NGINX_CHECK',
+                  `nginx -t rejected the upstream for ${step.service}; the live config is untouched:\n${check.output}`,
+                  { hint: 'fix nginx.upstreamTemplate (or nginx.conf)' },
+                );
               await nginx.install(candidate);
               await nginx.reload();
             } else {
@@ -346,14 +525,24 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
             await verifyFront(ctx, await nginxOps(ctx, config, project, docker), step);
             break;
           case 'write-state': {
-            const record = { image, imageId: info.id, deployedAt: ctx.clock.now().toISOString(), migrationsApplied: applied, durationMs: Math.round(ctx.clock.monotonicMs() - started) };
+            const record = {
+              image,
+              imageId: info.id,
+              deployedAt: ctx.clock.now().toISOString(),
+              migrationsApplied: applied,
+              durationMs: Math.round(ctx.clock.monotonicMs() - started),
+            };
             await writeState(ctx.fs, step.path, recordDeploy(state, record));
             break;
           }
         }
         const durationMs = Math.round(ctx.clock.monotonicMs() - t0);
         timings.push({ step: label, durationMs });
-        handle.succeed(step.kind === 'migrate' ? `migrations: ${applied.length ? `applied ${applied.join(', ')}` : 'none pending'} (${formatDuration(durationMs)})` : `${label} (${formatDuration(durationMs)})`);
+        handle.succeed(
+          step.kind === 'migrate'
+            ? `migrations: ${applied.length ? `applied ${applied.join(', ')}` : 'none pending'} (${formatDuration(durationMs)})`
+            : `${label} (${formatDuration(durationMs)})`,
+        );
       } catch (error) {
         handle.fail(`${label}: failed`);
         throw error;
@@ -380,27 +569,45 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
  * is healthy on its own address behind an nginx that answers 502 (an upstream that names the wrong
  * server) is a failed deploy.
  */
-async function verifyFront(ctx: Context, nginx: NginxOps, step: { path: string; timeoutMs: number; accept: '2xx' | 'not-5xx' }): Promise<void> {
+async function verifyFront(
+  ctx: Context,
+  nginx: NginxOps,
+  step: { path: string; timeoutMs: number; accept: '2xx' | 'not-5xx' },
+): Promise<void> {
   const url = `${await nginx.baseUrl()}${step.path}`;
-  const poll = await pollUntil(ctx.clock, { timeoutMs: step.timeoutMs, initialDelayMs: 50, maxDelayMs: 500 }, async () => {
-    try {
-      const r = await ctx.http.request(url, { timeoutMs: 2000 });
-      if (step.accept === '2xx' ? r.status >= 200 && r.status < 300 : r.status < 500) return { done: true, value: r.status };
-      return { done: false, last: `HTTP ${r.status}${r.body.trim() ? `: ${r.body.trim().replace(/\s+/g, ' ').slice(0, 200)}` : ''}` };
-    } catch (error) {
-      return { done: false, last: (error as Error).message };
-    }
-  });
+  const poll = await pollUntil(
+    ctx.clock,
+    { timeoutMs: step.timeoutMs, initialDelayMs: 50, maxDelayMs: 500 },
+    async () => {
+      try {
+        const r = await ctx.http.request(url, { timeoutMs: 2000 });
+        if (step.accept === '2xx' ? r.status >= 200 && r.status < 300 : r.status < 500)
+          return { done: true, value: r.status };
+        return {
+          done: false,
+          last: `HTTP ${r.status}${r.body.trim() ? `: ${r.body.trim().replace(/\s+/g, ' ').slice(0, 200)}` : ''}`,
+        };
+      } catch (error) {
+        return { done: false, last: (error as Error).message };
+      }
+    },
+  );
   if (!poll.ok) {
-    throw new OperationError('E_FRONT_FAILED', `the web service is healthy, but the platform does not answer through nginx: GET ${url} gave ${poll.last} for ${formatDuration(step.timeoutMs)}`, {
-      hint: 'look at nginx: its upstream file (nginx.upstreamFile), its error log, and `opskit health`',
-    });
+    throw new OperationError(
+      'E_FRONT_FAILED',
+      `the web service is healthy, but the platform does not answer through nginx: GET ${url} gave ${poll.last} for ${formatDuration(step.timeoutMs)}`,
+      {
+        hint: 'look at nginx: its upstream file (nginx.upstreamFile), its error log, and `opskit health`',
+      },
+    );
   }
 }
 
 export function renderDeploy(result: DeployResult, colour: ChalkInstance): string {
-  if (result.plan) return `would deploy ${result.image} to project ${result.project} with ${result.compose} (${result.plan.length} steps, listed above)`;
-  if (!result.changed) return `${colour.green('up to date')}: ${result.image} is already deployed to ${result.project}; nothing changed`;
+  if (result.plan)
+    return `would deploy ${result.image} to project ${result.project} with ${result.compose} (${result.plan.length} steps, listed above)`;
+  if (!result.changed)
+    return `${colour.green('up to date')}: ${result.image} is already deployed to ${result.project}; nothing changed`;
   return [
     `${colour.green('deployed')} ${result.image} (${result.imageId.slice(7, 19)}) to ${result.project} in ${formatDuration(result.durationMs)}`,
     `  migrations  ${result.migrations.ran ? (result.migrations.applied.length ? `applied ${result.migrations.applied.join(', ')}` : 'none pending') : 'skipped'}`,

@@ -49,24 +49,53 @@ export type DeployStep =
 export function planDeploy(input: DeployPlanInput): DeployStep[] {
   const steps: DeployStep[] = [];
   if (input.dependencies.length > 0) {
-    steps.push({ kind: 'up', services: [...input.dependencies], argv: composeArgv(input.target, ['up', '-d', ...input.dependencies]) });
+    steps.push({
+      kind: 'up',
+      services: [...input.dependencies],
+      argv: composeArgv(input.target, ['up', '-d', ...input.dependencies]),
+    });
     steps.push({ kind: 'wait-healthy', services: [...input.dependencies], timeoutMs: input.waitTimeoutMs });
   }
   for (const name of input.beforeMigrate) steps.push({ kind: 'hook', name });
   if (input.migrate) {
-    steps.push({ kind: 'migrate', argv: composeArgv(input.target, ['run', '--rm', '--no-deps', '-T', input.webService, ...input.migrate.command]), timeoutMs: input.migrate.timeoutMs });
+    steps.push({
+      kind: 'migrate',
+      argv: composeArgv(input.target, ['run', '--rm', '--no-deps', '-T', input.webService, ...input.migrate.command]),
+      timeoutMs: input.migrate.timeoutMs,
+    });
   }
-  steps.push({ kind: 'replace-web', service: input.webService, argv: composeArgv(input.target, ['up', '-d', '--no-deps', input.webService]) });
-  steps.push({ kind: 'web-health', service: input.webService, probe: input.health.kind, path: input.health.path, port: input.health.port, timeoutMs: input.health.timeoutMs });
+  steps.push({
+    kind: 'replace-web',
+    service: input.webService,
+    argv: composeArgv(input.target, ['up', '-d', '--no-deps', input.webService]),
+  });
+  steps.push({
+    kind: 'web-health',
+    service: input.webService,
+    probe: input.health.kind,
+    path: input.health.path,
+    port: input.health.port,
+    timeoutMs: input.health.timeoutMs,
+  });
   if (input.sockets?.relay) steps.push({ kind: 'relay', service: input.webService, dir: input.sockets.dir });
   if (input.sockets) steps.push({ kind: 'point-live', service: input.webService, dir: input.sockets.dir });
-  if (input.front) steps.push({ kind: 'upstream', service: input.webService, mode: input.sockets ? 'socket' : 'reload' });
+  if (input.front)
+    steps.push({ kind: 'upstream', service: input.webService, mode: input.sockets ? 'socket' : 'reload' });
   if (input.frontServices.length > 0) {
-    steps.push({ kind: 'up', services: [...input.frontServices], argv: composeArgv(input.target, ['up', '-d', '--no-deps', ...input.frontServices]) });
+    steps.push({
+      kind: 'up',
+      services: [...input.frontServices],
+      argv: composeArgv(input.target, ['up', '-d', '--no-deps', ...input.frontServices]),
+    });
     steps.push({ kind: 'wait-healthy', services: [...input.frontServices], timeoutMs: input.waitTimeoutMs });
   }
   if (input.front) {
-    steps.push({ kind: 'verify-front', path: input.front.verifyPath, timeoutMs: input.front.verifyTimeoutMs, accept: input.health.kind === 'tcp' ? 'not-5xx' : '2xx' });
+    steps.push({
+      kind: 'verify-front',
+      path: input.front.verifyPath,
+      timeoutMs: input.front.verifyTimeoutMs,
+      accept: input.health.kind === 'tcp' ? 'not-5xx' : '2xx',
+    });
   }
   steps.push({ kind: 'write-state', path: input.stateFile });
   return steps;
@@ -85,13 +114,17 @@ export function describeDeployStep(step: DeployStep): string {
     case 'replace-web':
       return `start or replace ${step.service} with the new image`;
     case 'web-health':
-      return step.probe === 'tcp' ? `wait until ${step.service} accepts a TCP connection on port ${step.port} (its answers are not checked)` : `wait until ${step.service} answers ${step.path}`;
+      return step.probe === 'tcp'
+        ? `wait until ${step.service} accepts a TCP connection on port ${step.port} (its answers are not checked)`
+        : `wait until ${step.service} answers ${step.path}`;
     case 'relay':
       return `start the relay from ${step.service}'s TCP port to its unix socket`;
     case 'point-live':
       return `point nginx's live.sock at ${step.service}`;
     case 'upstream':
-      return step.mode === 'socket' ? "nginx's upstream: the live.sock link" : `nginx's upstream: ${step.service}'s container`;
+      return step.mode === 'socket'
+        ? "nginx's upstream: the live.sock link"
+        : `nginx's upstream: ${step.service}'s container`;
     case 'verify-front':
       return `ask the platform through nginx (${step.path})`;
     case 'write-state':
@@ -107,23 +140,64 @@ export function toPlannedSteps(steps: readonly DeployStep[], image: string): Pla
       case 'up':
       case 'migrate':
       case 'replace-web':
-        return { kind: 'exec', argv: [step.argv[0], ...step.argv[1]], description: `${description} (WEB_IMAGE=${image})` };
+        return {
+          kind: 'exec',
+          argv: [step.argv[0], ...step.argv[1]],
+          description: `${description} (WEB_IMAGE=${image})`,
+        };
       case 'wait-healthy':
-        return { kind: 'wait', what: `the Docker health status of ${step.services.join(', ')} (containers found by their compose labels)`, timeoutMs: step.timeoutMs, description };
+        return {
+          kind: 'wait',
+          what: `the Docker health status of ${step.services.join(', ')} (containers found by their compose labels)`,
+          timeoutMs: step.timeoutMs,
+          description,
+        };
       case 'web-health':
         return step.probe === 'tcp'
-          ? { kind: 'wait', what: `a TCP connect to <${step.service} container address>:${step.port}`, timeoutMs: step.timeoutMs, description }
-          : { kind: 'http', method: 'GET', url: `http://<${step.service} container address>:${step.port}${step.path}`, description: `${description}, up to ${Math.round(step.timeoutMs / 1000)}s` };
+          ? {
+              kind: 'wait',
+              what: `a TCP connect to <${step.service} container address>:${step.port}`,
+              timeoutMs: step.timeoutMs,
+              description,
+            }
+          : {
+              kind: 'http',
+              method: 'GET',
+              url: `http://<${step.service} container address>:${step.port}${step.path}`,
+              description: `${description}, up to ${Math.round(step.timeoutMs / 1000)}s`,
+            };
       case 'relay':
-        return { kind: 'docker', call: 'POST /containers/create', options: { name: `<${step.service} container>-relay`, socket: `${step.dir}/web-<id>.sock` }, description: `${description} (nginx stream, on the project network)` };
+        return {
+          kind: 'docker',
+          call: 'POST /containers/create',
+          options: { name: `<${step.service} container>-relay`, socket: `${step.dir}/web-<id>.sock` },
+          description: `${description} (nginx stream, on the project network)`,
+        };
       case 'hook':
         return { kind: 'wait', what: `the ${step.name} hook`, timeoutMs: 0, description };
       case 'point-live':
-        return { kind: 'write', path: `${step.dir}/live.sock`, bytes: 0, overwrite: true, description: `${description} (a link to its unix socket, renamed into place)` };
+        return {
+          kind: 'write',
+          path: `${step.dir}/live.sock`,
+          bytes: 0,
+          overwrite: true,
+          description: `${description} (a link to its unix socket, renamed into place)`,
+        };
       case 'upstream':
-        return { kind: 'write', path: '<nginx.upstreamFile>', bytes: 0, overwrite: true, description: `${description}, when it differs: checked with nginx -t, then nginx reloaded if it runs` };
+        return {
+          kind: 'write',
+          path: '<nginx.upstreamFile>',
+          bytes: 0,
+          overwrite: true,
+          description: `${description}, when it differs: checked with nginx -t, then nginx reloaded if it runs`,
+        };
       case 'verify-front':
-        return { kind: 'http', method: 'GET', url: `<nginx>${step.path}`, description: `${description}: ${step.accept === '2xx' ? 'a 2xx' : 'an answer that is not a 5xx'} within ${Math.round(step.timeoutMs / 1000)}s, else exit 1 with nginx's answer` };
+        return {
+          kind: 'http',
+          method: 'GET',
+          url: `<nginx>${step.path}`,
+          description: `${description}: ${step.accept === '2xx' ? 'a 2xx' : 'an answer that is not a 5xx'} within ${Math.round(step.timeoutMs / 1000)}s, else exit 1 with nginx's answer`,
+        };
       case 'write-state':
         return { kind: 'write', path: step.path, bytes: 0, overwrite: true, description };
     }

@@ -3,7 +3,9 @@ import type { HttpAdapter, HttpResponse } from '../adapters/http.js';
 import type { NetAdapter } from '../adapters/net.js';
 
 /** A health probe's answer; a TCP-only probe has no response (nothing of the app's answers is checked). */
-export type ContainerHealth = { ok: true; address: string; response: HttpResponse | undefined } | { ok: false; last: string };
+export type ContainerHealth =
+  | { ok: true; address: string; response: HttpResponse | undefined }
+  | { ok: false; last: string };
 
 /** How a web container is judged healthy (deploy.healthCheck, healthPort, healthPath). */
 export interface HealthProbe {
@@ -14,7 +16,9 @@ export interface HealthProbe {
 
 /** Pure: what a probe checks, for step labels and messages. */
 export function describeProbe(probe: HealthProbe): string {
-  return probe.kind === 'tcp' ? `a TCP connect to port ${probe.port} (deploy.healthCheck: tcp; its answers are not checked)` : probe.path;
+  return probe.kind === 'tcp'
+    ? `a TCP connect to port ${probe.port} (deploy.healthCheck: tcp; its answers are not checked)`
+    : probe.path;
 }
 
 /**
@@ -22,8 +26,13 @@ export function describeProbe(probe: HealthProbe): string {
  * with `tcp` only whether its port accepts a connection. Deploy's web gate and cutover's colour gate
  * both poll it.
  */
-export async function probeContainerHealth(io: { http: HttpAdapter; net: NetAdapter }, container: ContainerInfo | undefined, probe: HealthProbe): Promise<ContainerHealth> {
-  if (!container?.running) return { ok: false, last: container ? `${container.name} is ${container.state}` : 'no running container' };
+export async function probeContainerHealth(
+  io: { http: HttpAdapter; net: NetAdapter },
+  container: ContainerInfo | undefined,
+  probe: HealthProbe,
+): Promise<ContainerHealth> {
+  if (!container?.running)
+    return { ok: false, last: container ? `${container.name} is ${container.state}` : 'no running container' };
   const address = Object.values(container.addresses)[0];
   if (!address) return { ok: false, last: `${container.name} has no network address` };
   if (probe.kind === 'tcp') {
@@ -47,6 +56,8 @@ export async function probeContainerHealth(io: { http: HttpAdapter; net: NetAdap
 }
 
 /** Pure: the web service's probe from the config. */
-export function healthProbe(config: { deploy: { healthCheck: 'http' | 'tcp'; healthPort: number; healthPath: string } }): HealthProbe {
+export function healthProbe(config: {
+  deploy: { healthCheck: 'http' | 'tcp'; healthPort: number; healthPath: string };
+}): HealthProbe {
   return { kind: config.deploy.healthCheck, port: config.deploy.healthPort, path: config.deploy.healthPath };
 }

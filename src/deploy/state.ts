@@ -30,7 +30,10 @@ export async function readState(fs: FsAdapter, file: string): Promise<State> {
     if (state.schemaVersion !== 1) throw new Error(`schemaVersion ${String(state.schemaVersion)}`);
     return state;
   } catch (error) {
-    throw new ConfigError(`the state file ${file} is unreadable: ${(error as Error).message}`, { code: 'E_STATE_UNREADABLE', hint: 'restore it from the audit log and history, or move it aside to start over' });
+    throw new ConfigError(`the state file ${file} is unreadable: ${(error as Error).message}`, {
+      code: 'E_STATE_UNREADABLE',
+      hint: 'restore it from the audit log and history, or move it aside to start over',
+    });
   }
 }
 
@@ -47,7 +50,11 @@ export function recordDeploy(state: State, record: DeployRecord): State {
     ...state,
     deploy: {
       current: record,
-      ...(previous && previous.imageId !== record.imageId ? { previous } : state.deploy?.previous ? { previous: state.deploy.previous } : {}),
+      ...(previous && previous.imageId !== record.imageId
+        ? { previous }
+        : state.deploy?.previous
+          ? { previous: state.deploy.previous }
+          : {}),
       history: [record, ...(state.deploy?.history ?? [])].slice(0, HISTORY),
     },
   };

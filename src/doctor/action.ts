@@ -25,7 +25,10 @@ export async function runDoctor(ctx: Context, options: { timeoutMs: number }): P
       const t0 = ctx.clock.monotonicMs();
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${formatDuration(options.timeoutMs)}`)), options.timeoutMs);
+        timer = setTimeout(
+          () => reject(new Error(`timed out after ${formatDuration(options.timeoutMs)}`)),
+          options.timeoutMs,
+        );
       });
       try {
         const outcome = await Promise.race([check.run(ctx, config), timeout]);
@@ -48,7 +51,19 @@ export function renderDoctor(result: DoctorResult): CommandOutcome<DoctorResult>
   return {
     result,
     ...(failed.length > 0
-      ? { failure: new CheckFailedError(`${failed.length} required check(s) failed: ${failed.map((c) => c.name).join(', ')}`, { code: 'E_DOCTOR_FAILED', hint: failed.map((c) => c.hint).filter(Boolean).join('; ') || undefined }) }
+      ? {
+          failure: new CheckFailedError(
+            `${failed.length} required check(s) failed: ${failed.map((c) => c.name).join(', ')}`,
+            {
+              code: 'E_DOCTOR_FAILED',
+              hint:
+                failed
+                  .map((c) => c.hint)
+                  .filter(Boolean)
+                  .join('; ') || undefined,
+            },
+          ),
+        }
       : {}),
     render: (reporter) => {
       const colour = reporter.out;
@@ -57,9 +72,16 @@ export function renderDoctor(result: DoctorResult): CommandOutcome<DoctorResult>
       const table = renderTable(['CHECK', 'STATUS', 'REQUIRED', 'VERSION', 'DETAIL'], rows, (row, column, cell) =>
         column === 1 ? paint[result.checks[row]!.status](cell) : cell,
       );
-      const hints = result.checks.filter((c) => c.hint && (c.status === 'fail' || c.status === 'warn')).map((c) => `  ${c.name}: ${c.hint}`);
+      const hints = result.checks
+        .filter((c) => c.hint && (c.status === 'fail' || c.status === 'warn'))
+        .map((c) => `  ${c.name}: ${c.hint}`);
       const s = result.summary;
-      return [table, '', `${s.pass} passed, ${s.warn} warnings, ${s.fail} failed, ${s.skip} skipped in ${formatDuration(result.durationMs)}`, ...(hints.length ? ['', 'hints:', ...hints] : [])].join('\n');
+      return [
+        table,
+        '',
+        `${s.pass} passed, ${s.warn} warnings, ${s.fail} failed, ${s.skip} skipped in ${formatDuration(result.durationMs)}`,
+        ...(hints.length ? ['', 'hints:', ...hints] : []),
+      ].join('\n');
     },
   };
 }

@@ -42,11 +42,21 @@ export function parseVersion(text: string): string | undefined {
   return /(?<![\w.])v?(\d+\.\d+(?:\.\d+)?(?:[-+~][\w.]+)?)/.exec(text)?.[1];
 }
 
-async function toolVersion(ctx: Context, label: string, file: string, args: string[], timeoutMs: number): Promise<CheckOutcome> {
+async function toolVersion(
+  ctx: Context,
+  label: string,
+  file: string,
+  args: string[],
+  timeoutMs: number,
+): Promise<CheckOutcome> {
   const result = await ctx.exec.run(file, args, { timeoutMs });
   if (result.notFound) return { status: 'fail', detail: `${file} not found on PATH`, hint: `install ${label}` };
   const text = `${result.stdout}\n${result.stderr}`.trim();
-  if (result.failed) return { status: 'fail', detail: `${[file, ...args].join(' ')} failed: ${text.split('\n')[0] ?? `exit ${result.exitCode}`}` };
+  if (result.failed)
+    return {
+      status: 'fail',
+      detail: `${[file, ...args].join(' ')} failed: ${text.split('\n')[0] ?? `exit ${result.exitCode}`}`,
+    };
   const version = parseVersion(text);
   return { status: 'pass', detail: text.split('\n')[0]!, ...(version ? { version } : {}) };
 }
@@ -55,7 +65,8 @@ function s3CredentialSource(config: Config, env: Readonly<Record<string, string 
   if (config.s3.accessKeyId && config.s3.secretAccessKey) return 'config/env (access key id and secret key)';
   if (env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY) return 'AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY';
   if (env.AWS_WEB_IDENTITY_TOKEN_FILE) return 'web identity token';
-  if (env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI || env.AWS_CONTAINER_CREDENTIALS_FULL_URI) return 'container credentials';
+  if (env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI || env.AWS_CONTAINER_CREDENTIALS_FULL_URI)
+    return 'container credentials';
   return undefined;
 }
 
@@ -114,13 +125,19 @@ async function readEnvFiles(fs: FsAdapter, root: string, show: (file: string) =>
 }
 
 /** Pure: the first directory, from `/` down to the sockets directory, that other users cannot pass; undefined when they pass all. */
-export function socketsGuard(chain: ReadonlyArray<{ dir: string; mode: number }>): { dir: string; mode: string } | undefined {
+export function socketsGuard(
+  chain: ReadonlyArray<{ dir: string; mode: number }>,
+): { dir: string; mode: string } | undefined {
   const guard = chain.find((d) => (d.mode & 0o001) === 0);
   return guard ? { dir: guard.dir, mode: octalMode(guard.mode) } : undefined;
 }
 
 /** Pure: which checks a doctor run makes for this config, and which of them must pass. */
-export function planDoctorChecks(config: Config, env: Readonly<Record<string, string | undefined>>, timeoutMs: number): DoctorCheck[] {
+export function planDoctorChecks(
+  config: Config,
+  env: Readonly<Record<string, string | undefined>>,
+  timeoutMs: number,
+): DoctorCheck[] {
   const ngrokNamed = config.ngrok.bin ?? env.NGROK_BIN;
   return [
     {
@@ -128,11 +145,22 @@ export function planDoctorChecks(config: Config, env: Readonly<Record<string, st
       required: true,
       async run(ctx) {
         if (ctx.configError) {
-          const problems = (ctx.configError.details as { problems?: string[] } | undefined)?.problems ?? [ctx.configError.message];
-          return { status: 'fail', detail: problems.join('; '), hint: ctx.configError.hint ?? 'fix the configuration', data: { problems } };
+          const problems = (ctx.configError.details as { problems?: string[] } | undefined)?.problems ?? [
+            ctx.configError.message,
+          ];
+          return {
+            status: 'fail',
+            detail: problems.join('; '),
+            hint: ctx.configError.hint ?? 'fix the configuration',
+            data: { problems },
+          };
         }
         const file = ctx.loaded?.file;
-        return { status: 'pass', detail: file ? `${path.relative(ctx.cwd, file) || file} is valid` : 'no config file: defaults, env and flags', data: { file: file ?? null, envFiles: ctx.loaded?.envFiles ?? [] } };
+        return {
+          status: 'pass',
+          detail: file ? `${path.relative(ctx.cwd, file) || file} is valid` : 'no config file: defaults, env and flags',
+          data: { file: file ?? null, envFiles: ctx.loaded?.envFiles ?? [] },
+        };
       },
     },
     {
@@ -166,10 +194,24 @@ export function planDoctorChecks(config: Config, env: Readonly<Record<string, st
       async run(ctx, cfg) {
         const found = await detectCompose(ctx.exec, cfg.compose.cli, timeoutMs);
         if (!found) {
-          const wanted = cfg.compose.cli === 'v2' ? '`docker compose` (v2)' : cfg.compose.cli === 'v1' ? '`docker-compose` (v1)' : 'neither `docker compose` (v2) nor `docker-compose` (v1)';
-          return { status: 'fail', detail: `${wanted} found`, hint: 'install the docker compose plugin (v2) or docker-compose (v1)' };
+          const wanted =
+            cfg.compose.cli === 'v2'
+              ? '`docker compose` (v2)'
+              : cfg.compose.cli === 'v1'
+                ? '`docker-compose` (v1)'
+                : 'neither `docker compose` (v2) nor `docker-compose` (v1)';
+          return {
+            status: 'fail',
+            detail: `${wanted} found`,
+            hint: 'install the docker compose plugin (v2) or docker-compose (v1)',
+          };
         }
-        return { status: 'pass', version: found.version, detail: describeCli(found), data: { flavor: found.flavor, version: found.version, command: [found.file, ...found.prefix].join(' ') } };
+        return {
+          status: 'pass',
+          version: found.version,
+          detail: describeCli(found),
+          data: { flavor: found.flavor, version: found.version, command: [found.file, ...found.prefix].join(' ') },
+        };
       },
     },
     {
@@ -177,21 +219,54 @@ export function planDoctorChecks(config: Config, env: Readonly<Record<string, st
       name: 'buildx',
       required: config.image.builder === 'buildkit',
       async run(ctx, cfg) {
-        if (cfg.image.builder === 'classic') return { status: 'skip', detail: 'image.builder: classic (opskit build uses the Engine API builder, not buildx)' };
+        if (cfg.image.builder === 'classic')
+          return {
+            status: 'skip',
+            detail: 'image.builder: classic (opskit build uses the Engine API builder, not buildx)',
+          };
         const result = await ctx.exec.run('docker', ['buildx', 'version'], { timeoutMs });
         const text = `${result.stdout}\n${result.stderr}`.trim();
         const version = result.failed ? undefined : parseBuildxVersion(text);
-        const fallback = "opskit build falls back to the Engine's classic builder (no RUN --mount, heredocs or build secrets)";
+        const fallback =
+          "opskit build falls back to the Engine's classic builder (no RUN --mount, heredocs or build secrets)";
         const hint = 'install the docker buildx plugin, 0.12 or later (docker-buildx-plugin; Debian: docker-buildx)';
         if (result.notFound) return { status: 'fail', detail: `the docker CLI is not on PATH: ${fallback}`, hint };
-        if (result.failed || !version) return { status: 'fail', detail: `docker buildx does not answer (${text.split('\n')[0] || `exit ${result.exitCode}`}): ${fallback}`, hint };
-        if (!buildxSupported(version)) return { status: 'fail', version, detail: `docker buildx ${version} is older than 0.12 (no --progress=rawjson): ${fallback}`, hint };
-        return { status: 'pass', version, detail: `docker buildx ${version}: opskit build uses BuildKit`, data: { version } };
+        if (result.failed || !version)
+          return {
+            status: 'fail',
+            detail: `docker buildx does not answer (${text.split('\n')[0] || `exit ${result.exitCode}`}): ${fallback}`,
+            hint,
+          };
+        if (!buildxSupported(version))
+          return {
+            status: 'fail',
+            version,
+            detail: `docker buildx ${version} is older than 0.12 (no --progress=rawjson): ${fallback}`,
+            hint,
+          };
+        return {
+          status: 'pass',
+          version,
+          detail: `docker buildx ${version}: opskit build uses BuildKit`,
+          data: { version },
+        };
       },
     },
-    { name: 'nginx', required: config.nginx.mode === 'host', run: (ctx, cfg) => toolVersion(ctx, 'nginx', cfg.nginx.bin, ['-v'], timeoutMs) },
-    { name: 'pg_dump', required: false, run: (ctx) => toolVersion(ctx, 'the PostgreSQL client (pg_dump)', 'pg_dump', ['--version'], timeoutMs) },
-    { name: 'psql', required: false, run: (ctx) => toolVersion(ctx, 'the PostgreSQL client (psql)', 'psql', ['--version'], timeoutMs) },
+    {
+      name: 'nginx',
+      required: config.nginx.mode === 'host',
+      run: (ctx, cfg) => toolVersion(ctx, 'nginx', cfg.nginx.bin, ['-v'], timeoutMs),
+    },
+    {
+      name: 'pg_dump',
+      required: false,
+      run: (ctx) => toolVersion(ctx, 'the PostgreSQL client (pg_dump)', 'pg_dump', ['--version'], timeoutMs),
+    },
+    {
+      name: 'psql',
+      required: false,
+      run: (ctx) => toolVersion(ctx, 'the PostgreSQL client (psql)', 'psql', ['--version'], timeoutMs),
+    },
     {
       name: 'ngrok',
       required: ngrokNamed !== undefined,
@@ -201,9 +276,17 @@ export function planDoctorChecks(config: Config, env: Readonly<Record<string, st
           // No agent: tunnels use the SDK, whose native binary is an optional dependency; is it here?
           try {
             await ctx.ngrok();
-            return { status: 'pass', detail: 'no ngrok agent binary (NGROK_BIN, ngrok.bin or PATH): tunnels use the in-process @ngrok/ngrok SDK, which loads' };
+            return {
+              status: 'pass',
+              detail:
+                'no ngrok agent binary (NGROK_BIN, ngrok.bin or PATH): tunnels use the in-process @ngrok/ngrok SDK, which loads',
+            };
           } catch (error) {
-            return { status: 'fail', detail: `no ngrok agent binary, and the @ngrok/ngrok SDK does not load here: ${(error as Error).message.split('\n')[0]}`, hint: 'set NGROK_BIN to an ngrok v3 agent, or reinstall with optional dependencies' };
+            return {
+              status: 'fail',
+              detail: `no ngrok agent binary, and the @ngrok/ngrok SDK does not load here: ${(error as Error).message.split('\n')[0]}`,
+              hint: 'set NGROK_BIN to an ngrok v3 agent, or reinstall with optional dependencies',
+            };
           }
         }
         return toolVersion(ctx, 'the ngrok v3 agent', bin, ['version'], timeoutMs);
@@ -217,19 +300,31 @@ export function planDoctorChecks(config: Config, env: Readonly<Record<string, st
         const files = await readEnvFiles(ctx.fs, projectRoot(ctx), (file) => shownPath(ctx.cwd, file));
         const exposed = exposedEnvFiles(files);
         const withSecrets = files.filter((f) => secretEnvKeys(f.text).length > 0);
-        const data = { files: files.map((f) => ({ file: f.file, mode: octalMode(f.mode), secrets: secretEnvKeys(f.text) })) };
+        const data = {
+          files: files.map((f) => ({ file: f.file, mode: octalMode(f.mode), secrets: secretEnvKeys(f.text) })),
+        };
         if (exposed.length > 0) {
           return {
             status: 'fail',
-            detail: exposed.map((e) => `${e.file} is ${e.mode}, open to group or others, and holds ${e.keys.join(', ')}`).join('; '),
+            detail: exposed
+              .map((e) => `${e.file} is ${e.mode}, open to group or others, and holds ${e.keys.join(', ')}`)
+              .join('; '),
             hint: `chmod 600 ${exposed.map((e) => e.file).join(' ')}`,
             data: { ...data, exposed },
           };
         }
         if (withSecrets.length === 0) {
-          return { status: 'pass', detail: files.length ? `no secret in ${files.map((f) => f.file).join(', ')}` : 'no env files', data };
+          return {
+            status: 'pass',
+            detail: files.length ? `no secret in ${files.map((f) => f.file).join(', ')}` : 'no env files',
+            data,
+          };
         }
-        return { status: 'pass', detail: `owner only: ${withSecrets.map((f) => `${f.file} (${octalMode(f.mode)})`).join(', ')}`, data };
+        return {
+          status: 'pass',
+          detail: `owner only: ${withSecrets.map((f) => `${f.file} (${octalMode(f.mode)})`).join(', ')}`,
+          data,
+        };
       },
     },
     {
@@ -237,11 +332,15 @@ export function planDoctorChecks(config: Config, env: Readonly<Record<string, st
       name: 'sockets',
       required: false,
       async run(ctx, cfg) {
-        if (cfg.cutover.switch === 'reload') return { status: 'skip', detail: 'cutover.switch: reload (no unix sockets)' };
+        if (cfg.cutover.switch === 'reload')
+          return { status: 'skip', detail: 'cutover.switch: reload (no unix sockets)' };
         const dir = path.resolve(projectRoot(ctx), cfg.paths.sockets);
         const show = (file: string) => shownPath(ctx.cwd, file);
         if ((await ctx.fs.fileMode(dir)) === undefined) {
-          return { status: 'skip', detail: `${show(dir)} does not exist yet (deploy creates it, inside a private parent)` };
+          return {
+            status: 'skip',
+            detail: `${show(dir)} does not exist yet (deploy creates it, inside a private parent)`,
+          };
         }
         const chain: Array<{ dir: string; mode: number }> = [];
         for (let d = dir; ; d = path.dirname(d)) {
@@ -250,7 +349,11 @@ export function planDoctorChecks(config: Config, env: Readonly<Record<string, st
         }
         const guard = socketsGuard(chain);
         if (guard) {
-          return { status: 'pass', detail: `other users cannot pass ${show(guard.dir)} (${guard.mode}) to reach ${show(dir)}`, data: { dir, guard } };
+          return {
+            status: 'pass',
+            detail: `other users cannot pass ${show(guard.dir)} (${guard.mode}) to reach ${show(dir)}`,
+            data: { dir, guard },
+          };
         }
         const parent = path.dirname(dir);
         const ownParent = isDedicatedParent(await ctx.fs.listDir(parent), dir);
@@ -271,7 +374,8 @@ export function planDoctorChecks(config: Config, env: Readonly<Record<string, st
       name: 's3',
       required: config.s3.bucket !== undefined,
       async run(ctx, cfg) {
-        if (!cfg.s3.bucket) return { status: 'skip', detail: 'no bucket configured (s3.bucket, OPSKIT_S3_BUCKET): backups stay local' };
+        if (!cfg.s3.bucket)
+          return { status: 'skip', detail: 'no bucket configured (s3.bucket, OPSKIT_S3_BUCKET): backups stay local' };
         const allEnv = ctx.loaded?.env ?? ctx.processEnv;
         let credentials = s3CredentialSource(cfg, allEnv);
         if (!credentials) {
@@ -280,9 +384,17 @@ export function planDoctorChecks(config: Config, env: Readonly<Record<string, st
           if (await ctx.fs.exists(file)) credentials = `profile ${allEnv.AWS_PROFILE ?? 'default'} in ${file}`;
         }
         if (!credentials) {
-          return { status: 'fail', detail: `bucket ${cfg.s3.bucket}: no credentials found`, hint: 'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or an AWS profile' };
+          return {
+            status: 'fail',
+            detail: `bucket ${cfg.s3.bucket}: no credentials found`,
+            hint: 'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or an AWS profile',
+          };
         }
-        if (!cfg.s3.endpoint) return { status: 'pass', detail: `bucket ${cfg.s3.bucket} on AWS (${cfg.s3.region}), credentials from ${credentials}` };
+        if (!cfg.s3.endpoint)
+          return {
+            status: 'pass',
+            detail: `bucket ${cfg.s3.bucket} on AWS (${cfg.s3.region}), credentials from ${credentials}`,
+          };
         try {
           const response = await ctx.http.request(cfg.s3.endpoint, { method: 'GET', timeoutMs });
           return {
@@ -292,7 +404,11 @@ export function planDoctorChecks(config: Config, env: Readonly<Record<string, st
           };
         } catch (error) {
           const e = error as { code?: string; message?: string; cause?: { code?: string; message?: string } };
-          return { status: 'fail', detail: `endpoint ${cfg.s3.endpoint} does not answer: ${e.code ?? e.cause?.code ?? e.cause?.message ?? e.message}`, hint: 'check s3.endpoint / AWS_ENDPOINT_URL_S3' };
+          return {
+            status: 'fail',
+            detail: `endpoint ${cfg.s3.endpoint} does not answer: ${e.code ?? e.cause?.code ?? e.cause?.message ?? e.message}`,
+            hint: 'check s3.endpoint / AWS_ENDPOINT_URL_S3',
+          };
         }
       },
     },
@@ -307,7 +423,11 @@ export interface DoctorSummary {
 }
 
 /** Pure: a failed check that is not required counts as a warning; the run fails only on a required one. */
-export function finishCheck(check: Pick<DoctorCheck, 'name' | 'required'>, outcome: CheckOutcome, durationMs: number): DoctorCheckResult {
+export function finishCheck(
+  check: Pick<DoctorCheck, 'name' | 'required'>,
+  outcome: CheckOutcome,
+  durationMs: number,
+): DoctorCheckResult {
   const status: CheckStatus = outcome.status === 'fail' && !check.required ? 'warn' : outcome.status;
   return {
     name: check.name,

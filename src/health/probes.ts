@@ -20,9 +20,13 @@ export interface ProbeContext {
 
 const elapsed = (t0: number) => Math.round(performance.now() - t0);
 
-async function findContainer(pc: ProbeContext, spec: Extract<CheckSpec, { kind: 'container' }>): Promise<ContainerInfo | undefined> {
+async function findContainer(
+  pc: ProbeContext,
+  spec: Extract<CheckSpec, { kind: 'container' }>,
+): Promise<ContainerInfo | undefined> {
   const docker = await pc.docker();
-  if (spec.check.service) return pickServiceContainer(await docker.listContainers(serviceLabels(spec.project, spec.check.service)));
+  if (spec.check.service)
+    return pickServiceContainer(await docker.listContainers(serviceLabels(spec.project, spec.check.service)));
   return docker.inspectContainer(spec.check.container!);
 }
 
@@ -33,7 +37,9 @@ export async function probe(pc: ProbeContext, spec: CheckSpec, timeoutMs: number
   switch (spec.kind) {
     case 'http': {
       const c = spec.check;
-      const headers = Object.fromEntries(Object.entries(c.headers).map(([k, v]) => [k, isSensitive(v) ? v.reveal() : v]));
+      const headers = Object.fromEntries(
+        Object.entries(c.headers).map(([k, v]) => [k, isSensitive(v) ? v.reveal() : v]),
+      );
       const response = await ctx.http.request(c.url, { method: c.method, headers, timeoutMs, tlsVerify: c.tlsVerify });
       const verdict = evaluateHttp(
         {
@@ -52,22 +58,50 @@ export async function probe(pc: ProbeContext, spec: CheckSpec, timeoutMs: number
     }
     case 'tcp': {
       const { latencyMs } = await ctx.net.connect(spec.host, spec.port, timeoutMs);
-      return { status: 'pass', observed: { connected: true }, expected: { connected: true }, detail: `${spec.check.target} accepts connections (${Math.round(latencyMs)}ms)`, latencyMs: Math.round(latencyMs) };
+      return {
+        status: 'pass',
+        observed: { connected: true },
+        expected: { connected: true },
+        detail: `${spec.check.target} accepts connections (${Math.round(latencyMs)}ms)`,
+        latencyMs: Math.round(latencyMs),
+      };
     }
     case 'container': {
       const container = await findContainer(pc, spec);
-      if (!container) return { status: 'fail', observed: { state: 'missing' }, expected: { state: 'running' }, detail: `no ${spec.target} found`, latencyMs: elapsed(t0) };
+      if (!container)
+        return {
+          status: 'fail',
+          observed: { state: 'missing' },
+          expected: { state: 'running' },
+          detail: `no ${spec.target} found`,
+          latencyMs: elapsed(t0),
+        };
       const lastHealth = container.healthLog[container.healthLog.length - 1];
-      return { ...evaluateContainer({ ...container, lastHealthOutput: lastHealth?.output }, ctx.clock.now()), latencyMs: elapsed(t0) };
+      return {
+        ...evaluateContainer({ ...container, lastHealthOutput: lastHealth?.output }, ctx.clock.now()),
+        latencyMs: elapsed(t0),
+      };
     }
     case 'postgres': {
       const r = await ctx.datastores.postgres(spec.check.url, timeoutMs);
-      return { status: 'pass', observed: { serverVersion: r.serverVersion }, expected: { query: 'SELECT version()' }, detail: `${r.version.split(' on ')[0]} answered in ${Math.round(r.latencyMs)}ms`, latencyMs: Math.round(r.latencyMs) };
+      return {
+        status: 'pass',
+        observed: { serverVersion: r.serverVersion },
+        expected: { query: 'SELECT version()' },
+        detail: `${r.version.split(' on ')[0]} answered in ${Math.round(r.latencyMs)}ms`,
+        latencyMs: Math.round(r.latencyMs),
+      };
     }
     case 'redis': {
       const r = await ctx.datastores.redis(spec.check.url, timeoutMs);
       const ok = r.reply === 'PONG';
-      return { status: ok ? 'pass' : 'fail', observed: { reply: r.reply }, expected: { reply: 'PONG' }, detail: `PING answered ${r.reply} in ${Math.round(r.latencyMs)}ms`, latencyMs: Math.round(r.latencyMs) };
+      return {
+        status: ok ? 'pass' : 'fail',
+        observed: { reply: r.reply },
+        expected: { reply: 'PONG' },
+        detail: `PING answered ${r.reply} in ${Math.round(r.latencyMs)}ms`,
+        latencyMs: Math.round(r.latencyMs),
+      };
     }
     case 'disk': {
       const space = await ctx.fs.diskSpace(projectPath(ctx, spec.check.path));
@@ -77,23 +111,61 @@ export async function probe(pc: ProbeContext, spec: CheckSpec, timeoutMs: number
       const docker = await pc.docker();
       const c = spec.check;
       let containers: ContainerInfo[];
-      if (c.containers?.length) containers = (await Promise.all(c.containers.map((n) => docker.inspectContainer(n)))).filter((x): x is ContainerInfo => x !== undefined);
-      else if (c.services?.length) containers = (await Promise.all(c.services.map(async (s) => pickServiceContainer(await docker.listContainers(serviceLabels(spec.project, s)))))).filter((x): x is ContainerInfo => x !== undefined);
-      else containers = (await docker.listContainers({ 'com.docker.compose.project': spec.project })).filter((x) => x.labels['com.docker.compose.oneoff'] !== 'True');
+      if (c.containers?.length)
+        containers = (await Promise.all(c.containers.map((n) => docker.inspectContainer(n)))).filter(
+          (x): x is ContainerInfo => x !== undefined,
+        );
+      else if (c.services?.length)
+        containers = (
+          await Promise.all(
+            c.services.map(async (s) =>
+              pickServiceContainer(await docker.listContainers(serviceLabels(spec.project, s))),
+            ),
+          )
+        ).filter((x): x is ContainerInfo => x !== undefined);
+      else
+        containers = (await docker.listContainers({ 'com.docker.compose.project': spec.project })).filter(
+          (x) => x.labels['com.docker.compose.oneoff'] !== 'True',
+        );
       const running = containers.filter((x) => x.running);
-      const samples = await Promise.all(running.map(async (x) => ({ name: x.name, ...(await docker.containerStats(x.id)) })));
+      const samples = await Promise.all(
+        running.map(async (x) => ({ name: x.name, ...(await docker.containerStats(x.id)) })),
+      );
       return { ...evaluateResources(samples, c), latencyMs: elapsed(t0) };
     }
     case 'nginx':
       return nginxProbe(pc, spec, timeoutMs, t0);
     case 'front': {
       const base = await frontBase(pc, spec);
-      if (!base) return { status: 'fail', observed: { status: null }, expected: { status: spec.check.expectStatus }, detail: `the ${spec.nginx.service} service is not running: nothing answers in front of the platform`, latencyMs: elapsed(t0) };
+      if (!base)
+        return {
+          status: 'fail',
+          observed: { status: null },
+          expected: { status: spec.check.expectStatus },
+          detail: `the ${spec.nginx.service} service is not running: nothing answers in front of the platform`,
+          latencyMs: elapsed(t0),
+        };
       const url = `${base}${spec.path}`;
       const response = await ctx.http.request(url, { timeoutMs });
-      const verdict = evaluateHttp({ expectStatus: spec.check.expectStatus, bodyContains: undefined, json: undefined, warnLatencyMs: undefined, failLatencyMs: undefined, certWarnDays: 14, certFailDays: 3 }, response, ctx.clock.now());
+      const verdict = evaluateHttp(
+        {
+          expectStatus: spec.check.expectStatus,
+          bodyContains: undefined,
+          json: undefined,
+          warnLatencyMs: undefined,
+          failLatencyMs: undefined,
+          certWarnDays: 14,
+          certFailDays: 3,
+        },
+        response,
+        ctx.clock.now(),
+      );
       const said = response.body.trim().replace(/\s+/g, ' ').slice(0, 120);
-      return { ...verdict, detail: `GET ${url}: ${verdict.detail}${verdict.status === 'fail' && said ? ` (${said})` : ''}`, latencyMs: Math.round(response.latencyMs) };
+      return {
+        ...verdict,
+        detail: `GET ${url}: ${verdict.detail}${verdict.status === 'fail' && said ? ` (${said})` : ''}`,
+        latencyMs: Math.round(response.latencyMs),
+      };
     }
   }
 }
@@ -107,18 +179,38 @@ async function frontBase(pc: ProbeContext, spec: Extract<CheckSpec, { kind: 'fro
   return address ? `http://${address}:80` : undefined;
 }
 
-async function nginxProbe(pc: ProbeContext, spec: Extract<CheckSpec, { kind: 'nginx' }>, timeoutMs: number, t0: number): Promise<ProbeOutcome> {
+async function nginxProbe(
+  pc: ProbeContext,
+  spec: Extract<CheckSpec, { kind: 'nginx' }>,
+  timeoutMs: number,
+  t0: number,
+): Promise<ProbeOutcome> {
   const { ctx } = pc;
   const n = spec.nginx;
   const expected = { configTest: 'ok', master: 'running' };
   if (n.mode === 'compose') {
     const docker = await pc.docker();
     const container = pickServiceContainer(await docker.listContainers(serviceLabels(spec.project, n.service)));
-    if (!container?.running) return { status: 'fail', observed: { configTest: 'not run', master: container?.state ?? 'missing' }, expected, detail: `the ${n.service} service is ${container?.state ?? 'not there'}`, latencyMs: elapsed(t0) };
+    if (!container?.running)
+      return {
+        status: 'fail',
+        observed: { configTest: 'not run', master: container?.state ?? 'missing' },
+        expected,
+        detail: `the ${n.service} service is ${container?.state ?? 'not there'}`,
+        latencyMs: elapsed(t0),
+      };
     const test = await docker.exec(container.id, ['nginx', '-t']);
     const ok = test.exitCode === 0;
     // In the container nginx's master is process 1: a running container is a live master.
-    return { status: ok ? 'pass' : 'fail', observed: { configTest: ok ? 'ok' : 'failed', master: 'running' }, expected, detail: ok ? `${container.name}: configuration ok, master running` : `${container.name}: nginx -t failed: ${lastLines(test.output)}`, latencyMs: elapsed(t0) };
+    return {
+      status: ok ? 'pass' : 'fail',
+      observed: { configTest: ok ? 'ok' : 'failed', master: 'running' },
+      expected,
+      detail: ok
+        ? `${container.name}: configuration ok, master running`
+        : `${container.name}: nginx -t failed: ${lastLines(test.output)}`,
+      latencyMs: elapsed(t0),
+    };
   }
   const args = ['-t', '-c', projectPath(ctx, n.config), ...(n.prefix ? ['-p', projectPath(ctx, n.prefix)] : [])];
   const test = await ctx.exec.run(n.bin, args, { timeoutMs });
@@ -127,10 +219,27 @@ async function nginxProbe(pc: ProbeContext, spec: Extract<CheckSpec, { kind: 'ng
   const pidText = pidFile ? await ctx.fs.readText(pidFile) : undefined;
   const pid = pidText ? Number(pidText.trim()) : NaN;
   const cmdline = Number.isInteger(pid) ? await ctx.fs.readText(`/proc/${pid}/cmdline`) : undefined;
-  const masterAlive = Number.isInteger(pid) && ctx.system.isPidAlive(pid) && (cmdline === undefined || cmdline.includes('nginx'));
-  const observed = { configTest: configOk ? 'ok' : 'failed', master: masterAlive ? `running (pid ${pid})` : pidText === undefined ? `no pid file ${pidFile ?? ''}`.trim() : `pid ${pidText.trim()} is not running` };
-  const problems = [...(configOk ? [] : [`nginx -t failed: ${lastLines(`${test.stderr}\n${test.stdout}`)}`]), ...(masterAlive ? [] : [`master: ${observed.master}`])];
-  return { status: problems.length ? 'fail' : 'pass', observed, expected, detail: problems.length ? problems.join('; ') : `configuration ok, master running (pid ${pid})`, latencyMs: elapsed(t0) };
+  const masterAlive =
+    Number.isInteger(pid) && ctx.system.isPidAlive(pid) && (cmdline === undefined || cmdline.includes('nginx'));
+  const observed = {
+    configTest: configOk ? 'ok' : 'failed',
+    master: masterAlive
+      ? `running (pid ${pid})`
+      : pidText === undefined
+        ? `no pid file ${pidFile ?? ''}`.trim()
+        : `pid ${pidText.trim()} is not running`,
+  };
+  const problems = [
+    ...(configOk ? [] : [`nginx -t failed: ${lastLines(`${test.stderr}\n${test.stdout}`)}`]),
+    ...(masterAlive ? [] : [`master: ${observed.master}`]),
+  ];
+  return {
+    status: problems.length ? 'fail' : 'pass',
+    observed,
+    expected,
+    detail: problems.length ? problems.join('; ') : `configuration ok, master running (pid ${pid})`,
+    latencyMs: elapsed(t0),
+  };
 }
 
 async function defaultPidFile(ctx: Context, bin: string, timeoutMs: number): Promise<string | undefined> {
@@ -140,5 +249,10 @@ async function defaultPidFile(ctx: Context, bin: string, timeoutMs: number): Pro
 }
 
 function lastLines(text: string): string {
-  return text.trim().split('\n').filter((l) => !/test failed$/.test(l)).slice(-2).join(' | ');
+  return text
+    .trim()
+    .split('\n')
+    .filter((l) => !/test failed$/.test(l))
+    .slice(-2)
+    .join(' | ');
 }

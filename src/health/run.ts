@@ -31,13 +31,37 @@ async function once(pc: ProbeContext, spec: CheckSpec): Promise<Omit<CheckResult
     const outcome = await Promise.race([
       probe(pc, spec, spec.timing.timeoutMs),
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(Object.assign(new Error(`timed out after ${formatDuration(spec.timing.timeoutMs)}`), { code: 'ETIMEDOUT' })), spec.timing.timeoutMs);
+        timer = setTimeout(
+          () =>
+            reject(
+              Object.assign(new Error(`timed out after ${formatDuration(spec.timing.timeoutMs)}`), {
+                code: 'ETIMEDOUT',
+              }),
+            ),
+          spec.timing.timeoutMs,
+        );
       }),
     ]);
-    return { ...base, status: outcome.status, latencyMs: outcome.latencyMs, observed: outcome.observed, expected: outcome.expected, detail: outcome.detail, error: null };
+    return {
+      ...base,
+      status: outcome.status,
+      latencyMs: outcome.latencyMs,
+      observed: outcome.observed,
+      expected: outcome.expected,
+      detail: outcome.detail,
+      error: null,
+    };
   } catch (error) {
     const message = describeError(error);
-    return { ...base, status: 'fail', latencyMs: Math.round(performance.now() - started), observed: null, expected: expectedOf(spec), detail: message, error: message };
+    return {
+      ...base,
+      status: 'fail',
+      latencyMs: Math.round(performance.now() - started),
+      observed: null,
+      expected: expectedOf(spec),
+      detail: message,
+      error: message,
+    };
   } finally {
     clearTimeout(timer);
   }
@@ -82,7 +106,12 @@ export function summarizeHealth(results: readonly CheckResult[], failOn: 'fail' 
 }
 
 /** Pure: what changed between two rounds of --watch, by check name. */
-export function changes(previous: readonly CheckResult[], current: readonly CheckResult[]): Array<{ name: string; from: HealthStatus | null; to: HealthStatus; detail: string }> {
+export function changes(
+  previous: readonly CheckResult[],
+  current: readonly CheckResult[],
+): Array<{ name: string; from: HealthStatus | null; to: HealthStatus; detail: string }> {
   const before = new Map(previous.map((r) => [r.name, r]));
-  return current.filter((r) => before.get(r.name)?.status !== r.status).map((r) => ({ name: r.name, from: before.get(r.name)?.status ?? null, to: r.status, detail: r.detail }));
+  return current
+    .filter((r) => before.get(r.name)?.status !== r.status)
+    .map((r) => ({ name: r.name, from: before.get(r.name)?.status ?? null, to: r.status, detail: r.detail }));
 }

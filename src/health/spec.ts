@@ -5,7 +5,17 @@ import { UsageError } from '../errors.js';
 import { parseDuration } from '../runtime/duration.js';
 
 export type CheckKind = HealthCheckConfig['kind'];
-export const CHECK_KINDS: readonly CheckKind[] = ['http', 'tcp', 'container', 'postgres', 'redis', 'disk', 'resources', 'nginx', 'front'];
+export const CHECK_KINDS: readonly CheckKind[] = [
+  'http',
+  'tcp',
+  'container',
+  'postgres',
+  'redis',
+  'disk',
+  'resources',
+  'nginx',
+  'front',
+];
 
 export interface Timing {
   timeoutMs: number;
@@ -24,7 +34,13 @@ export type CheckSpec = { name: string; target: string; timing: Timing } & (
   | { kind: 'disk'; check: Extract<HealthCheckConfig, { kind: 'disk' }> }
   | { kind: 'resources'; check: Extract<HealthCheckConfig, { kind: 'resources' }>; project: string }
   | { kind: 'nginx'; check: Extract<HealthCheckConfig, { kind: 'nginx' }>; nginx: Config['nginx']; project: string }
-  | { kind: 'front'; check: Extract<HealthCheckConfig, { kind: 'front' }>; nginx: Config['nginx']; project: string; path: string }
+  | {
+      kind: 'front';
+      check: Extract<HealthCheckConfig, { kind: 'front' }>;
+      nginx: Config['nginx'];
+      project: string;
+      path: string;
+    }
 );
 
 function displayUrl(url: string): string {
@@ -52,34 +68,95 @@ export function toSpec(check: HealthCheckConfig, defaults: Config['health'], con
   const project = config.compose.project ?? config.project.name!;
   switch (check.kind) {
     case 'http': {
-      const headers = Object.fromEntries(Object.entries(check.headers).map(([k, v]) => [k, !isSensitive(v) && isSecretHeader(k) ? new Sensitive(v) : v]));
-      return { kind: 'http', check: { ...check, headers }, name: check.name ?? `http ${displayUrl(check.url)}`, target: displayUrl(check.url), timing };
+      const headers = Object.fromEntries(
+        Object.entries(check.headers).map(([k, v]) => [k, !isSensitive(v) && isSecretHeader(k) ? new Sensitive(v) : v]),
+      );
+      return {
+        kind: 'http',
+        check: { ...check, headers },
+        name: check.name ?? `http ${displayUrl(check.url)}`,
+        target: displayUrl(check.url),
+        timing,
+      };
     }
     case 'tcp': {
       const at = check.target.lastIndexOf(':');
-      return { kind: 'tcp', check, host: check.target.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(check.target.slice(at + 1)), name: check.name ?? `tcp ${check.target}`, target: check.target, timing };
+      return {
+        kind: 'tcp',
+        check,
+        host: check.target.slice(0, at).replace(/^\[|\]$/g, ''),
+        port: Number(check.target.slice(at + 1)),
+        name: check.name ?? `tcp ${check.target}`,
+        target: check.target,
+        timing,
+      };
     }
     case 'container': {
-      if (!check.service === !check.container) throw new UsageError(`health.checks[${index}]: a container check names a service or a container (one of them)`, { code: 'E_BAD_CHECK' });
+      if (!check.service === !check.container)
+        throw new UsageError(
+          `health.checks[${index}]: a container check names a service or a container (one of them)`,
+          { code: 'E_BAD_CHECK' },
+        );
       const target = check.service ? `service ${check.service} (project ${project})` : `container ${check.container}`;
-      return { kind: 'container', check, project, name: check.name ?? `container ${check.service ?? check.container}`, target, timing };
+      return {
+        kind: 'container',
+        check,
+        project,
+        name: check.name ?? `container ${check.service ?? check.container}`,
+        target,
+        timing,
+      };
     }
     case 'postgres':
-      return { kind: 'postgres', check, name: check.name ?? datastoreName('postgres', check.url), target: String(check.url), timing };
+      return {
+        kind: 'postgres',
+        check,
+        name: check.name ?? datastoreName('postgres', check.url),
+        target: String(check.url),
+        timing,
+      };
     case 'redis':
-      return { kind: 'redis', check, name: check.name ?? datastoreName('redis', check.url), target: String(check.url), timing };
+      return {
+        kind: 'redis',
+        check,
+        name: check.name ?? datastoreName('redis', check.url),
+        target: String(check.url),
+        timing,
+      };
     case 'disk':
       return { kind: 'disk', check, name: check.name ?? `disk ${check.path}`, target: check.path, timing };
     case 'resources': {
-      const what = check.containers?.length ? check.containers.join(', ') : check.services?.length ? check.services.join(', ') : `every service of ${project}`;
+      const what = check.containers?.length
+        ? check.containers.join(', ')
+        : check.services?.length
+          ? check.services.join(', ')
+          : `every service of ${project}`;
       return { kind: 'resources', check, project, name: check.name ?? 'resources', target: what, timing };
     }
     case 'nginx':
-      return { kind: 'nginx', check, nginx: config.nginx, project, name: check.name ?? 'nginx', target: config.nginx.mode === 'host' ? config.nginx.config : `service ${config.nginx.service}`, timing };
+      return {
+        kind: 'nginx',
+        check,
+        nginx: config.nginx,
+        project,
+        name: check.name ?? 'nginx',
+        target: config.nginx.mode === 'host' ? config.nginx.config : `service ${config.nginx.service}`,
+        timing,
+      };
     case 'front': {
-      const where = config.nginx.url ?? (config.nginx.mode === 'host' ? 'nginx.url' : `service ${config.nginx.service}`);
+      const where =
+        config.nginx.url ?? (config.nginx.mode === 'host' ? 'nginx.url' : `service ${config.nginx.service}`);
       const path = check.path ?? config.cutover.verifyPath;
-      return { kind: 'front', check, nginx: config.nginx, project, path, name: check.name ?? `through nginx ${path}`, target: `${where} ${path}`, timing };
+      return {
+        kind: 'front',
+        check,
+        nginx: config.nginx,
+        project,
+        path,
+        name: check.name ?? `through nginx ${path}`,
+        target: `${where} ${path}`,
+        timing,
+      };
     }
   }
 }
@@ -95,9 +172,22 @@ export interface HealthFlags {
 /** Pure: the checks the flags ask for (incident response, no config needed). */
 export function checksFromFlags(flags: HealthFlags, composeServices: readonly string[]): HealthCheckConfig[] {
   const out: HealthCheckConfig[] = [];
-  for (const url of flags.url) out.push({ kind: 'http', url, method: 'GET', headers: {}, expectStatus: '2xx', tlsVerify: true, certWarnDays: 14, certFailDays: 3 });
+  for (const url of flags.url)
+    out.push({
+      kind: 'http',
+      url,
+      method: 'GET',
+      headers: {},
+      expectStatus: '2xx',
+      tlsVerify: true,
+      certWarnDays: 14,
+      certFailDays: 3,
+    });
   for (const target of flags.tcp) out.push({ kind: 'tcp', target });
-  for (const name of flags.container) out.push(composeServices.includes(name) ? { kind: 'container', service: name } : { kind: 'container', container: name });
+  for (const name of flags.container)
+    out.push(
+      composeServices.includes(name) ? { kind: 'container', service: name } : { kind: 'container', container: name },
+    );
   for (const url of flags.postgres) out.push({ kind: 'postgres', url: Sensitive.url(url) });
   for (const url of flags.redis) out.push({ kind: 'redis', url: Sensitive.url(url) });
   return out;
@@ -109,12 +199,24 @@ export function checksFromFlags(flags: HealthFlags, composeServices: readonly st
  * the disk.
  */
 export function defaultChecks(config: Config): HealthCheckConfig[] {
-  const services = [...new Set([...config.deploy.dependencies, config.deploy.webService, ...config.deploy.frontServices])];
-  const front = config.nginx.mode === 'host' ? config.nginx.url !== undefined : config.deploy.frontServices.includes(config.nginx.service);
+  const services = [
+    ...new Set([...config.deploy.dependencies, config.deploy.webService, ...config.deploy.frontServices]),
+  ];
+  const front =
+    config.nginx.mode === 'host'
+      ? config.nginx.url !== undefined
+      : config.deploy.frontServices.includes(config.nginx.service);
   return [
     ...services.map((service): HealthCheckConfig => ({ kind: 'container', service })),
     // An app checked by a TCP connect (deploy.healthCheck: tcp) may have no such path: anything but a 5xx.
-    ...(front ? [{ kind: 'front', expectStatus: config.deploy.healthCheck === 'tcp' ? '1xx,2xx,3xx,4xx' : '2xx' } as HealthCheckConfig] : []),
+    ...(front
+      ? [
+          {
+            kind: 'front',
+            expectStatus: config.deploy.healthCheck === 'tcp' ? '1xx,2xx,3xx,4xx' : '2xx',
+          } as HealthCheckConfig,
+        ]
+      : []),
     { kind: 'disk', path: '.', warnFree: '15%', failFree: '5%' },
   ];
 }
@@ -123,7 +225,11 @@ export function defaultChecks(config: Config): HealthCheckConfig[] {
 export function expectedOf(spec: CheckSpec): unknown {
   switch (spec.kind) {
     case 'http':
-      return { status: spec.check.expectStatus, ...(spec.check.bodyContains !== undefined ? { bodyContains: spec.check.bodyContains } : {}), ...(spec.check.json ? { json: spec.check.json } : {}) };
+      return {
+        status: spec.check.expectStatus,
+        ...(spec.check.bodyContains !== undefined ? { bodyContains: spec.check.bodyContains } : {}),
+        ...(spec.check.json ? { json: spec.check.json } : {}),
+      };
     case 'tcp':
       return { connected: true };
     case 'container':
@@ -135,7 +241,12 @@ export function expectedOf(spec: CheckSpec): unknown {
     case 'disk':
       return { warnBelow: spec.check.warnFree, failBelow: spec.check.failFree };
     case 'resources':
-      return { warnCpu: spec.check.warnCpu, failCpu: spec.check.failCpu, warnMemory: spec.check.warnMemory, failMemory: spec.check.failMemory };
+      return {
+        warnCpu: spec.check.warnCpu,
+        failCpu: spec.check.failCpu,
+        warnMemory: spec.check.warnMemory,
+        failMemory: spec.check.failMemory,
+      };
     case 'nginx':
       return { configTest: 'ok', master: 'running' };
     case 'front':

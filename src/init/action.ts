@@ -45,7 +45,10 @@ export interface RenderedFile {
 const octal = (mode: number) => `0${(mode & 0o777).toString(8)}`;
 
 /** Pure: which files to write, or the list of conflicts that stops the run. */
-export function planInit(files: readonly RenderedFile[], force: boolean): { steps: PlannedStep[]; conflicts: string[] } {
+export function planInit(
+  files: readonly RenderedFile[],
+  force: boolean,
+): { steps: PlannedStep[]; conflicts: string[] } {
   const conflicts = files.filter((f) => f.exists).map((f) => f.path);
   if (conflicts.length > 0 && !force) return { steps: [], conflicts };
   return {
@@ -54,7 +57,9 @@ export function planInit(files: readonly RenderedFile[], force: boolean): { step
       path: f.path,
       bytes: Buffer.byteLength(f.content),
       overwrite: f.exists,
-      ...(f.mode !== undefined && f.mode !== 0o644 ? { description: `mode ${octal(f.mode)}, owner only: secrets go here` } : {}),
+      ...(f.mode !== undefined && f.mode !== 0o644
+        ? { description: `mode ${octal(f.mode)}, owner only: secrets go here` }
+        : {}),
     })),
     conflicts: [],
   };
@@ -113,9 +118,13 @@ export async function runInit(baseCtx: Context, input: InitInput): Promise<InitR
     // Decided again under the lock: another init may have written these since the check above.
     if (!input.force) {
       const late: string[] = [];
-      for (const file of rendered) if (!file.exists && (await ctx.fs.exists(path.join(root, file.path)))) late.push(file.path);
+      for (const file of rendered)
+        if (!file.exists && (await ctx.fs.exists(path.join(root, file.path)))) late.push(file.path);
       if (late.length > 0) {
-        throw new UsageError(`init would overwrite ${late.length} file(s) written meanwhile: ${late.join(', ')}`, { code: 'E_INIT_EXISTS', hint: 'nothing was written; pass --force to overwrite them' });
+        throw new UsageError(`init would overwrite ${late.length} file(s) written meanwhile: ${late.join(', ')}`, {
+          code: 'E_INIT_EXISTS',
+          hint: 'nothing was written; pass --force to overwrite them',
+        });
       }
     }
     for (const file of rendered) {
@@ -128,7 +137,9 @@ export async function runInit(baseCtx: Context, input: InitInput): Promise<InitR
 
 export function renderInitResult(result: InitResult, colour: ChalkInstance): string {
   const verb = result.plan ? 'would write' : 'wrote';
-  const lines = result.files.map((f) => `  ${f.action === 'overwritten' ? colour.yellow('overwrote') : colour.green('created  ')} ${f.path}`);
+  const lines = result.files.map(
+    (f) => `  ${f.action === 'overwritten' ? colour.yellow('overwrote') : colour.green('created  ')} ${f.path}`,
+  );
   return [
     `${verb} ${result.files.length} files for project "${result.project}" in ${result.directory} (gunicorn workers: ${result.workers})`,
     ...(result.plan ? result.files.map((f) => `  ${f.path}`) : lines),

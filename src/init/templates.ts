@@ -41,7 +41,10 @@ export const EXAMPLE_FILES: readonly TemplateFile[] = [
   { source: 'templates/example/app.py', destination: 'app.py' },
   { source: 'templates/example/migrate.py', destination: 'migrate.py' },
   { source: 'templates/example/migrations/0001_create_items.sql', destination: 'migrations/0001_create_items.sql' },
-  { source: 'templates/example/migrations/0002_index_items_created_at.sql', destination: 'migrations/0002_index_items_created_at.sql' },
+  {
+    source: 'templates/example/migrations/0002_index_items_created_at.sql',
+    destination: 'migrations/0002_index_items_created_at.sql',
+  },
   { source: 'templates/example/requirements.txt', destination: 'requirements.txt' },
   { source: 'templates/example/tests/test_app.py', destination: 'tests/test_app.py' },
   // The generated database password; and env files are where secrets go, so both start owner-only.
@@ -79,6 +82,10 @@ export function renderTemplate(text: string, vars: TemplateVars, name = 'templat
 
 /** A project name as compose and Docker accept it, from a directory name. */
 export function projectNameFrom(dir: string): string {
-  const name = path.basename(path.resolve(dir)).toLowerCase().replace(/[^a-z0-9_-]+/g, '-').replace(/^[-_]+|[-_]+$/g, '');
+  const name = path
+    .basename(path.resolve(dir))
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]+/g, '-')
+    .replace(/^[-_]+|[-_]+$/g, '');
   return name || 'app';
 }

@@ -36,7 +36,10 @@ const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as 
 
 export const scenarioSchema = z.strictObject({
   /** The target (origin, or origin and base path); --url wins. */
-  url: z.string().regex(/^https?:\/\/\S+$/i, { error: 'expected an http(s) URL' }).optional(),
+  url: z
+    .string()
+    .regex(/^https?:\/\/\S+$/i, { error: 'expected an http(s) URL' })
+    .optional(),
   /** Headers sent with every request; a request's own win. */
   headers: z.record(z.string(), z.string(), { error: 'expected a mapping of header: value' }).default({}),
   thresholds: z.array(z.string(), { error: 'expected a list of expressions, e.g. ["p(99)<500"]' }).default([]),
@@ -44,12 +47,19 @@ export const scenarioSchema = z.strictObject({
     .array(
       z.strictObject({
         name: z.string().min(1).optional(),
-        method: z.string().transform((m) => m.toUpperCase()).pipe(z.enum(METHODS, { error: `expected one of ${METHODS.join(', ')}` })).default('GET'),
+        method: z
+          .string()
+          .transform((m) => m.toUpperCase())
+          .pipe(z.enum(METHODS, { error: `expected one of ${METHODS.join(', ')}` }))
+          .default('GET'),
         path: z.string().regex(/^\//, { error: 'expected a path starting with /' }),
         headers: z.record(z.string(), z.string(), { error: 'expected a mapping of header: value' }).default({}),
         /** A string, or structured data sent as JSON (with content-type: application/json). */
         body: z.union([z.string(), z.record(z.string(), z.unknown()), z.array(z.unknown())]).optional(),
-        weight: z.number({ error: 'expected a positive number' }).positive({ error: 'expected a positive number' }).default(1),
+        weight: z
+          .number({ error: 'expected a positive number' })
+          .positive({ error: 'expected a positive number' })
+          .default(1),
       }),
       { error: 'expected a list of requests' },
     )
@@ -66,8 +76,20 @@ export function scenarioRequests(file: ScenarioFile, isSecretHeader: (name: stri
     seen.set(base, n);
     const json = r.body !== undefined && typeof r.body !== 'string';
     const headers: Record<string, string | Sensitive> = {};
-    for (const [k, v] of Object.entries({ ...(json ? { 'content-type': 'application/json' } : {}), ...file.headers, ...r.headers })) headers[k.toLowerCase()] = isSecretHeader(k) ? new Sensitive(v) : v;
-    return { name: n > 1 ? `${base} #${n}` : base, method: r.method, path: r.path, headers, ...(r.body !== undefined ? { body: json ? JSON.stringify(r.body) : (r.body as string) } : {}), weight: r.weight };
+    for (const [k, v] of Object.entries({
+      ...(json ? { 'content-type': 'application/json' } : {}),
+      ...file.headers,
+      ...r.headers,
+    }))
+      headers[k.toLowerCase()] = isSecretHeader(k) ? new Sensitive(v) : v;
+    return {
+      name: n > 1 ? `${base} #${n}` : base,
+      method: r.method,
+      path: r.path,
+      headers,
+      ...(r.body !== undefined ? { body: json ? JSON.stringify(r.body) : (r.body as string) } : {}),
+      weight: r.weight,
+    };
   });
 }
 
@@ -127,7 +149,8 @@ export interface AutocannonPlan {
   requestIndex: number[];
 }
 
-const reveal = (headers: Record<string, string | Sensitive>) => Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, typeof v === 'string' ? v : v.reveal()]));
+const reveal = (headers: Record<string, string | Sensitive>) =>
+  Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, typeof v === 'string' ? v : v.reveal()]));
 
 /**
  * Pure: how many requests a run at `rate` req/s for `durationS` sends in all: exactly rate x duration.
@@ -152,10 +175,17 @@ export function buildAutocannonOptions(spec: LoadSpec): AutocannonPlan {
       timeout: spec.timeoutS,
       ...(spec.amount !== undefined ? { amount: spec.amount } : { duration: spec.durationS ?? 10 }),
       ...(spec.rate !== undefined ? { overallRate: spec.rate } : {}),
-      ...(spec.rate !== undefined && spec.amount === undefined ? { maxOverallRequests: rateCap(spec.rate, spec.durationS ?? 10, spec.connections) } : {}),
+      ...(spec.rate !== undefined && spec.amount === undefined
+        ? { maxOverallRequests: rateCap(spec.rate, spec.durationS ?? 10, spec.connections) }
+        : {}),
       requests: order.map((i) => {
         const r = spec.requests[i]!;
-        return { method: r.method, path: r.path, headers: reveal(r.headers), ...(r.body !== undefined ? { body: r.body } : {}) };
+        return {
+          method: r.method,
+          path: r.path,
+          headers: reveal(r.headers),
+          ...(r.body !== undefined ? { body: r.body } : {}),
+        };
       }),
     },
     requestIndex: order,
@@ -178,7 +208,14 @@ export interface AutocannonResult {
 
 export interface LoadSummary {
   target: { url: string; requests: Array<{ name: string; method: string; path: string; weight: number }> };
-  load: { connections: number; durationS?: number; amount?: number; rate?: number; pipelining: number; timeoutS: number };
+  load: {
+    connections: number;
+    durationS?: number;
+    amount?: number;
+    rate?: number;
+    pipelining: number;
+    timeoutS: number;
+  };
   startedAt: string;
   finishedAt: string;
   durationMs: number;
@@ -224,8 +261,23 @@ export function autocannonSentExcess(spec: Pick<LoadSpec, 'rate' | 'connections'
   return excess;
 }
 
-export function summarizeRun(spec: LoadSpec, displayUrl: string, result: AutocannonResult, recorded: { latency: LatencySummary; perRequest: RequestStats[]; history: SecondStats[]; errorsByCode?: Record<string, number> }, interrupted: boolean): LoadSummary {
-  const statusCodes: Record<string, number> = Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([code, s]): [string, number] => [code, Number(s.count)]).sort(([a], [b]) => Number(a) - Number(b)));
+export function summarizeRun(
+  spec: LoadSpec,
+  displayUrl: string,
+  result: AutocannonResult,
+  recorded: {
+    latency: LatencySummary;
+    perRequest: RequestStats[];
+    history: SecondStats[];
+    errorsByCode?: Record<string, number>;
+  },
+  interrupted: boolean,
+): LoadSummary {
+  const statusCodes: Record<string, number> = Object.fromEntries(
+    Object.entries(result.statusCodeStats ?? {})
+      .map(([code, s]): [string, number] => [code, Number(s.count)])
+      .sort(([a], [b]) => Number(a) - Number(b)),
+  );
   const non2xxByCode = Object.fromEntries(Object.entries(statusCodes).filter(([code]) => !/^2\d\d$/.test(code)));
   const answered = Object.values(statusCodes).reduce((a, b) => a + b, 0);
   const sent = result.requests.sent - autocannonSentExcess(spec);
@@ -236,14 +288,36 @@ export function summarizeRun(spec: LoadSpec, displayUrl: string, result: Autocan
   const errors = result.errors + dropped;
   const attempts = answered + errors;
   return {
-    target: { url: displayUrl, requests: spec.requests.map((r) => ({ name: r.name, method: r.method, path: r.path, weight: r.weight })) },
-    load: { connections: spec.connections, ...(spec.amount !== undefined ? { amount: spec.amount } : { durationS: spec.durationS ?? 10 }), ...(spec.rate !== undefined ? { rate: spec.rate } : {}), pipelining: spec.pipelining, timeoutS: spec.timeoutS },
+    target: {
+      url: displayUrl,
+      requests: spec.requests.map((r) => ({ name: r.name, method: r.method, path: r.path, weight: r.weight })),
+    },
+    load: {
+      connections: spec.connections,
+      ...(spec.amount !== undefined ? { amount: spec.amount } : { durationS: spec.durationS ?? 10 }),
+      ...(spec.rate !== undefined ? { rate: spec.rate } : {}),
+      pipelining: spec.pipelining,
+      timeoutS: spec.timeoutS,
+    },
     startedAt: new Date(result.start).toISOString(),
     finishedAt: new Date(result.finish).toISOString(),
     durationMs: Math.round(result.duration * 1000),
-    requests: { total: answered, sent, rps: { avg: round2(result.requests.average), stddev: round2(result.requests.stddev), min: result.requests.min, max: result.requests.max } },
+    requests: {
+      total: answered,
+      sent,
+      rps: {
+        avg: round2(result.requests.average),
+        stddev: round2(result.requests.stddev),
+        min: result.requests.min,
+        max: result.requests.max,
+      },
+    },
     latency: recorded.latency,
-    throughput: { avgBytesPerSec: round2(result.throughput.average), stddev: round2(result.throughput.stddev), totalBytes: result.throughput.total },
+    throughput: {
+      avgBytesPerSec: round2(result.throughput.average),
+      stddev: round2(result.throughput.stddev),
+      totalBytes: result.throughput.total,
+    },
     statusCodes,
     non2xx: result.non2xx,
     non2xxByCode,
@@ -268,7 +342,12 @@ export function thresholdFacts(summary: LoadSummary) {
     rps: summary.requests.rps.avg,
     requests: summary.requests.total,
     throughput: summary.throughput.avgBytesPerSec,
-    counts: { errors: summary.errors, timeouts: summary.timeouts, non2xx: summary.non2xx, failures: summary.errors + summary.non2xx },
+    counts: {
+      errors: summary.errors,
+      timeouts: summary.timeouts,
+      non2xx: summary.non2xx,
+      failures: summary.errors + summary.non2xx,
+    },
     attempts: summary.attempts,
   };
 }
@@ -279,23 +358,106 @@ function csvCell(value: unknown): string {
 }
 const csv = (rows: unknown[][]) => `${rows.map((row) => row.map(csvCell).join(',')).join('\n')}\n`;
 
-export const SUMMARY_CSV_COLUMNS = ['name', 'method', 'path', 'weight', 'requests', 'failures', 'non2xx', 'errors', 'timeouts', 'rps', 'latency_avg_ms', 'latency_p50_ms', 'latency_p90_ms', 'latency_p97_5_ms', 'latency_p99_ms', 'latency_max_ms', 'bytes_per_sec'];
-export const HISTORY_CSV_COLUMNS = ['second', 'timestamp', 'requests', 'non2xx', 'errors', 'timeouts', 'bytes', 'latency_avg_ms', 'latency_p50_ms', 'latency_p90_ms', 'latency_p99_ms', 'latency_max_ms'];
+export const SUMMARY_CSV_COLUMNS = [
+  'name',
+  'method',
+  'path',
+  'weight',
+  'requests',
+  'failures',
+  'non2xx',
+  'errors',
+  'timeouts',
+  'rps',
+  'latency_avg_ms',
+  'latency_p50_ms',
+  'latency_p90_ms',
+  'latency_p97_5_ms',
+  'latency_p99_ms',
+  'latency_max_ms',
+  'bytes_per_sec',
+];
+export const HISTORY_CSV_COLUMNS = [
+  'second',
+  'timestamp',
+  'requests',
+  'non2xx',
+  'errors',
+  'timeouts',
+  'bytes',
+  'latency_avg_ms',
+  'latency_p50_ms',
+  'latency_p90_ms',
+  'latency_p99_ms',
+  'latency_max_ms',
+];
 
 /** Locust's `--csv` pair: `<prefix>_stats.csv` (a row per request and an Aggregated row) and `<prefix>_stats_history.csv` (a row per second). */
 export function renderSummaryCsv(s: LoadSummary): string {
   const seconds = Math.max(s.durationMs / 1000, 0.001);
   const rows: unknown[][] = [SUMMARY_CSV_COLUMNS];
   for (const r of s.perRequest) {
-    rows.push([r.name, r.method, r.path, r.weight, r.requests, r.non2xx, r.non2xx, '', '', round2(r.requests / seconds), r.latency.avg, r.latency.p50, r.latency.p90, r.latency.p97_5, r.latency.p99, r.latency.max, round2(r.bytes / seconds)]);
+    rows.push([
+      r.name,
+      r.method,
+      r.path,
+      r.weight,
+      r.requests,
+      r.non2xx,
+      r.non2xx,
+      '',
+      '',
+      round2(r.requests / seconds),
+      r.latency.avg,
+      r.latency.p50,
+      r.latency.p90,
+      r.latency.p97_5,
+      r.latency.p99,
+      r.latency.max,
+      round2(r.bytes / seconds),
+    ]);
   }
   const l = s.latency;
-  rows.push(['Aggregated', '', '', '', s.requests.total, s.errors + s.non2xx, s.non2xx, s.errors, s.timeouts, s.requests.rps.avg, l.avg, l.p50, l.p90, l.p97_5, l.p99, l.max, s.throughput.avgBytesPerSec]);
+  rows.push([
+    'Aggregated',
+    '',
+    '',
+    '',
+    s.requests.total,
+    s.errors + s.non2xx,
+    s.non2xx,
+    s.errors,
+    s.timeouts,
+    s.requests.rps.avg,
+    l.avg,
+    l.p50,
+    l.p90,
+    l.p97_5,
+    l.p99,
+    l.max,
+    s.throughput.avgBytesPerSec,
+  ]);
   return csv(rows);
 }
 
 export function renderHistoryCsv(s: LoadSummary): string {
-  return csv([HISTORY_CSV_COLUMNS, ...s.history.map((h) => [h.second, h.at, h.requests, h.non2xx, h.errors, h.timeouts, h.bytes, h.latency.avg, h.latency.p50, h.latency.p90, h.latency.p99, h.latency.max])]);
+  return csv([
+    HISTORY_CSV_COLUMNS,
+    ...s.history.map((h) => [
+      h.second,
+      h.at,
+      h.requests,
+      h.non2xx,
+      h.errors,
+      h.timeouts,
+      h.bytes,
+      h.latency.avg,
+      h.latency.p50,
+      h.latency.p90,
+      h.latency.p99,
+      h.latency.max,
+    ]),
+  ]);
 }
 
 export interface MetricComparison {
@@ -326,16 +488,41 @@ const fullSeconds = (s: LoadSummary) => (s.history.length > 2 ? s.history.slice(
 
 const COMPARED: Record<string, Extract> = {
   rps: { value: (s) => s.requests.rps.avg, samples: (s) => fullSeconds(s).map((h) => h.requests), better: 'higher' },
-  'latency.avg': { value: (s) => s.latency.avg, samples: (s) => fullSeconds(s).map((h) => h.latency.avg), better: 'lower' },
-  'latency.p50': { value: (s) => s.latency.p50, samples: (s) => fullSeconds(s).map((h) => h.latency.p50), better: 'lower' },
-  'latency.p90': { value: (s) => s.latency.p90, samples: (s) => fullSeconds(s).map((h) => h.latency.p90), better: 'lower' },
-  'latency.p99': { value: (s) => s.latency.p99, samples: (s) => fullSeconds(s).map((h) => h.latency.p99), better: 'lower' },
-  throughput: { value: (s) => s.throughput.avgBytesPerSec, samples: (s) => fullSeconds(s).map((h) => h.bytes), better: 'higher' },
+  'latency.avg': {
+    value: (s) => s.latency.avg,
+    samples: (s) => fullSeconds(s).map((h) => h.latency.avg),
+    better: 'lower',
+  },
+  'latency.p50': {
+    value: (s) => s.latency.p50,
+    samples: (s) => fullSeconds(s).map((h) => h.latency.p50),
+    better: 'lower',
+  },
+  'latency.p90': {
+    value: (s) => s.latency.p90,
+    samples: (s) => fullSeconds(s).map((h) => h.latency.p90),
+    better: 'lower',
+  },
+  'latency.p99': {
+    value: (s) => s.latency.p99,
+    samples: (s) => fullSeconds(s).map((h) => h.latency.p99),
+    better: 'lower',
+  },
+  throughput: {
+    value: (s) => s.throughput.avgBytesPerSec,
+    samples: (s) => fullSeconds(s).map((h) => h.bytes),
+    better: 'higher',
+  },
 };
 
 export const SIGNIFICANCE = 0.05;
 
-export function compareWithBaseline(file: string, baseline: LoadSummary, current: LoadSummary, maxRegression?: number): BaselineComparison {
+export function compareWithBaseline(
+  file: string,
+  baseline: LoadSummary,
+  current: LoadSummary,
+  maxRegression?: number,
+): BaselineComparison {
   const metrics = Object.entries(COMPARED).map(([metric, m]): MetricComparison => {
     const before = m.value(baseline);
     const now = m.value(current);
@@ -355,7 +542,9 @@ export function compareWithBaseline(file: string, baseline: LoadSummary, current
   const regressions =
     maxRegression === undefined
       ? []
-      : metrics.filter((m) => m.worse && Math.abs(m.change) > maxRegression && m.significant !== false).map((m) => m.metric);
+      : metrics
+          .filter((m) => m.worse && Math.abs(m.change) > maxRegression && m.significant !== false)
+          .map((m) => m.metric);
   return { file, metrics, ...(maxRegression !== undefined ? { maxRegression } : {}), regressions };
 }
 
@@ -363,7 +552,8 @@ export function compareWithBaseline(file: string, baseline: LoadSummary, current
 export function parseBaseline(text: string): LoadSummary | undefined {
   try {
     const doc = JSON.parse(text) as Partial<LoadSummary> & { command?: string };
-    if (doc.command !== 'loadtest' || !doc.requests || !doc.latency || !doc.throughput || !Array.isArray(doc.history)) return undefined;
+    if (doc.command !== 'loadtest' || !doc.requests || !doc.latency || !doc.throughput || !Array.isArray(doc.history))
+      return undefined;
     return doc as LoadSummary;
   } catch {
     return undefined;

@@ -18,10 +18,17 @@ export interface LatencySummary {
 type Histogram = ReturnType<typeof hdr.build>;
 
 // 1 µs to 10 min, 3 significant digits: about 60 KiB a histogram.
-const newHistogram = (): Histogram => hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: 3, autoResize: true });
+const newHistogram = (): Histogram =>
+  hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 600_000_000,
+    numberOfSignificantValueDigits: 3,
+    autoResize: true,
+  });
 
 function summarize(histogram: Histogram): LatencySummary {
-  if (histogram.totalCount === 0) return { avg: 0, stddev: 0, min: 0, max: 0, ...Object.fromEntries(PERCENTILES.map((p) => [percentileKey(p), 0])) };
+  if (histogram.totalCount === 0)
+    return { avg: 0, stddev: 0, min: 0, max: 0, ...Object.fromEntries(PERCENTILES.map((p) => [percentileKey(p), 0])) };
   const ms = (us: number) => Math.round(us) / 1000;
   return {
     avg: ms(histogram.mean),
@@ -66,7 +73,14 @@ export interface RequestInfo {
 export class LoadRecorder {
   readonly #start: number;
   readonly #overall = newHistogram();
-  readonly #perRequest: Array<{ info: RequestInfo; histogram: Histogram; requests: number; non2xx: number; bytes: number; codes: Map<number, number> }>;
+  readonly #perRequest: Array<{
+    info: RequestInfo;
+    histogram: Histogram;
+    requests: number;
+    non2xx: number;
+    bytes: number;
+    codes: Map<number, number>;
+  }>;
   /** The expected interval between requests on one connection (µs) with --rate: corrects coordinated omission. */
   readonly #expectedIntervalUs: number | undefined;
   #second = 1;
@@ -79,7 +93,14 @@ export class LoadRecorder {
   constructor(requests: readonly RequestInfo[], startMs: number, expectedIntervalUs?: number) {
     this.#start = startMs;
     this.#expectedIntervalUs = expectedIntervalUs;
-    this.#perRequest = requests.map((info) => ({ info, histogram: newHistogram(), requests: 0, non2xx: 0, bytes: 0, codes: new Map() }));
+    this.#perRequest = requests.map((info) => ({
+      info,
+      histogram: newHistogram(),
+      requests: 0,
+      non2xx: 0,
+      bytes: 0,
+      codes: new Map(),
+    }));
   }
 
   #emptySecond() {
@@ -99,7 +120,16 @@ export class LoadRecorder {
       second: this.#second,
       at: new Date(this.#start + (this.#second - 1) * 1000).toISOString(),
       ...this.#current,
-      latency: h.totalCount === 0 ? { avg: 0, p50: 0, p90: 0, p99: 0, max: 0 } : { avg: ms(h.mean), p50: ms(h.getValueAtPercentile(50)), p90: ms(h.getValueAtPercentile(90)), p99: ms(h.getValueAtPercentile(99)), max: ms(h.maxValue) },
+      latency:
+        h.totalCount === 0
+          ? { avg: 0, p50: 0, p90: 0, p99: 0, max: 0 }
+          : {
+              avg: ms(h.mean),
+              p50: ms(h.getValueAtPercentile(50)),
+              p90: ms(h.getValueAtPercentile(90)),
+              p99: ms(h.getValueAtPercentile(99)),
+              max: ms(h.maxValue),
+            },
     });
     h.reset();
     this.#current = this.#emptySecond();
@@ -136,7 +166,12 @@ export class LoadRecorder {
   }
 
   /** Ends the run: the last (partial) second is kept, marked by its smaller count. */
-  finish(elapsedMs: number): { latency: LatencySummary; perRequest: RequestStats[]; history: SecondStats[]; errorsByCode: Record<string, number> } {
+  finish(elapsedMs: number): {
+    latency: LatencySummary;
+    perRequest: RequestStats[];
+    history: SecondStats[];
+    errorsByCode: Record<string, number>;
+  } {
     this.#advance(elapsedMs);
     if (this.#current.requests + this.#current.errors > 0) this.#closeSecond();
     const result = {
@@ -145,7 +180,9 @@ export class LoadRecorder {
         ...r.info,
         requests: r.requests,
         non2xx: r.non2xx,
-        statusCodes: Object.fromEntries([...r.codes.entries()].sort(([a], [b]) => a - b).map(([code, n]) => [String(code), n])),
+        statusCodes: Object.fromEntries(
+          [...r.codes.entries()].sort(([a], [b]) => a - b).map(([code, n]) => [String(code), n]),
+        ),
         bytes: r.bytes,
         latency: summarize(r.histogram),
       })),
@@ -187,7 +224,10 @@ export function welchTest(a: Sample, b: Sample): { t: number; df: number; p: num
 
 function logGamma(x: number): number {
   // Lanczos approximation (g = 7, n = 9).
-  const c = [0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059, 12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7];
+  const c = [
+    0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059,
+    12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7,
+  ];
   if (x < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x)) - logGamma(1 - x);
   x -= 1;
   let a = c[0]!;

@@ -29,13 +29,23 @@ export interface Threshold {
 
 export class ThresholdSyntaxError extends Error {}
 
-const LATENCY_UNITS: Record<string, number> = { '': 1, ms: 1, s: 1000, us: 0.001, 'µs': 0.001 };
-const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1000, mb: 1e6, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
+const LATENCY_UNITS: Record<string, number> = { '': 1, ms: 1, s: 1000, us: 0.001, µs: 0.001 };
+const BYTE_UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  kb: 1000,
+  mb: 1e6,
+  gb: 1e9,
+  kib: 1024,
+  mib: 1024 ** 2,
+  gib: 1024 ** 3,
+};
 const GRAMMAR = 'expected METRIC OP VALUE, e.g. p(99)<500, avg<200ms, errors<1%, non2xx==0, rps>1000, throughput>1MB';
 
 /** One expression; throws ThresholdSyntaxError naming what is wrong. */
 export function parseThreshold(text: string, source: string): Threshold {
-  const match = /^\s*([a-z0-9_.]+(?:\(\s*[\d.]+\s*\))?)\s*(<=|>=|==|!=|<|>)\s*(-?\d+(?:\.\d+)?)\s*([a-zµ%/]*)\s*$/i.exec(text);
+  const match =
+    /^\s*([a-z0-9_.]+(?:\(\s*[\d.]+\s*\))?)\s*(<=|>=|==|!=|<|>)\s*(-?\d+(?:\.\d+)?)\s*([a-zµ%/]*)\s*$/i.exec(text);
   if (!match) throw new ThresholdSyntaxError(`"${text}": ${GRAMMAR}`);
   const [, rawMetric, op, rawValue, rawUnit] = match as unknown as [string, string, Comparator, string, string];
   const name = rawMetric.replace(/\s+/g, '').toLowerCase();
@@ -51,7 +61,8 @@ export function parseThreshold(text: string, source: string): Threshold {
   if (percentile || ['avg', 'min', 'max', 'stddev', 'med'].includes(name)) {
     if (percentile) {
       const p = Number(percentile[1]);
-      if (!(PERCENTILES as readonly number[]).includes(p)) fail(`p(${percentile[1]}) is not a percentile a run reports; use one of ${PERCENTILES.join(', ')}`);
+      if (!(PERCENTILES as readonly number[]).includes(p))
+        fail(`p(${percentile[1]}) is not a percentile a run reports; use one of ${PERCENTILES.join(', ')}`);
       metric = { kind: 'latency', stat: 'percentile', percentile: p };
     } else if (name === 'med') metric = { kind: 'latency', stat: 'percentile', percentile: 50 };
     else metric = { kind: 'latency', stat: name as 'avg' | 'min' | 'max' | 'stddev' };
@@ -72,7 +83,9 @@ export function parseThreshold(text: string, source: string): Threshold {
     metric = { kind: 'count', of: name as 'errors' | 'timeouts' | 'non2xx' | 'failures', rate: unit === '%' };
     value = unit === '%' ? number / 100 : number;
   } else {
-    return fail(`unknown metric "${rawMetric}"; metrics: p(N), avg, med, min, max, stddev (latency), rps, requests, throughput, errors, timeouts, non2xx, failures`);
+    return fail(
+      `unknown metric "${rawMetric}"; metrics: p(N), avg, med, min, max, stddev (latency), rps, requests, throughput, errors, timeouts, non2xx, failures`,
+    );
   }
   return { expression: text.trim(), source, metric, op, value };
 }
@@ -104,7 +117,9 @@ export function percentileKey(p: number): string {
 function actualOf(metric: ThresholdMetric, facts: ThresholdFacts): number {
   switch (metric.kind) {
     case 'latency':
-      return metric.stat === 'percentile' ? (facts.latency[percentileKey(metric.percentile)] ?? NaN) : (facts.latency[metric.stat] ?? NaN);
+      return metric.stat === 'percentile'
+        ? (facts.latency[percentileKey(metric.percentile)] ?? NaN)
+        : (facts.latency[metric.stat] ?? NaN);
     case 'rps':
       return facts.rps;
     case 'requests':
@@ -149,6 +164,12 @@ const round = (n: number) => Math.round(n * 100) / 100;
 export function evaluateThresholds(thresholds: readonly Threshold[], facts: ThresholdFacts): ThresholdVerdict[] {
   return thresholds.map((t) => {
     const actual = actualOf(t.metric, facts);
-    return { expression: t.expression, source: t.source, actual, shown: show(t.metric, actual), passed: compare(actual, t.op, t.value) };
+    return {
+      expression: t.expression,
+      source: t.source,
+      actual,
+      shown: show(t.metric, actual),
+      passed: compare(actual, t.op, t.value),
+    };
   });
 }

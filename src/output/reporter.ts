@@ -33,7 +33,13 @@ interface Spinner {
   stopAndPersist(options: { symbol: string; text: string }): Spinner;
 }
 
-type SpinnerFactory = (options: { text: string; stream: unknown; isEnabled: boolean; color: 'cyan' | false; discardStdin: boolean }) => Spinner;
+type SpinnerFactory = (options: {
+  text: string;
+  stream: unknown;
+  isEnabled: boolean;
+  color: 'cyan' | false;
+  discardStdin: boolean;
+}) => Spinner;
 
 /**
  * Everything a command shows goes through here, scrubbed of secrets on the way out.
@@ -56,12 +62,20 @@ export class Reporter {
     this.err = new Chalk({ level: options.color && options.stderr.isTTY ? 1 : 0 });
     // A terminal that reports 0 columns (some CI pseudo-terminals) would make a spinner redraw forever.
     const width = options.stderr.columns ?? 80;
-    this.interactive = Boolean(options.stderr.isTTY) && width > 0 && !options.json && !options.quiet && ora !== undefined;
+    this.interactive =
+      Boolean(options.stderr.isTTY) && width > 0 && !options.json && !options.quiet && ora !== undefined;
     this.#ora = ora;
   }
 
   #mark(kind: 'step' | 'ok' | 'warn' | 'fail' | 'info' | 'debug'): string {
-    return { step: this.err.cyan('›'), ok: this.err.green('✔'), warn: this.err.yellow('⚠'), fail: this.err.red('✖'), info: this.err.blue('ℹ'), debug: this.err.gray('·') }[kind];
+    return {
+      step: this.err.cyan('›'),
+      ok: this.err.green('✔'),
+      warn: this.err.yellow('⚠'),
+      fail: this.err.red('✖'),
+      info: this.err.blue('ℹ'),
+      debug: this.err.gray('·'),
+    }[kind];
   }
 
   #line(kind: 'step' | 'ok' | 'warn' | 'fail' | 'info' | 'debug', text: string): void {
@@ -71,7 +85,14 @@ export class Reporter {
       return;
     }
     const label = { step: 'step', ok: 'ok', warn: 'warn', fail: 'fail', info: 'info', debug: 'debug' }[kind];
-    const colour = { step: this.err.cyan, ok: this.err.green, warn: this.err.yellow, fail: this.err.red, info: this.err.blue, debug: this.err.gray }[kind];
+    const colour = {
+      step: this.err.cyan,
+      ok: this.err.green,
+      warn: this.err.yellow,
+      fail: this.err.red,
+      info: this.err.blue,
+      debug: this.err.gray,
+    }[kind];
     this.options.stderr.write(`${this.options.clock.now().toISOString()} ${colour(label.padEnd(5))} ${clean}\n`);
   }
 
@@ -89,7 +110,8 @@ export class Reporter {
         discardStdin: false,
       }).start();
       // Our own marks, in our own colours: --no-color reaches them too.
-      const stop = (kind: 'ok' | 'warn' | 'fail', t: string | undefined) => void spinner.stopAndPersist({ symbol: this.#mark(kind), text: this.options.redactor.scrub(t ?? text) });
+      const stop = (kind: 'ok' | 'warn' | 'fail', t: string | undefined) =>
+        void spinner.stopAndPersist({ symbol: this.#mark(kind), text: this.options.redactor.scrub(t ?? text) });
       return {
         update: (t) => {
           spinner.text = this.options.redactor.scrub(t);
@@ -133,7 +155,9 @@ export class Reporter {
   /** `[dry run] would run: ...`, from the same step the command would have carried out. */
   dryRun(step: PlannedStep): void {
     if (this.options.json) return;
-    this.options.stderr.write(`${this.err.magenta('[dry run]')} ${this.options.redactor.scrub(describePlannedStep(step, this.options.redactor))}\n`);
+    this.options.stderr.write(
+      `${this.err.magenta('[dry run]')} ${this.options.redactor.scrub(describePlannedStep(step, this.options.redactor))}\n`,
+    );
   }
 
   /** The human rendering of a result, on stdout. Not used with --json. */

@@ -13,5 +13,12 @@ export function renderTable(
       })
       .join('  ')
       .trimEnd();
-  return [line(headers, -1), line(widths.map((w) => '-'.repeat(w)), -1), ...rows.map((r, i) => line(r, i))].join('\n');
+  return [
+    line(headers, -1),
+    line(
+      widths.map((w) => '-'.repeat(w)),
+      -1,
+    ),
+    ...rows.map((r, i) => line(r, i)),
+  ].join('\n');
 }

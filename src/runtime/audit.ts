@@ -15,12 +15,23 @@ export interface AuditEntry {
 }
 
 export function outcomeFor(exitCode: number): AuditEntry['outcome'] {
-  return exitCode === 0 ? 'ok' : exitCode === 2 ? 'usage' : exitCode === 3 ? 'check-failed' : exitCode === 4 ? 'locked' : 'failed';
+  return exitCode === 0
+    ? 'ok'
+    : exitCode === 2
+      ? 'usage'
+      : exitCode === 3
+        ? 'check-failed'
+        : exitCode === 4
+          ? 'locked'
+          : 'failed';
 }
 
 /** Pure: the audit line, with arguments and messages scrubbed of secrets. */
 export function buildAuditEntry(
-  fields: Omit<AuditEntry, 'outcome' | 'args' | 'error'> & { args: readonly string[]; error?: { code: string; message: string } },
+  fields: Omit<AuditEntry, 'outcome' | 'args' | 'error'> & {
+    args: readonly string[];
+    error?: { code: string; message: string };
+  },
   redactor: Redactor,
 ): AuditEntry {
   const entry: AuditEntry = {

@@ -81,7 +81,13 @@ export function auditLogPath(ctx: Context): string {
  * Runs a mutating action under the project lock and appends its audit line, whatever the outcome.
  * With --dry-run neither happens: a dry run changes nothing, not even the lock or the log.
  */
-export async function withMutation<T>(ctx: Context, command: string, action: () => Promise<T>, exitCodeOf: (result: T) => number = () => 0, options: { lock?: boolean } = {}): Promise<T> {
+export async function withMutation<T>(
+  ctx: Context,
+  command: string,
+  action: () => Promise<T>,
+  exitCodeOf: (result: T) => number = () => 0,
+  options: { lock?: boolean } = {},
+): Promise<T> {
   if (ctx.globals.dryRun) return action();
   const started = ctx.clock.monotonicMs();
   const startedAt = ctx.clock.now();
@@ -89,12 +95,17 @@ export async function withMutation<T>(ctx: Context, command: string, action: () 
   let failure: OpskitError | undefined;
   let lock: Awaited<ReturnType<typeof acquireLock>> | undefined;
   try {
-    if (options.lock !== false) lock = await acquireLock(ctx, lockFilePath(ctx), `opskit ${command}`, {
-      waitMs: ctx.globals.lockWait ? parseDuration(ctx.globals.lockWait, '--lock-wait') : 0,
-      onWait: (holder) => ctx.reporter.info(`waiting for the lock: ${describeHolder(holder)}`),
-      onTakeover: (stale) =>
-        ctx.reporter.warn(stale ? `taking over a stale lock: ${describeHolder(stale)} is no longer running` : 'taking over an unreadable lock file'),
-    });
+    if (options.lock !== false)
+      lock = await acquireLock(ctx, lockFilePath(ctx), `opskit ${command}`, {
+        waitMs: ctx.globals.lockWait ? parseDuration(ctx.globals.lockWait, '--lock-wait') : 0,
+        onWait: (holder) => ctx.reporter.info(`waiting for the lock: ${describeHolder(holder)}`),
+        onTakeover: (stale) =>
+          ctx.reporter.warn(
+            stale
+              ? `taking over a stale lock: ${describeHolder(stale)} is no longer running`
+              : 'taking over an unreadable lock file',
+          ),
+      });
     const result = await action();
     exitCode = exitCodeOf(result);
     return result;

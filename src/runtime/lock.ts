@@ -36,7 +36,13 @@ export function parseHolder(text: string | undefined): LockHolder | undefined {
   try {
     const value = JSON.parse(text) as Partial<LockHolder>;
     if (typeof value.pid === 'number' && typeof value.host === 'string') {
-      return { pid: value.pid, host: value.host, user: String(value.user ?? '?'), command: String(value.command ?? '?'), startedAt: String(value.startedAt ?? '?') };
+      return {
+        pid: value.pid,
+        host: value.host,
+        user: String(value.user ?? '?'),
+        command: String(value.command ?? '?'),
+        startedAt: String(value.startedAt ?? '?'),
+      };
     }
   } catch {
     // A lock file we cannot read is treated as stale below.
@@ -59,9 +65,20 @@ export function isStale(holder: LockHolder | undefined, host: string, isPidAlive
  * then hard-linked into place), so a reader never sees a half-written holder. A holder whose pid is dead
  * on this host is taken over, under a short mutex so two runs cannot both take over the same stale lock.
  */
-export async function acquireLock(deps: LockDeps, lockFile: string, command: string, options: AcquireOptions): Promise<LockHandle> {
+export async function acquireLock(
+  deps: LockDeps,
+  lockFile: string,
+  command: string,
+  options: AcquireOptions,
+): Promise<LockHandle> {
   const { fs, clock, system } = deps;
-  const me: LockHolder = { pid: system.pid, host: system.hostname(), user: system.user(), command, startedAt: clock.now().toISOString() };
+  const me: LockHolder = {
+    pid: system.pid,
+    host: system.hostname(),
+    user: system.user(),
+    command,
+    startedAt: clock.now().toISOString(),
+  };
   const myText = `${JSON.stringify(me)}\n`;
   const deadline = clock.monotonicMs() + options.waitMs;
   let backoff = 100;
@@ -100,7 +117,10 @@ export async function acquireLock(deps: LockDeps, lockFile: string, command: str
       const left = deadline - clock.monotonicMs();
       if (left <= 0) {
         throw new LockHeldError(`another run holds the lock ${lockFile}: ${describeHolder(holder)}`, {
-          hint: options.waitMs > 0 ? 'it did not finish within --lock-wait; try again later' : 'wait for it to finish, or pass --lock-wait <duration> to wait',
+          hint:
+            options.waitMs > 0
+              ? 'it did not finish within --lock-wait; try again later'
+              : 'wait for it to finish, or pass --lock-wait <duration> to wait',
           details: { holder },
         });
       }

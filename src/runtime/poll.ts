@@ -24,13 +24,19 @@ export class Waker {
   }
 }
 
-export type PollResult<T> = { ok: true; value: T; attempts: number; elapsedMs: number } | { ok: false; last: string; attempts: number; elapsedMs: number };
+export type PollResult<T> =
+  | { ok: true; value: T; attempts: number; elapsedMs: number }
+  | { ok: false; last: string; attempts: number; elapsedMs: number };
 
 /**
  * Every wait in opskit: probe, then sleep with backoff, never past the deadline (no fixed sleeps).
  * The probe runs at least once, and once more at the deadline.
  */
-export async function pollUntil<T>(clock: Clock, options: PollOptions, probe: (attempt: number) => Promise<Probe<T>>): Promise<PollResult<T>> {
+export async function pollUntil<T>(
+  clock: Clock,
+  options: PollOptions,
+  probe: (attempt: number) => Promise<Probe<T>>,
+): Promise<PollResult<T>> {
   const started = clock.monotonicMs();
   const deadline = started + options.timeoutMs;
   let delay = options.initialDelayMs ?? 250;

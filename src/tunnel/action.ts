@@ -81,7 +81,10 @@ interface StartSettings {
 function wholeNumber(text: string, field: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const value = /^\d+$/.test(text.trim()) ? Number(text.trim()) : NaN;
   if (!Number.isSafeInteger(value) || value < min || value > max) {
-    throw new UsageError(`${field}: "${text}" is not a whole number from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ''}`, { code: 'E_BAD_FLAG' });
+    throw new UsageError(
+      `${field}: "${text}" is not a whole number from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ''}`,
+      { code: 'E_BAD_FLAG' },
+    );
   }
   return value;
 }
@@ -89,9 +92,11 @@ function wholeNumber(text: string, field: string, min: number, max = Number.MAX_
 /** Flags over config, every value checked before anything starts (exit 2, nothing written). */
 async function resolveStart(ctx: Context, flags: StartFlags, paths: TunnelPaths): Promise<StartSettings> {
   const { tunnel, ngrok } = ctx.loaded!.config;
-  const ms = (flag: string | undefined, flagName: string, configured: string, key: string) => parseDuration(flag ?? configured, flag !== undefined ? flagName : `tunnel.${key}`);
+  const ms = (flag: string | undefined, flagName: string, configured: string, key: string) =>
+    parseDuration(flag ?? configured, flag !== undefined ? flagName : `tunnel.${key}`);
   const checkPath = flags.checkPath ?? tunnel.checkPath;
-  if (!checkPath.startsWith('/')) throw new UsageError(`--check-path: "${checkPath}" must start with /`, { code: 'E_BAD_FLAG' });
+  if (!checkPath.startsWith('/'))
+    throw new UsageError(`--check-path: "${checkPath}" must start with /`, { code: 'E_BAD_FLAG' });
   const settings: StartSettings = {
     driver: chooseDriver(flags.driver, tunnel.driver, ngrok.bin !== undefined),
     port: flags.port !== undefined ? wholeNumber(flags.port, '--port', 1, 65535) : tunnel.port,
@@ -101,7 +106,10 @@ async function resolveStart(ctx: Context, flags: StartFlags, paths: TunnelPaths)
     checkTimeoutMs: parseDuration(tunnel.checkTimeout, 'tunnel.checkTimeout'),
     startTimeoutMs: parseDuration(tunnel.startTimeout, 'tunnel.startTimeout'),
     policy: {
-      maxAttempts: flags.reconnectAttempts !== undefined ? wholeNumber(flags.reconnectAttempts, '--reconnect-attempts', 1) : tunnel.reconnectAttempts,
+      maxAttempts:
+        flags.reconnectAttempts !== undefined
+          ? wholeNumber(flags.reconnectAttempts, '--reconnect-attempts', 1)
+          : tunnel.reconnectAttempts,
       delayMs: ms(flags.reconnectDelay, '--reconnect-delay', tunnel.reconnectDelay, 'reconnectDelay'),
       backoff: tunnel.backoff,
       maxDelayMs: parseDuration(tunnel.maxReconnectDelay, 'tunnel.maxReconnectDelay'),
@@ -110,21 +118,28 @@ async function resolveStart(ctx: Context, flags: StartFlags, paths: TunnelPaths)
     webAddr: ngrok.webAddr,
     url: ngrok.url,
   };
-  if (settings.checkIntervalMs <= 0) throw new UsageError('--check-interval must be more than 0', { code: 'E_BAD_FLAG' });
+  if (settings.checkIntervalMs <= 0)
+    throw new UsageError('--check-interval must be more than 0', { code: 'E_BAD_FLAG' });
   if (settings.driver === 'agent') {
     const env = ctx.loaded!.env;
     const named = ngrok.bin;
     const bin = await ctx.exec.which(named ?? 'ngrok', env);
     if (!bin) {
-      throw new ConfigError(named ? `ngrok.bin (or NGROK_BIN): "${named}" is not an executable file` : '--driver agent: no ngrok agent found: set NGROK_BIN or ngrok.bin, or put ngrok on PATH', {
-        code: 'E_NGROK_BIN',
-        hint: 'without an agent, tunnels use the in-process @ngrok/ngrok SDK (--driver sdk)',
-      });
+      throw new ConfigError(
+        named
+          ? `ngrok.bin (or NGROK_BIN): "${named}" is not an executable file`
+          : '--driver agent: no ngrok agent found: set NGROK_BIN or ngrok.bin, or put ngrok on PATH',
+        {
+          code: 'E_NGROK_BIN',
+          hint: 'without an agent, tunnels use the in-process @ngrok/ngrok SDK (--driver sdk)',
+        },
+      );
     }
     let userConfig: string | undefined;
     if (ngrok.configFile) {
       userConfig = projectPath(ctx, ngrok.configFile);
-      if (!(await ctx.fs.exists(userConfig))) throw new ConfigError(`ngrok.configFile: ${userConfig} does not exist`, { code: 'E_NGROK_CONFIG' });
+      if (!(await ctx.fs.exists(userConfig)))
+        throw new ConfigError(`ngrok.configFile: ${userConfig} does not exist`, { code: 'E_NGROK_CONFIG' });
     } else {
       const home = env.HOME ?? os.homedir();
       const fallback = path.join(home, '.config', 'ngrok', 'ngrok.yml');
@@ -132,7 +147,12 @@ async function resolveStart(ctx: Context, flags: StartFlags, paths: TunnelPaths)
     }
     const version = configVersionOf(userConfig ? await ctx.fs.readText(userConfig) : undefined);
     const configFiles = [...(userConfig ? [userConfig] : []), paths.agentConfig];
-    settings.agent = { bin, userConfig, configText: renderAgentConfig(settings.webAddr, version), argv: agentCommand({ bin, port: settings.port, configFiles, ...(settings.url ? { url: settings.url } : {}) }) };
+    settings.agent = {
+      bin,
+      userConfig,
+      configText: renderAgentConfig(settings.webAddr, version),
+      argv: agentCommand({ bin, port: settings.port, configFiles, ...(settings.url ? { url: settings.url } : {}) }),
+    };
   }
   return settings;
 }
@@ -155,7 +175,9 @@ async function stopOrphanAgent(ctx: Context, state: TunnelState | undefined): Pr
 /** SIGTERM, up to graceMs to exit, then SIGKILL and up to 5 s more. */
 async function terminate(ctx: Context, pid: number, graceMs: number): Promise<'exited' | 'killed' | 'stuck'> {
   const gone = (timeoutMs: number) =>
-    pollUntil(ctx.clock, { timeoutMs, initialDelayMs: 50, maxDelayMs: 500 }, async () => (ctx.system.isPidAlive(pid) ? { done: false, last: 'still running' } : { done: true, value: true }));
+    pollUntil(ctx.clock, { timeoutMs, initialDelayMs: 50, maxDelayMs: 500 }, async () =>
+      ctx.system.isPidAlive(pid) ? { done: false, last: 'still running' } : { done: true, value: true },
+    );
   ctx.system.kill(pid, 'SIGTERM');
   if ((await gone(graceMs)).ok) return 'exited';
   ctx.system.kill(pid, 'SIGKILL');
@@ -177,7 +199,11 @@ async function cleanStale(ctx: Context, paths: TunnelPaths, pid: number): Promis
   await ctx.fs.remove(paths.pidFile);
   await markUrlStale(ctx, paths);
   const orphan = await stopOrphanAgent(ctx, state);
-  if (state && state.status !== 'stopped' && state.status !== 'failed') await ctx.fs.writeFileAtomic(paths.stateFile, `${JSON.stringify({ ...state, status: 'stopped', updatedAt: ctx.clock.now().toISOString() }, null, 2)}\n`);
+  if (state && state.status !== 'stopped' && state.status !== 'failed')
+    await ctx.fs.writeFileAtomic(
+      paths.stateFile,
+      `${JSON.stringify({ ...state, status: 'stopped', updatedAt: ctx.clock.now().toISOString() }, null, 2)}\n`,
+    );
   return `removed a stale PID file ${paths.pidFile} (pid ${pid} is not running)${orphan ? `; stopped its orphaned ngrok agent (pid ${orphan})` : ''}`;
 }
 
@@ -210,20 +236,43 @@ function serial(onError: (error: Error) => void) {
 export async function runStart(ctx: Context, flags: StartFlags): Promise<StartResult> {
   const paths = tunnelPaths(ctx);
   const settings = await resolveStart(ctx, flags, paths);
-  const files = { pid: paths.pidFile, url: paths.urlFile, log: settings.driver === 'agent' ? paths.agentLog : paths.detachLog };
-  const base = { driver: settings.driver, port: settings.port, monitor: settings.monitor, detached: Boolean(flags.detach), reconnects: 0, files };
+  const files = {
+    pid: paths.pidFile,
+    url: paths.urlFile,
+    log: settings.driver === 'agent' ? paths.agentLog : paths.detachLog,
+  };
+  const base = {
+    driver: settings.driver,
+    port: settings.port,
+    monitor: settings.monitor,
+    detached: Boolean(flags.detach),
+    reconnects: 0,
+    files,
+  };
   if (ctx.globals.dryRun) {
     const plan = settings.agent
-      ? { argv: [settings.agent.argv[0], ...settings.agent.argv[1]], agentConfigFile: paths.agentConfig, agentConfig: settings.agent.configText, env: ctx.loaded!.config.ngrok.authtoken ? ['NGROK_AUTHTOKEN=***'] : [] }
+      ? {
+          argv: [settings.agent.argv[0], ...settings.agent.argv[1]],
+          agentConfigFile: paths.agentConfig,
+          agentConfig: settings.agent.configText,
+          env: ctx.loaded!.config.ngrok.authtoken ? ['NGROK_AUTHTOKEN=***'] : [],
+        }
       : {};
-    ctx.reporter.info(settings.agent ? `would start: ${plan.argv!.join(' ')}` : `would open an in-process tunnel (the @ngrok/ngrok SDK) to port ${settings.port}`);
+    ctx.reporter.info(
+      settings.agent
+        ? `would start: ${plan.argv!.join(' ')}`
+        : `would open an in-process tunnel (the @ngrok/ngrok SDK) to port ${settings.port}`,
+    );
     return { ...base, outcome: 'planned', plan };
   }
   const existing = parsePid(await ctx.fs.readText(paths.pidFile));
   if (existing !== undefined) {
     if (supervisorAlive(ctx, existing)) {
       const state = await readState(ctx, paths);
-      throw new LockHeldError(`a tunnel is already running (pid ${existing}${state?.publicUrl ? `, ${state.publicUrl}` : ''})`, { hint: 'opskit tunnel status shows it; opskit tunnel stop stops it', details: { pid: existing } });
+      throw new LockHeldError(
+        `a tunnel is already running (pid ${existing}${state?.publicUrl ? `, ${state.publicUrl}` : ''})`,
+        { hint: 'opskit tunnel status shows it; opskit tunnel stop stops it', details: { pid: existing } },
+      );
     }
     ctx.reporter.warn(await cleanStale(ctx, paths, existing));
   } else {
@@ -235,33 +284,57 @@ export async function runStart(ctx: Context, flags: StartFlags): Promise<StartRe
   return withMutation(ctx, 'tunnel start', () => runForeground(ctx, settings, paths, base), undefined, { lock: false });
 }
 
-async function startDetached(ctx: Context, settings: StartSettings, paths: TunnelPaths, base: Omit<StartResult, 'outcome'>): Promise<StartResult> {
+async function startDetached(
+  ctx: Context,
+  settings: StartSettings,
+  paths: TunnelPaths,
+  base: Omit<StartResult, 'outcome'>,
+): Promise<StartResult> {
   const [file, prefix] = ctx.system.selfCommand();
   // The same command, in the foreground of a process of its own; its output goes to the log.
   const args = [...prefix, ...ctx.argv.filter((word) => word !== '--detach' && word !== '--json')];
-  const pid = await ctx.exec.spawnDetached(file, args, { cwd: ctx.cwd, env: { ...ctx.processEnv }, logFile: paths.detachLog });
-  const step = ctx.reporter.step(`starting the tunnel in the background (pid ${pid})`);
-  const up = await pollUntil(ctx.clock, { timeoutMs: settings.startTimeoutMs + 5000, initialDelayMs: 100, maxDelayMs: 500 }, async () => {
-    const state = await readState(ctx, paths);
-    if (state?.pid === pid && state.status === 'up' && state.publicUrl) return { done: true, value: state };
-    if (!ctx.system.isPidAlive(pid)) return { done: true, value: undefined };
-    return { done: false, last: state?.pid === pid ? `the tunnel is ${state.status}` : 'not started yet' };
+  const pid = await ctx.exec.spawnDetached(file, args, {
+    cwd: ctx.cwd,
+    env: { ...ctx.processEnv },
+    logFile: paths.detachLog,
   });
+  const step = ctx.reporter.step(`starting the tunnel in the background (pid ${pid})`);
+  const up = await pollUntil(
+    ctx.clock,
+    { timeoutMs: settings.startTimeoutMs + 5000, initialDelayMs: 100, maxDelayMs: 500 },
+    async () => {
+      const state = await readState(ctx, paths);
+      if (state?.pid === pid && state.status === 'up' && state.publicUrl) return { done: true, value: state };
+      if (!ctx.system.isPidAlive(pid)) return { done: true, value: undefined };
+      return { done: false, last: state?.pid === pid ? `the tunnel is ${state.status}` : 'not started yet' };
+    },
+  );
   if (!up.ok || !up.value) {
     step.fail();
     const log = (await ctx.fs.readText(paths.detachLog)) ?? '';
     const tail = log.trim().split('\n').slice(-3).join(' | ');
     if (ctx.system.isPidAlive(pid)) ctx.system.kill(pid, 'SIGTERM');
-    throw new OperationError('E_TUNNEL_START', `the background tunnel did not come up${up.ok ? '' : ` within ${formatDuration(settings.startTimeoutMs + 5000)}`}${tail ? `: ${tail}` : ''}`, { hint: `its log: ${paths.detachLog}` });
+    throw new OperationError(
+      'E_TUNNEL_START',
+      `the background tunnel did not come up${up.ok ? '' : ` within ${formatDuration(settings.startTimeoutMs + 5000)}`}${tail ? `: ${tail}` : ''}`,
+      { hint: `its log: ${paths.detachLog}` },
+    );
   }
   step.succeed(`tunnel up in the background: ${up.value.publicUrl} (pid ${pid})`);
   return { ...base, pid, publicUrl: up.value.publicUrl!, outcome: 'running' };
 }
 
-async function runForeground(ctx: Context, settings: StartSettings, paths: TunnelPaths, base: Omit<StartResult, 'outcome'>): Promise<StartResult> {
+async function runForeground(
+  ctx: Context,
+  settings: StartSettings,
+  paths: TunnelPaths,
+  base: Omit<StartResult, 'outcome'>,
+): Promise<StartResult> {
   const myPid = `${ctx.system.pid}\n`;
   if (!(await ctx.fs.createExclusive(paths.pidFile, myPid))) {
-    throw new LockHeldError(`another tunnel start wrote ${paths.pidFile} first`, { hint: 'opskit tunnel status shows it' });
+    throw new LockHeldError(`another tunnel start wrote ${paths.pidFile} first`, {
+      hint: 'opskit tunnel status shows it',
+    });
   }
   const writes = serial((error) => ctx.reporter.warn(`could not write a tunnel file: ${error.message}`));
   const agentLines = serial(() => undefined);
@@ -299,7 +372,12 @@ async function runForeground(ctx: Context, settings: StartSettings, paths: Tunne
     await ctx.fs.writeFileAtomic(paths.agentConfig, settings.agent.configText, { mode: SECRET_FILE_MODE });
     await ctx.fs.mkdirp(path.dirname(paths.agentLog));
     driver = agentDriver(ctx, {
-      spec: { bin: settings.agent.bin, port: settings.port, configFiles: [...(settings.agent.userConfig ? [settings.agent.userConfig] : []), paths.agentConfig], ...(settings.url ? { url: settings.url } : {}) },
+      spec: {
+        bin: settings.agent.bin,
+        port: settings.port,
+        configFiles: [...(settings.agent.userConfig ? [settings.agent.userConfig] : []), paths.agentConfig],
+        ...(settings.url ? { url: settings.url } : {}),
+      },
       env: agentEnv(ctx.processEnv, token),
       webAddr: settings.webAddr,
       startTimeoutMs: settings.startTimeoutMs,
@@ -307,7 +385,15 @@ async function runForeground(ctx: Context, settings: StartSettings, paths: Tunne
       onAgentLine: (line) => agentLines.push(() => ctx.fs.appendLine(paths.agentLog, ctx.redactor.scrub(line))),
     });
   } else {
-    driver = sdkDriver({ port: settings.port, authtoken: token, url: settings.url, startTimeoutMs: settings.startTimeoutMs, clock: ctx.clock, load: () => ctx.ngrok(), onLog: (line) => ctx.reporter.debug(`ngrok: ${line}`) });
+    driver = sdkDriver({
+      port: settings.port,
+      authtoken: token,
+      url: settings.url,
+      startTimeoutMs: settings.startTimeoutMs,
+      clock: ctx.clock,
+      load: () => ctx.ngrok(),
+      onLog: (line) => ctx.reporter.debug(`ngrok: ${line}`),
+    });
   }
 
   const onEvent = (event: SupervisorEvent) => {
@@ -319,8 +405,13 @@ async function runForeground(ctx: Context, settings: StartSettings, paths: Tunne
         if (event.agentPid !== undefined) state.agentPid = event.agentPid;
         if (event.reconnect) state.reconnects++;
         writeUrl(event.url);
-        if (event.previousUrl) ctx.reporter.warn(`the public URL changed: ${event.previousUrl} -> ${event.url} (written to ${paths.urlFile})`);
-        ctx.reporter.info(`${event.reconnect ? 'reconnected' : 'tunnel up'}: ${event.url} -> localhost:${settings.port} (${settings.driver}${event.agentPid !== undefined ? `, agent pid ${event.agentPid}` : ''})`);
+        if (event.previousUrl)
+          ctx.reporter.warn(
+            `the public URL changed: ${event.previousUrl} -> ${event.url} (written to ${paths.urlFile})`,
+          );
+        ctx.reporter.info(
+          `${event.reconnect ? 'reconnected' : 'tunnel up'}: ${event.url} -> localhost:${settings.port} (${settings.driver}${event.agentPid !== undefined ? `, agent pid ${event.agentPid}` : ''})`,
+        );
         break;
       case 'url-changed':
         state.publicUrl = event.to;
@@ -338,10 +429,14 @@ async function runForeground(ctx: Context, settings: StartSettings, paths: Tunne
         break;
       case 'reconnecting':
         state.status = 'reconnecting';
-        ctx.reporter.info(`reconnect attempt ${event.attempt}/${event.maxAttempts} in ${formatDuration(event.delayMs)}`);
+        ctx.reporter.info(
+          `reconnect attempt ${event.attempt}/${event.maxAttempts} in ${formatDuration(event.delayMs)}`,
+        );
         break;
       case 'attempt-failed':
-        ctx.reporter.warn(`reconnect attempt ${event.attempt} failed${event.permanent ? ' (no retry can fix this)' : ''}: ${event.error}`);
+        ctx.reporter.warn(
+          `reconnect attempt ${event.attempt} failed${event.permanent ? ' (no retry can fix this)' : ''}: ${event.error}`,
+        );
         break;
     }
     persist();
@@ -352,7 +447,13 @@ async function runForeground(ctx: Context, settings: StartSettings, paths: Tunne
     result = await superviseTunnel(
       driver,
       { clock: ctx.clock, http: ctx.http },
-      { monitor: settings.monitor, checkIntervalMs: settings.checkIntervalMs, checkPath: settings.checkPath, checkTimeoutMs: settings.checkTimeoutMs, policy: settings.policy },
+      {
+        monitor: settings.monitor,
+        checkIntervalMs: settings.checkIntervalMs,
+        checkPath: settings.checkPath,
+        checkTimeoutMs: settings.checkTimeoutMs,
+        policy: settings.policy,
+      },
       stop.signal,
       onEvent,
     );
@@ -360,7 +461,11 @@ async function runForeground(ctx: Context, settings: StartSettings, paths: Tunne
     state.status = 'failed';
     if (error instanceof TunnelStartError) {
       throw new OperationError('E_TUNNEL_START', `the tunnel did not start: ${error.message}`, {
-        hint: error.permanent ? 'check the authtoken (NGROK_AUTHTOKEN or ngrok.authtoken) and the ngrok account' : settings.agent ? `the agent's log: ${paths.agentLog}` : 'pass --monitor to retry',
+        hint: error.permanent
+          ? 'check the authtoken (NGROK_AUTHTOKEN or ngrok.authtoken) and the ngrok account'
+          : settings.agent
+            ? `the agent's log: ${paths.agentLog}`
+            : 'pass --monitor to retry',
       });
     }
     throw error;
@@ -375,15 +480,28 @@ async function runForeground(ctx: Context, settings: StartSettings, paths: Tunne
     if ((await ctx.fs.readText(paths.pidFile)) === myPid) await ctx.fs.remove(paths.pidFile);
     await markUrlStale(ctx, paths);
   }
-  const done: StartResult = { ...base, pid: ctx.system.pid, ...(result.publicUrl ? { publicUrl: result.publicUrl } : {}), outcome: result.outcome, ...(signal ? { signal } : {}), reconnects: result.reconnects };
+  const done: StartResult = {
+    ...base,
+    pid: ctx.system.pid,
+    ...(result.publicUrl ? { publicUrl: result.publicUrl } : {}),
+    outcome: result.outcome,
+    ...(signal ? { signal } : {}),
+    reconnects: result.reconnects,
+  };
   if (result.outcome === 'gave-up') {
-    throw new OperationError('E_TUNNEL_GAVE_UP', `the tunnel is down and did not come back after ${result.attempts} reconnect attempt${result.attempts === 1 ? '' : 's'}: ${result.lastError ?? 'unknown'}`, {
-      hint: settings.agent ? `the agent's log: ${paths.agentLog}` : 'check the network and the ngrok account',
-      details: { reconnects: result.reconnects, attempts: result.attempts },
-    });
+    throw new OperationError(
+      'E_TUNNEL_GAVE_UP',
+      `the tunnel is down and did not come back after ${result.attempts} reconnect attempt${result.attempts === 1 ? '' : 's'}: ${result.lastError ?? 'unknown'}`,
+      {
+        hint: settings.agent ? `the agent's log: ${paths.agentLog}` : 'check the network and the ngrok account',
+        details: { reconnects: result.reconnects, attempts: result.attempts },
+      },
+    );
   }
   if (result.outcome === 'ended') {
-    throw new OperationError('E_TUNNEL_ENDED', `the tunnel ended: ${result.lastError ?? 'unknown'}`, { hint: 'with --monitor, opskit reconnects it' });
+    throw new OperationError('E_TUNNEL_ENDED', `the tunnel ended: ${result.lastError ?? 'unknown'}`, {
+      hint: 'with --monitor, opskit reconnects it',
+    });
   }
   return done;
 }
@@ -403,16 +521,36 @@ export async function runStop(ctx: Context, timeoutText: string | undefined): Pr
   if (pid === undefined) {
     if (await ctx.fs.exists(paths.pidFile)) {
       await ctx.fs.remove(paths.pidFile);
-      return { wasRunning: false, stale: true, forced: false, message: `removed an unreadable PID file ${paths.pidFile}` };
+      return {
+        wasRunning: false,
+        stale: true,
+        forced: false,
+        message: `removed an unreadable PID file ${paths.pidFile}`,
+      };
     }
     const orphan = ctx.globals.dryRun ? undefined : await stopOrphanAgent(ctx, await readState(ctx, paths));
-    return { wasRunning: false, stale: false, forced: false, message: orphan ? `no tunnel was running; stopped an orphaned ngrok agent (pid ${orphan})` : 'no tunnel is running' };
+    return {
+      wasRunning: false,
+      stale: false,
+      forced: false,
+      message: orphan
+        ? `no tunnel was running; stopped an orphaned ngrok agent (pid ${orphan})`
+        : 'no tunnel is running',
+    };
   }
   if (!supervisorAlive(ctx, pid)) {
-    if (ctx.globals.dryRun) return { wasRunning: false, stale: true, pid, forced: false, message: `would remove the stale PID file ${paths.pidFile} (pid ${pid} is not running)` };
+    if (ctx.globals.dryRun)
+      return {
+        wasRunning: false,
+        stale: true,
+        pid,
+        forced: false,
+        message: `would remove the stale PID file ${paths.pidFile} (pid ${pid} is not running)`,
+      };
     return { wasRunning: false, stale: true, pid, forced: false, message: await cleanStale(ctx, paths, pid) };
   }
-  if (ctx.globals.dryRun) return { wasRunning: true, stale: false, pid, forced: false, message: `would send SIGTERM to pid ${pid}` };
+  if (ctx.globals.dryRun)
+    return { wasRunning: true, stale: false, pid, forced: false, message: `would send SIGTERM to pid ${pid}` };
   const step = ctx.reporter.step(`stopping the tunnel (pid ${pid})`);
   const ended = await terminate(ctx, pid, timeoutMs);
   if (ended === 'exited') {
@@ -426,7 +564,13 @@ export async function runStop(ctx: Context, timeoutText: string | undefined): Pr
   // Killed: the supervisor could not clean up after itself.
   const cleanup = await cleanStale(ctx, paths, pid);
   step.warn(`the tunnel did not stop within ${formatDuration(timeoutMs)}; killed it`);
-  return { wasRunning: true, stale: false, pid, forced: true, message: `killed the tunnel (pid ${pid}) after ${formatDuration(timeoutMs)}; ${cleanup}` };
+  return {
+    wasRunning: true,
+    stale: false,
+    pid,
+    forced: true,
+    message: `killed the tunnel (pid ${pid}) after ${formatDuration(timeoutMs)}; ${cleanup}`,
+  };
 }
 
 export async function runUrl(ctx: Context, fresh: boolean): Promise<ResolvedUrl> {
@@ -441,12 +585,28 @@ export async function runUrl(ctx: Context, fresh: boolean): Promise<ResolvedUrl>
     const port = state?.port ?? ctx.loaded!.config.tunnel.port;
     const answer = await queryAgentApi(ctx.http, webAddr, port);
     // An agent started by hand may forward some other port: any tunnel it lists is better than none.
-    api = answer.listed?.publicUrl ?? (answer.answering ? (await queryAgentApi(ctx.http, webAddr, undefined)).listed?.publicUrl : undefined);
+    api =
+      answer.listed?.publicUrl ??
+      (answer.answering ? (await queryAgentApi(ctx.http, webAddr, undefined)).listed?.publicUrl : undefined);
   }
   const cached = (await ctx.fs.readText(paths.staleUrlFile))?.trim() || state?.publicUrl;
-  const resolved = resolveUrl({ ...(fileUrl ? { file: { url: fileUrl, writerAlive } } : {}), ...(api ? { api } : {}), ...(cached ? { cached } : {}) });
-  if (!resolved) throw new OperationError('E_NO_TUNNEL_URL', 'no public URL: no live URL file, no agent API answering, nothing cached', { hint: 'opskit tunnel start --detach --monitor' });
-  if (resolved.stale && fresh) throw new OperationError('E_TUNNEL_URL_STALE', `only a stale URL is known (${resolved.url}): the tunnel is not running`, { hint: 'opskit tunnel start --detach --monitor' });
+  const resolved = resolveUrl({
+    ...(fileUrl ? { file: { url: fileUrl, writerAlive } } : {}),
+    ...(api ? { api } : {}),
+    ...(cached ? { cached } : {}),
+  });
+  if (!resolved)
+    throw new OperationError(
+      'E_NO_TUNNEL_URL',
+      'no public URL: no live URL file, no agent API answering, nothing cached',
+      { hint: 'opskit tunnel start --detach --monitor' },
+    );
+  if (resolved.stale && fresh)
+    throw new OperationError(
+      'E_TUNNEL_URL_STALE',
+      `only a stale URL is known (${resolved.url}): the tunnel is not running`,
+      { hint: 'opskit tunnel start --detach --monitor' },
+    );
   if (resolved.stale) ctx.reporter.warn(`the tunnel is not running: ${resolved.url} is the last URL it had (stale)`);
   return resolved;
 }
@@ -456,12 +616,22 @@ export async function runStatus(ctx: Context): Promise<TunnelStatusReport> {
   const pid = parsePid(await ctx.fs.readText(paths.pidFile));
   const alive = supervisorAlive(ctx, pid);
   const state = await readState(ctx, paths);
-  const api = alive && state && state.pid === pid && state.driver === 'agent' ? await queryAgentApi(ctx.http, state.webAddr ?? ctx.loaded!.config.ngrok.webAddr, state.port) : undefined;
-  return tunnelStatus({ ...(pid !== undefined ? { pid } : {}), alive, ...(state ? { state } : {}), ...(api ? { api } : {}), nowMs: ctx.clock.now().getTime() });
+  const api =
+    alive && state && state.pid === pid && state.driver === 'agent'
+      ? await queryAgentApi(ctx.http, state.webAddr ?? ctx.loaded!.config.ngrok.webAddr, state.port)
+      : undefined;
+  return tunnelStatus({
+    ...(pid !== undefined ? { pid } : {}),
+    alive,
+    ...(state ? { state } : {}),
+    ...(api ? { api } : {}),
+    nowMs: ctx.clock.now().getTime(),
+  });
 }
 
 export function renderStart(result: StartResult): string {
-  if (result.outcome === 'planned') return result.plan?.argv ? `${result.plan.argv.join(' ')}\n` : `in-process tunnel to port ${result.port}\n`;
+  if (result.outcome === 'planned')
+    return result.plan?.argv ? `${result.plan.argv.join(' ')}\n` : `in-process tunnel to port ${result.port}\n`;
   if (result.outcome === 'running') return `${result.publicUrl}\n`;
   return `tunnel stopped${result.signal ? ` (${result.signal})` : ''}; ${result.reconnects} reconnect${result.reconnects === 1 ? '' : 's'}\n`;
 }
@@ -470,14 +640,32 @@ export function renderStatus(report: TunnelStatusReport, c: ChalkInstance): stri
   const rows: Array<[string, string]> = [
     ['tunnel', report.up ? c.green('up') : c.red('down')],
     ['driver', report.driver ?? '-'],
-    ['process', report.process.pid !== undefined ? `pid ${report.process.pid} ${report.process.alive ? 'running' : 'not running'}` : 'none'],
-    ['agent API', report.api === null ? (report.driver === 'sdk' ? 'n/a (in-process SDK)' : '-') : report.api.answering ? 'answering' : `not answering${report.api.error ? ` (${report.api.error})` : ''}`],
+    [
+      'process',
+      report.process.pid !== undefined
+        ? `pid ${report.process.pid} ${report.process.alive ? 'running' : 'not running'}`
+        : 'none',
+    ],
+    [
+      'agent API',
+      report.api === null
+        ? report.driver === 'sdk'
+          ? 'n/a (in-process SDK)'
+          : '-'
+        : report.api.answering
+          ? 'answering'
+          : `not answering${report.api.error ? ` (${report.api.error})` : ''}`,
+    ],
     ['public URL', report.publicUrl ?? '-'],
     ['uptime', report.uptimeMs !== undefined ? formatDuration(report.uptimeMs) : '-'],
     ['reconnects', String(report.reconnects)],
     ['monitor', report.monitor ? 'on' : 'off'],
   ];
-  if (report.lastCheck) rows.push(['last check', `${report.lastCheck.ok ? 'ok' : 'failed'} at ${report.lastCheck.at}: ${report.lastCheck.detail}`]);
+  if (report.lastCheck)
+    rows.push([
+      'last check',
+      `${report.lastCheck.ok ? 'ok' : 'failed'} at ${report.lastCheck.at}: ${report.lastCheck.detail}`,
+    ]);
   const width = Math.max(...rows.map(([k]) => k.length));
   const lines = rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`);
   for (const problem of report.problems) lines.push(c.yellow(`! ${problem}`));

@@ -2,7 +2,17 @@ import type { Clock } from '../adapters/clock.js';
 import type { ExecAdapter, SupervisedProcess } from '../adapters/exec.js';
 import type { HttpAdapter } from '../adapters/http.js';
 import { pollUntil, Waker } from '../runtime/poll.js';
-import { agentCommand, findTunnel, isAgentError, isPermanentFailure, parseAgentLogLine, sdkForwardConfig, startedTunnelUrl, type AgentSpec, type TunnelDriverName } from './plan.js';
+import {
+  agentCommand,
+  findTunnel,
+  isAgentError,
+  isPermanentFailure,
+  parseAgentLogLine,
+  sdkForwardConfig,
+  startedTunnelUrl,
+  type AgentSpec,
+  type TunnelDriverName,
+} from './plan.js';
 
 /** One open tunnel, whichever driver opened it. */
 export interface TunnelSession {
@@ -35,7 +45,8 @@ export class TunnelStartError extends Error {
 
 const AGENT_STOP_GRACE_MS = 5000;
 
-const exitText = (r: { exitCode: number | undefined; signal: string | undefined }) => (r.signal ? `signal ${r.signal}` : `code ${r.exitCode}`);
+const exitText = (r: { exitCode: number | undefined; signal: string | undefined }) =>
+  r.signal ? `signal ${r.signal}` : `code ${r.exitCode}`;
 
 export interface AgentDriverDeps {
   exec: ExecAdapter;
@@ -54,9 +65,17 @@ export interface AgentDriverOptions {
 }
 
 /** The agent's `GET /api/tunnels`, and our tunnel in it. */
-export async function queryAgentApi(http: HttpAdapter, webAddr: string, port: number | undefined, timeoutMs = 2000): Promise<{ answering: boolean; listed?: ReturnType<typeof findTunnel>; error?: string }> {
+export async function queryAgentApi(
+  http: HttpAdapter,
+  webAddr: string,
+  port: number | undefined,
+  timeoutMs = 2000,
+): Promise<{ answering: boolean; listed?: ReturnType<typeof findTunnel>; error?: string }> {
   try {
-    const response = await http.request(`http://${webAddr}/api/tunnels`, { timeoutMs, headers: { accept: 'application/json' } });
+    const response = await http.request(`http://${webAddr}/api/tunnels`, {
+      timeoutMs,
+      headers: { accept: 'application/json' },
+    });
     if (response.status !== 200) return { answering: false, error: `HTTP ${response.status}` };
     let body: unknown;
     try {
@@ -105,13 +124,20 @@ export function agentDriver(deps: AgentDriverDeps, options: AgentDriverOptions):
       const onStop = () => waker.wake();
       stop?.addEventListener('abort', onStop, { once: true });
       const why = () => (errors.length > 0 ? errors.slice(-3).join('; ') : undefined);
-      const started = await pollUntil(deps.clock, { timeoutMs: options.startTimeoutMs, initialDelayMs: 100, maxDelayMs: 1000, wake: waker }, async () => {
-        if (announced) return { done: true, value: announced };
-        if (exit || stop?.aborted) return { done: true, value: undefined };
-        const api = await queryAgentApi(deps.http, options.webAddr, options.spec.port, 1000);
-        if (api.listed) return { done: true, value: api.listed.publicUrl };
-        return { done: false, last: api.error ? `its local API on ${options.webAddr}: ${api.error}` : 'no tunnel listed yet' };
-      });
+      const started = await pollUntil(
+        deps.clock,
+        { timeoutMs: options.startTimeoutMs, initialDelayMs: 100, maxDelayMs: 1000, wake: waker },
+        async () => {
+          if (announced) return { done: true, value: announced };
+          if (exit || stop?.aborted) return { done: true, value: undefined };
+          const api = await queryAgentApi(deps.http, options.webAddr, options.spec.port, 1000);
+          if (api.listed) return { done: true, value: api.listed.publicUrl };
+          return {
+            done: false,
+            last: api.error ? `its local API on ${options.webAddr}: ${api.error}` : 'no tunnel listed yet',
+          };
+        },
+      );
       stop?.removeEventListener('abort', onStop);
       if (stop?.aborted && !announced) {
         await stopProcess(deps.clock, proc);
@@ -134,8 +160,10 @@ export function agentDriver(deps: AgentDriverDeps, options: AgentDriverOptions):
         ended: proc.exited.then((r) => `the ngrok agent exited (${exitText(r)})${why() ? `: ${why()}` : ''}`),
         async listed() {
           const api = await queryAgentApi(deps.http, options.webAddr, options.spec.port, 5000);
-          if (!api.answering) return { ok: false, detail: `the agent's local API on ${options.webAddr} does not answer (${api.error})` };
-          if (!api.listed) return { ok: false, detail: `the agent's local API lists no tunnel to port ${options.spec.port}` };
+          if (!api.answering)
+            return { ok: false, detail: `the agent's local API on ${options.webAddr} does not answer (${api.error})` };
+          if (!api.listed)
+            return { ok: false, detail: `the agent's local API lists no tunnel to port ${options.spec.port}` };
           publicUrl = api.listed.publicUrl;
           return { ok: true, detail: 'listed by the agent', publicUrl };
         },
@@ -198,7 +226,10 @@ export function sdkDriver(options: SdkDriverOptions): TunnelDriver {
       try {
         sdk = await options.load();
       } catch (error) {
-        throw new TunnelStartError(`the @ngrok/ngrok SDK could not be loaded (${(error as Error).message}); set NGROK_BIN to use an ngrok agent instead`, true);
+        throw new TunnelStartError(
+          `the @ngrok/ngrok SDK could not be loaded (${(error as Error).message}); set NGROK_BIN to use an ngrok agent instead`,
+          true,
+        );
       }
       let status = 'connected';
       const config = {
@@ -212,7 +243,10 @@ export function sdkDriver(options: SdkDriverOptions): TunnelDriver {
       const controller = new AbortController();
       const timeout = options.clock.sleep(options.startTimeoutMs, controller.signal).then(
         () => {
-          throw new TunnelStartError(`the ngrok SDK reported no public URL within ${Math.round(options.startTimeoutMs / 1000)}s`, false);
+          throw new TunnelStartError(
+            `the ngrok SDK reported no public URL within ${Math.round(options.startTimeoutMs / 1000)}s`,
+            false,
+          );
         },
         () => undefined as never,
       );

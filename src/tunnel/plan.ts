@@ -7,7 +7,11 @@
 export type TunnelDriverName = 'agent' | 'sdk';
 
 /** `--driver` wins; then the config; `auto` is the agent when a binary is named (NGROK_BIN / ngrok.bin). */
-export function chooseDriver(flag: TunnelDriverName | undefined, configured: 'auto' | TunnelDriverName, binNamed: boolean): TunnelDriverName {
+export function chooseDriver(
+  flag: TunnelDriverName | undefined,
+  configured: 'auto' | TunnelDriverName,
+  binNamed: boolean,
+): TunnelDriverName {
   if (flag) return flag;
   if (configured !== 'auto') return configured;
   return binNamed ? 'agent' : 'sdk';
@@ -30,12 +34,27 @@ export interface AgentSpec {
 export function agentCommand(spec: AgentSpec): [file: string, args: string[]] {
   return [
     spec.bin,
-    ['http', String(spec.port), '--config', spec.configFiles.join(','), '--log', 'stdout', '--log-format', 'json', '--log-level', 'info', ...(spec.url ? ['--url', spec.url] : [])],
+    [
+      'http',
+      String(spec.port),
+      '--config',
+      spec.configFiles.join(','),
+      '--log',
+      'stdout',
+      '--log-format',
+      'json',
+      '--log-level',
+      'info',
+      ...(spec.url ? ['--url', spec.url] : []),
+    ],
   ];
 }
 
 /** The agent's environment: ours, plus the authtoken when one is configured. */
-export function agentEnv(base: Readonly<Record<string, string | undefined>>, authtoken: string | undefined): Record<string, string | undefined> {
+export function agentEnv(
+  base: Readonly<Record<string, string | undefined>>,
+  authtoken: string | undefined,
+): Record<string, string | undefined> {
   return { ...base, ...(authtoken ? { NGROK_AUTHTOKEN: authtoken } : {}) };
 }
 
@@ -47,13 +66,25 @@ export function configVersionOf(text: string | undefined): '2' | '3' {
 
 /** opskit's part of the agent config: only where the local API listens. */
 export function renderAgentConfig(webAddr: string, version: '2' | '3'): string {
-  const header = '# Written by opskit tunnel start: where the agent\'s local API listens. Merged after your own ngrok.yml.\n';
-  return version === '3' ? `${header}version: 3\nagent:\n  web_addr: ${webAddr}\n` : `${header}version: "2"\nweb_addr: ${webAddr}\n`;
+  const header =
+    "# Written by opskit tunnel start: where the agent's local API listens. Merged after your own ngrok.yml.\n";
+  return version === '3'
+    ? `${header}version: 3\nagent:\n  web_addr: ${webAddr}\n`
+    : `${header}version: "2"\nweb_addr: ${webAddr}\n`;
 }
 
 /** The options handed to the SDK's `forward()`; `authtoken` is the only secret. */
-export function sdkForwardConfig(port: number, authtoken: string | undefined, url: string | undefined): Record<string, unknown> {
-  return { addr: port, proto: 'http', ...(authtoken ? { authtoken } : { authtoken_from_env: true }), ...(url ? { domain: url.replace(/^https?:\/\//, '') } : {}) };
+export function sdkForwardConfig(
+  port: number,
+  authtoken: string | undefined,
+  url: string | undefined,
+): Record<string, unknown> {
+  return {
+    addr: port,
+    proto: 'http',
+    ...(authtoken ? { authtoken } : { authtoken_from_env: true }),
+    ...(url ? { domain: url.replace(/^https?:\/\//, '') } : {}),
+  };
 }
 
 export interface AgentLogLine {
@@ -71,7 +102,12 @@ export function parseAgentLogLine(line: string): AgentLogLine | undefined {
     try {
       const record = JSON.parse(trimmed) as Record<string, unknown>;
       const text = (key: string) => (typeof record[key] === 'string' ? (record[key] as string) : undefined);
-      return { level: text('lvl') ?? 'info', message: text('msg') ?? '', ...(text('url') ? { url: text('url') } : {}), ...(text('err') ? { error: text('err') } : {}) };
+      return {
+        level: text('lvl') ?? 'info',
+        message: text('msg') ?? '',
+        ...(text('url') ? { url: text('url') } : {}),
+        ...(text('err') ? { error: text('err') } : {}),
+      };
     } catch {
       // Not JSON after all: fall through.
     }
@@ -112,9 +148,17 @@ export function findTunnel(body: unknown, port: number | undefined): ListedTunne
   for (const item of tunnels as Array<Record<string, unknown>>) {
     const publicUrl = typeof item?.public_url === 'string' ? item.public_url : undefined;
     if (!publicUrl) continue;
-    const addr = typeof (item.config as { addr?: unknown } | undefined)?.addr === 'string' ? ((item.config as { addr: string }).addr) : '';
+    const addr =
+      typeof (item.config as { addr?: unknown } | undefined)?.addr === 'string'
+        ? (item.config as { addr: string }).addr
+        : '';
     if (port !== undefined && !addrPort(addr, port)) continue;
-    listed.push({ name: typeof item.name === 'string' ? item.name : '', publicUrl, proto: typeof item.proto === 'string' ? item.proto : '', addr });
+    listed.push({
+      name: typeof item.name === 'string' ? item.name : '',
+      publicUrl,
+      proto: typeof item.proto === 'string' ? item.proto : '',
+      addr,
+    });
   }
   return listed.find((t) => t.proto === 'https') ?? listed[0];
 }
@@ -147,7 +191,9 @@ export interface MonitorState {
   upSinceMs: number;
 }
 
-export type FailureDecision = { action: 'reconnect'; attempt: number; delayMs: number } | { action: 'give-up'; attempts: number };
+export type FailureDecision =
+  | { action: 'reconnect'; attempt: number; delayMs: number }
+  | { action: 'give-up'; attempts: number };
 
 /** The tunnel failed (or an attempt did): try again after a delay, or give up when the attempts are spent. */
 export function decideAfterFailure(state: MonitorState, policy: ReconnectPolicy, permanent = false): FailureDecision {
@@ -162,7 +208,9 @@ export function afterHealthyCheck(state: MonitorState, policy: ReconnectPolicy, 
   return state.attempts > 0 && nowMs - state.upSinceMs >= policy.resetAfterMs ? { ...state, attempts: 0 } : state;
 }
 
-export type ProbeOutcome = { kind: 'response'; status: number; headers: Record<string, string> } | { kind: 'error'; message: string };
+export type ProbeOutcome =
+  | { kind: 'response'; status: number; headers: Record<string, string> }
+  | { kind: 'error'; message: string };
 
 export interface CheckVerdict {
   ok: boolean;
@@ -176,13 +224,28 @@ export interface CheckVerdict {
  * itself marks ERR_NGROK_8012 means the tunnel is fine and the local service is down: reported, not
  * reconnected. ngrok's "endpoint offline" (ERR_NGROK_3200) is a failed tunnel.
  */
-export function assessCheck(listed: { ok: boolean; detail: string }, probe: ProbeOutcome | undefined, path: string): CheckVerdict {
+export function assessCheck(
+  listed: { ok: boolean; detail: string },
+  probe: ProbeOutcome | undefined,
+  path: string,
+): CheckVerdict {
   if (!listed.ok) return { ok: false, upstreamDown: false, detail: listed.detail };
   if (!probe) return { ok: true, upstreamDown: false, detail: 'listed' };
-  if (probe.kind === 'error') return { ok: false, upstreamDown: false, detail: `GET ${path} through the public URL: ${probe.message}` };
+  if (probe.kind === 'error')
+    return { ok: false, upstreamDown: false, detail: `GET ${path} through the public URL: ${probe.message}` };
   const code = probe.headers['ngrok-error-code'];
-  if (code === 'ERR_NGROK_8012') return { ok: true, upstreamDown: true, detail: `the tunnel answers, but the local service does not (HTTP ${probe.status}, ${code})` };
-  if (code) return { ok: false, upstreamDown: false, detail: `GET ${path} through the public URL: HTTP ${probe.status} ${code}` };
+  if (code === 'ERR_NGROK_8012')
+    return {
+      ok: true,
+      upstreamDown: true,
+      detail: `the tunnel answers, but the local service does not (HTTP ${probe.status}, ${code})`,
+    };
+  if (code)
+    return {
+      ok: false,
+      upstreamDown: false,
+      detail: `GET ${path} through the public URL: HTTP ${probe.status} ${code}`,
+    };
   return { ok: true, upstreamDown: false, detail: `GET ${path} through the public URL: HTTP ${probe.status}` };
 }
 
@@ -286,15 +349,22 @@ export function tunnelStatus(facts: StatusFacts): TunnelStatusReport {
   else if (!facts.alive) problems.push(`the PID file names pid ${facts.pid}, which is not running (stale)`);
   else if (!own) problems.push(`the supervisor (pid ${facts.pid}) has not reported its tunnel yet`);
   if (live && state.status !== 'up') problems.push(`the tunnel is ${state.status}`);
-  if (facts.api && !facts.api.answering) problems.push(`the agent's local API does not answer (${facts.api.error ?? 'no answer'})`);
-  else if (facts.api && !facts.api.listed) problems.push('the agent\'s local API lists no tunnel to the port');
+  if (facts.api && !facts.api.answering)
+    problems.push(`the agent's local API does not answer (${facts.api.error ?? 'no answer'})`);
+  else if (facts.api && !facts.api.listed) problems.push("the agent's local API lists no tunnel to the port");
   const connectedMs = state?.connectedAt ? Date.parse(state.connectedAt) : NaN;
   const up = problems.length === 0 && live;
   return {
     up,
     ...(state ? { driver: state.driver } : {}),
     process: { ...(facts.pid !== undefined ? { pid: facts.pid } : {}), alive: facts.alive },
-    api: facts.api ? { answering: facts.api.answering, ...(facts.api.listed ? { url: facts.api.listed.publicUrl } : {}), ...(facts.api.error ? { error: facts.api.error } : {}) } : null,
+    api: facts.api
+      ? {
+          answering: facts.api.answering,
+          ...(facts.api.listed ? { url: facts.api.listed.publicUrl } : {}),
+          ...(facts.api.error ? { error: facts.api.error } : {}),
+        }
+      : null,
     ...(state?.publicUrl ? { publicUrl: state.publicUrl } : {}),
     ...(state ? { status: live ? state.status : state.status === 'failed' ? 'failed' : 'stopped' } : {}),
     ...(up && Number.isFinite(connectedMs) ? { uptimeMs: Math.max(0, facts.nowMs - connectedMs) } : {}),

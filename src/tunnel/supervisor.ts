@@ -1,7 +1,15 @@
 import type { Clock } from '../adapters/clock.js';
 import type { HttpAdapter } from '../adapters/http.js';
 import { TunnelStartError, type TunnelDriver, type TunnelSession } from './drivers.js';
-import { afterHealthyCheck, assessCheck, decideAfterFailure, type CheckVerdict, type MonitorState, type ProbeOutcome, type ReconnectPolicy } from './plan.js';
+import {
+  afterHealthyCheck,
+  assessCheck,
+  decideAfterFailure,
+  type CheckVerdict,
+  type MonitorState,
+  type ProbeOutcome,
+  type ReconnectPolicy,
+} from './plan.js';
 
 export interface SupervisorOptions {
   monitor: boolean;
@@ -36,7 +44,13 @@ export interface SupervisorDeps {
 type Wake = 'stop' | 'ended' | 'timeout';
 
 /** Sleeps until the time is up (never, for `undefined`), a stop is asked, or the session ends by itself. */
-async function pause(clock: Clock, ms: number | undefined, stop: AbortSignal, ended?: () => boolean, endedPromise?: Promise<unknown>): Promise<Wake> {
+async function pause(
+  clock: Clock,
+  ms: number | undefined,
+  stop: AbortSignal,
+  ended?: () => boolean,
+  endedPromise?: Promise<unknown>,
+): Promise<Wake> {
   if (stop.aborted) return 'stop';
   if (ended?.()) return 'ended';
   const controller = new AbortController();
@@ -44,7 +58,10 @@ async function pause(clock: Clock, ms: number | undefined, stop: AbortSignal, en
   stop.addEventListener('abort', onStop, { once: true });
   void endedPromise?.then(() => controller.abort());
   try {
-    if (ms === undefined) await new Promise<void>((resolve) => controller.signal.addEventListener('abort', () => resolve(), { once: true }));
+    if (ms === undefined)
+      await new Promise<void>((resolve) =>
+        controller.signal.addEventListener('abort', () => resolve(), { once: true }),
+      );
     else await clock.sleep(ms, controller.signal);
   } catch (error) {
     if ((error as { name?: string }).name !== 'AbortError') throw error;
@@ -61,7 +78,13 @@ async function pause(clock: Clock, ms: number | undefined, stop: AbortSignal, en
  * on an ended or failing tunnel reconnect, with a capped backoff, until the attempts are spent. The
  * attempt count resets after a healthy period. A stop (SIGINT/SIGTERM) closes the tunnel at any point.
  */
-export async function superviseTunnel(driver: TunnelDriver, deps: SupervisorDeps, options: SupervisorOptions, stop: AbortSignal, onEvent: (event: SupervisorEvent) => void): Promise<SupervisorResult> {
+export async function superviseTunnel(
+  driver: TunnelDriver,
+  deps: SupervisorDeps,
+  options: SupervisorOptions,
+  stop: AbortSignal,
+  onEvent: (event: SupervisorEvent) => void,
+): Promise<SupervisorResult> {
   const { clock } = deps;
   const { policy } = options;
   const state: MonitorState = { attempts: 0, reconnects: 0, upSinceMs: clock.monotonicMs() };
@@ -75,7 +98,13 @@ export async function superviseTunnel(driver: TunnelDriver, deps: SupervisorDeps
     void opened.ended.then((reason) => {
       if (session === opened) endedReason = reason;
     });
-    onEvent({ type: 'connected', url: opened.publicUrl, ...(opened.agentPid !== undefined ? { agentPid: opened.agentPid } : {}), reconnect, ...(lastUrl && lastUrl !== opened.publicUrl ? { previousUrl: lastUrl } : {}) });
+    onEvent({
+      type: 'connected',
+      url: opened.publicUrl,
+      ...(opened.agentPid !== undefined ? { agentPid: opened.agentPid } : {}),
+      reconnect,
+      ...(lastUrl && lastUrl !== opened.publicUrl ? { previousUrl: lastUrl } : {}),
+    });
     lastUrl = opened.publicUrl;
   };
   const result = (outcome: SupervisorResult['outcome'], lastError?: string): SupervisorResult => ({
@@ -107,7 +136,12 @@ export async function superviseTunnel(driver: TunnelDriver, deps: SupervisorDeps
       const decision = decideAfterFailure(state, policy, isPermanent);
       if (decision.action === 'give-up') return result('gave-up', lastError);
       state.attempts = decision.attempt;
-      onEvent({ type: 'reconnecting', attempt: decision.attempt, maxAttempts: policy.maxAttempts, delayMs: decision.delayMs });
+      onEvent({
+        type: 'reconnecting',
+        attempt: decision.attempt,
+        maxAttempts: policy.maxAttempts,
+        delayMs: decision.delayMs,
+      });
       if ((await pause(clock, decision.delayMs, stop)) === 'stop') return result('stopped');
       try {
         const opened = await open();
@@ -141,7 +175,13 @@ export async function superviseTunnel(driver: TunnelDriver, deps: SupervisorDeps
     for (;;) {
       const current = session!;
       // Without --monitor there is nothing to check: wait for a stop, or for the tunnel to end.
-      const woke = await pause(clock, options.monitor ? options.checkIntervalMs : undefined, stop, () => endedReason !== undefined, current.ended);
+      const woke = await pause(
+        clock,
+        options.monitor ? options.checkIntervalMs : undefined,
+        stop,
+        () => endedReason !== undefined,
+        current.ended,
+      );
       if (woke === 'stop') return result('stopped');
       let failure: string | undefined;
       if (woke === 'ended') failure = endedReason ?? (await current.ended);
@@ -164,7 +204,9 @@ export async function superviseTunnel(driver: TunnelDriver, deps: SupervisorDeps
   }
 
   async function check(current: TunnelSession): Promise<CheckVerdict> {
-    const listed = await current.listed().catch((error: unknown) => ({ ok: false, detail: (error as Error).message, publicUrl: undefined }));
+    const listed = await current
+      .listed()
+      .catch((error: unknown) => ({ ok: false, detail: (error as Error).message, publicUrl: undefined }));
     if (listed.ok && listed.publicUrl && listed.publicUrl !== lastUrl) {
       onEvent({ type: 'url-changed', from: lastUrl ?? '', to: listed.publicUrl });
       lastUrl = listed.publicUrl;
@@ -172,12 +214,15 @@ export async function superviseTunnel(driver: TunnelDriver, deps: SupervisorDeps
     let probe: ProbeOutcome | undefined;
     if (listed.ok) {
       try {
-        const response = await deps.http.request(`${(lastUrl ?? current.publicUrl).replace(/\/$/, '')}${options.checkPath}`, {
-          timeoutMs: options.checkTimeoutMs,
-          // Without it, a browser-like client gets ngrok's interstitial page instead of the service.
-          headers: { 'ngrok-skip-browser-warning': '1' },
-          maxBodyBytes: 4096,
-        });
+        const response = await deps.http.request(
+          `${(lastUrl ?? current.publicUrl).replace(/\/$/, '')}${options.checkPath}`,
+          {
+            timeoutMs: options.checkTimeoutMs,
+            // Without it, a browser-like client gets ngrok's interstitial page instead of the service.
+            headers: { 'ngrok-skip-browser-warning': '1' },
+            maxBodyBytes: 4096,
+          },
+        );
         probe = { kind: 'response', status: response.status, headers: response.headers };
       } catch (error) {
         probe = { kind: 'error', message: (error as Error).message };

@@ -14,7 +14,10 @@ export interface CliRun {
 }
 
 /** The built CLI, spawned as a user runs it (npm test builds dist/ first). */
-export async function opskit(args: string[], options: { cwd?: string; env?: Record<string, string | undefined>; timeoutMs?: number } = {}): Promise<CliRun> {
+export async function opskit(
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string | undefined>; timeoutMs?: number } = {},
+): Promise<CliRun> {
   const result = await execa(BIN, args, {
     cwd: options.cwd ?? REPO,
     env: { NO_COLOR: undefined, FORCE_COLOR: undefined, ...options.env },
@@ -32,7 +35,8 @@ export function tempDir(prefix = 'opskit-test-'): string {
 /** stdout of a --json run must be exactly one JSON document. */
 export function parseSingleJson(stdout: string): Record<string, unknown> {
   const parsed = JSON.parse(stdout) as Record<string, unknown>;
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('stdout is not one JSON object');
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw new Error('stdout is not one JSON object');
   return parsed;
 }
 

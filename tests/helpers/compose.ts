@@ -21,6 +21,10 @@ export function composeArgs(args: readonly string[]): [string, string[]] {
 }
 
 /** A service's bind mounts from `compose config`, as host:container whichever syntax the version prints. */
-export function bindMounts(service: { volumes?: Array<string | { type?: string; source?: string; target?: string }> }): string[] {
-  return (service.volumes ?? []).map((v) => (typeof v === 'string' ? v.split(':').slice(0, 2).join(':') : `${v.source}:${v.target}`));
+export function bindMounts(service: {
+  volumes?: Array<string | { type?: string; source?: string; target?: string }>;
+}): string[] {
+  return (service.volumes ?? []).map((v) =>
+    typeof v === 'string' ? v.split(':').slice(0, 2).join(':') : `${v.source}:${v.target}`,
+  );
 }

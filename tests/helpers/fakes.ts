@@ -31,7 +31,9 @@ export class BufferStream implements Stream {
 }
 
 /** A clock whose time moves only when the code under test sleeps. */
-export function manualClock(start = new Date('2026-12-01T12:00:00.000Z')): Clock & { advance(ms: number): void; slept: number[] } {
+export function manualClock(
+  start = new Date('2026-12-01T12:00:00.000Z'),
+): Clock & { advance(ms: number): void; slept: number[] } {
   let now = start.getTime();
   let mono = 0;
   const slept: number[] = [];

@@ -23,13 +23,18 @@ export async function createPlatform(prefix = 'opskit-it-'): Promise<Platform> {
   const dir = tempDir(prefix);
   const init = await opskit(['init', '--example', dir]);
   if (init.exitCode !== 0) throw new Error(`init --example failed: ${init.stderr}`);
-  const project = path.basename(dir).toLowerCase().replace(/[^a-z0-9_-]+/g, '-');
+  const project = path
+    .basename(dir)
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]+/g, '-');
   const port = await closedPort();
   const env = { NGINX_PORT: String(port) };
   const composeFile = path.join(dir, 'compose/docker-compose.prod.yml');
   const dotenv = readFileSync(path.join(dir, '.env'), 'utf8');
   const composeEnv = Object.fromEntries(
-    [...dotenv.split('\n'), ...readFileSync(path.join(dir, '.env.offline'), 'utf8').split('\n')].filter((l) => /^[A-Z_]+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+    [...dotenv.split('\n'), ...readFileSync(path.join(dir, '.env.offline'), 'utf8').split('\n')]
+      .filter((l) => /^[A-Z_]+=/.test(l))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
   ) as Record<string, string>;
   return {
     dir,
@@ -37,24 +42,50 @@ export async function createPlatform(prefix = 'opskit-it-'): Promise<Platform> {
     port,
     env,
     composeFile,
-    run: (args, extra = {}) => opskit(['-e', 'offline', ...args], { cwd: dir, env: { ...env, ...extra }, timeoutMs: 300_000 }),
+    run: (args, extra = {}) =>
+      opskit(['-e', 'offline', ...args], { cwd: dir, env: { ...env, ...extra }, timeoutMs: 300_000 }),
     url: (pathname) => `http://127.0.0.1:${port}${pathname}`,
     async sql(query) {
-      const id = (await docker(['ps', '-q', '--filter', `label=com.docker.compose.project=${project}`, '--filter', 'label=com.docker.compose.service=db'])).stdout.trim();
+      const id = (
+        await docker([
+          'ps',
+          '-q',
+          '--filter',
+          `label=com.docker.compose.project=${project}`,
+          '--filter',
+          'label=com.docker.compose.service=db',
+        ])
+      ).stdout.trim();
       return (await docker(['exec', id, 'psql', '-U', 'app', '-d', 'app', '-Atc', query])).stdout.trim();
     },
     async destroy() {
       if (existsSync(composeFile)) {
-        const [file, args] = composeArgs(['-p', project, '-f', composeFile, 'down', '-v', '--remove-orphans', '-t', '2']);
+        const [file, args] = composeArgs([
+          '-p',
+          project,
+          '-f',
+          composeFile,
+          'down',
+          '-v',
+          '--remove-orphans',
+          '-t',
+          '2',
+        ]);
         await execa(file, args, { env: { ...composeEnv, ...env }, reject: false });
       }
-      const images = (await docker(['images', '-q', '--filter', `label=org.opskit.project=${project}`], { reject: false })).stdout.split('\n').filter(Boolean);
+      const images = (
+        await docker(['images', '-q', '--filter', `label=org.opskit.project=${project}`], { reject: false })
+      ).stdout
+        .split('\n')
+        .filter(Boolean);
       if (images.length) await docker(['rmi', '-f', ...new Set(images)], { reject: false });
     },
   };
 }
 
-export async function projectResources(project: string): Promise<{ containers: string[]; networks: string[]; volumes: string[] }> {
+export async function projectResources(
+  project: string,
+): Promise<{ containers: string[]; networks: string[]; volumes: string[] }> {
   const filter = `label=com.docker.compose.project=${project}`;
   const list = async (args: string[]) => (await docker(args, { reject: false })).stdout.split('\n').filter(Boolean);
   return {

@@ -11,7 +11,10 @@ export interface TestServer {
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
 /** A local HTTP(S) server on 127.0.0.1 and a free port, answering by path. */
-export async function startServer(routes: Record<string, Handler>, tls?: { key: string; cert: string }): Promise<TestServer> {
+export async function startServer(
+  routes: Record<string, Handler>,
+  tls?: { key: string; cert: string },
+): Promise<TestServer> {
   const hits = new Map<string, number>();
   const sockets = new Set<import('node:net').Socket>();
   const handler: Handler = (req, res) => {
@@ -43,11 +46,15 @@ export async function startServer(routes: Record<string, Handler>, tls?: { key: 
   };
 }
 
-export const json = (status: number, body: unknown): Handler => (_req, res) => {
-  res.writeHead(status, { 'content-type': 'application/json' });
-  res.end(JSON.stringify(body));
-};
+export const json =
+  (status: number, body: unknown): Handler =>
+  (_req, res) => {
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(body));
+  };
 
-export const delayed = (ms: number, then: Handler): Handler => (req, res) => {
-  setTimeout(() => then(req, res), ms);
-};
+export const delayed =
+  (ms: number, then: Handler): Handler =>
+  (req, res) => {
+    setTimeout(() => then(req, res), ms);
+  };

@@ -42,7 +42,12 @@ async function sql(db: string, query: string): Promise<Array<Record<string, unkn
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Polls `probe` until it answers, every `intervalMs`, up to a deadline. */
-async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, deadlineMs: number, intervalMs = 10): Promise<T> {
+async function waitFor<T>(
+  what: string,
+  probe: () => T | undefined | Promise<T | undefined>,
+  deadlineMs: number,
+  intervalMs = 10,
+): Promise<T> {
   const deadline = performance.now() + deadlineMs;
   for (;;) {
     const value = await probe();
@@ -114,10 +119,22 @@ interface KillPoint {
 const KILL_POINTS: KillPoint[] = [
   { name: 'the lock taken, nothing written yet', ready: (o, run) => o.lockPid === run.pid, jitterMs: 150 },
   { name: 'pg_dump | gzip under way: the .partial past 1 MiB', ready: (o) => o.partialBytes > 2 ** 20, jitterMs: 1000 },
-  { name: 'the end of the dump: the .partial past 90% of a whole backup', ready: (o, run) => o.partialBytes > 0.9 * run.referenceBytes, jitterMs: 0 },
-  { name: 'the final name appeared (its manifest written just before): the upload starting', ready: (o) => o.final !== undefined, jitterMs: 30 },
+  {
+    name: 'the end of the dump: the .partial past 90% of a whole backup',
+    ready: (o, run) => o.partialBytes > 0.9 * run.referenceBytes,
+    jitterMs: 0,
+  },
+  {
+    name: 'the final name appeared (its manifest written just before): the upload starting',
+    ready: (o) => o.final !== undefined,
+    jitterMs: 30,
+  },
   { name: 'the multipart upload: a part stored in S3', ready: (o) => o.partsStored >= 1, jitterMs: 50 },
-  { name: 'the object appears in S3: CompleteMultipartUpload, then HeadObject', ready: (o) => o.objectStored, jitterMs: 0 },
+  {
+    name: 'the object appears in S3: CompleteMultipartUpload, then HeadObject',
+    ready: (o) => o.objectStored,
+    jitterMs: 0,
+  },
 ];
 
 describe('opskit backup create under SIGKILL: list, verify and the next create stay right (real PostgreSQL, pg_dump, s3rver)', () => {
@@ -147,12 +164,18 @@ describe('opskit backup create under SIGKILL: list, verify and the next create s
     const journalFile = now.find((f) => f.endsWith('.upload.json'));
     let journal: Observed['journal'];
     try {
-      if (journalFile) journal = { file: journalFile, uploadId: (JSON.parse(readFileSync(path.join(backups, journalFile), 'utf8')) as { uploadId?: string }).uploadId };
+      if (journalFile)
+        journal = {
+          file: journalFile,
+          uploadId: (JSON.parse(readFileSync(path.join(backups, journalFile), 'utf8')) as { uploadId?: string })
+            .uploadId,
+        };
     } catch {
       // Between its creation and our read it was removed: the upload completed.
     }
     const uploadDir = journal?.uploadId && path.join(bucketDir(), '._S3rver_uploads', journal.uploadId);
-    const partsStored = uploadDir && existsSync(uploadDir) ? readdirSync(uploadDir).filter((f) => f.endsWith('.md5')).length : 0;
+    const partsStored =
+      uploadDir && existsSync(uploadDir) ? readdirSync(uploadDir).filter((f) => f.endsWith('.md5')).length : 0;
     const objectStored = final !== undefined && existsSync(path.join(bucketDir(), `${PREFIX}${final}._S3rver_object`));
     let partialBytes = 0;
     try {
@@ -165,9 +188,17 @@ describe('opskit backup create under SIGKILL: list, verify and the next create s
 
   /** Where a run stopped, from what it left (nothing changes locally once it is dead). */
   function phaseOf(o: Observed): string {
-    if (o.partial) return o.final === undefined && files().includes(o.partial.replace(/\.partial$/, '.json')) ? 'manifest (written, not renamed)' : 'pg_dump | gzip';
+    if (o.partial)
+      return o.final === undefined && files().includes(o.partial.replace(/\.partial$/, '.json'))
+        ? 'manifest (written, not renamed)'
+        : 'pg_dump | gzip';
     if (o.final === undefined) return 'start (lock, connect)';
-    if (o.journal) return o.journal.uploadId === undefined ? 'CreateMultipartUpload' : o.objectStored ? 'CompleteMultipartUpload' : 'multipart upload (parts)';
+    if (o.journal)
+      return o.journal.uploadId === undefined
+        ? 'CreateMultipartUpload'
+        : o.objectStored
+          ? 'CompleteMultipartUpload'
+          : 'multipart upload (parts)';
     return o.objectStored ? 'confirm (HeadObject, exit)' : 'between rename and upload';
   }
 
@@ -178,7 +209,10 @@ describe('opskit backup create under SIGKILL: list, verify and the next create s
         return JSON.stringify(
           readdirSync(bucketDir(), { recursive: true, withFileTypes: true })
             .filter((e) => e.isFile())
-            .map((e) => [path.join(e.parentPath, e.name), statSync(path.join(e.parentPath, e.name), { throwIfNoEntry: false })?.size]),
+            .map((e) => [
+              path.join(e.parentPath, e.name),
+              statSync(path.join(e.parentPath, e.name), { throwIfNoEntry: false })?.size,
+            ]),
         );
       } catch {
         return String(Math.random()); // a directory went away under us: not settled
@@ -204,7 +238,13 @@ describe('opskit backup create under SIGKILL: list, verify and the next create s
   async function s3Sha256(key: string): Promise<string> {
     process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     const { S3Client, GetObjectCommand } = await import('@aws-sdk/client-s3');
-    const client = new S3Client({ region: 'us-east-1', endpoint: s3.endpoint, forcePathStyle: true, credentials: { accessKeyId: AWS.AWS_ACCESS_KEY_ID, secretAccessKey: AWS.AWS_SECRET_ACCESS_KEY }, responseChecksumValidation: 'WHEN_REQUIRED' });
+    const client = new S3Client({
+      region: 'us-east-1',
+      endpoint: s3.endpoint,
+      forcePathStyle: true,
+      credentials: { accessKeyId: AWS.AWS_ACCESS_KEY_ID, secretAccessKey: AWS.AWS_SECRET_ACCESS_KEY },
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    });
     try {
       return await sha256Of((await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }))).Body as Readable);
     } finally {
@@ -220,7 +260,10 @@ describe('opskit backup create under SIGKILL: list, verify and the next create s
     writeFileSync(path.join(dir, 'opskit.yaml'), 'backup:\n  partSizeMiB: 8\n');
     await sql('postgres', `CREATE DATABASE ${DB}`);
     // Random hex: gzip cannot do much better than halve it, so the gzip and the upload take time.
-    await sql(DB, `CREATE TABLE blobs (id bigserial PRIMARY KEY, a text NOT NULL, b text NOT NULL); INSERT INTO blobs (a, b) SELECT md5(random()::text) || md5(random()::text), md5(g::text || random()::text) || md5(random()::text) FROM generate_series(1, ${ROWS}) g`);
+    await sql(
+      DB,
+      `CREATE TABLE blobs (id bigserial PRIMARY KEY, a text NOT NULL, b text NOT NULL); INSERT INTO blobs (a, b) SELECT md5(random()::text) || md5(random()::text), md5(g::text || random()::text) || md5(random()::text) FROM generate_series(1, ${ROWS}) g`,
+    );
     const size = Number((await sql('postgres', `SELECT pg_database_size('${DB}') AS n`))[0]!.n);
     expect(size).toBeGreaterThan(50 * 10 ** 6);
     // One uninterrupted run: the size of a whole backup, and a good backup that every kill must leave good.
@@ -241,7 +284,12 @@ describe('opskit backup create under SIGKILL: list, verify and the next create s
   /** One run of `backup create`, killed once `point` sees its moment (plus jitter). */
   async function killOnce(point: KillPoint, n: number) {
     const before = new Set(files());
-    const child = execa(process.execPath, [BIN, ...createArgs()], { cwd: dir, env: AWS, reject: false, stdin: 'ignore' });
+    const child = execa(process.execPath, [BIN, ...createArgs()], {
+      cwd: dir,
+      env: AWS,
+      reject: false,
+      stdin: 'ignore',
+    });
     const started = performance.now();
     let exited = false;
     void child.finally(() => (exited = true));
@@ -253,13 +301,20 @@ describe('opskit backup create under SIGKILL: list, verify and the next create s
     const ended = await child;
     const atMs = Math.round(performance.now() - started);
     // pg_dump dies of SIGPIPE once its reader is gone; ours to end if it does not.
-    await waitFor('pg_dump to exit', () => (dumpers.every((pid) => !isAlive(pid)) ? true : undefined), 10_000, 50).catch(() => {
+    await waitFor(
+      'pg_dump to exit',
+      () => (dumpers.every((pid) => !isAlive(pid)) ? true : undefined),
+      10_000,
+      50,
+    ).catch(() => {
       for (const pid of dumpers.filter(isAlive)) process.kill(pid, 'SIGKILL');
     });
     await s3Settled();
     const left = observe(before);
     const killed = ended.signal === 'SIGKILL';
-    phases.push(`${n}: ${killed ? phaseOf(left) : `none, the run ended (exit ${ended.exitCode}) before its moment`} at ${atMs} ms`);
+    phases.push(
+      `${n}: ${killed ? phaseOf(left) : `none, the run ended (exit ${ended.exitCode}) before its moment`} at ${atMs} ms`,
+    );
     return { killed, before, left };
   }
 
@@ -283,28 +338,48 @@ describe('opskit backup create under SIGKILL: list, verify and the next create s
     for (const row of rows.filter((b) => b.good && !verified.has(`${b.id} ${b.sha256}`))) {
       const v = await cli(['backup', 'verify', row.id, '--database-url', url(DB), ...s3Flags(), '--json']);
       expect(v.exitCode, `verify ${row.id}: ${v.stderr}`).toBe(0);
-      expect(parseSingleJson(v.stdout)).toMatchObject({ id: row.id, checksum: 'ok', sha256: row.sha256, tables: { 'public.blobs': ROWS } });
+      expect(parseSingleJson(v.stdout)).toMatchObject({
+        id: row.id,
+        checksum: 'ok',
+        sha256: row.sha256,
+        tables: { 'public.blobs': ROWS },
+      });
       verified.add(`${row.id} ${row.sha256}`);
     }
 
     // 3. The next create succeeds (taking over the dead run's lock) and cleans up what the dead run left.
     const next = await cli([...createArgs(), '--json']);
     expect(next.exitCode, next.stderr).toBe(0);
-    const doc = parseSingleJson(next.stdout) as { s3: { uploaded: boolean }; removedPartials: string[]; interruptedUploads: Array<{ uploadId: string | null; outcome: string }> };
+    const doc = parseSingleJson(next.stdout) as {
+      s3: { uploaded: boolean };
+      removedPartials: string[];
+      interruptedUploads: Array<{ uploadId: string | null; outcome: string }>;
+    };
     expect(doc.s3.uploaded).toBe(true);
     if (left.partial) expect(doc.removedPartials).toContain(left.partial);
     if (left.journal) {
       // s3rver can neither abort (405) nor list uploads (501): the journal goes all the same, with a
       // warning that a lifecycle rule must clean up (against S3 the upload is aborted).
-      expect(doc.interruptedUploads).toEqual([expect.objectContaining({ uploadId: left.journal.uploadId ?? null, outcome: expect.stringMatching(/^(aborted|gone|unsupported)$/) })]);
+      expect(doc.interruptedUploads).toEqual([
+        expect.objectContaining({
+          uploadId: left.journal.uploadId ?? null,
+          outcome: expect.stringMatching(/^(aborted|gone|unsupported)$/),
+        }),
+      ]);
     } else {
       expect(doc.interruptedUploads).toEqual([]);
     }
     expect(files().filter((f) => !/\.sql\.gz(\.json)?$/.test(f))).toEqual([]);
     expect(existsSync(path.join(dir, '.opskit', 'lock'))).toBe(false);
     // Every backup already shown good is still listed good, with the same checksum.
-    const after = (parseSingleJson((await cli(['backup', 'list', ...s3Flags(), '--json'])).stdout) as { backups: Backup[] }).backups;
-    for (const key of verified) expect(after.some((b) => b.good && `${b.id} ${b.sha256}` === key), key).toBe(true);
+    const after = (
+      parseSingleJson((await cli(['backup', 'list', ...s3Flags(), '--json'])).stdout) as { backups: Backup[] }
+    ).backups;
+    for (const key of verified)
+      expect(
+        after.some((b) => b.good && `${b.id} ${b.sha256}` === key),
+        key,
+      ).toBe(true);
   }
 
   it.each(KILL_POINTS.map((p, i) => [i + 1, p.name, p] as const))('kill %i: %s', async (n, _name, point) => {

@@ -27,7 +27,8 @@ async function sql(db: string, query: string): Promise<Array<Record<string, unkn
 describe('opskit backup: real PostgreSQL, real pg_dump/psql, s3rver', () => {
   let s3: S3Server;
   let dir: string;
-  const cli = (args: string[], env: Record<string, string> = {}) => opskit(args, { cwd: dir, env: { ...AWS, ...env }, timeoutMs: 120_000 });
+  const cli = (args: string[], env: Record<string, string> = {}) =>
+    opskit(args, { cwd: dir, env: { ...AWS, ...env }, timeoutMs: 120_000 });
   const s3Flags = () => ['--s3-bucket', 'opskit-test', '--s3-prefix', `it-${run}/`, '--s3-endpoint', s3.endpoint];
 
   beforeAll(async () => {
@@ -35,7 +36,10 @@ describe('opskit backup: real PostgreSQL, real pg_dump/psql, s3rver', () => {
     dir = tempDir('opskit-backup-');
     await sql('postgres', `CREATE DATABASE ${SRC}`);
     await sql('postgres', `CREATE DATABASE ${DST}`);
-    await sql(SRC, "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL, created_at timestamptz DEFAULT now()); INSERT INTO items (name) SELECT 'item ' || g FROM generate_series(1, 5000) g; CREATE TABLE tags (item int REFERENCES items, tag text); INSERT INTO tags SELECT g, 't' || (g % 7) FROM generate_series(1, 5000) g");
+    await sql(
+      SRC,
+      "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL, created_at timestamptz DEFAULT now()); INSERT INTO items (name) SELECT 'item ' || g FROM generate_series(1, 5000) g; CREATE TABLE tags (item int REFERENCES items, tag text); INSERT INTO tags SELECT g, 't' || (g % 7) FROM generate_series(1, 5000) g",
+    );
   });
   // Each test starts from an empty local directory (S3 keeps what earlier tests uploaded).
   beforeEach(() => rmSync(path.join(dir, 'backups'), { recursive: true, force: true }));
@@ -47,7 +51,17 @@ describe('opskit backup: real PostgreSQL, real pg_dump/psql, s3rver', () => {
   it('create: a local file and its manifest, and an S3 object whose size HeadObject confirms; the password is in no output', async () => {
     const r = await cli(['backup', 'create', '--database-url', url(SRC), ...s3Flags(), '--json']);
     expect(r.exitCode, r.stderr).toBe(0);
-    const doc = parseSingleJson(r.stdout) as { backup: { name: string; file: string; sizeBytes: number; sha256: string; database: string; serverVersion: string }; s3: { key: string; uploaded: boolean } };
+    const doc = parseSingleJson(r.stdout) as {
+      backup: {
+        name: string;
+        file: string;
+        sizeBytes: number;
+        sha256: string;
+        database: string;
+        serverVersion: string;
+      };
+      s3: { key: string; uploaded: boolean };
+    };
     expect(doc.backup.name).toMatch(new RegExp(`^${SRC}_\\d{8}_\\d{6}\\.sql\\.gz$`));
     expect(existsSync(doc.backup.file)).toBe(true);
     expect(existsSync(`${doc.backup.file}.json`)).toBe(true);
@@ -61,7 +75,9 @@ describe('opskit backup: real PostgreSQL, real pg_dump/psql, s3rver', () => {
 
   it('list merges local and S3; restore into another database gives equal data; from S3 alone after the local copy is gone', async () => {
     expect((await cli(['backup', 'create', '--database-url', url(SRC), ...s3Flags()])).exitCode).toBe(0);
-    const list = parseSingleJson((await cli(['backup', 'list', ...s3Flags(), '--json'])).stdout) as { backups: Array<{ id: string; local: boolean; s3: boolean; good: boolean }> };
+    const list = parseSingleJson((await cli(['backup', 'list', ...s3Flags(), '--json'])).stdout) as {
+      backups: Array<{ id: string; local: boolean; s3: boolean; good: boolean }>;
+    };
     expect(list.backups[0]).toMatchObject({ local: true, s3: true, good: true });
     const restored = await cli(['backup', 'restore', 'latest', '--target', url(DST), ...s3Flags(), '--json']);
     expect(restored.exitCode, restored.stderr).toBe(0);
@@ -85,7 +101,11 @@ describe('opskit backup: real PostgreSQL, real pg_dump/psql, s3rver', () => {
   it('verify: restores into a scratch database, counts tables and rows, drops it; a corrupted file exits 1', async () => {
     const r = await cli(['backup', 'verify', '--database-url', url(SRC), ...s3Flags(), '--json']);
     expect(r.exitCode, r.stderr).toBe(0);
-    const doc = parseSingleJson(r.stdout) as { scratchDatabase: string; tables: Record<string, number>; checksum: string };
+    const doc = parseSingleJson(r.stdout) as {
+      scratchDatabase: string;
+      tables: Record<string, number>;
+      checksum: string;
+    };
     expect(doc).toMatchObject({ checksum: 'ok', tables: { 'public.items': 5000, 'public.tags': 5000 } });
     expect(await sql('postgres', `SELECT 1 FROM pg_database WHERE datname = '${doc.scratchDatabase}'`)).toEqual([]);
     const file = path.join(dir, 'backups', readdirSync(path.join(dir, 'backups')).find((f) => f.endsWith('.sql.gz'))!);
@@ -97,7 +117,9 @@ describe('opskit backup: real PostgreSQL, real pg_dump/psql, s3rver', () => {
   });
 
   it('pg_dump fails (wrong password, missing database): exit 1, nothing written or uploaded, prune not run; the password shown nowhere', async () => {
-    const before = parseSingleJson((await cli(['backup', 'list', ...s3Flags(), '--json'])).stdout) as { backups: unknown[] };
+    const before = parseSingleJson((await cli(['backup', 'list', ...s3Flags(), '--json'])).stdout) as {
+      backups: unknown[];
+    };
     for (const target of [url(SRC, 'wrong-pw-123'), url(`no_such_db_${run}`)]) {
       const r = await cli(['backup', 'create', '--database-url', target, ...s3Flags(), '--prune', '--keep-days', '1']);
       expect(r.exitCode, r.stderr).toBe(1);
@@ -105,13 +127,27 @@ describe('opskit backup: real PostgreSQL, real pg_dump/psql, s3rver', () => {
       expect(r.stdout + r.stderr).not.toContain(PG_PASSWORD);
       expect(existsSync(path.join(dir, 'backups')) ? readdirSync(path.join(dir, 'backups')) : []).toEqual([]);
     }
-    const after = parseSingleJson((await cli(['backup', 'list', ...s3Flags(), '--json'])).stdout) as { backups: unknown[] };
+    const after = parseSingleJson((await cli(['backup', 'list', ...s3Flags(), '--json'])).stdout) as {
+      backups: unknown[];
+    };
     expect(after.backups).toHaveLength(before.backups.length);
   });
 
   it('S3 unreachable: the local backup is kept, exit 1 naming S3 and the real cause', async () => {
     const port = await closedPort();
-    const r = await cli(['backup', 'create', '--database-url', url(SRC), '--s3-bucket', 'opskit-test', '--s3-prefix', `it-${run}/`, '--s3-endpoint', `http://127.0.0.1:${port}`, '--json']);
+    const r = await cli([
+      'backup',
+      'create',
+      '--database-url',
+      url(SRC),
+      '--s3-bucket',
+      'opskit-test',
+      '--s3-prefix',
+      `it-${run}/`,
+      '--s3-endpoint',
+      `http://127.0.0.1:${port}`,
+      '--json',
+    ]);
     expect(r.exitCode).toBe(1);
     const doc = parseSingleJson(r.stdout) as { error: { code: string; message: string } };
     expect(doc.error.code).toBe('E_S3_UPLOAD');
@@ -127,9 +163,14 @@ describe('opskit backup: real PostgreSQL, real pg_dump/psql, s3rver', () => {
     const slow = path.join(dir, 'slow-pg_dump');
     writeFileSync(slow, '#!/bin/sh\nhead -c 200000 /dev/urandom\nsleep 30\n');
     chmodSync(slow, 0o755);
-    const child = execa(process.execPath, [BIN, 'backup', 'create', '--database-url', url(SRC), '--set', `backup.pgDump=${slow}`], { cwd: dir, reject: false, env: AWS });
+    const child = execa(
+      process.execPath,
+      [BIN, 'backup', 'create', '--database-url', url(SRC), '--set', `backup.pgDump=${slow}`],
+      { cwd: dir, reject: false, env: AWS },
+    );
     const backups = path.join(dir, 'backups');
-    for (let i = 0; i < 100 && !(existsSync(backups) && readdirSync(backups).some((f) => f.endsWith('.partial'))); i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 100 && !(existsSync(backups) && readdirSync(backups).some((f) => f.endsWith('.partial'))); i++)
+      await new Promise((r) => setTimeout(r, 100));
     expect(readdirSync(backups).some((f) => f.endsWith('.partial'))).toBe(true);
     const concurrent = await cli(['backup', 'create', '--database-url', url(SRC)]);
     expect(concurrent.exitCode).toBe(4);
@@ -149,7 +190,9 @@ describe('opskit backup: real PostgreSQL, real pg_dump/psql, s3rver', () => {
     expect(parseSingleJson(dry.stdout)).toMatchObject({ backup: null, plan: expect.any(Array) });
     expect(existsSync(path.join(dir, 'backups'))).toBe(false);
     // An old good backup (a real one, renamed 60 days back, with its manifest).
-    const first = parseSingleJson((await cli(['backup', 'create', '--database-url', url(SRC), '--json'])).stdout) as { backup: { file: string; name: string } };
+    const first = parseSingleJson((await cli(['backup', 'create', '--database-url', url(SRC), '--json'])).stdout) as {
+      backup: { file: string; name: string };
+    };
     const { readFileSync, renameSync } = await import('node:fs');
     const old = `${SRC}_${new Date(Date.now() - 60 * 86_400_000).toISOString().replace(/[-:]/g, '').replace('T', '_').slice(0, 15)}.sql.gz`;
     const backups = path.join(dir, 'backups');
@@ -159,7 +202,18 @@ describe('opskit backup: real PostgreSQL, real pg_dump/psql, s3rver', () => {
     rmSync(`${first.backup.file}.json`);
     // S3 unreachable: the listing fails, so nothing is deleted locally either.
     const port = await closedPort();
-    const failed = await cli(['backup', 'prune', '--keep-days', '30', '--s3-bucket', 'opskit-test', '--s3-prefix', `it-${run}/`, '--s3-endpoint', `http://127.0.0.1:${port}`]);
+    const failed = await cli([
+      'backup',
+      'prune',
+      '--keep-days',
+      '30',
+      '--s3-bucket',
+      'opskit-test',
+      '--s3-prefix',
+      `it-${run}/`,
+      '--s3-endpoint',
+      `http://127.0.0.1:${port}`,
+    ]);
     expect(failed.exitCode).toBe(1);
     expect(failed.stderr).toContain('nothing was deleted');
     expect(existsSync(path.join(backups, old))).toBe(true);
@@ -175,7 +229,9 @@ describe('opskit backup: real PostgreSQL, real pg_dump/psql, s3rver', () => {
     // Real backups, renamed to dates in the past (their manifests name them), locally and in S3.
     const prefix = `prune-${run}/`;
     const flags = ['--s3-bucket', 'opskit-test', '--s3-prefix', prefix, '--s3-endpoint', s3.endpoint];
-    const created = parseSingleJson((await cli(['backup', 'create', '--database-url', url(SRC), '--json'])).stdout) as { backup: { file: string; name: string } };
+    const created = parseSingleJson((await cli(['backup', 'create', '--database-url', url(SRC), '--json'])).stdout) as {
+      backup: { file: string; name: string };
+    };
     const { readFileSync, renameSync } = await import('node:fs');
     const backups = path.join(dir, 'backups');
     const days = [1, 2, 3, 10, 40, 50, 400];
@@ -194,10 +250,28 @@ describe('opskit backup: real PostgreSQL, real pg_dump/psql, s3rver', () => {
     writeFileSync(path.join(backups, `${SRC}_20000101_000000.sql.gz`), 'not ours: no manifest');
     // Upload the same set to S3 with the SDK, our metadata on each.
     const { S3Client, PutObjectCommand } = await import('@aws-sdk/client-s3');
-    const client = new S3Client({ region: 'us-east-1', endpoint: s3.endpoint, forcePathStyle: true, credentials: { accessKeyId: AWS.AWS_ACCESS_KEY_ID, secretAccessKey: AWS.AWS_SECRET_ACCESS_KEY }, requestChecksumCalculation: 'WHEN_REQUIRED' });
+    const client = new S3Client({
+      region: 'us-east-1',
+      endpoint: s3.endpoint,
+      forcePathStyle: true,
+      credentials: { accessKeyId: AWS.AWS_ACCESS_KEY_ID, secretAccessKey: AWS.AWS_SECRET_ACCESS_KEY },
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+    });
     const body = readFileSync(path.join(backups, names[0]!));
     for (const name of names) {
-      await client.send(new PutObjectCommand({ Bucket: 'opskit-test', Key: `${prefix}${name}`, Body: body, Metadata: { 'opskit-format': '1', 'opskit-sha256': manifest.sha256, 'opskit-size': String(body.length), 'opskit-database': SRC } }));
+      await client.send(
+        new PutObjectCommand({
+          Bucket: 'opskit-test',
+          Key: `${prefix}${name}`,
+          Body: body,
+          Metadata: {
+            'opskit-format': '1',
+            'opskit-sha256': manifest.sha256,
+            'opskit-size': String(body.length),
+            'opskit-database': SRC,
+          },
+        }),
+      );
     }
     await client.send(new PutObjectCommand({ Bucket: 'opskit-test', Key: `${prefix}notes.txt`, Body: 'not a backup' }));
 
@@ -208,7 +282,9 @@ describe('opskit backup: real PostgreSQL, real pg_dump/psql, s3rver', () => {
     expect(r.exitCode, r.stderr).toBe(0);
     const doc = parseSingleJson(r.stdout) as { deleted: { local: string[]; s3: string[] } };
     // Kept: 1, 2, 3 days (younger than 5) and the newest of the two most recent months with a backup.
-    const kept = readdirSync(backups).filter((f) => f.endsWith('.sql.gz')).sort();
+    const kept = readdirSync(backups)
+      .filter((f) => f.endsWith('.sql.gz'))
+      .sort();
     expect(kept).toContain(`${SRC}_20000101_000000.sql.gz`); // no manifest: never touched
     expect(kept).toContain(names[0]);
     expect(doc.deleted.local).toContain(names[6]);
@@ -217,10 +293,21 @@ describe('opskit backup: real PostgreSQL, real pg_dump/psql, s3rver', () => {
     // Everything old: the newest good one still stays.
     const all = await cli(['backup', 'prune', '--keep-days', '1', '--keep-monthly', '1', ...flags, '--json']);
     expect(all.exitCode).toBe(0);
-    const list = parseSingleJson((await cli(['backup', 'list', ...flags, '--json'])).stdout) as { backups: Array<{ id: string; good: boolean; s3: boolean }> };
+    const list = parseSingleJson((await cli(['backup', 'list', ...flags, '--json'])).stdout) as {
+      backups: Array<{ id: string; good: boolean; s3: boolean }>;
+    };
     expect(list.backups.filter((b) => b.good).map((b) => b.id)).toEqual([names[0]]);
     // An empty prefix is refused (exit 2) before anything is deleted.
-    const empty = await cli(['backup', 'prune', '--s3-bucket', 'opskit-test', '--s3-prefix', '', '--s3-endpoint', s3.endpoint]);
+    const empty = await cli([
+      'backup',
+      'prune',
+      '--s3-bucket',
+      'opskit-test',
+      '--s3-prefix',
+      '',
+      '--s3-endpoint',
+      s3.endpoint,
+    ]);
     expect(empty.exitCode).toBe(2);
     rmSync(backups, { recursive: true });
   });
@@ -242,7 +329,9 @@ describe('opskit backup create --via compose: pg_dump inside the db service (doc
     await p.sql("INSERT INTO items (name) VALUES ('from-the-backup-test')");
     const r = await p.run(['backup', 'create', '--via', 'compose', '--json']);
     expect(r.exitCode, r.stderr).toBe(0);
-    const doc = parseSingleJson(r.stdout) as { backup: { file: string; database: string; serverVersion: string; sha256: string } };
+    const doc = parseSingleJson(r.stdout) as {
+      backup: { file: string; database: string; serverVersion: string; sha256: string };
+    };
     expect(doc.backup).toMatchObject({ database: 'app', serverVersion: expect.stringMatching(/^15/) });
     const { gunzipSync } = await import('node:zlib');
     const { readFileSync } = await import('node:fs');

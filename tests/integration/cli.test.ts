@@ -55,17 +55,37 @@ describe('the built opskit binary', () => {
   it('on a TTY: colours and a spinner, unless --no-color / NO_COLOR', async () => {
     const dir = tempDir();
     const pty = path.join(REPO, 'tests/fixtures/pty-run.py');
-    const tty = await execa('python3', [pty, BIN, 'doctor'], { cwd: dir, reject: false, env: { TERM: 'xterm' }, timeout: 30_000 });
+    const tty = await execa('python3', [pty, BIN, 'doctor'], {
+      cwd: dir,
+      reject: false,
+      env: { TERM: 'xterm' },
+      timeout: 30_000,
+    });
     expect(tty.exitCode).toBe(0);
     expect(tty.stdout).toMatch(ANSI);
     expect(tty.stdout).toMatch(/\u001b\[\?25l/); // ora hides the cursor while it spins
     expect(tty.stdout).not.toMatch(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z step/);
-    const plain = await execa('python3', [pty, BIN, 'doctor', '--no-color'], { cwd: dir, reject: false, env: { TERM: 'xterm' }, timeout: 30_000 });
+    const plain = await execa('python3', [pty, BIN, 'doctor', '--no-color'], {
+      cwd: dir,
+      reject: false,
+      env: { TERM: 'xterm' },
+      timeout: 30_000,
+    });
     expect(plain.stdout).not.toMatch(/\u001b\[3[0-9]m/);
-    const noColorEnv = await execa('python3', [pty, BIN, 'doctor'], { cwd: dir, reject: false, env: { TERM: 'xterm', NO_COLOR: '1' }, timeout: 30_000 });
+    const noColorEnv = await execa('python3', [pty, BIN, 'doctor'], {
+      cwd: dir,
+      reject: false,
+      env: { TERM: 'xterm', NO_COLOR: '1' },
+      timeout: 30_000,
+    });
     expect(noColorEnv.stdout).not.toMatch(/\u001b\[3[0-9]m/);
     // --json on a TTY: no spinner, stdout still one document
-    const json = await execa('python3', [pty, BIN, 'doctor', '--json', '--quiet'], { cwd: dir, reject: false, env: { TERM: 'xterm' }, timeout: 30_000 });
+    const json = await execa('python3', [pty, BIN, 'doctor', '--json', '--quiet'], {
+      cwd: dir,
+      reject: false,
+      env: { TERM: 'xterm' },
+      timeout: 30_000,
+    });
     expect(json.stdout).not.toMatch(/\u001b\[\?25l/);
   });
 
@@ -88,7 +108,9 @@ describe('the built opskit binary', () => {
 
   it('installed as a linked package (what npm link does), the bin runs through its symlink', async () => {
     const prefix = tempDir('opskit-link-');
-    const install = await execa('npm', ['install', '--prefix', prefix, '--offline', '--no-audit', '--no-fund', REPO], { reject: false });
+    const install = await execa('npm', ['install', '--prefix', prefix, '--offline', '--no-audit', '--no-fund', REPO], {
+      reject: false,
+    });
     expect(install.exitCode, install.stderr).toBe(0);
     const r = await execa(path.join(prefix, 'node_modules/.bin/opskit'), ['--version'], { reject: false });
     expect(r.exitCode).toBe(0);
@@ -98,11 +120,16 @@ describe('the built opskit binary', () => {
   it('--help loads no heavy module (dockerode, execa, yaml, zod, ora)', async () => {
     const trace = path.join(tempDir(), 'trace.txt');
     writeFileSync(trace, '');
-    await execa(process.execPath, ['--import', path.join(REPO, 'tests/fixtures/trace-imports.mjs'), path.join(REPO, 'dist/bin.js'), '--help'], {
-      env: { OPSKIT_TRACE_FILE: trace },
-    });
+    await execa(
+      process.execPath,
+      ['--import', path.join(REPO, 'tests/fixtures/trace-imports.mjs'), path.join(REPO, 'dist/bin.js'), '--help'],
+      {
+        env: { OPSKIT_TRACE_FILE: trace },
+      },
+    );
     const loaded = readFileSync(trace, 'utf8');
     expect(loaded).toContain('node_modules/commander/');
-    for (const heavy of ['dockerode', 'execa', 'yaml', 'zod', 'ora', '@aws-sdk', 'autocannon']) expect(loaded, heavy).not.toContain(`node_modules/${heavy}/`);
+    for (const heavy of ['dockerode', 'execa', 'yaml', 'zod', 'ora', '@aws-sdk', 'autocannon'])
+      expect(loaded, heavy).not.toContain(`node_modules/${heavy}/`);
   });
 });

@@ -8,7 +8,6 @@ import { createPlatform, type Platform } from '../helpers/platform.js';
 import { freshColors, freshJson } from '../helpers/http.js';
 import { waitFor } from '../helpers/wait.js';
 
-
 /** Cycles of rollback + cutover in the suite's soak (OPSKIT_TEST_CYCLES overrides; at least 20 in CI). */
 const CYCLES = Number(process.env.OPSKIT_TEST_CYCLES ?? 20);
 
@@ -28,17 +27,38 @@ describe('opskit cutover / rollback / status: blue-green under load', () => {
     expect(built.exitCode, built.stderr).toBe(0);
     v2 = (parseSingleJson(built.stdout).tags as string[])[0]!;
     // Load goes to the nginx container's own address: through nginx, without the userland proxy.
-    const nginx = (await docker(['ps', '-q', '--filter', `label=com.docker.compose.project=${p.project}`, '--filter', 'label=com.docker.compose.service=nginx'])).stdout.trim();
-    const ip = (await docker(['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', nginx])).stdout.trim();
+    const nginx = (
+      await docker([
+        'ps',
+        '-q',
+        '--filter',
+        `label=com.docker.compose.project=${p.project}`,
+        '--filter',
+        'label=com.docker.compose.service=nginx',
+      ])
+    ).stdout.trim();
+    const ip = (
+      await docker(['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', nginx])
+    ).stdout.trim();
     front = `http://${ip}:80/health`;
     nginxId = nginx;
   });
   let nginxId = '';
   /** nginx's processes as the host sees them: a reload would replace the workers. */
-  const nginxPids = async () => (await docker(['top', nginxId, '-o', 'pid'])).stdout.split('\n').slice(1).map((l) => l.trim()).filter(Boolean).sort();
+  const nginxPids = async () =>
+    (await docker(['top', nginxId, '-o', 'pid'])).stdout
+      .split('\n')
+      .slice(1)
+      .map((l) => l.trim())
+      .filter(Boolean)
+      .sort();
   afterAll(async () => {
     await p?.destroy();
-    const leftovers = (await docker(['ps', '-aq', '--filter', `label=com.docker.compose.project=${p?.project}`], { reject: false })).stdout.split('\n').filter(Boolean);
+    const leftovers = (
+      await docker(['ps', '-aq', '--filter', `label=com.docker.compose.project=${p?.project}`], { reject: false })
+    ).stdout
+      .split('\n')
+      .filter(Boolean);
     if (leftovers.length) await docker(['rm', '-f', ...leftovers], { reject: false });
   });
 
@@ -65,15 +85,29 @@ describe('opskit cutover / rollback / status: blue-green under load', () => {
     expect(await colorNow()).toMatchObject({ color: 'green' });
     expect(await nginxPids(), 'the switch re-points live.sock; nginx is not reloaded').toEqual(pidsBefore);
     const doc = parseSingleJson(r.stdout);
-    expect(doc).toMatchObject({ action: 'cutover', from: 'blue', to: 'green', image: v2, oldColor: { color: 'blue', state: 'warm' } });
+    expect(doc).toMatchObject({
+      action: 'cutover',
+      from: 'blue',
+      to: 'green',
+      image: v2,
+      oldColor: { color: 'blue', state: 'warm' },
+    });
     expect(doc.switchMs as number).toBeGreaterThan(0); // how fast is the bench's business (npm run bench, npm run soak)
     const status = parseSingleJson((await p.run(['status', '--json'])).stdout);
-    expect(status).toMatchObject({ live: 'green', colors: [{ color: 'blue', live: false, image: v1, state: 'running' }, { color: 'green', live: true, image: v2, state: 'running' }] });
+    expect(status).toMatchObject({
+      live: 'green',
+      colors: [
+        { color: 'blue', live: false, image: v1, state: 'running' },
+        { color: 'green', live: true, image: v2, state: 'running' },
+      ],
+    });
   });
 
   // The soak's short form (npm run soak runs 100 cycles): each cycle a warm rollback and a cutover to a
   // fresh container of the other image, all under one 50-connection load through nginx.
-  it(`${CYCLES} cycles of a warm rollback and a real cutover under that load: 0 failed requests of any kind`, { timeout: 900_000 }, async () => {
+  it(`${CYCLES} cycles of a warm rollback and a real cutover under that load: 0 failed requests of any kind`, {
+    timeout: 900_000,
+  }, async () => {
     const load = await startLoad(front, 50, 800);
     let result;
     try {
@@ -112,7 +146,10 @@ describe('opskit cutover / rollback / status: blue-green under load', () => {
     const context = path.join(p.dir, '.bad-image');
     const { mkdirSync } = await import('node:fs');
     mkdirSync(context, { recursive: true });
-    writeFileSync(path.join(context, 'Dockerfile'), `FROM ${v2}\nRUN echo 'SELECT 1;' > /app/migrations/9999_future.sql\nLABEL org.opskit.project=${p.project}\n`);
+    writeFileSync(
+      path.join(context, 'Dockerfile'),
+      `FROM ${v2}\nRUN echo 'SELECT 1;' > /app/migrations/9999_future.sql\nLABEL org.opskit.project=${p.project}\n`,
+    );
     await docker(['build', '-q', '-t', `${p.project}:unhealthy`, context]);
     const before = await colorNow();
     const load = await startLoad(front, 50);
@@ -126,18 +163,30 @@ describe('opskit cutover / rollback / status: blue-green under load', () => {
     expect((await colorNow()).color).toBe(before.color);
   });
 
-  it('a failing smoke command aborts; a passing one (the example\'s pytest) lets the cutover through', async () => {
+  it("a failing smoke command aborts; a passing one (the example's pytest) lets the cutover through", async () => {
     const yamlPath = path.join(p.dir, 'opskit.yaml');
     const original = readFileSync(yamlPath, 'utf8');
     const before = await colorNow();
     try {
-      writeFileSync(yamlPath, original.replace('  # smoke: [pytest, -q, tests/]', '  smoke: [python3, -c, "import sys; print(\'smoke says no\'); sys.exit(3)"]'));
+      writeFileSync(
+        yamlPath,
+        original.replace(
+          '  # smoke: [pytest, -q, tests/]',
+          '  smoke: [python3, -c, "import sys; print(\'smoke says no\'); sys.exit(3)"]',
+        ),
+      );
       const failed = await p.run(['cutover', '--image', before.version === v1.split(':')[1] ? v2 : v1]);
       expect(failed.exitCode).toBe(1);
       expect(failed.stderr).toContain('the smoke command');
       expect(failed.stderr).toContain('smoke says no');
       expect((await colorNow()).color).toBe(before.color);
-      writeFileSync(yamlPath, original.replace('  # smoke: [pytest, -q, tests/]', '  smoke: [python3, -m, pytest, -q, -p, no:cacheprovider, tests/]'));
+      writeFileSync(
+        yamlPath,
+        original.replace(
+          '  # smoke: [pytest, -q, tests/]',
+          '  smoke: [python3, -m, pytest, -q, -p, no:cacheprovider, tests/]',
+        ),
+      );
       const passed = await p.run(['cutover', '--image', before.version === v1.split(':')[1] ? v2 : v1]);
       expect(passed.exitCode, passed.stderr).toBe(0);
       expect((await colorNow()).color).not.toBe(before.color);
@@ -146,12 +195,21 @@ describe('opskit cutover / rollback / status: blue-green under load', () => {
     }
   });
 
-  it('a broken upstream template aborts with nginx\'s message and the live config intact', async () => {
+  it("a broken upstream template aborts with nginx's message and the live config intact", async () => {
     const upstream = path.join(p.dir, 'nginx/upstream/web.conf');
     const live = readFileSync(upstream, 'utf8');
-    writeFileSync(path.join(p.dir, 'broken-upstream.tmpl'), 'upstream web {\n  server {{server}} no_such_parameter;\n}\n');
+    writeFileSync(
+      path.join(p.dir, 'broken-upstream.tmpl'),
+      'upstream web {\n  server {{server}} no_such_parameter;\n}\n',
+    );
     const before = await colorNow();
-    const r = await p.run(['cutover', '--image', before.version === v1.split(':')[1] ? v2 : v1, '--set', 'nginx.upstreamTemplate=broken-upstream.tmpl']);
+    const r = await p.run([
+      'cutover',
+      '--image',
+      before.version === v1.split(':')[1] ? v2 : v1,
+      '--set',
+      'nginx.upstreamTemplate=broken-upstream.tmpl',
+    ]);
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toContain('nginx -t rejected the new upstream; the live config is untouched');
     expect(r.stderr).toContain('no_such_parameter');
@@ -174,7 +232,9 @@ describe('opskit cutover / rollback / status: blue-green under load', () => {
     const fin = await p.run(['cutover', '--finalize', '--json']);
     expect(fin.exitCode, fin.stderr).toBe(0);
     expect(parseSingleJson(fin.stdout)).toMatchObject({ action: 'finalize', changed: true });
-    const status = parseSingleJson((await p.run(['status', '--json'])).stdout) as { colors: Array<{ live: boolean; state: string }> };
+    const status = parseSingleJson((await p.run(['status', '--json'])).stdout) as {
+      colors: Array<{ live: boolean; state: string }>;
+    };
     expect(status.colors.find((c) => !c.live)!.state).toBe('stopped');
     const r = await p.run(['rollback', '--json']);
     expect(r.exitCode, r.stderr).toBe(0);
@@ -183,7 +243,10 @@ describe('opskit cutover / rollback / status: blue-green under load', () => {
   });
 
   it('--migrate --build: migrations first with the new image, the live colour keeps serving on the new schema, then the switch', async () => {
-    writeFileSync(path.join(p.dir, 'migrations/0003_add_price.sql'), 'ALTER TABLE items ADD COLUMN price numeric NOT NULL DEFAULT 0;\n');
+    writeFileSync(
+      path.join(p.dir, 'migrations/0003_add_price.sql'),
+      'ALTER TABLE items ADD COLUMN price numeric NOT NULL DEFAULT 0;\n',
+    );
     const load = await startLoad(front, 20);
     const r = await p.run(['cutover', '--migrate', '--build', '--json']);
     const result = await load.stop();
@@ -195,13 +258,22 @@ describe('opskit cutover / rollback / status: blue-green under load', () => {
 
   it('--keep-old stops the old colour after the delay; deploy refuses once blue-green is in use', async () => {
     const before = await colorNow();
-    const r = await p.run(['cutover', '--image', before.version === v1.split(':')[1] ? v2 : v1, '--keep-old', '2s', '--json']);
+    const r = await p.run([
+      'cutover',
+      '--image',
+      before.version === v1.split(':')[1] ? v2 : v1,
+      '--keep-old',
+      '2s',
+      '--json',
+    ]);
     expect(r.exitCode, r.stderr).toBe(0);
     expect(parseSingleJson(r.stdout)).toMatchObject({ oldColor: { state: 'warm', stopAfter: expect.any(String) } });
     let state = '';
     for (let i = 0; i < 40 && state !== 'stopped'; i++) {
       await new Promise((res) => setTimeout(res, 250));
-      const s = parseSingleJson((await p.run(['status', '--json'])).stdout) as { colors: Array<{ live: boolean; state: string }> };
+      const s = parseSingleJson((await p.run(['status', '--json'])).stdout) as {
+        colors: Array<{ live: boolean; state: string }>;
+      };
       state = s.colors.find((c) => !c.live)!.state;
     }
     expect(state).toBe('stopped');
@@ -214,7 +286,14 @@ describe('opskit cutover / rollback / status: blue-green under load', () => {
     const upstream = path.join(p.dir, 'nginx/upstream/web.conf');
     const before = await colorNow();
     const pids = await nginxPids();
-    const r = await p.run(['cutover', '--image', before.version === v1.split(':')[1] ? v2 : v1, '--set', 'cutover.switch=reload', '--json']);
+    const r = await p.run([
+      'cutover',
+      '--image',
+      before.version === v1.split(':')[1] ? v2 : v1,
+      '--set',
+      'cutover.switch=reload',
+      '--json',
+    ]);
     expect(r.exitCode, r.stderr).toBe(0);
     const to = parseSingleJson(r.stdout).to as string;
     expect(readFileSync(upstream, 'utf8')).toMatch(new RegExp(`server ${p.project}_web_${to}_[a-z0-9]+:8000`));

@@ -7,7 +7,16 @@ import { TEST_LABEL, docker, removeLabelled, uniqueName } from '../helpers/docke
 import { createPlatform, projectResources, type Platform } from '../helpers/platform.js';
 
 async function webImageId(p: Platform): Promise<string> {
-  const id = (await docker(['ps', '-q', '--filter', `label=com.docker.compose.project=${p.project}`, '--filter', 'label=com.docker.compose.service=web'])).stdout.trim();
+  const id = (
+    await docker([
+      'ps',
+      '-q',
+      '--filter',
+      `label=com.docker.compose.project=${p.project}`,
+      '--filter',
+      'label=com.docker.compose.service=web',
+    ])
+  ).stdout.trim();
   return id ? (await docker(['inspect', '-f', '{{.Image}}', id])).stdout.trim() : '';
 }
 
@@ -26,7 +35,14 @@ describe('opskit deploy: migrate-then-start on the real engine', () => {
     const before = listTree(p.dir);
     const r = await p.run(['deploy', '--build', '--dry-run']);
     expect(r.exitCode, r.stderr).toBe(0);
-    for (const expected of ['would run: docker buildx build --progress=rawjson --load', 'up -d db redis', 'run --rm --no-deps -T web python3 migrate.py', 'up -d --no-deps web', 'would request GET http://<web container address>:8000/health', 'state.json']) {
+    for (const expected of [
+      'would run: docker buildx build --progress=rawjson --load',
+      'up -d db redis',
+      'run --rm --no-deps -T web python3 migrate.py',
+      'up -d --no-deps web',
+      'would request GET http://<web container address>:8000/health',
+      'state.json',
+    ]) {
       expect(r.stderr).toContain(expected);
     }
     expect(await projectResources(p.project)).toEqual({ containers: [], networks: [], volumes: [] });
@@ -39,16 +55,32 @@ describe('opskit deploy: migrate-then-start on the real engine', () => {
     const doc = parseSingleJson(r.stdout);
     expect(doc).toMatchObject({ ok: true, changed: true, migrations: { ran: true, applied: ['0001', '0002'] } });
     // The order the steps ran in, as printed.
-    const order = ['start db, redis', 'wait until db, redis are healthy', 'run the migrations', 'start or replace web', 'wait until web answers /health', 'start nginx'].map((s) => r.stderr.indexOf(s));
+    const order = [
+      'start db, redis',
+      'wait until db, redis are healthy',
+      'run the migrations',
+      'start or replace web',
+      'wait until web answers /health',
+      'start nginx',
+    ].map((s) => r.stderr.indexOf(s));
     expect(order.every((at, i) => at >= 0 && (i === 0 || at > order[i - 1]!))).toBe(true);
 
     const health = await (await fetch(p.url('/health'))).json();
-    expect(health).toMatchObject({ status: 'ok', database: 'ok', schema: '0002', version: (doc.build as { revision: string }).revision });
-    const created = await fetch(p.url('/api/items'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'widget' }) });
+    expect(health).toMatchObject({
+      status: 'ok',
+      database: 'ok',
+      schema: '0002',
+      version: (doc.build as { revision: string }).revision,
+    });
+    const created = await fetch(p.url('/api/items'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'widget' }),
+    });
     expect(created.status).toBe(201);
     const items = (await (await fetch(p.url('/api/items'))).json()) as Array<{ name: string }>;
     expect(items.map((i) => i.name)).toEqual(['widget']);
-    expect(await p.sql('SELECT string_agg(version, \',\' ORDER BY version) FROM schema_migrations')).toBe('0001,0002');
+    expect(await p.sql("SELECT string_agg(version, ',' ORDER BY version) FROM schema_migrations")).toBe('0001,0002');
     expect(await webImageId(p)).toBe(doc.imageId);
   });
 
@@ -59,37 +91,60 @@ describe('opskit deploy: migrate-then-start on the real engine', () => {
     // Right after a deploy the web container's own Docker healthcheck may not have run yet: "starting" is a warning.
     expect(doc).toMatchObject({ source: 'defaults', ok: true });
     expect(['pass', 'warn']).toContain(doc.status);
-    expect((doc.checks as Array<{ name: string }>).map((c) => c.name)).toEqual(['container db', 'container redis', 'container web', 'container nginx', 'through nginx /health', 'disk .']);
-    expect((doc.checks as Array<{ name: string; status: string; detail: string }>)[4]).toMatchObject({ status: 'pass', detail: expect.stringMatching(/^GET http:\/\/[\d.]+:80\/health: /) });
+    expect((doc.checks as Array<{ name: string }>).map((c) => c.name)).toEqual([
+      'container db',
+      'container redis',
+      'container web',
+      'container nginx',
+      'through nginx /health',
+      'disk .',
+    ]);
+    expect((doc.checks as Array<{ name: string; status: string; detail: string }>)[4]).toMatchObject({
+      status: 'pass',
+      detail: expect.stringMatching(/^GET http:\/\/[\d.]+:80\/health: /),
+    });
     const { readFileSync } = await import('node:fs');
     const yaml = readFileSync(path.join(p.dir, 'opskit.yaml'), 'utf8');
     writeFileSync(
       path.join(p.dir, 'opskit.yaml'),
-      yaml.replace('  checks: []\n', `  checks:\n    - kind: nginx\n    - kind: http\n      name: api\n      url: ${p.url('/health')}\n      json: { path: status, equals: ok }\n    - kind: resources\n`),
+      yaml.replace(
+        '  checks: []\n',
+        `  checks:\n    - kind: nginx\n    - kind: http\n      name: api\n      url: ${p.url('/health')}\n      json: { path: status, equals: ok }\n    - kind: resources\n`,
+      ),
     );
     const configured = await p.run(['health', '--json']);
     expect(configured.exitCode, configured.stdout).toBe(0);
-    const checks = Object.fromEntries((parseSingleJson(configured.stdout).checks as Array<{ name: string; status: string; detail: string }>).map((c) => [c.name, c]));
-    expect(checks.nginx).toMatchObject({ status: 'pass', detail: expect.stringContaining('configuration ok, master running') });
+    const checks = Object.fromEntries(
+      (parseSingleJson(configured.stdout).checks as Array<{ name: string; status: string; detail: string }>).map(
+        (c) => [c.name, c],
+      ),
+    );
+    expect(checks.nginx).toMatchObject({
+      status: 'pass',
+      detail: expect.stringContaining('configuration ok, master running'),
+    });
     expect(checks.api!.status).toBe('pass');
     expect(checks.resources).toMatchObject({ status: 'pass', detail: expect.stringContaining('CPU') });
   });
 
   it('a second deploy of the same image changes nothing and does not re-run a migration', async () => {
-    const appliedAt = await p.sql('SELECT string_agg(applied_at::text, \',\') FROM schema_migrations');
+    const appliedAt = await p.sql("SELECT string_agg(applied_at::text, ',') FROM schema_migrations");
     const web = await webImageId(p);
     const r = await p.run(['deploy', '--build', '--json']);
     expect(r.exitCode, r.stderr).toBe(0);
     expect(parseSingleJson(r.stdout), r.stderr.slice(-3000)).toMatchObject({ changed: false });
     expect(r.stderr).toContain('nothing to change');
-    expect(await p.sql('SELECT string_agg(applied_at::text, \',\') FROM schema_migrations')).toBe(appliedAt);
+    expect(await p.sql("SELECT string_agg(applied_at::text, ',') FROM schema_migrations")).toBe(appliedAt);
     expect(await webImageId(p)).toBe(web);
   });
 
   it('a broken migration exits 1: the web service stays on its previous version and the database is intact', async () => {
     const web = await webImageId(p);
     const before = (await (await fetch(p.url('/health'))).json()) as { version: string };
-    writeFileSync(path.join(p.dir, 'migrations/0003_broken.sql'), 'ALTER TABLE items ADD COLUMN price numeric;\nALTER TABLE no_such_table ADD COLUMN x int;\n');
+    writeFileSync(
+      path.join(p.dir, 'migrations/0003_broken.sql'),
+      'ALTER TABLE items ADD COLUMN price numeric;\nALTER TABLE no_such_table ADD COLUMN x int;\n',
+    );
     try {
       const r = await p.run(['deploy', '--build']);
       expect(r.exitCode).toBe(1);
@@ -100,22 +155,33 @@ describe('opskit deploy: migrate-then-start on the real engine', () => {
       const after = (await (await fetch(p.url('/health'))).json()) as { version: string; status: string };
       expect(after).toMatchObject({ status: 'ok', version: before.version });
       // The failed migration's transaction left nothing: no row, no half-applied column.
-      expect(await p.sql('SELECT string_agg(version, \',\' ORDER BY version) FROM schema_migrations')).toBe('0001,0002');
-      expect(await p.sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'items' AND column_name = 'price'")).toBe('0');
-      expect(await p.sql('SELECT string_agg(name, \',\') FROM items')).toBe('widget');
+      expect(await p.sql("SELECT string_agg(version, ',' ORDER BY version) FROM schema_migrations")).toBe('0001,0002');
+      expect(
+        await p.sql(
+          "SELECT count(*) FROM information_schema.columns WHERE table_name = 'items' AND column_name = 'price'",
+        ),
+      ).toBe('0');
+      expect(await p.sql("SELECT string_agg(name, ',') FROM items")).toBe('widget');
     } finally {
       rmSync(path.join(p.dir, 'migrations/0003_broken.sql'));
     }
   });
 
   it('a new version with a new migration: migrated, then replaced, and it reports the new schema', async () => {
-    writeFileSync(path.join(p.dir, 'migrations/0003_add_price.sql'), 'ALTER TABLE items ADD COLUMN price numeric NOT NULL DEFAULT 0;\n');
+    writeFileSync(
+      path.join(p.dir, 'migrations/0003_add_price.sql'),
+      'ALTER TABLE items ADD COLUMN price numeric NOT NULL DEFAULT 0;\n',
+    );
     const r = await p.run(['deploy', '--build', '--json']);
     expect(r.exitCode, r.stderr).toBe(0);
     const doc = parseSingleJson(r.stdout);
     expect(doc).toMatchObject({ changed: true, migrations: { applied: ['0003'] } });
     expect(await webImageId(p)).toBe(doc.imageId);
-    expect(await (await fetch(p.url('/health'))).json()).toMatchObject({ status: 'ok', schema: '0003', expectedSchema: '0003' });
+    expect(await (await fetch(p.url('/health'))).json()).toMatchObject({
+      status: 'ok',
+      schema: '0003',
+      expectedSchema: '0003',
+    });
   });
 });
 
@@ -136,7 +202,7 @@ describe('opskit deploy: failures on a first deploy', () => {
     expect(r.exitCode).toBe(1);
     expect(parseSingleJson(r.stdout)).toMatchObject({ ok: false, error: { code: 'E_MIGRATION_FAILED' } });
     expect(await webImageId(p)).toBe('');
-    expect(await p.sql('SELECT string_agg(version, \',\' ORDER BY version) FROM schema_migrations')).toBe('0001,0002');
+    expect(await p.sql("SELECT string_agg(version, ',' ORDER BY version) FROM schema_migrations")).toBe('0001,0002');
   });
 
   it('a database that never becomes healthy: exit 1 within the deadline, with its logs', async () => {
@@ -146,10 +212,15 @@ describe('opskit deploy: failures on a first deploy', () => {
     const context = path.join(p.dir, 'never-healthy');
     const { mkdirSync } = await import('node:fs');
     mkdirSync(context);
-    writeFileSync(path.join(context, 'Dockerfile'), 'FROM opskit-test/busybox:latest\nCMD ["sh", "-c", "echo database warming up forever; sleep 3600"]\n');
+    writeFileSync(
+      path.join(context, 'Dockerfile'),
+      'FROM opskit-test/busybox:latest\nCMD ["sh", "-c", "echo database warming up forever; sleep 3600"]\n',
+    );
     await docker(['build', '-q', '--label', `${TEST_LABEL}=${run}`, '-t', `opskit-test/never-healthy:${run}`, context]);
     const started = Date.now();
-    const r = await p.run(['deploy', '--build', '--wait-timeout', '6s'], { POSTGRES_IMAGE: `opskit-test/never-healthy:${run}` });
+    const r = await p.run(['deploy', '--build', '--wait-timeout', '6s'], {
+      POSTGRES_IMAGE: `opskit-test/never-healthy:${run}`,
+    });
     const elapsed = Date.now() - started;
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toMatch(/db \(last: starting\) did not become healthy within 6\.00s/);
@@ -179,7 +250,9 @@ describe('opskit deploy: the platform as its users meet it, through nginx', () =
     expect(readFileSync(path.join(p.dir, 'nginx/upstream/web.conf'), 'utf8')).toMatch(/server [\w-]+:8000/);
     expect((await fetch(p.url('/health'))).status).toBe(200);
     const health = await p.run(['health', '--json', '--set', 'cutover.switch=reload']);
-    expect(parseSingleJson(health.stdout).checks).toContainEqual(expect.objectContaining({ name: 'through nginx /health', status: 'pass' }));
+    expect(parseSingleJson(health.stdout).checks).toContainEqual(
+      expect.objectContaining({ name: 'through nginx /health', status: 'pass' }),
+    );
     // A second version, cut over and rolled back: each switch verified through nginx.
     const { appendFileSync } = await import('node:fs');
     appendFileSync(path.join(p.dir, 'app.py'), '\n# tcp-only v2\n');
@@ -198,7 +271,14 @@ describe('opskit deploy: the platform as its users meet it, through nginx', () =
     platforms.push(p);
     // An upstream that passes nginx -t but reaches nothing.
     writeFileSync(path.join(p.dir, 'dead-upstream.tmpl'), 'upstream web {\n  server 127.0.0.1:9 max_fails=0;\n}\n');
-    const r = await p.run(['deploy', '--build', '--set', 'nginx.upstreamTemplate=dead-upstream.tmpl', '--set', 'cutover.verifyTimeout=3s']);
+    const r = await p.run([
+      'deploy',
+      '--build',
+      '--set',
+      'nginx.upstreamTemplate=dead-upstream.tmpl',
+      '--set',
+      'cutover.verifyTimeout=3s',
+    ]);
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toContain('the web service is healthy, but the platform does not answer through nginx');
     expect(r.stderr).toMatch(/gave HTTP 502/);

@@ -15,7 +15,14 @@ const WRONG_PASSWORD = 'Wr0ng-Pass-7c1d';
 const pgUrl = (password: string) => `postgresql://${PG_USER}:${password}@127.0.0.1:5432/postgres`;
 
 const validate = schemaValidator('health');
-type Check = { name: string; kind: string; status: string; detail: string; target: string; observed: Record<string, unknown> | null };
+type Check = {
+  name: string;
+  kind: string;
+  status: string;
+  detail: string;
+  target: string;
+  observed: Record<string, unknown> | null;
+};
 /** A project directory whose opskit.yaml holds just these settings. */
 function projectWith(config: Record<string, unknown>): string {
   const dir = tempDir();
@@ -28,7 +35,12 @@ describe('opskit health against real targets', () => {
   let server: TestServer;
   let tlsServer: TestServer;
   const run = uniqueName('health');
-  const names = { healthy: `${run}-healthy`, unhealthy: `${run}-unhealthy`, exited: `${run}-exited`, restarting: `${run}-restarting` };
+  const names = {
+    healthy: `${run}-healthy`,
+    unhealthy: `${run}-unhealthy`,
+    exited: `${run}-exited`,
+    restarting: `${run}-restarting`,
+  };
 
   beforeAll(async () => {
     server = await startServer({
@@ -40,14 +52,71 @@ describe('opskit health against real targets', () => {
     });
     // A self-signed certificate that expires in 10 days.
     const dir = tempDir('opskit-tls-');
-    await execa('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem'), '-days', '10', '-subj', '/CN=127.0.0.1']);
-    tlsServer = await startServer({ '/ok': json(200, { status: 'ok' }) }, { key: readFileSync(path.join(dir, 'key.pem'), 'utf8'), cert: readFileSync(path.join(dir, 'cert.pem'), 'utf8') });
+    await execa('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      path.join(dir, 'key.pem'),
+      '-out',
+      path.join(dir, 'cert.pem'),
+      '-days',
+      '10',
+      '-subj',
+      '/CN=127.0.0.1',
+    ]);
+    tlsServer = await startServer(
+      { '/ok': json(200, { status: 'ok' }) },
+      { key: readFileSync(path.join(dir, 'key.pem'), 'utf8'), cert: readFileSync(path.join(dir, 'cert.pem'), 'utf8') },
+    );
     const label = ['--label', `${TEST_LABEL}=${run}`];
     await Promise.all([
-      docker(['run', '-d', ...label, '--name', names.healthy, '--health-cmd', 'true', '--health-interval', '1s', 'opskit-test/busybox:latest', 'sleep', '600']),
-      docker(['run', '-d', ...label, '--name', names.unhealthy, '--health-cmd', 'echo backend down; exit 1', '--health-interval', '1s', '--health-retries', '1', 'opskit-test/busybox:latest', 'sleep', '600']),
+      docker([
+        'run',
+        '-d',
+        ...label,
+        '--name',
+        names.healthy,
+        '--health-cmd',
+        'true',
+        '--health-interval',
+        '1s',
+        'opskit-test/busybox:latest',
+        'sleep',
+        '600',
+      ]),
+      docker([
+        'run',
+        '-d',
+        ...label,
+        '--name',
+        names.unhealthy,
+        '--health-cmd',
+        'echo backend down; exit 1',
+        '--health-interval',
+        '1s',
+        '--health-retries',
+        '1',
+        'opskit-test/busybox:latest',
+        'sleep',
+        '600',
+      ]),
       docker(['run', '-d', ...label, '--name', names.exited, 'opskit-test/busybox:latest', 'sh', '-c', 'exit 3']),
-      docker(['run', '-d', ...label, '--name', names.restarting, '--restart', 'always', 'opskit-test/busybox:latest', 'sh', '-c', 'sleep 0.2; exit 1']),
+      docker([
+        'run',
+        '-d',
+        ...label,
+        '--name',
+        names.restarting,
+        '--restart',
+        'always',
+        'opskit-test/busybox:latest',
+        'sh',
+        '-c',
+        'sleep 0.2; exit 1',
+      ]),
     ]);
     // Let the health checks run and the restart loop get going.
     for (let i = 0; i < 40; i++) {
@@ -65,7 +134,23 @@ describe('opskit health against real targets', () => {
 
   it('HTTP: 200 passes, 500 fails, slower than the timeout fails, a closed port fails; exit 3; the output matches the JSON Schema', async () => {
     const closed = await closedPort();
-    const r = await opskit(['health', '--json', '--timeout', '1s', '--url', `${server.url}/ok`, '--url', `${server.url}/error`, '--url', `${server.url}/slow`, '--url', `http://127.0.0.1:${closed}/`], { cwd: tempDir() });
+    const r = await opskit(
+      [
+        'health',
+        '--json',
+        '--timeout',
+        '1s',
+        '--url',
+        `${server.url}/ok`,
+        '--url',
+        `${server.url}/error`,
+        '--url',
+        `${server.url}/slow`,
+        '--url',
+        `http://127.0.0.1:${closed}/`,
+      ],
+      { cwd: tempDir() },
+    );
     expect(r.exitCode).toBe(3);
     const doc = parseSingleJson(r.stdout);
     expect(validate(doc), JSON.stringify(validate.errors)).toBe(true);
@@ -79,16 +164,27 @@ describe('opskit health against real targets', () => {
 
   it('HTTP: JSON path and body matches, latency warn (exit 0, or 3 with --fail-on warn), https certificate days', async () => {
     const dir = projectWith({
-        health: {
-          checks: [
-            { name: 'json ok', kind: 'http', url: `${server.url}/ok`, json: { path: 'status', equals: 'ok' }, bodyContains: '1.2.3' },
-            { name: 'json degraded', kind: 'http', url: `${server.url}/degraded`, json: { path: 'status', equals: 'ok' } },
-            { name: 'slowish', kind: 'http', url: `${server.url}/second`, warnLatency: '300ms', failLatency: '3s' },
-            { name: 'tls', kind: 'http', url: `${tlsServer.url}/ok`, tlsVerify: false },
-            { name: 'tls verified', kind: 'http', url: `${tlsServer.url}/ok` },
-          ],
-        },
-      });
+      health: {
+        checks: [
+          {
+            name: 'json ok',
+            kind: 'http',
+            url: `${server.url}/ok`,
+            json: { path: 'status', equals: 'ok' },
+            bodyContains: '1.2.3',
+          },
+          {
+            name: 'json degraded',
+            kind: 'http',
+            url: `${server.url}/degraded`,
+            json: { path: 'status', equals: 'ok' },
+          },
+          { name: 'slowish', kind: 'http', url: `${server.url}/second`, warnLatency: '300ms', failLatency: '3s' },
+          { name: 'tls', kind: 'http', url: `${tlsServer.url}/ok`, tlsVerify: false },
+          { name: 'tls verified', kind: 'http', url: `${tlsServer.url}/ok` },
+        ],
+      },
+    });
     const all = await opskit(['health', '--json'], { cwd: dir });
     const checks = checksOf(parseSingleJson(all.stdout));
     expect(checks['json ok']!.status).toBe('pass');
@@ -101,18 +197,33 @@ describe('opskit health against real targets', () => {
     const flagsOnly = await opskit(['health', '--json', '--url', `${server.url}/ok`], { cwd: dir });
     expect(flagsOnly.exitCode).toBe(0);
     expect(parseSingleJson(flagsOnly.stdout).checks).toHaveLength(1);
-    const configWarn = projectWith({ health: { checks: [{ kind: 'http', url: `${server.url}/second`, warnLatency: '100ms' }] } });
+    const configWarn = projectWith({
+      health: { checks: [{ kind: 'http', url: `${server.url}/second`, warnLatency: '100ms' }] },
+    });
     expect((await opskit(['health'], { cwd: configWarn })).exitCode).toBe(0);
     expect((await opskit(['health', '--fail-on', 'warn'], { cwd: configWarn })).exitCode).toBe(3);
   });
 
   it('PostgreSQL with the right and a wrong password; the password appears in no output', async () => {
-    const r = await opskit(['health', '--json', '--postgres', pgUrl(PG_PASSWORD), '--postgres', pgUrl(WRONG_PASSWORD)], { cwd: tempDir() });
-    const human = await opskit(['health', '--verbose', '--postgres', pgUrl(PG_PASSWORD), '--postgres', pgUrl(WRONG_PASSWORD)], { cwd: tempDir() });
+    const r = await opskit(
+      ['health', '--json', '--postgres', pgUrl(PG_PASSWORD), '--postgres', pgUrl(WRONG_PASSWORD)],
+      { cwd: tempDir() },
+    );
+    const human = await opskit(
+      ['health', '--verbose', '--postgres', pgUrl(PG_PASSWORD), '--postgres', pgUrl(WRONG_PASSWORD)],
+      { cwd: tempDir() },
+    );
     expect(r.exitCode).toBe(3);
     const checks = parseSingleJson(r.stdout).checks as Check[];
-    expect(checks[0]).toMatchObject({ status: 'pass', target: `postgresql://${PG_USER}:***@127.0.0.1:5432/postgres`, observed: { serverVersion: expect.stringMatching(/^15\./) } });
-    expect(checks[1]).toMatchObject({ status: 'fail', detail: expect.stringContaining('password authentication failed') });
+    expect(checks[0]).toMatchObject({
+      status: 'pass',
+      target: `postgresql://${PG_USER}:***@127.0.0.1:5432/postgres`,
+      observed: { serverVersion: expect.stringMatching(/^15\./) },
+    });
+    expect(checks[1]).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('password authentication failed'),
+    });
     for (const out of [r.stdout, r.stderr, human.stdout, human.stderr]) {
       expect(out).not.toContain(PG_PASSWORD);
       expect(out).not.toContain(WRONG_PASSWORD);
@@ -121,7 +232,19 @@ describe('opskit health against real targets', () => {
 
   it('Redis: PING answers PONG; a closed port fails', async () => {
     const closed = await closedPort();
-    const r = await opskit(['health', '--json', '--timeout', '2s', '--redis', 'redis://127.0.0.1:6379', '--redis', `redis://127.0.0.1:${closed}`], { cwd: tempDir() });
+    const r = await opskit(
+      [
+        'health',
+        '--json',
+        '--timeout',
+        '2s',
+        '--redis',
+        'redis://127.0.0.1:6379',
+        '--redis',
+        `redis://127.0.0.1:${closed}`,
+      ],
+      { cwd: tempDir() },
+    );
     const checks = parseSingleJson(r.stdout).checks as Check[];
     expect(checks.map((c) => c.status)).toEqual(['pass', 'fail']);
     expect(checks[0]!.detail).toMatch(/^PING answered PONG/);
@@ -129,7 +252,9 @@ describe('opskit health against real targets', () => {
   });
 
   it('containers: healthy passes; unhealthy, exited and restarting fail, with the last health output', async () => {
-    const r = await opskit(['health', '--json', ...Object.values(names).flatMap((n) => ['--container', n])], { cwd: tempDir() });
+    const r = await opskit(['health', '--json', ...Object.values(names).flatMap((n) => ['--container', n])], {
+      cwd: tempDir(),
+    });
     const checks = parseSingleJson(r.stdout).checks as Check[];
     expect(checks.map((c) => [c.name.replace(`${run}-`, ''), c.status])).toEqual([
       ['container healthy', 'pass'],
@@ -144,15 +269,15 @@ describe('opskit health against real targets', () => {
 
   it('tcp, disk and resources from the config; --only filters by kind', async () => {
     const dir = projectWith({
-        health: {
-          checks: [
-            { kind: 'tcp', target: '127.0.0.1:5432' },
-            { name: 'disk ok', kind: 'disk', path: '.', warnFree: '1%', failFree: '1MiB' },
-            { name: 'disk full', kind: 'disk', path: '.', failFree: '100%' },
-            { kind: 'resources', containers: [names.healthy] },
-          ],
-        },
-      });
+      health: {
+        checks: [
+          { kind: 'tcp', target: '127.0.0.1:5432' },
+          { name: 'disk ok', kind: 'disk', path: '.', warnFree: '1%', failFree: '1MiB' },
+          { name: 'disk full', kind: 'disk', path: '.', failFree: '100%' },
+          { kind: 'resources', containers: [names.healthy] },
+        ],
+      },
+    });
     const r = await opskit(['health', '--json'], { cwd: dir });
     const checks = checksOf(parseSingleJson(r.stdout));
     expect(checks['tcp 127.0.0.1:5432']!.status).toBe('pass');
@@ -165,23 +290,34 @@ describe('opskit health against real targets', () => {
     expect((parseSingleJson(only.stdout).checks as Check[]).map((c) => c.kind)).toEqual(['tcp']);
   });
 
-  it('nginx on the host: a good config passes, a broken one fails with nginx\'s message, a stopped master fails', async () => {
+  it("nginx on the host: a good config passes, a broken one fails with nginx's message, a stopped master fails", async () => {
     const dir = tempDir('opskit-nginx-');
     const prefix = path.join(dir, 'prefix');
     mkdirSync(path.join(prefix, 'logs'), { recursive: true });
     const port = await closedPort();
     const good = `pid ${prefix}/nginx.pid;\nerror_log ${prefix}/logs/error.log;\nevents {}\nhttp {\n  access_log off;\n  server { listen 127.0.0.1:${port}; location / { return 200 "ok"; } }\n}\n`;
     writeFileSync(path.join(dir, 'nginx.conf'), good);
-    writeFileSync(path.join(dir, 'opskit.yaml'), stringify({ nginx: { mode: 'host', config: 'nginx.conf', prefix: 'prefix', pidFile: 'prefix/nginx.pid' }, health: { checks: [{ kind: 'nginx' }] } }));
+    writeFileSync(
+      path.join(dir, 'opskit.yaml'),
+      stringify({
+        nginx: { mode: 'host', config: 'nginx.conf', prefix: 'prefix', pidFile: 'prefix/nginx.pid' },
+        health: { checks: [{ kind: 'nginx' }] },
+      }),
+    );
     await execa('nginx', ['-c', path.join(dir, 'nginx.conf'), '-p', prefix]);
     try {
       const ok = await opskit(['health', '--json'], { cwd: dir });
       expect(ok.exitCode, ok.stdout).toBe(0);
-      expect(checksOf(parseSingleJson(ok.stdout)).nginx!.detail).toMatch(/^configuration ok, master running \(pid \d+\)$/);
+      expect(checksOf(parseSingleJson(ok.stdout)).nginx!.detail).toMatch(
+        /^configuration ok, master running \(pid \d+\)$/,
+      );
       writeFileSync(path.join(dir, 'nginx.conf'), good.replace('return 200', 'retrun 200'));
       const broken = await opskit(['health', '--json'], { cwd: dir });
       expect(broken.exitCode).toBe(3);
-      expect(checksOf(parseSingleJson(broken.stdout)).nginx).toMatchObject({ status: 'fail', detail: expect.stringContaining('unknown directive "retrun"') });
+      expect(checksOf(parseSingleJson(broken.stdout)).nginx).toMatchObject({
+        status: 'fail',
+        detail: expect.stringContaining('unknown directive "retrun"'),
+      });
       writeFileSync(path.join(dir, 'nginx.conf'), good);
     } finally {
       await execa('nginx', ['-c', path.join(dir, 'nginx.conf'), '-p', prefix, '-s', 'stop'], { reject: false });
@@ -214,7 +350,10 @@ describe('opskit health against real targets', () => {
     const late = net.createServer((socket) => socket.destroy());
     setTimeout(() => late.listen(port, '127.0.0.1'), 1500);
     try {
-      const r = await opskit(['health', '--json', '--tcp', `127.0.0.1:${port}`, '--start-period', '6s', '--retry-delay', '200ms'], { cwd: tempDir() });
+      const r = await opskit(
+        ['health', '--json', '--tcp', `127.0.0.1:${port}`, '--start-period', '6s', '--retry-delay', '200ms'],
+        { cwd: tempDir() },
+      );
       expect(r.exitCode, r.stdout).toBe(0);
       const check = (parseSingleJson(r.stdout).checks as Array<{ attempts: number }>)[0]!;
       expect(check.attempts).toBeGreaterThan(3);
@@ -222,14 +361,29 @@ describe('opskit health against real targets', () => {
       late.close();
     }
     const closed = await closedPort();
-    expect((await opskit(['health', '--tcp', `127.0.0.1:${closed}`, '--retries', '2', '--retry-delay', '100ms'], { cwd: tempDir() })).exitCode).toBe(3);
+    expect(
+      (
+        await opskit(['health', '--tcp', `127.0.0.1:${closed}`, '--retries', '2', '--retry-delay', '100ms'], {
+          cwd: tempDir(),
+        })
+      ).exitCode,
+    ).toBe(3);
   });
 
   it('--watch prints the table, then only what changed, until interrupted', async () => {
     let healthy = true;
-    const flapping = await startServer({ '/health': (_q, res) => { res.writeHead(healthy ? 200 : 503); res.end(); } });
+    const flapping = await startServer({
+      '/health': (_q, res) => {
+        res.writeHead(healthy ? 200 : 503);
+        res.end();
+      },
+    });
     try {
-      const child = execa(BIN, ['health', '--watch', '200ms', '--url', `${flapping.url}/health`], { cwd: tempDir(), reject: false, env: { NO_COLOR: '1' } });
+      const child = execa(BIN, ['health', '--watch', '200ms', '--url', `${flapping.url}/health`], {
+        cwd: tempDir(),
+        reject: false,
+        env: { NO_COLOR: '1' },
+      });
       let out = '';
       child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
       await waitFor('the first table', () => /CHECK[\s\S]*pass/.test(out));

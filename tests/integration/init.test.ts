@@ -21,13 +21,22 @@ describe('what opskit init renders, checked by the real tools', () => {
   });
 
   it('docker-compose config accepts the compose file: db, redis, web, nginx, each with a full healthcheck', async () => {
-    const r = await execa(...composeArgs(['-p', 'initcheck', '-f', path.join(dir, 'compose/docker-compose.prod.yml'), 'config']), { env: composeEnv, reject: false });
+    const r = await execa(
+      ...composeArgs(['-p', 'initcheck', '-f', path.join(dir, 'compose/docker-compose.prod.yml'), 'config']),
+      { env: composeEnv, reject: false },
+    );
     expect(r.stderr).not.toMatch(/ERROR/);
     expect(r.exitCode).toBe(0);
     const config = parse(r.stdout) as { services: Record<string, { healthcheck?: Record<string, unknown> }> };
     expect(Object.keys(config.services).sort()).toEqual(['db', 'nginx', 'redis', 'web']);
     for (const [name, service] of Object.entries(config.services)) {
-      expect(service.healthcheck, name).toMatchObject({ test: expect.any(Array), interval: expect.any(String), timeout: expect.any(String), retries: expect.any(Number), start_period: expect.any(String) });
+      expect(service.healthcheck, name).toMatchObject({
+        test: expect.any(Array),
+        interval: expect.any(String),
+        timeout: expect.any(String),
+        retries: expect.any(Number),
+        start_period: expect.any(String),
+      });
     }
   });
 
@@ -36,21 +45,42 @@ describe('what opskit init renders, checked by the real tools', () => {
     expect(config.exitCode).toBe(0);
     const sockets = (JSON.parse(config.stdout) as { config: { paths: { sockets: string } } }).config.paths.sockets;
     expect(sockets).toBe('run/sockets');
-    const r = await execa(...composeArgs(['-p', 'initcheck', '-f', path.join(dir, 'compose/docker-compose.prod.yml'), 'config']), { env: composeEnv, reject: false });
+    const r = await execa(
+      ...composeArgs(['-p', 'initcheck', '-f', path.join(dir, 'compose/docker-compose.prod.yml'), 'config']),
+      { env: composeEnv, reject: false },
+    );
     expect(r.exitCode).toBe(0);
     const services = (parse(r.stdout) as { services: Record<string, Parameters<typeof bindMounts>[0]> }).services;
-    for (const name of ['web', 'nginx']) expect(bindMounts(services[name]!), name).toContain(`${path.join(dir, sockets)}:/run/opskit`);
+    for (const name of ['web', 'nginx'])
+      expect(bindMounts(services[name]!), name).toContain(`${path.join(dir, sockets)}:/run/opskit`);
   });
 
   it('docker-compose config refuses to run without the secrets it needs, naming them', async () => {
-    const r = await execa(...composeArgs(['-p', 'initcheck', '-f', path.join(dir, 'compose/docker-compose.prod.yml'), 'config']), { env: { DATABASE_URL: 'x' }, extendEnv: false, reject: false });
+    const r = await execa(
+      ...composeArgs(['-p', 'initcheck', '-f', path.join(dir, 'compose/docker-compose.prod.yml'), 'config']),
+      { env: { DATABASE_URL: 'x' }, extendEnv: false, reject: false },
+    );
     expect(r.exitCode).not.toBe(0);
     expect(r.stderr).toContain('set POSTGRES_PASSWORD in .env');
   });
 
   it('nginx -t accepts the nginx config (real nginx, in the nginx image the compose file runs)', async () => {
     const r = await docker(
-      ['run', '--rm', '--label', `${TEST_LABEL}=${run}`, '--add-host', 'web:127.0.0.1', '-v', `${dir}/nginx/nginx.conf:/etc/nginx/nginx.conf:ro`, '-v', `${dir}/nginx/upstream:/etc/nginx/upstream:ro`, 'opskit-test/nginx:1', 'nginx', '-t'],
+      [
+        'run',
+        '--rm',
+        '--label',
+        `${TEST_LABEL}=${run}`,
+        '--add-host',
+        'web:127.0.0.1',
+        '-v',
+        `${dir}/nginx/nginx.conf:/etc/nginx/nginx.conf:ro`,
+        '-v',
+        `${dir}/nginx/upstream:/etc/nginx/upstream:ro`,
+        'opskit-test/nginx:1',
+        'nginx',
+        '-t',
+      ],
       { reject: false },
     );
     expect(r.stderr).toContain('syntax is ok');
@@ -60,9 +90,29 @@ describe('what opskit init renders, checked by the real tools', () => {
 
   it('nginx -t rejects a broken copy (the check can fail)', async () => {
     const broken = tempDir('opskit-nginx-broken-');
-    writeFileSync(path.join(broken, 'nginx.conf'), readFileSync(path.join(dir, 'nginx/nginx.conf'), 'utf8').replace('limit_req zone=api_limit', 'limit_req zone=no_such_zone'));
+    writeFileSync(
+      path.join(broken, 'nginx.conf'),
+      readFileSync(path.join(dir, 'nginx/nginx.conf'), 'utf8').replace(
+        'limit_req zone=api_limit',
+        'limit_req zone=no_such_zone',
+      ),
+    );
     const r = await docker(
-      ['run', '--rm', '--label', `${TEST_LABEL}=${run}`, '--add-host', 'web:127.0.0.1', '-v', `${broken}/nginx.conf:/etc/nginx/nginx.conf:ro`, '-v', `${dir}/nginx/upstream:/etc/nginx/upstream:ro`, 'opskit-test/nginx:1', 'nginx', '-t'],
+      [
+        'run',
+        '--rm',
+        '--label',
+        `${TEST_LABEL}=${run}`,
+        '--add-host',
+        'web:127.0.0.1',
+        '-v',
+        `${broken}/nginx.conf:/etc/nginx/nginx.conf:ro`,
+        '-v',
+        `${dir}/nginx/upstream:/etc/nginx/upstream:ro`,
+        'opskit-test/nginx:1',
+        'nginx',
+        '-t',
+      ],
       { reject: false },
     );
     expect(r.exitCode).not.toBe(0);
@@ -89,17 +139,46 @@ describe('what opskit init renders, checked by the real tools', () => {
       'class S(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):\n    daemon_threads = True\n    request_queue_size = 1024  # gunicorn: 2048',
       'S("/run/opskit/web-standin.sock", H).serve_forever()',
     ].join('\n');
-    await docker(['run', '-d', '--label', `${TEST_LABEL}=${run}`, '--network', network, '-v', `${sockets}:/run/opskit`, 'opskit-test/python:3.11', 'python3', '-c', server]);
+    await docker([
+      'run',
+      '-d',
+      '--label',
+      `${TEST_LABEL}=${run}`,
+      '--network',
+      network,
+      '-v',
+      `${sockets}:/run/opskit`,
+      'opskit-test/python:3.11',
+      'python3',
+      '-c',
+      server,
+    ]);
     const nginx = await docker([
-      'run', '-d', '--label', `${TEST_LABEL}=${run}`, '--network', network, '-p', '127.0.0.1::80',
-      '-v', `${dir}/nginx/nginx.conf:/etc/nginx/nginx.conf:ro`, '-v', `${dir}/nginx/upstream:/etc/nginx/upstream:ro`, '-v', `${sockets}:/run/opskit`, 'opskit-test/nginx:1',
+      'run',
+      '-d',
+      '--label',
+      `${TEST_LABEL}=${run}`,
+      '--network',
+      network,
+      '-p',
+      '127.0.0.1::80',
+      '-v',
+      `${dir}/nginx/nginx.conf:/etc/nginx/nginx.conf:ro`,
+      '-v',
+      `${dir}/nginx/upstream:/etc/nginx/upstream:ro`,
+      '-v',
+      `${sockets}:/run/opskit`,
+      'opskit-test/nginx:1',
     ]);
     const id = nginx.stdout.trim();
     const port = (await docker(['port', id, '80/tcp'])).stdout.trim().split(':').pop();
     const base = `http://127.0.0.1:${port}`;
     let ready = false;
     for (let i = 0; i < 50 && !ready; i++) {
-      ready = await fetch(`${base}/api/ping`).then((r) => r.ok, () => false);
+      ready = await fetch(`${base}/api/ping`).then(
+        (r) => r.ok,
+        () => false,
+      );
       if (!ready) await new Promise((r) => setTimeout(r, 100));
     }
     expect(ready).toBe(true);
@@ -109,17 +188,23 @@ describe('what opskit init renders, checked by the real tools', () => {
     // own duration, so a slow machine changes the figures, never the verdict.
     await new Promise((r) => setTimeout(r, 2100)); // let the bucket drain after the readiness probes
     const t0 = performance.now();
-    const statuses = await Promise.all(Array.from({ length: 600 }, () => fetch(`${base}/api/ping`).then((r) => r.status)));
+    const statuses = await Promise.all(
+      Array.from({ length: 600 }, () => fetch(`${base}/api/ping`).then((r) => r.status)),
+    );
     const seconds = (performance.now() - t0) / 1000;
     const ok = statuses.filter((s) => s === 200).length;
     const limited = statuses.filter((s) => s === 429).length;
     expect(ok + limited).toBe(600);
     expect(ok).toBeGreaterThanOrEqual(200);
-    expect(ok, `200s in a batch of ${seconds.toFixed(2)} s`).toBeLessThanOrEqual(200 + Math.ceil(100 * (seconds + 0.1)) + 1);
+    expect(ok, `200s in a batch of ${seconds.toFixed(2)} s`).toBeLessThanOrEqual(
+      200 + Math.ceil(100 * (seconds + 0.1)) + 1,
+    );
     // Past ~4 s the rate alone would let all 600 through: only then may none be limited.
     if (seconds < 3.5) expect(limited).toBeGreaterThan(0);
     // Paths outside /api/ are not limited.
-    const root = await Promise.all(Array.from({ length: 50 }, () => fetch(`${base}/api/../nginx-health`).then((r) => r.status)));
+    const root = await Promise.all(
+      Array.from({ length: 50 }, () => fetch(`${base}/api/../nginx-health`).then((r) => r.status)),
+    );
     expect(root.every((s) => s === 200)).toBe(true);
   });
 
@@ -128,13 +213,33 @@ describe('what opskit init renders, checked by the real tools', () => {
     writeFileSync(path.join(app, 'Dockerfile.prod'), readFileSync(path.join(dir, 'Dockerfile.prod')));
     writeFileSync(path.join(app, 'gunicorn.conf.py'), readFileSync(path.join(dir, 'gunicorn.conf.py')));
     writeFileSync(path.join(app, 'requirements.txt'), 'flask\ngunicorn\npsycopg2\n');
-    writeFileSync(path.join(app, 'app.py'), 'from flask import Flask\napp = Flask(__name__)\n@app.get("/health")\ndef health():\n    return {"status": "ok"}\n');
+    writeFileSync(
+      path.join(app, 'app.py'),
+      'from flask import Flask\napp = Flask(__name__)\n@app.get("/health")\ndef health():\n    return {"status": "ok"}\n',
+    );
     const tag = `opskit-test/init-app:${run}`;
-    const build = await execa('docker', ['build', '-q', '--force-rm', '--label', `${TEST_LABEL}=${run}`, '--build-arg', 'BASE_IMAGE=opskit-test/python:3.11', '-f', 'Dockerfile.prod', '-t', tag, '.'], {
-      cwd: app,
-      env: { DOCKER_BUILDKIT: '0' },
-      reject: false,
-    });
+    const build = await execa(
+      'docker',
+      [
+        'build',
+        '-q',
+        '--force-rm',
+        '--label',
+        `${TEST_LABEL}=${run}`,
+        '--build-arg',
+        'BASE_IMAGE=opskit-test/python:3.11',
+        '-f',
+        'Dockerfile.prod',
+        '-t',
+        tag,
+        '.',
+      ],
+      {
+        cwd: app,
+        env: { DOCKER_BUILDKIT: '0' },
+        reject: false,
+      },
+    );
     expect(build.stderr).not.toMatch(/missing requirements/);
     expect(build.exitCode).toBe(0);
     try {
@@ -160,11 +265,25 @@ describe('what opskit init renders, checked by the real tools', () => {
     const app = tempDir('opskit-init-app-');
     writeFileSync(path.join(app, 'Dockerfile.prod'), readFileSync(path.join(dir, 'Dockerfile.prod')));
     writeFileSync(path.join(app, 'requirements.txt'), 'flask\nno-such-package-xyz\n');
-    const build = await execa('docker', ['build', '--force-rm', '--label', `${TEST_LABEL}=${run}`, '--build-arg', 'BASE_IMAGE=opskit-test/python:3.11', '-f', 'Dockerfile.prod', '.'], {
-      cwd: app,
-      env: { DOCKER_BUILDKIT: '0' },
-      reject: false,
-    });
+    const build = await execa(
+      'docker',
+      [
+        'build',
+        '--force-rm',
+        '--label',
+        `${TEST_LABEL}=${run}`,
+        '--build-arg',
+        'BASE_IMAGE=opskit-test/python:3.11',
+        '-f',
+        'Dockerfile.prod',
+        '.',
+      ],
+      {
+        cwd: app,
+        env: { DOCKER_BUILDKIT: '0' },
+        reject: false,
+      },
+    );
     expect(build.exitCode).not.toBe(0);
     expect(build.stdout + build.stderr).toContain('missing requirements: no-such-package-xyz');
   });

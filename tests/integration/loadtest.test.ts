@@ -74,7 +74,8 @@ afterAll(async () => {
   await slow.close();
 });
 
-const run = (args: string[], env: Record<string, string> = {}, cwd = dir) => opskit(['loadtest', ...args], { cwd, env, timeoutMs: 90_000 });
+const run = (args: string[], env: Record<string, string> = {}, cwd = dir) =>
+  opskit(['loadtest', ...args], { cwd, env, timeoutMs: 90_000 });
 const runJson = async (args: string[], env: Record<string, string> = {}) => {
   const result = await run(['--json', ...args], env);
   const doc = parseSingleJson(result.stdout) as Record<string, any>;
@@ -85,18 +86,53 @@ const runJson = async (args: string[], env: Record<string, string> = {}) => {
 
 describe('opskit loadtest (against local HTTP servers)', () => {
   it('passing thresholds exit 0; a breached one exits 3 and is named', async () => {
-    const pass = await runJson(['--url', `${fast.url}/health`, '--amount', '2000', '--threshold', 'p(99)<1000', '--threshold', 'errors<1%', '--threshold', 'rps>10']);
+    const pass = await runJson([
+      '--url',
+      `${fast.url}/health`,
+      '--amount',
+      '2000',
+      '--threshold',
+      'p(99)<1000',
+      '--threshold',
+      'errors<1%',
+      '--threshold',
+      'rps>10',
+    ]);
     expect(pass.exitCode).toBe(0);
-    expect(pass.doc).toMatchObject({ ok: true, command: 'loadtest', requests: { total: 2000 }, errors: 0, non2xx: 0, statusCodes: { 200: 2000 } });
+    expect(pass.doc).toMatchObject({
+      ok: true,
+      command: 'loadtest',
+      requests: { total: 2000 },
+      errors: 0,
+      non2xx: 0,
+      statusCodes: { 200: 2000 },
+    });
     expect(pass.doc.thresholds.map((t: any) => [t.expression, t.passed])).toEqual([
       ['p(99)<1000', true],
       ['errors<1%', true],
       ['rps>10', true],
     ]);
-    expect(pass.doc.latency).toMatchObject({ p50: expect.any(Number), p90: expect.any(Number), p97_5: expect.any(Number), p99: expect.any(Number), max: expect.any(Number) });
+    expect(pass.doc.latency).toMatchObject({
+      p50: expect.any(Number),
+      p90: expect.any(Number),
+      p97_5: expect.any(Number),
+      p99: expect.any(Number),
+      max: expect.any(Number),
+    });
     expect(pass.doc.requests.rps).toMatchObject({ avg: expect.any(Number), stddev: expect.any(Number) });
 
-    const fail = await run(['--url', `${fast.url}/mixed`, '--amount', '1000', '--threshold', 'non2xx==0', '--threshold', 'failures<1%', '--threshold', 'p(99)<1000']);
+    const fail = await run([
+      '--url',
+      `${fast.url}/mixed`,
+      '--amount',
+      '1000',
+      '--threshold',
+      'non2xx==0',
+      '--threshold',
+      'failures<1%',
+      '--threshold',
+      'p(99)<1000',
+    ]);
     expect(fail.exitCode).toBe(3);
     expect(fail.stdout).toMatch(/✖ non2xx==0 {2}\(100\)/);
     expect(fail.stdout).toMatch(/✖ failures<1% {2}\(10%\)/);
@@ -106,11 +142,17 @@ describe('opskit loadtest (against local HTTP servers)', () => {
 
   it('a threshold from the config applies too, and a bad one there exits 2 naming the key', async () => {
     const project = tempDir('opskit-loadtest-config-');
-    writeFileSync(path.join(project, 'opskit.yaml'), `loadtest:\n  url: ${fast.url}/health\n  thresholds: ["rps>100000000"]\n`);
+    writeFileSync(
+      path.join(project, 'opskit.yaml'),
+      `loadtest:\n  url: ${fast.url}/health\n  thresholds: ["rps>100000000"]\n`,
+    );
     const breached = await run(['--amount', '500'], {}, project);
     expect(breached.exitCode).toBe(3);
     expect(breached.stdout).toMatch(/✖ rps>100000000 .*loadtest\.thresholds\[0\]/);
-    writeFileSync(path.join(project, 'opskit.yaml'), `loadtest:\n  url: ${fast.url}/config-bad\n  thresholds: ["p(99)<<1"]\n`);
+    writeFileSync(
+      path.join(project, 'opskit.yaml'),
+      `loadtest:\n  url: ${fast.url}/config-bad\n  thresholds: ["p(99)<<1"]\n`,
+    );
     const bad = await run(['--amount', '500'], {}, project);
     expect(bad.exitCode).toBe(2);
     expect(bad.stderr).toMatch(/loadtest\.thresholds\[0\]: "p\(99\)<<1": expected METRIC OP VALUE/);
@@ -153,10 +195,26 @@ describe('opskit loadtest (against local HTTP servers)', () => {
   it('writes --out (a baseline for later) and --csv files with the right columns', async () => {
     const prefix = path.join(dir, 'results');
     const out = path.join(dir, 'run.json');
-    const result = await runJson(['--url', `${fast.url}/health`, '--duration', '2s', '--connections', '4', '--out', out, '--csv', prefix]);
+    const result = await runJson([
+      '--url',
+      `${fast.url}/health`,
+      '--duration',
+      '2s',
+      '--connections',
+      '4',
+      '--out',
+      out,
+      '--csv',
+      prefix,
+    ]);
     expect(result.exitCode).toBe(0);
     const written = JSON.parse(readFileSync(out, 'utf8'));
-    expect(written).toMatchObject({ schemaVersion: 1, command: 'loadtest', ok: true, requests: { total: result.doc.requests.total } });
+    expect(written).toMatchObject({
+      schemaVersion: 1,
+      command: 'loadtest',
+      ok: true,
+      requests: { total: result.doc.requests.total },
+    });
     expect(written.history.length).toBeGreaterThanOrEqual(2);
     const stats = readFileSync(`${prefix}_stats.csv`, 'utf8').trim().split('\n');
     expect(stats[0]).toBe(SUMMARY_CSV_COLUMNS.join(','));
@@ -192,7 +250,16 @@ describe('opskit loadtest (against local HTTP servers)', () => {
     );
     const before = new Map(fast.hits);
     const count = (key: string) => (fast.hits.get(key) ?? 0) - (before.get(key) ?? 0);
-    const result = await runJson(['--url', fast.url, '--scenario', scenario, '--amount', '3000', '--connections', '10']);
+    const result = await runJson([
+      '--url',
+      fast.url,
+      '--scenario',
+      scenario,
+      '--amount',
+      '3000',
+      '--connections',
+      '10',
+    ]);
     expect(result.exitCode).toBe(0);
     expect([count('GET /health'), count('GET /api/items'), count('POST /api/items')]).toEqual([1800, 900, 300]);
     expect(result.doc.perRequest.map((r: any) => [r.name, r.method, r.path, r.weight, r.requests])).toEqual([
@@ -200,14 +267,25 @@ describe('opskit loadtest (against local HTTP servers)', () => {
       ['list items', 'GET', '/api/items', 3, 900],
       ['create item', 'POST', '/api/items', 1, 300],
     ]);
-    expect(result.doc.thresholds).toEqual([expect.objectContaining({ expression: 'p(99)<2000', passed: true, source: `${scenario}: thresholds[0]` })]);
+    expect(result.doc.thresholds).toEqual([
+      expect.objectContaining({ expression: 'p(99)<2000', passed: true, source: `${scenario}: thresholds[0]` }),
+    ]);
     const human = await run(['--url', fast.url, '--scenario', scenario, '--amount', '1000']);
     expect(human.stdout).toMatch(/request\s+weight\s+answered\s+share/);
     expect(human.stdout).toMatch(/health\s+6\s+600\s+60\.0%/);
   });
 
   it('counts errors when the server drops connections; not one answer is exit 1', async () => {
-    const dropped = await runJson(['--url', `${fast.url}/drop`, '--duration', '1s', '--connections', '2', '--threshold', 'errors<1%']);
+    const dropped = await runJson([
+      '--url',
+      `${fast.url}/drop`,
+      '--duration',
+      '1s',
+      '--connections',
+      '2',
+      '--threshold',
+      'errors<1%',
+    ]);
     expect(dropped.exitCode).toBe(1);
     expect(dropped.doc.errors).toBeGreaterThan(100);
     expect(dropped.doc.dropped).toBe(dropped.doc.errors);
@@ -222,7 +300,12 @@ describe('opskit loadtest (against local HTTP servers)', () => {
   it('reports non-2xx by status code', async () => {
     const result = await runJson(['--url', `${fast.url}/unavailable`, '--amount', '200', '--connections', '2']);
     expect(result.exitCode).toBe(0);
-    expect(result.doc).toMatchObject({ non2xx: 200, non2xxByCode: { 503: 200 }, statusCodes: { 503: 200 }, failureRate: 1 });
+    expect(result.doc).toMatchObject({
+      non2xx: 200,
+      non2xxByCode: { 503: 200 },
+      statusCodes: { 503: 200 },
+      failureRate: 1,
+    });
   });
 
   it('respects the duration bound, and --rate caps the request rate', async () => {
@@ -231,15 +314,29 @@ describe('opskit loadtest (against local HTTP servers)', () => {
     expect(bounded.doc.durationMs).toBeGreaterThanOrEqual(1900);
     expect(bounded.doc.durationMs).toBeLessThan(20_000); // it stops: a wall-clock bound on its own belongs in the bench
     // Exactly rate x duration (±5 %), counted by autocannon and by the server itself.
-    for (const [rate, duration] of [[200, 2], [100, 5]] as const) {
+    for (const [rate, duration] of [
+      [200, 2],
+      [100, 5],
+    ] as const) {
       const before = fast.total();
-      const rated = await runJson(['--url', `${fast.url}/health`, '--duration', `${duration}s`, '--connections', '4', '--rate', String(rate)]);
+      const rated = await runJson([
+        '--url',
+        `${fast.url}/health`,
+        '--duration',
+        `${duration}s`,
+        '--connections',
+        '4',
+        '--rate',
+        String(rate),
+      ]);
       const seen = fast.total() - before;
       expect(rated.exitCode).toBe(0);
       expect(rated.doc.load).toMatchObject({ rate, connections: 4, durationS: duration });
       expect(rated.doc).toMatchObject({ dropped: 0, errors: 0 });
       const want = rate * duration;
-      expect(rated.doc.requests.total, `answered at --rate ${rate} for ${duration}s`).toBeGreaterThanOrEqual(want * 0.95);
+      expect(rated.doc.requests.total, `answered at --rate ${rate} for ${duration}s`).toBeGreaterThanOrEqual(
+        want * 0.95,
+      );
       expect(rated.doc.requests.total).toBeLessThanOrEqual(want * 1.05);
       expect(seen, `requests the server saw at --rate ${rate} for ${duration}s`).toBeGreaterThanOrEqual(want * 0.95);
       expect(seen).toBeLessThanOrEqual(want * 1.05);
@@ -248,16 +345,53 @@ describe('opskit loadtest (against local HTTP servers)', () => {
 
   it('compares with a baseline: a slower target is a significant regression (exit 3); the same target is not', async () => {
     const baseline = path.join(dir, 'baseline.json');
-    const first = await run(['--url', `${fast.url}/health`, '--duration', '4s', '--connections', '4', '--out', baseline]);
+    const first = await run([
+      '--url',
+      `${fast.url}/health`,
+      '--duration',
+      '4s',
+      '--connections',
+      '4',
+      '--out',
+      baseline,
+    ]);
     expect(first.exitCode).toBe(0);
-    const worse = await runJson(['--url', `${slow.url}/health`, '--duration', '4s', '--connections', '4', '--baseline', baseline, '--max-regression', '10%']);
+    const worse = await runJson([
+      '--url',
+      `${slow.url}/health`,
+      '--duration',
+      '4s',
+      '--connections',
+      '4',
+      '--baseline',
+      baseline,
+      '--max-regression',
+      '10%',
+    ]);
     expect(worse.exitCode).toBe(3);
     // The slow target answers after 15 ms, the fast one at once: its latency is tens of times the baseline's.
-    expect(worse.doc.error).toMatchObject({ code: 'E_REGRESSION', message: expect.stringMatching(/worse than the baseline by more than 10%: .*latency\.p50/) });
+    expect(worse.doc.error).toMatchObject({
+      code: 'E_REGRESSION',
+      message: expect.stringMatching(/worse than the baseline by more than 10%: .*latency\.p50/),
+    });
     expect(worse.doc.baseline.metrics.find((m: any) => m.metric === 'rps')).toMatchObject({ worse: true });
-    expect(worse.doc.baseline.metrics.find((m: any) => m.metric === 'latency.p50')).toMatchObject({ worse: true, significant: true });
+    expect(worse.doc.baseline.metrics.find((m: any) => m.metric === 'latency.p50')).toMatchObject({
+      worse: true,
+      significant: true,
+    });
     // The same target again: only a machine 4x slower than a moment ago could call it a regression.
-    const compared = await run(['--url', `${fast.url}/health`, '--duration', '4s', '--connections', '4', '--baseline', baseline, '--max-regression', '300%']);
+    const compared = await run([
+      '--url',
+      `${fast.url}/health`,
+      '--duration',
+      '4s',
+      '--connections',
+      '4',
+      '--baseline',
+      baseline,
+      '--max-regression',
+      '300%',
+    ]);
     expect(compared.exitCode).toBe(0);
     expect(compared.stdout).toMatch(/baseline .*baseline\.json/);
     expect(compared.stdout).toMatch(/rps\s+[\d.]+\s+[\d.]+\s+[+-][\d.]+%\s+[\d.]+/);
@@ -265,20 +399,47 @@ describe('opskit loadtest (against local HTTP servers)', () => {
 
   it('sends credential headers but never shows them, not even in a dry run', async () => {
     const token = 'Bearer LoadTok-93be1f';
-    const result = await run(['--url', `${fast.url}/health`, '--amount', '100', '--header', `Authorization: ${token}`, '--header', 'X-Client: opskit', '--json', '--verbose']);
+    const result = await run([
+      '--url',
+      `${fast.url}/health`,
+      '--amount',
+      '100',
+      '--header',
+      `Authorization: ${token}`,
+      '--header',
+      'X-Client: opskit',
+      '--json',
+      '--verbose',
+    ]);
     expect(result.exitCode).toBe(0);
     expect(fast.authorizations.has(token)).toBe(true);
-    const dry = await run(['--url', `${fast.url}/health`, '--header', `Authorization: ${token}`, '--dry-run', '--json']);
+    const dry = await run([
+      '--url',
+      `${fast.url}/health`,
+      '--header',
+      `Authorization: ${token}`,
+      '--dry-run',
+      '--json',
+    ]);
     expect(dry.exitCode).toBe(0);
-    expect(parseSingleJson(dry.stdout)).toMatchObject({ planned: true, autocannon: { requests: [{ headers: { authorization: '***' } }] } });
-    for (const text of [result.stdout, result.stderr, dry.stdout, dry.stderr]) expect(text).not.toContain('LoadTok-93be1f');
+    expect(parseSingleJson(dry.stdout)).toMatchObject({
+      planned: true,
+      autocannon: { requests: [{ headers: { authorization: '***' } }] },
+    });
+    for (const text of [result.stdout, result.stderr, dry.stdout, dry.stderr])
+      expect(text).not.toContain('LoadTok-93be1f');
   });
 
   it('shows live progress on a TTY, and plain lines elsewhere', async () => {
     const pty = path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'fixtures', 'pty-run.py');
     const { execa } = await import('execa');
     const { BIN } = await import('../helpers/cli.js');
-    const tty = await execa('python3', [pty, BIN, 'loadtest', '--url', `${fast.url}/health`, '--duration', '2s'], { cwd: dir, reject: false, env: { TERM: 'xterm' }, timeout: 60_000 });
+    const tty = await execa('python3', [pty, BIN, 'loadtest', '--url', `${fast.url}/health`, '--duration', '2s'], {
+      cwd: dir,
+      reject: false,
+      env: { TERM: 'xterm' },
+      timeout: 60_000,
+    });
     expect(tty.exitCode).toBe(0);
     expect(tty.stdout).toMatch(/\u001b\[\?25l/); // a spinner
     expect(tty.stdout).toMatch(/load: 1s\/2s, \d+ req\/s/);
@@ -289,11 +450,15 @@ describe('opskit loadtest (against local HTTP servers)', () => {
   it('SIGINT stops the load early and reports the partial figures, exit 1', async () => {
     const { execa } = await import('execa');
     const { BIN } = await import('../helpers/cli.js');
-    const child = execa(BIN, ['--json', 'loadtest', '--url', `${fast.url}/health`, '--duration', '60s'], { cwd: dir, reject: false });
+    const child = execa(BIN, ['--json', 'loadtest', '--url', `${fast.url}/health`, '--duration', '60s'], {
+      cwd: dir,
+      reject: false,
+    });
     let stderr = '';
     child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const started = Date.now();
-    while (!/load: \d+s\/60s/.test(stderr) && Date.now() - started < 40_000) await new Promise((resolve) => setTimeout(resolve, 50));
+    while (!/load: \d+s\/60s/.test(stderr) && Date.now() - started < 40_000)
+      await new Promise((resolve) => setTimeout(resolve, 50));
     expect(stderr, 'a progress line before the interrupt').toMatch(/load: \d+s\/60s/);
     child.kill('SIGINT');
     const done = await child;

@@ -12,12 +12,20 @@ afterEach(() => {
 
 function holdLock(dir: string, pid: number, command = 'opskit deploy') {
   mkdirSync(path.join(dir, '.opskit'), { recursive: true });
-  writeFileSync(path.join(dir, '.opskit', 'lock'), JSON.stringify({ pid, host: os.hostname(), user: 'ops', command, startedAt: '2026-12-01T02:00:00.000Z' }));
+  writeFileSync(
+    path.join(dir, '.opskit', 'lock'),
+    JSON.stringify({ pid, host: os.hostname(), user: 'ops', command, startedAt: '2026-12-01T02:00:00.000Z' }),
+  );
 }
 
 function audit(dir: string) {
   const file = path.join(dir, 'logs/opskit-audit.jsonl');
-  return existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l)) : [];
+  return existsSync(file)
+    ? readFileSync(file, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l))
+    : [];
 }
 
 describe('the project lock, across real processes', () => {
@@ -28,12 +36,19 @@ describe('the project lock, across real processes', () => {
     holdLock(dir, holder.pid!);
     const r = await opskit(['init'], { cwd: dir });
     expect(r.exitCode).toBe(4);
-    expect(r.stderr).toContain(`pid ${holder.pid} on ${os.hostname()} (user ops), running "opskit deploy" since 2026-12-01T02:00:00.000Z`);
+    expect(r.stderr).toContain(
+      `pid ${holder.pid} on ${os.hostname()} (user ops), running "opskit deploy" since 2026-12-01T02:00:00.000Z`,
+    );
     expect(readdirSync(dir).sort()).toEqual(['.opskit', 'logs']);
-    expect(audit(dir)).toMatchObject([{ command: 'init', outcome: 'locked', exitCode: 4, error: { code: 'E_LOCKED' } }]);
+    expect(audit(dir)).toMatchObject([
+      { command: 'init', outcome: 'locked', exitCode: 4, error: { code: 'E_LOCKED' } },
+    ]);
     const json = await opskit(['init', '--json'], { cwd: dir });
     expect(json.exitCode).toBe(4);
-    expect(parseSingleJson(json.stdout)).toMatchObject({ ok: false, error: { code: 'E_LOCKED', details: { holder: { pid: holder.pid } } } });
+    expect(parseSingleJson(json.stdout)).toMatchObject({
+      ok: false,
+      error: { code: 'E_LOCKED', details: { holder: { pid: holder.pid } } },
+    });
   });
 
   it('a lock whose pid is dead is taken over with a warning', async () => {

@@ -30,25 +30,41 @@ describe('secrets never reach any output', () => {
       ].join('\n'),
     );
     // The config also pulls the token through interpolation.
-    writeFileSync(path.join(dir, 'opskit.yaml'), readFileSync(path.join(dir, 'opskit.yaml'), 'utf8').replace('# authtoken: ${NGROK_AUTHTOKEN}', 'authtoken: ${NGROK_AUTHTOKEN}'));
+    writeFileSync(
+      path.join(dir, 'opskit.yaml'),
+      readFileSync(path.join(dir, 'opskit.yaml'), 'utf8').replace(
+        '# authtoken: ${NGROK_AUTHTOKEN}',
+        'authtoken: ${NGROK_AUTHTOKEN}',
+      ),
+    );
 
     const runs = [
       await opskit(['-e', 'prod', 'config'], { cwd: dir }),
       await opskit(['-e', 'prod', 'config', '--verbose'], { cwd: dir }),
       await opskit(['-e', 'prod', 'config', '--json'], { cwd: dir }),
-      await opskit(['-e', 'prod', 'config', '--json', '--set', `s3.secretAccessKey=${SECRETS.flagSecret}`], { cwd: dir }),
+      await opskit(['-e', 'prod', 'config', '--json', '--set', `s3.secretAccessKey=${SECRETS.flagSecret}`], {
+        cwd: dir,
+      }),
       await opskit(['-e', 'prod', 'doctor'], { cwd: dir }),
       await opskit(['-e', 'prod', 'doctor', '--json', '--verbose'], { cwd: dir }),
       // A config error whose input holds a secret: the message must still hide it.
-      await opskit(['-e', 'prod', 'config', '--verbose', '--set', `database.url=not-a-url-${SECRETS.flagSecret}`], { cwd: dir, env: { OPSKIT_EXTRA_SECRET: SECRETS.flagSecret } }),
-      await opskit(['init', '--force', '--dry-run', '--verbose'], { cwd: dir, env: { DATABASE_URL: `postgresql://app:${SECRETS.dbPassword}@db/app` } }),
+      await opskit(['-e', 'prod', 'config', '--verbose', '--set', `database.url=not-a-url-${SECRETS.flagSecret}`], {
+        cwd: dir,
+        env: { OPSKIT_EXTRA_SECRET: SECRETS.flagSecret },
+      }),
+      await opskit(['init', '--force', '--dry-run', '--verbose'], {
+        cwd: dir,
+        env: { DATABASE_URL: `postgresql://app:${SECRETS.dbPassword}@db/app` },
+      }),
       // A mutating command: its argv lands in the audit log.
       await opskit(['init', '--force', '--set', `s3.secretAccessKey=${SECRETS.flagSecret}`], { cwd: dir }),
       await opskit(['init', '--force', '--verbose'], { cwd: dir, env: { AWS_SECRET_ACCESS_KEY: SECRETS.awsSecret } }),
       await opskit(['--json', 'nope', `--token=${SECRETS.flagSecret}`], { cwd: dir }),
       await opskit(['--json', 'config', `--password=${SECRETS.flagSecret}`], { cwd: dir }),
     ];
-    const audit = existsSync(path.join(dir, 'logs/opskit-audit.jsonl')) ? readFileSync(path.join(dir, 'logs/opskit-audit.jsonl'), 'utf8') : '';
+    const audit = existsSync(path.join(dir, 'logs/opskit-audit.jsonl'))
+      ? readFileSync(path.join(dir, 'logs/opskit-audit.jsonl'), 'utf8')
+      : '';
     expect(audit.trim().split('\n').length).toBeGreaterThanOrEqual(2);
 
     // The outputs did carry the redacted forms, so they were exercised.
@@ -70,7 +86,9 @@ const modeOf = (file: string) => statSync(file).mode & 0o777;
 
 /** Every file below `dir`, relative. */
 function filesBelow(dir: string, prefix = ''): string[] {
-  return readdirSync(path.join(dir, prefix), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? filesBelow(dir, path.join(prefix, e.name)) : [path.join(prefix, e.name)]));
+  return readdirSync(path.join(dir, prefix), { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? filesBelow(dir, path.join(prefix, e.name)) : [path.join(prefix, e.name)],
+  );
 }
 
 describe('secrets at rest (issue 15)', () => {
@@ -87,19 +105,27 @@ describe('secrets at rest (issue 15)', () => {
       expect(r.stdout + r.stderr).not.toContain(password);
       expect(r.stdout + r.stderr).not.toContain(SECRETS.awsSecret);
       const doc = parseSingleJson(r.stdout);
-      return { exitCode: r.exitCode, check: (doc.checks as Array<{ name: string }>).find((c) => c.name === 'env-files') };
+      return {
+        exitCode: r.exitCode,
+        check: (doc.checks as Array<{ name: string }>).find((c) => c.name === 'env-files'),
+      };
     };
     expect((await envCheck()).check).toMatchObject({ status: 'pass', detail: 'owner only: .env (0600)' });
 
     chmodSync(path.join(dir, '.env'), 0o644);
-    writeFileSync(path.join(dir, '.env.prod'), `AWS_SECRET_ACCESS_KEY=${SECRETS.awsSecret}\nAWS_ACCESS_KEY_ID=AKIAEXAMPLEID\n`, { mode: 0o640 });
+    writeFileSync(
+      path.join(dir, '.env.prod'),
+      `AWS_SECRET_ACCESS_KEY=${SECRETS.awsSecret}\nAWS_ACCESS_KEY_ID=AKIAEXAMPLEID\n`,
+      { mode: 0o640 },
+    );
     chmodSync(path.join(dir, '.env.prod'), 0o640);
     const warned = await envCheck();
     expect(warned.exitCode).toBe(0);
     expect(warned.check).toMatchObject({
       status: 'warn',
       required: false,
-      detail: '.env is 0644, open to group or others, and holds POSTGRES_PASSWORD, DATABASE_URL; .env.prod is 0640, open to group or others, and holds AWS_SECRET_ACCESS_KEY',
+      detail:
+        '.env is 0644, open to group or others, and holds POSTGRES_PASSWORD, DATABASE_URL; .env.prod is 0640, open to group or others, and holds AWS_SECRET_ACCESS_KEY',
       hint: 'chmod 600 .env .env.prod',
     });
     const human = await opskit(['doctor'], { cwd: dir });
@@ -108,13 +134,19 @@ describe('secrets at rest (issue 15)', () => {
 
     chmodSync(path.join(dir, '.env'), 0o600);
     chmodSync(path.join(dir, '.env.prod'), 0o600);
-    expect((await envCheck()).check).toMatchObject({ status: 'pass', detail: 'owner only: .env (0600), .env.prod (0600)' });
+    expect((await envCheck()).check).toMatchObject({
+      status: 'pass',
+      detail: 'owner only: .env (0600), .env.prod (0600)',
+    });
   });
 
   it('the ngrok agent config opskit writes under .opskit/ is 0600, and no file it writes holds the authtoken', async () => {
     const dir = tempDir('opskit-at-rest-');
     mkdirSync(path.join(dir, 'home'));
-    writeFileSync(path.join(dir, 'opskit.yaml'), `ngrok:\n  webAddr: 127.0.0.1:${await closedPort()}\ntunnel:\n  port: ${await closedPort()}\n  startTimeout: 10s\n`);
+    writeFileSync(
+      path.join(dir, 'opskit.yaml'),
+      `ngrok:\n  webAddr: 127.0.0.1:${await closedPort()}\ntunnel:\n  port: ${await closedPort()}\n  startTimeout: 10s\n`,
+    );
     const env = {
       NGROK_BIN: path.join(REPO, 'tests', 'fixtures', 'fake-ngrok.mjs'),
       NGROK_AUTHTOKEN: SECRETS.ngrokToken,
@@ -130,6 +162,7 @@ describe('secrets at rest (issue 15)', () => {
     }
     const files = filesBelow(dir);
     expect(files).toContain(path.join('.opskit', 'ngrok-agent.yml'));
-    for (const file of files) expect(readFileSync(path.join(dir, file), 'utf8'), file).not.toContain(SECRETS.ngrokToken);
+    for (const file of files)
+      expect(readFileSync(path.join(dir, file), 'utf8'), file).not.toContain(SECRETS.ngrokToken);
   });
 });

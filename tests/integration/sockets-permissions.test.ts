@@ -1,5 +1,14 @@
 import { execa } from 'execa';
-import { appendFileSync, chmodSync, existsSync, mkdirSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readlinkSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeFs } from '../../src/adapters/fs.js';
@@ -68,7 +77,9 @@ describe('the sockets directory, for other local users', () => {
   afterAll(async () => {
     await p?.destroy();
     const filter = `label=com.docker.compose.project=${p?.project}`;
-    const leftovers = (await docker(['ps', '-aq', '--filter', filter], { reject: false })).stdout.split('\n').filter(Boolean);
+    const leftovers = (await docker(['ps', '-aq', '--filter', filter], { reject: false })).stdout
+      .split('\n')
+      .filter(Boolean);
     if (leftovers.length) await docker(['rm', '-f', ...leftovers], { reject: false });
   });
 
@@ -78,7 +89,10 @@ describe('the sockets directory, for other local users', () => {
     const target = readlinkSync(path.join(sockets, 'live.sock'));
     expect(target).toMatch(/^web-[0-9a-f]{12}\.sock$/);
     // Controls: the path down to the project is open to nobody, and the socket is live.
-    expect((await execa('runuser', ['-u', 'nobody', '--', 'cat', path.join(p.dir, 'opskit.yaml')], { reject: false })).exitCode).toBe(0);
+    expect(
+      (await execa('runuser', ['-u', 'nobody', '--', 'cat', path.join(p.dir, 'opskit.yaml')], { reject: false }))
+        .exitCode,
+    ).toBe(0);
     expect(await connectAs(undefined, path.join(sockets, 'live.sock'))).toBe('connected');
 
     expect(await connectAs('nobody', path.join(sockets, 'live.sock'))).toBe('EACCES');
@@ -117,7 +131,9 @@ describe('the sockets directory, for other local users', () => {
       expect(await connectAs('nobody', path.join(sockets, 'live.sock'))).toBe('connected');
       const doctor = await p.run(['doctor', '--json']);
       expect(doctor.exitCode, doctor.stderr).toBe(0);
-      const check = (parseSingleJson(doctor.stdout).checks as Array<{ name: string }>).find((c) => c.name === 'sockets');
+      const check = (parseSingleJson(doctor.stdout).checks as Array<{ name: string }>).find(
+        (c) => c.name === 'sockets',
+      );
       expect(check).toMatchObject({ status: 'warn', required: false, hint: 'chmod o-rwx run' });
 
       // A cutover to the image that is not live: it starts a new colour, and prepares its directory first.
@@ -134,7 +150,7 @@ describe('the sockets directory, for other local users', () => {
 });
 
 describe('LiveSocket.prepare on the host filesystem', () => {
-  it('creates run/ 0700 around run/sockets (1777), removes others\' bits from a run/ of its own, and leaves a shared parent alone', async () => {
+  it("creates run/ 0700 around run/sockets (1777), removes others' bits from a run/ of its own, and leaves a shared parent alone", async () => {
     const base = tempDir('opskit-sockdir-');
     chmodSync(base, 0o755);
     const fresh = path.join(base, 'fresh', 'run', 'sockets');

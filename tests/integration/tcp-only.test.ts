@@ -19,7 +19,19 @@ describe('a TCP-only app: cutover.switch relay, a TCP-connect health check', () 
   let front = '';
   const settings = ['--set', 'cutover.switch=relay', '--set', 'deploy.healthCheck=tcp'];
   const run = (args: string[]) => p.run([...args, ...settings]);
-  const relaysRunning = async () => (await docker(['ps', '-q', '--filter', `label=com.docker.compose.project=${p.project}`, '--filter', 'label=org.opskit.role=relay'])).stdout.split('\n').filter(Boolean);
+  const relaysRunning = async () =>
+    (
+      await docker([
+        'ps',
+        '-q',
+        '--filter',
+        `label=com.docker.compose.project=${p.project}`,
+        '--filter',
+        'label=org.opskit.role=relay',
+      ])
+    ).stdout
+      .split('\n')
+      .filter(Boolean);
 
   beforeAll(async () => {
     p = await createPlatform('opskit-tcp-only-');
@@ -28,11 +40,31 @@ describe('a TCP-only app: cutover.switch relay, a TCP-connect health check', () 
     expect(readFileSync(conf, 'utf8')).not.toContain('bind.append');
     // And a Dockerfile as operators write them today: pip's downloads in a BuildKit cache mount.
     const dockerfile = path.join(p.dir, 'Dockerfile.prod');
-    writeFileSync(dockerfile, readFileSync(dockerfile, 'utf8').replace('RUN mkdir -p /install', 'RUN --mount=type=cache,target=/root/.cache/pip mkdir -p /install'));
+    writeFileSync(
+      dockerfile,
+      readFileSync(dockerfile, 'utf8').replace(
+        'RUN mkdir -p /install',
+        'RUN --mount=type=cache,target=/root/.cache/pip mkdir -p /install',
+      ),
+    );
     expect(readFileSync(dockerfile, 'utf8')).toContain('RUN --mount=type=cache,target=/root/.cache/pip');
   });
   afterAll(async () => {
-    const leftovers = (await docker(['ps', '-aq', '--filter', `label=com.docker.compose.project=${p?.project}`, '--filter', 'label=org.opskit.role'], { reject: false })).stdout.split('\n').filter(Boolean);
+    const leftovers = (
+      await docker(
+        [
+          'ps',
+          '-aq',
+          '--filter',
+          `label=com.docker.compose.project=${p?.project}`,
+          '--filter',
+          'label=org.opskit.role',
+        ],
+        { reject: false },
+      )
+    ).stdout
+      .split('\n')
+      .filter(Boolean);
     if (leftovers.length) await docker(['rm', '-f', ...leftovers], { reject: false });
     await p?.destroy();
   });
@@ -43,22 +75,39 @@ describe('a TCP-only app: cutover.switch relay, a TCP-connect health check', () 
     v1 = parseSingleJson(r.stdout).image as string;
     expect(r.stderr).toContain('accepts a TCP connection on port 8000 (its answers are not checked)');
     expect(r.stderr).toContain('start the relay');
-    expect(readFileSync(path.join(p.dir, 'nginx/upstream/web.conf'), 'utf8')).toContain('server unix:/run/opskit/live.sock');
+    expect(readFileSync(path.join(p.dir, 'nginx/upstream/web.conf'), 'utf8')).toContain(
+      'server unix:/run/opskit/live.sock',
+    );
     expect(await relaysRunning()).toHaveLength(1);
-    const nginx = (await docker(['ps', '-q', '--filter', `label=com.docker.compose.project=${p.project}`, '--filter', 'label=com.docker.compose.service=nginx'])).stdout.trim();
-    const ip = (await docker(['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', nginx])).stdout.trim();
+    const nginx = (
+      await docker([
+        'ps',
+        '-q',
+        '--filter',
+        `label=com.docker.compose.project=${p.project}`,
+        '--filter',
+        'label=com.docker.compose.service=nginx',
+      ])
+    ).stdout.trim();
+    const ip = (
+      await docker(['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', nginx])
+    ).stdout.trim();
     front = `http://${ip}:80/health`;
     expect(await freshColors(front, 3)).toEqual(['blue', 'blue', 'blue']);
     const health = await run(['health', '--json']);
     expect(health.exitCode, health.stdout).toBe(0);
-    expect(parseSingleJson(health.stdout).checks).toContainEqual(expect.objectContaining({ name: 'through nginx /health', status: 'pass' }));
+    expect(parseSingleJson(health.stdout).checks).toContainEqual(
+      expect.objectContaining({ name: 'through nginx /health', status: 'pass' }),
+    );
     appendFileSync(path.join(p.dir, 'app.py'), '\n# tcp-only v2\n');
     const built = await run(['build', '--json']);
     expect(built.exitCode, built.stderr).toBe(0);
     v2 = (parseSingleJson(built.stdout).tags as string[])[0]!;
   });
 
-  it('15 switches (5 × cutover, rollback, cutover) under a 50-connection load through nginx: 0 failed requests of any kind', { timeout: 600_000 }, async () => {
+  it('15 switches (5 × cutover, rollback, cutover) under a 50-connection load through nginx: 0 failed requests of any kind', {
+    timeout: 600_000,
+  }, async () => {
     const load = await startLoad(front, 50, 400);
     let result;
     try {
@@ -85,7 +134,10 @@ describe('a TCP-only app: cutover.switch relay, a TCP-connect health check', () 
   });
 
   it('a warm colour whose relay is gone gets it back at the rollback; --finalize stops the old colour and its relay', async () => {
-    const status = parseSingleJson((await run(['status', '--json'])).stdout) as { live: string; colors: Array<{ color: string; host: string }> };
+    const status = parseSingleJson((await run(['status', '--json'])).stdout) as {
+      live: string;
+      colors: Array<{ color: string; host: string }>;
+    };
     const warm = status.colors.find((c) => c.color !== status.live)!;
     await docker(['rm', '-f', `${warm.host}-relay`]);
     expect(await relaysRunning()).toHaveLength(1);

@@ -53,26 +53,45 @@ async function project(extra: Record<string, unknown> = {}, env: Record<string, 
   const webAddr = `127.0.0.1:${await closedPort()}`;
   const state = path.join(dir, 'fake-agent');
   const tunnel = { port: upstream.port, checkTimeout: '1s', startTimeout: '10s', maxReconnectDelay: '2s', ...extra };
-  writeFileSync(path.join(dir, 'opskit.yaml'), `ngrok:\n  webAddr: ${webAddr}\ntunnel:\n${Object.entries(tunnel).map(([k, v]) => `  ${k}: ${JSON.stringify(v)}`).join('\n')}\n`);
+  writeFileSync(
+    path.join(dir, 'opskit.yaml'),
+    `ngrok:\n  webAddr: ${webAddr}\ntunnel:\n${Object.entries(tunnel)
+      .map(([k, v]) => `  ${k}: ${JSON.stringify(v)}`)
+      .join('\n')}\n`,
+  );
   mkdirSync(path.join(dir, 'home'));
   const file = (relative: string) => path.join(dir, relative);
   return {
     dir,
     webAddr,
     state,
-    env: { NGROK_BIN: FAKE_AGENT, NGROK_AUTHTOKEN: TOKEN, FAKE_NGROK_STATE: state, HOME: path.join(dir, 'home'), ...env },
+    env: {
+      NGROK_BIN: FAKE_AGENT,
+      NGROK_AUTHTOKEN: TOKEN,
+      FAKE_NGROK_STATE: state,
+      HOME: path.join(dir, 'home'),
+      ...env,
+    },
     file,
     read: (relative) => (existsSync(file(relative)) ? readFileSync(file(relative), 'utf8') : undefined),
     launches: () =>
       existsSync(path.join(state, 'launches.jsonl'))
-        ? readFileSync(path.join(state, 'launches.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l))
+        ? readFileSync(path.join(state, 'launches.jsonl'), 'utf8')
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => JSON.parse(l))
         : [],
   };
 }
 
 /** `opskit tunnel start ...` in the background, as an operator's terminal or a service manager runs it. */
 function startTunnel(p: Project, args: string[], env: Record<string, string> = {}) {
-  const child = execa(BIN, ['tunnel', 'start', ...args], { cwd: p.dir, env: { ...p.env, ...env }, reject: false, stdin: 'ignore' });
+  const child = execa(BIN, ['tunnel', 'start', ...args], {
+    cwd: p.dir,
+    env: { ...p.env, ...env },
+    reject: false,
+    stdin: 'ignore',
+  });
   running.push(child);
   return child;
 }
@@ -108,13 +127,26 @@ describe('opskit tunnel (agent driver, against the fake ngrok agent)', () => {
     const url = (await waitFor('the URL file', () => p.read('logs/ngrok-url.txt')?.trim())) as string;
     expect(Number(p.read('logs/ngrok.pid'))).toBe(child.pid);
 
-    const api = (await (await fetch(`http://${p.webAddr}/api/tunnels`)).json()) as { tunnels: Array<{ public_url: string }> };
+    const api = (await (await fetch(`http://${p.webAddr}/api/tunnels`)).json()) as {
+      tunnels: Array<{ public_url: string }>;
+    };
     expect(api.tunnels[0]!.public_url).toBe(url);
     expect(await get(`${url}/health`)).toEqual({ status: 200, body: '{"status":"ok"}' });
 
     const [launch] = p.launches();
     expect(launch).toMatchObject({ hasToken: true, tokenInArgv: false });
-    expect(launch!.argv).toEqual(['http', String(upstream.port), '--config', p.file('.opskit/ngrok-agent.yml'), '--log', 'stdout', '--log-format', 'json', '--log-level', 'info']);
+    expect(launch!.argv).toEqual([
+      'http',
+      String(upstream.port),
+      '--config',
+      p.file('.opskit/ngrok-agent.yml'),
+      '--log',
+      'stdout',
+      '--log-format',
+      'json',
+      '--log-level',
+      'info',
+    ]);
 
     const found = await opskit(['--json', 'tunnel', 'url'], { cwd: p.dir, env: p.env });
     expect(found.exitCode).toBe(0);
@@ -123,7 +155,14 @@ describe('opskit tunnel (agent driver, against the fake ngrok agent)', () => {
     const status = await opskit(['--json', 'tunnel', 'status'], { cwd: p.dir, env: p.env });
     expect(status.exitCode).toBe(0);
     expect(validateStatus(parseSingleJson(status.stdout)), JSON.stringify(validateStatus.errors)).toBe(true);
-    expect(parseSingleJson(status.stdout)).toMatchObject({ up: true, driver: 'agent', process: { pid: child.pid, alive: true }, api: { answering: true, url }, publicUrl: url, reconnects: 0 });
+    expect(parseSingleJson(status.stdout)).toMatchObject({
+      up: true,
+      driver: 'agent',
+      process: { pid: child.pid, alive: true },
+      api: { answering: true, url },
+      publicUrl: url,
+      reconnects: 0,
+    });
 
     child.kill('SIGTERM');
     const done = await child;
@@ -148,9 +187,22 @@ describe('opskit tunnel (agent driver, against the fake ngrok agent)', () => {
     expect(parseSingleJson(downJson.stdout)).toMatchObject({ ok: false, up: false, error: { code: 'E_TUNNEL_DOWN' } });
     expect(down.stdout).toMatch(/tunnel\s+down/);
 
-    const audit = p.read('logs/opskit-audit.jsonl')!.trim().split('\n').map((l) => JSON.parse(l));
+    const audit = p
+      .read('logs/opskit-audit.jsonl')!
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(audit.at(-1)).toMatchObject({ command: 'tunnel start', outcome: 'ok', exitCode: 0 });
-    for (const text of [done.stdout, done.stderr, found.stdout, status.stdout, p.read('logs/ngrok.log')!, p.read('.opskit/tunnel.json')!, p.read('.opskit/ngrok-agent.yml')!, p.read('logs/opskit-audit.jsonl')!]) {
+    for (const text of [
+      done.stdout,
+      done.stderr,
+      found.stdout,
+      status.stdout,
+      p.read('logs/ngrok.log')!,
+      p.read('.opskit/tunnel.json')!,
+      p.read('.opskit/ngrok-agent.yml')!,
+      p.read('logs/opskit-audit.jsonl')!,
+    ]) {
       expect(text).not.toContain(TOKEN);
     }
   });
@@ -226,15 +278,30 @@ describe('opskit tunnel (agent driver, against the fake ngrok agent)', () => {
 
   it('--monitor: consecutive failures up to the maximum end in exit 1, with a clear message and an audit line', async () => {
     const p = await project({}, { FAKE_NGROK_PLAN: 'die:600,fail' });
-    const child = startTunnel(p, ['--monitor', '--check-interval', '5s', '--reconnect-attempts', '3', '--reconnect-delay', '200ms']);
+    const child = startTunnel(p, [
+      '--monitor',
+      '--check-interval',
+      '5s',
+      '--reconnect-attempts',
+      '3',
+      '--reconnect-delay',
+      '200ms',
+    ]);
     const done = await child;
     expect(done.exitCode).toBe(1);
-    expect(done.stderr).toMatch(/the tunnel is down and did not come back after 3 reconnect attempts: the ngrok agent exited \(code 1\): failed to reconnect session/);
+    expect(done.stderr).toMatch(
+      /the tunnel is down and did not come back after 3 reconnect attempts: the ngrok agent exited \(code 1\): failed to reconnect session/,
+    );
     expect(done.stderr).toMatch(/reconnect attempt 3\/3 in 800ms/); // 200 ms, doubled each time
     expect(p.launches()).toHaveLength(4);
     expect(p.read('logs/ngrok.pid')).toBeUndefined();
     const audit = JSON.parse(p.read('logs/opskit-audit.jsonl')!.trim().split('\n').at(-1)!);
-    expect(audit).toMatchObject({ command: 'tunnel start', outcome: 'failed', exitCode: 1, error: { code: 'E_TUNNEL_GAVE_UP' } });
+    expect(audit).toMatchObject({
+      command: 'tunnel start',
+      outcome: 'failed',
+      exitCode: 1,
+      error: { code: 'E_TUNNEL_GAVE_UP' },
+    });
     expect(JSON.parse(p.read('.opskit/tunnel.json')!)).toMatchObject({ status: 'failed' });
   });
 
@@ -255,7 +322,8 @@ describe('opskit tunnel (agent driver, against the fake ngrok agent)', () => {
     expect(p.launches()).toHaveLength(1);
     // The agent prints "Your authtoken: <token>"; opskit's copy of its log shows *** instead.
     expect(p.read('logs/ngrok.log')).toMatch(/Your authtoken: \*\*\*/);
-    for (const text of [done.stdout, done.stderr, p.read('logs/ngrok.log')!, p.read('logs/opskit-audit.jsonl')!]) expect(text).not.toContain(TOKEN);
+    for (const text of [done.stdout, done.stderr, p.read('logs/ngrok.log')!, p.read('logs/opskit-audit.jsonl')!])
+      expect(text).not.toContain(TOKEN);
   });
 
   it('url from the agent API when no URL file exists, and exit 1 when no source has one', async () => {
@@ -267,7 +335,11 @@ describe('opskit tunnel (agent driver, against the fake ngrok agent)', () => {
     // An agent an operator started by hand, outside opskit.
     const config = p.file('hand.yml');
     writeFileSync(config, `version: "2"\nweb_addr: ${p.webAddr}\n`);
-    const agent = execa(FAKE_AGENT, ['http', String(upstream.port), '--config', config, '--log', 'stdout', '--log-format', 'json'], { env: p.env, reject: false });
+    const agent = execa(
+      FAKE_AGENT,
+      ['http', String(upstream.port), '--config', config, '--log', 'stdout', '--log-format', 'json'],
+      { env: p.env, reject: false },
+    );
     running.push(agent);
     await waitFor('the hand-started agent', () => p.launches().length === 1);
     let fromApi: Record<string, unknown> | undefined;
@@ -276,7 +348,12 @@ describe('opskit tunnel (agent driver, against the fake ngrok agent)', () => {
       if (run.exitCode === 0) fromApi = parseSingleJson(run.stdout);
       else await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    expect(fromApi).toMatchObject({ ok: true, source: 'api', stale: false, url: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/) });
+    expect(fromApi).toMatchObject({
+      ok: true,
+      source: 'api',
+      stale: false,
+      url: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/),
+    });
   });
 
   it('a stale PID file: stop cleans it up with a message, status exits 3, start proceeds', async () => {
@@ -311,10 +388,18 @@ describe('opskit tunnel (agent driver, against the fake ngrok agent)', () => {
 
   it('--detach runs it in the background; stop stops it and its agent', async () => {
     const p = await project();
-    const started = await opskit(['--json', 'tunnel', 'start', '--detach', '--monitor', '--check-interval', '1s'], { cwd: p.dir, env: p.env });
+    const started = await opskit(['--json', 'tunnel', 'start', '--detach', '--monitor', '--check-interval', '1s'], {
+      cwd: p.dir,
+      env: p.env,
+    });
     expect(started.exitCode).toBe(0);
     const doc = parseSingleJson(started.stdout);
-    expect(doc).toMatchObject({ ok: true, detached: true, outcome: 'running', publicUrl: expect.stringMatching(/^http:\/\//) });
+    expect(doc).toMatchObject({
+      ok: true,
+      detached: true,
+      outcome: 'running',
+      publicUrl: expect.stringMatching(/^http:\/\//),
+    });
     const pid = doc.pid as number;
     expect(alive(pid)).toBe(true);
     expect(Number(p.read('logs/ngrok.pid'))).toBe(pid);
@@ -348,7 +433,27 @@ describe('opskit tunnel (agent driver, against the fake ngrok agent)', () => {
     const p = await project();
     const run = await opskit(['--json', '--dry-run', 'tunnel', 'start', '--port', '9000'], { cwd: p.dir, env: p.env });
     expect(run.exitCode).toBe(0);
-    expect(parseSingleJson(run.stdout)).toMatchObject({ dryRun: true, outcome: 'planned', port: 9000, plan: { argv: [FAKE_AGENT, 'http', '9000', '--config', p.file('.opskit/ngrok-agent.yml'), '--log', 'stdout', '--log-format', 'json', '--log-level', 'info'], env: ['NGROK_AUTHTOKEN=***'] } });
+    expect(parseSingleJson(run.stdout)).toMatchObject({
+      dryRun: true,
+      outcome: 'planned',
+      port: 9000,
+      plan: {
+        argv: [
+          FAKE_AGENT,
+          'http',
+          '9000',
+          '--config',
+          p.file('.opskit/ngrok-agent.yml'),
+          '--log',
+          'stdout',
+          '--log-format',
+          'json',
+          '--log-level',
+          'info',
+        ],
+        env: ['NGROK_AUTHTOKEN=***'],
+      },
+    });
     expect(p.launches()).toHaveLength(0);
     expect(existsSync(p.file('logs'))).toBe(false);
     expect(run.stdout).not.toContain(TOKEN);
@@ -361,8 +466,16 @@ describe('opskit tunnel (agent driver, against the fake ngrok agent)', () => {
       [['--port', 'http'], {}, /--port/],
       [['--check-interval', 'soon'], {}, /--check-interval: "soon" is not a duration/],
       [['--reconnect-attempts', '0'], {}, /--reconnect-attempts/],
-      [['--driver', 'agent'], { NGROK_BIN: '', PATH: '/usr/bin:/bin' }, /--driver agent: no ngrok agent found: set NGROK_BIN or ngrok.bin/],
-      [[], { NGROK_BIN: path.join(p.dir, 'missing-ngrok') }, /ngrok.bin \(or NGROK_BIN\): ".*missing-ngrok" is not an executable file/],
+      [
+        ['--driver', 'agent'],
+        { NGROK_BIN: '', PATH: '/usr/bin:/bin' },
+        /--driver agent: no ngrok agent found: set NGROK_BIN or ngrok.bin/,
+      ],
+      [
+        [],
+        { NGROK_BIN: path.join(p.dir, 'missing-ngrok') },
+        /ngrok.bin \(or NGROK_BIN\): ".*missing-ngrok" is not an executable file/,
+      ],
       [['--driver', 'cloud'], {}, /--driver.*Allowed choices are agent, sdk/],
     ];
     for (const [args, env, message] of cases) {
@@ -382,7 +495,13 @@ describe('opskit tunnel (SDK driver)', () => {
     const run = await opskit(['--json', 'tunnel', 'start', '--driver', 'sdk'], { cwd: p.dir, env, timeoutMs: 60_000 });
     expect(run.exitCode).toBe(1);
     const doc = parseSingleJson(run.stdout);
-    expect(doc).toMatchObject({ ok: false, error: { code: 'E_TUNNEL_START', message: expect.stringMatching(/the ngrok SDK could not open the tunnel: failed to connect session/) } });
+    expect(doc).toMatchObject({
+      ok: false,
+      error: {
+        code: 'E_TUNNEL_START',
+        message: expect.stringMatching(/the ngrok SDK could not open the tunnel: failed to connect session/),
+      },
+    });
     expect(run.stdout + run.stderr).not.toContain(TOKEN);
     expect(p.read('logs/ngrok.pid')).toBeUndefined();
   });

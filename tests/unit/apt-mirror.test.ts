@@ -18,7 +18,9 @@ Components: main
 
 describe('the Debian mirror from the apt sources', () => {
   it('takes the first deb URI of the release own suite from a deb822 file, without a trailing slash', () => {
-    expect(mirrorFromSources([{ name: '/etc/apt/sources.list.d/debian.sources', text: deb822 }], 'bookworm')).toBe('http://mirror-a.example.invalid/debian');
+    expect(mirrorFromSources([{ name: '/etc/apt/sources.list.d/debian.sources', text: deb822 }], 'bookworm')).toBe(
+      'http://mirror-a.example.invalid/debian',
+    );
   });
 
   it('reads one-line lists, options in brackets included, and skips deb-src, other suites and disabled stanzas', () => {
@@ -41,7 +43,9 @@ describe('the Debian mirror from the apt sources', () => {
   });
 
   it('reads the codename from os-release', () => {
-    expect(codenameOf('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nVERSION_CODENAME=bookworm\nID=debian\n')).toBe('bookworm');
+    expect(codenameOf('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nVERSION_CODENAME=bookworm\nID=debian\n')).toBe(
+      'bookworm',
+    );
     expect(codenameOf('ID=debian\n')).toBeUndefined();
   });
 });

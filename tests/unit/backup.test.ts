@@ -32,7 +32,17 @@ import { Sensitive } from '../../src/config/sensitive.js';
 import { BufferStream, manualClock, strictFake } from '../helpers/fakes.js';
 
 const at = (iso: string) => new Date(iso);
-const manifest = (name: string, size = 100): Manifest => ({ name, database: 'app', serverVersion: '15.1', sizeBytes: size, sha256: 'a'.repeat(64), startedAt: '', endedAt: '', durationMs: 1, format: 1 });
+const manifest = (name: string, size = 100): Manifest => ({
+  name,
+  database: 'app',
+  serverVersion: '15.1',
+  sizeBytes: size,
+  sha256: 'a'.repeat(64),
+  startedAt: '',
+  endedAt: '',
+  durationMs: 1,
+  format: 1,
+});
 
 describe('backup names and manifests', () => {
   it('names a backup by database and UTC time, and reads the time back; other names are not ours', () => {
@@ -58,7 +68,14 @@ describe('backup names and manifests', () => {
     expect(objectKey('shop', 'a.sql.gz')).toBe('shop/a.sql.gz');
   });
   it('passes the connection as PG* variables, never on the command line', () => {
-    expect(pgEnv(Sensitive.url('postgres://u:p%40ss@db.example:6543/app?sslmode=require'))).toEqual({ PGHOST: 'db.example', PGPORT: '6543', PGDATABASE: 'app', PGUSER: 'u', PGPASSWORD: 'p@ss', PGSSLMODE: 'require' });
+    expect(pgEnv(Sensitive.url('postgres://u:p%40ss@db.example:6543/app?sslmode=require'))).toEqual({
+      PGHOST: 'db.example',
+      PGPORT: '6543',
+      PGDATABASE: 'app',
+      PGUSER: 'u',
+      PGPASSWORD: 'p@ss',
+      PGSSLMODE: 'require',
+    });
     expect(() => pgEnv(Sensitive.url('mysql://u@h/app'))).toThrow(/postgres/);
   });
 });
@@ -73,8 +90,18 @@ describe('the listing', () => {
         { name: 'random.sql.gz', sizeBytes: 1, manifest: undefined },
       ],
       [
-        { key: 'p/app_20261201_000000.sql.gz', name: 'app_20261201_000000.sql.gz', sizeBytes: 100, manifest: manifest('app_20261201_000000.sql.gz') },
-        { key: 'p/app_20261129_000000.sql.gz', name: 'app_20261129_000000.sql.gz', sizeBytes: 100, manifest: undefined },
+        {
+          key: 'p/app_20261201_000000.sql.gz',
+          name: 'app_20261201_000000.sql.gz',
+          sizeBytes: 100,
+          manifest: manifest('app_20261201_000000.sql.gz'),
+        },
+        {
+          key: 'p/app_20261129_000000.sql.gz',
+          name: 'app_20261129_000000.sql.gz',
+          sizeBytes: 100,
+          manifest: undefined,
+        },
       ],
       now,
     );
@@ -91,13 +118,32 @@ describe('the listing', () => {
     const other = { ...manifest(name, 50), sha256: 'b'.repeat(64) };
     const now = at('2026-12-02T00:00:00Z');
     // An upload killed mid-way (s3rver keeps the bytes it got, without our metadata), or a short object.
-    for (const s3 of [{ sizeBytes: 40, manifest: undefined }, { sizeBytes: 40, manifest: manifest(name) }]) {
-      const [row] = mergeListing([{ name, sizeBytes: 100, manifest: manifest(name) }], [{ key: `p/${name}`, name, ...s3 }], now);
-      expect(row).toMatchObject({ local: true, s3: true, good: true, localGood: true, s3Good: false, sizeBytes: 100, sha256: 'a'.repeat(64) });
+    for (const s3 of [
+      { sizeBytes: 40, manifest: undefined },
+      { sizeBytes: 40, manifest: manifest(name) },
+    ]) {
+      const [row] = mergeListing(
+        [{ name, sizeBytes: 100, manifest: manifest(name) }],
+        [{ key: `p/${name}`, name, ...s3 }],
+        now,
+      );
+      expect(row).toMatchObject({
+        local: true,
+        s3: true,
+        good: true,
+        localGood: true,
+        s3Good: false,
+        sizeBytes: 100,
+        sha256: 'a'.repeat(64),
+      });
       expect(whereCell(row!)).toBe('local+s3 (s3 copy not good)');
     }
     // No local manifest (or one of another size), a good S3 copy: the row takes the good copy's facts.
-    const [row] = mergeListing([{ name, sizeBytes: 10, manifest: other }], [{ key: `p/${name}`, name, sizeBytes: 100, manifest: manifest(name) }], now);
+    const [row] = mergeListing(
+      [{ name, sizeBytes: 10, manifest: other }],
+      [{ key: `p/${name}`, name, sizeBytes: 100, manifest: manifest(name) }],
+      now,
+    );
     expect(row).toMatchObject({ good: true, localGood: false, s3Good: true, sizeBytes: 100, sha256: 'a'.repeat(64) });
     expect(whereCell(row!)).toBe('local+s3 (local copy not good)');
     // Nothing good: no copy is singled out.
@@ -107,7 +153,15 @@ describe('the listing', () => {
   });
 
   it('restores from a good copy first, then from the copy with a manifest (its checksum check says what is wrong)', () => {
-    const row = (o: Partial<BackupRow> & { localManifest?: boolean; s3Manifest?: boolean }) => ({ local: true, s3: true, localGood: false, s3Good: false, localManifest: false, s3Manifest: false, ...o });
+    const row = (o: Partial<BackupRow> & { localManifest?: boolean; s3Manifest?: boolean }) => ({
+      local: true,
+      s3: true,
+      localGood: false,
+      s3Good: false,
+      localManifest: false,
+      s3Manifest: false,
+      ...o,
+    });
     expect(copyToRestore(row({ localGood: true, s3Good: true }))).toBe('local');
     expect(copyToRestore(row({ localGood: false, s3Good: true, localManifest: true }))).toBe('s3');
     expect(copyToRestore(row({ localManifest: true, s3Manifest: true }))).toBe('local');
@@ -121,24 +175,48 @@ describe('what a killed run leaves (planLeftovers)', () => {
   const n = 'app_20261201_020304.sql.gz';
   it('removes a .partial of ours, with the manifest written before a rename that never came', () => {
     expect(planLeftovers([`${n}.partial`])).toEqual({ remove: [`${n}.partial`], uploads: [] });
-    expect(planLeftovers([`${n}.partial`, `${n}.json`])).toEqual({ remove: [`${n}.partial`, `${n}.json`], uploads: [] });
+    expect(planLeftovers([`${n}.partial`, `${n}.json`])).toEqual({
+      remove: [`${n}.partial`, `${n}.json`],
+      uploads: [],
+    });
     // A file under the final name keeps its manifest (a same-named .partial is the dead one).
     expect(planLeftovers([n, `${n}.json`, `${n}.partial`])).toEqual({ remove: [`${n}.partial`], uploads: [] });
     expect(planLeftovers([`${n}.download.partial`]).remove).toEqual([`${n}.download.partial`]);
   });
   it('removes temporary files of an atomic write of our manifests and journals; returns upload journals apart', () => {
-    expect(planLeftovers([`.${n}.json.4242.0a1b2c3d.tmp`, `.${n}.upload.json.7.ffffffff.tmp`, `${n}.upload.json`])).toEqual({
+    expect(
+      planLeftovers([`.${n}.json.4242.0a1b2c3d.tmp`, `.${n}.upload.json.7.ffffffff.tmp`, `${n}.upload.json`]),
+    ).toEqual({
       remove: [`.${n}.json.4242.0a1b2c3d.tmp`, `.${n}.upload.json.7.ffffffff.tmp`],
       uploads: [`${n}.upload.json`],
     });
   });
-  it('leaves alone what is not provably a dead run\'s: backups, their manifests, a final file without one, other files', () => {
-    const keep = [n, `${n}.json`, 'app_20261130_000000.sql.gz', 'notes.partial', 'x.sql.gz.partial', '.other.json.1.0a1b2c3d.tmp', `.${n}.json.tmp`, `${n}.json.orig`];
+  it("leaves alone what is not provably a dead run's: backups, their manifests, a final file without one, other files", () => {
+    const keep = [
+      n,
+      `${n}.json`,
+      'app_20261130_000000.sql.gz',
+      'notes.partial',
+      'x.sql.gz.partial',
+      '.other.json.1.0a1b2c3d.tmp',
+      `.${n}.json.tmp`,
+      `${n}.json.orig`,
+    ];
     expect(planLeftovers(keep)).toEqual({ remove: [], uploads: [] });
   });
   it('reads an upload journal only when complete', () => {
-    expect(parseUploadJournal('{"bucket":"b","key":"p/x","uploadId":"u1","startedAt":"t"}')).toEqual({ bucket: 'b', key: 'p/x', uploadId: 'u1', startedAt: 't' });
-    expect(parseUploadJournal('{"bucket":"b","key":"p/x","startedAt":"t"}')).toEqual({ bucket: 'b', key: 'p/x', uploadId: undefined, startedAt: 't' });
+    expect(parseUploadJournal('{"bucket":"b","key":"p/x","uploadId":"u1","startedAt":"t"}')).toEqual({
+      bucket: 'b',
+      key: 'p/x',
+      uploadId: 'u1',
+      startedAt: 't',
+    });
+    expect(parseUploadJournal('{"bucket":"b","key":"p/x","startedAt":"t"}')).toEqual({
+      bucket: 'b',
+      key: 'p/x',
+      uploadId: undefined,
+      startedAt: 't',
+    });
     expect(parseUploadJournal('{"bucket":"b","key":"p/x","uploadId":""}')).toBeUndefined();
     expect(parseUploadJournal('{"bucket":"b"')).toBeUndefined();
     expect(parseUploadJournal(undefined)).toBeUndefined();
@@ -184,12 +262,30 @@ async function createSetup(s3: Partial<S3Adapter>, store: BackupStore = nodeBack
   const dump = Buffer.from('-- PostgreSQL database dump\n'.repeat(2000));
   const exec = strictFake<ExecAdapter>('exec', {
     stream: async () =>
-      ({ stdout: Readable.from([dump]), stdin: undefined as never, done: Promise.resolve({ exitCode: 0, signal: undefined, stderr: '', failed: false, notFound: false }), kill: () => {} }) satisfies StreamingProcess,
+      ({
+        stdout: Readable.from([dump]),
+        stdin: undefined as never,
+        done: Promise.resolve({ exitCode: 0, signal: undefined, stderr: '', failed: false, notFound: false }),
+        kill: () => {},
+      }) satisfies StreamingProcess,
   });
-  const datastores = strictFake<DatastoreAdapter>('datastores', { postgres: async () => ({ version: 'PostgreSQL 15.1', serverVersion: '15.1', latencyMs: 1 }) });
+  const datastores = strictFake<DatastoreAdapter>('datastores', {
+    postgres: async () => ({ version: 'PostgreSQL 15.1', serverVersion: '15.1', latencyMs: 1 }),
+  });
   const clock = manualClock(new Date('2026-12-01T02:03:04.250Z'));
   const stderr = new BufferStream();
-  const ctx = createContext({ stdout: new BufferStream(), stderr, env: {}, cwd: dir, argv: ['backup', 'create'], adapters: { exec, datastores, clock } }, { json: false, dryRun: false, quiet: false, verbose: false, color: false, set: [] }, new Redactor());
+  const ctx = createContext(
+    {
+      stdout: new BufferStream(),
+      stderr,
+      env: {},
+      cwd: dir,
+      argv: ['backup', 'create'],
+      adapters: { exec, datastores, clock },
+    },
+    { json: false, dryRun: false, quiet: false, verbose: false, color: false, set: [] },
+    new Redactor(),
+  );
   ctx.loaded = await loadConfig(nodeFs, { cwd: dir, processEnv: {} });
   const adapter = strictFake<S3Adapter>('s3', s3);
   const deps: BackupDeps = { store, s3: async () => adapter };
@@ -214,9 +310,12 @@ describe('runCreate against fakes: the order of its effects is what a SIGKILL at
     const s = await createSetup(
       {
         upload: async (_key, source, options) => {
-          const journal = () => JSON.parse(readFileSync(path.join(s.backups, `${NAME}.upload.json`), 'utf8')) as Record<string, unknown>;
+          const journal = () =>
+            JSON.parse(readFileSync(path.join(s.backups, `${NAME}.upload.json`), 'utf8')) as Record<string, unknown>;
           await options.onMultipart!.creating();
-          events.push(`CreateMultipartUpload, journal of ${journal().key} without an id: ${!('uploadId' in journal())}`);
+          events.push(
+            `CreateMultipartUpload, journal of ${journal().key} without an id: ${!('uploadId' in journal())}`,
+          );
           await options.onMultipart!.created('upload-1');
           events.push(`first part, journal with id ${journal().uploadId}`);
           stored = { size: (await source.read(0, source.sizeBytes)).length, metadata: options.metadata };
@@ -227,15 +326,31 @@ describe('runCreate against fakes: the order of its effects is what a SIGKILL at
       store,
     );
     const r = await s.run();
-    expect(events).toEqual(['rename, manifest present', `CreateMultipartUpload, journal of p/${NAME} without an id: true`, 'first part, journal with id upload-1', 'complete']);
+    expect(events).toEqual([
+      'rename, manifest present',
+      `CreateMultipartUpload, journal of p/${NAME} without an id: true`,
+      'first part, journal with id upload-1',
+      'complete',
+    ]);
     expect(readdirSync(s.backups).sort()).toEqual([NAME, `${NAME}.json`]);
-    expect(r).toMatchObject({ backup: { name: NAME }, s3: { key: `p/${NAME}`, uploaded: true }, removedPartials: [], interruptedUploads: [] });
+    expect(r).toMatchObject({
+      backup: { name: NAME },
+      s3: { key: `p/${NAME}`, uploaded: true },
+      removedPartials: [],
+      interruptedUploads: [],
+    });
   });
 
   it('a failed multipart upload is aborted; its journal stays only when the abort itself failed (the next run tries again)', async () => {
     for (const [abort, journalLeft] of [
       [async () => 'aborted' as const, false],
-      [async () => Promise.reject(Object.assign(new Error('no'), { name: 'MethodNotAllowed', $metadata: { httpStatusCode: 405 } })), false],
+      [
+        async () =>
+          Promise.reject(
+            Object.assign(new Error('no'), { name: 'MethodNotAllowed', $metadata: { httpStatusCode: 405 } }),
+          ),
+        false,
+      ],
       [async () => Promise.reject(Object.assign(new Error('socket hang up'), { name: 'TimeoutError' })), true],
     ] as const) {
       const aborted: string[] = [];
@@ -284,11 +399,17 @@ describe('runCreate against fakes: the order of its effects is what a SIGKILL at
       [`.${NAME}.json.999.0a1b2c3d.tmp`, '{"na'],
       [earlier, 'a whole dump'],
       [`${earlier}.json`, JSON.stringify(manifest(earlier, 12))],
-      [`${earlier}.upload.json`, JSON.stringify({ bucket: 'b', key: `p/${earlier}`, uploadId: 'upload-0', startedAt: '' })],
+      [
+        `${earlier}.upload.json`,
+        JSON.stringify({ bucket: 'b', key: `p/${earlier}`, uploadId: 'upload-0', startedAt: '' }),
+      ],
       [`${older}.upload.json`, JSON.stringify({ bucket: 'b', key: `p/${older}`, startedAt: '' })],
-    ]) writeFileSync(path.join(s.backups, file!), text!);
+    ])
+      writeFileSync(path.join(s.backups, file!), text!);
     const r = await s.run();
-    expect(r.removedPartials.sort()).toEqual([`.${NAME}.json.999.0a1b2c3d.tmp`, `${NAME}.json`, `${NAME}.partial`].sort());
+    expect(r.removedPartials.sort()).toEqual(
+      [`.${NAME}.json.999.0a1b2c3d.tmp`, `${NAME}.json`, `${NAME}.partial`].sort(),
+    );
     expect(r.interruptedUploads).toEqual([
       { bucket: 'b', key: `p/${older}`, uploadId: null, outcome: 'aborted' },
       { bucket: 'b', key: `p/${earlier}`, uploadId: 'upload-0', outcome: 'gone' },
@@ -313,19 +434,32 @@ describe('runCreate against fakes: the order of its effects is what a SIGKILL at
 
 describe('planPrune (restic semantics)', () => {
   const now = at('2026-12-31T12:00:00Z');
-  const daily = Array.from({ length: 90 }, (_, i) => ({ name: `d${i}`, takenAt: new Date(now.getTime() - i * 86_400_000 - 3_600_000) }));
-  const kept = (policy: Parameters<typeof planPrune>[1], list = daily) => planPrune(list, policy, now).filter((d) => d.keep).map((d) => d.name);
+  const daily = Array.from({ length: 90 }, (_, i) => ({
+    name: `d${i}`,
+    takenAt: new Date(now.getTime() - i * 86_400_000 - 3_600_000),
+  }));
+  const kept = (policy: Parameters<typeof planPrune>[1], list = daily) =>
+    planPrune(list, policy, now)
+      .filter((d) => d.keep)
+      .map((d) => d.name);
 
   it('--keep-days keeps everything younger; the newest is kept even when everything is old', () => {
     expect(kept({ keepDays: 3 })).toEqual(['d0', 'd1', 'd2']);
-    const old = [{ name: 'old1', takenAt: at('2020-01-02T00:00:00Z') }, { name: 'old0', takenAt: at('2020-01-01T00:00:00Z') }];
+    const old = [
+      { name: 'old1', takenAt: at('2020-01-02T00:00:00Z') },
+      { name: 'old0', takenAt: at('2020-01-01T00:00:00Z') },
+    ];
     expect(kept({ keepDays: 1 }, old)).toEqual(['old1']);
     expect(planPrune(old, { keepDays: 1 }, now)[0]!.reasons).toEqual(['the newest good backup']);
   });
   it('--keep-daily/weekly/monthly keep the newest of each of the N most recent periods that have one', () => {
     expect(kept({ keepDaily: 2 })).toEqual(['d0', 'd1']);
     // Two backups on one day count as one day.
-    const twice = [{ name: 'late', takenAt: at('2026-12-31T11:00:00Z') }, { name: 'early', takenAt: at('2026-12-31T01:00:00Z') }, { name: 'yesterday', takenAt: at('2026-12-30T11:00:00Z') }];
+    const twice = [
+      { name: 'late', takenAt: at('2026-12-31T11:00:00Z') },
+      { name: 'early', takenAt: at('2026-12-31T01:00:00Z') },
+      { name: 'yesterday', takenAt: at('2026-12-30T11:00:00Z') },
+    ];
     expect(kept({ keepDaily: 2 }, twice)).toEqual(['late', 'yesterday']);
     // Months: December (d0), November (its newest: d30 is Dec 1 11:00, d31 is Nov 30), October.
     expect(kept({ keepMonthly: 3 })).toEqual(['d0', 'd31', 'd61']);

@@ -6,10 +6,34 @@ import type { DockerAdapter, ImageInfo } from '../../src/adapters/docker.js';
 import type { ExecAdapter, ExecResult } from '../../src/adapters/exec.js';
 import { nodeFs } from '../../src/adapters/fs.js';
 import { buildImage, revisionFrom, type BuildInput } from '../../src/build/action.js';
-import { buildxArgv, buildxPluginCandidates, buildxSupported, frontendUnavailable, imageIdFromMetadata, parseBuildxVersion, planStageSizes, stageProbeTag } from '../../src/build/buildx.js';
-import { contextFilter, declaredArgs, dockerfileStages, selectContextFiles, syntaxDirective } from '../../src/build/context.js';
+import {
+  buildxArgv,
+  buildxPluginCandidates,
+  buildxSupported,
+  frontendUnavailable,
+  imageIdFromMetadata,
+  parseBuildxVersion,
+  planStageSizes,
+  stageProbeTag,
+} from '../../src/build/buildx.js';
+import {
+  contextFilter,
+  declaredArgs,
+  dockerfileStages,
+  selectContextFiles,
+  syntaxDirective,
+} from '../../src/build/context.js';
 import { buildParameters, displayParameters, resolveBuildArgs, resolveTags } from '../../src/build/plan.js';
-import { addedLines, buildkitFailure, describeStep, emptyProgress, reduceBuildEvent, reduceSolveStatus, stageImages, type BuildProgress } from '../../src/build/progress.js';
+import {
+  addedLines,
+  buildkitFailure,
+  describeStep,
+  emptyProgress,
+  reduceBuildEvent,
+  reduceSolveStatus,
+  stageImages,
+  type BuildProgress,
+} from '../../src/build/progress.js';
 import { emptySplitter, flushRawJson, splitRawJson, type RawJsonItem } from '../../src/build/rawjson.js';
 import { mergeSecrets, parseSecretSpec, secretSpecFrom, showSecretText } from '../../src/build/secrets.js';
 import { createContext } from '../../src/cli/run.js';
@@ -20,28 +44,49 @@ import { Sensitive } from '../../src/config/sensitive.js';
 import { OpskitError } from '../../src/errors.js';
 import { BufferStream, manualClock, strictFake } from '../helpers/fakes.js';
 
-const exec = (stdout: string, failed = false) => ({ argv: [], exitCode: failed ? 128 : 0, stdout, stderr: '', failed, timedOut: false, notFound: false });
+const exec = (stdout: string, failed = false) => ({
+  argv: [],
+  exitCode: failed ? 128 : 0,
+  stdout,
+  stderr: '',
+  failed,
+  timedOut: false,
+  notFound: false,
+});
 
 describe('build context', () => {
   it('follows .dockerignore, with negations, and always sends the Dockerfile', () => {
     const filter = contextFilter('.git\n*.pyc\nlogs/\nDockerfile.prod\n!logs/keep.txt\n');
     const files = ['.git/HEAD', 'app.py', 'app.pyc', 'logs/a.log', 'logs/keep.txt', 'Dockerfile.prod', 'sub/x.pyc'];
     // As in Docker, `*.pyc` is anchored at the root: sub/x.pyc stays (it would take `**/*.pyc`).
-    expect(selectContextFiles(files, filter, 'Dockerfile.prod')).toEqual(['Dockerfile.prod', 'app.py', 'logs/keep.txt', 'sub/x.pyc']);
+    expect(selectContextFiles(files, filter, 'Dockerfile.prod')).toEqual([
+      'Dockerfile.prod',
+      'app.py',
+      'logs/keep.txt',
+      'sub/x.pyc',
+    ]);
     expect(selectContextFiles(['a/b.pyc', 'c.py'], contextFilter('**/*.pyc'), 'Dockerfile')).toEqual(['c.py']);
     expect(filter.canPrune('.git')).toBe(false); // a negation exists: never prune
     expect(contextFilter('node_modules\n').canPrune('node_modules')).toBe(true);
     expect(selectContextFiles(['a', 'b'], contextFilter(undefined), 'Dockerfile')).toEqual(['a', 'b']);
   });
   it('finds the ARGs a Dockerfile declares', () => {
-    expect(declaredArgs('ARG BASE_IMAGE=python:3.11-slim\nFROM ${BASE_IMAGE}\narg APP_VERSION\nARG A=1 B\nRUN echo \\\n  ARG NOT_THIS\n')).toEqual(['BASE_IMAGE', 'APP_VERSION', 'A', 'B']);
+    expect(
+      declaredArgs(
+        'ARG BASE_IMAGE=python:3.11-slim\nFROM ${BASE_IMAGE}\narg APP_VERSION\nARG A=1 B\nRUN echo \\\n  ARG NOT_THIS\n',
+      ),
+    ).toEqual(['BASE_IMAGE', 'APP_VERSION', 'A', 'B']);
   });
 });
 
 describe('build plan', () => {
   it('tags <name>:<revision> and latest by default; a bare --tag gets the image name', () => {
     expect(resolveTags('shop', [], 'abc1234')).toEqual(['shop:abc1234', 'shop:latest']);
-    expect(resolveTags('shop', ['v2', 'reg.example.com/shop:v2', 'reg:5000/shop'], 'x')).toEqual(['shop:v2', 'reg.example.com/shop:v2', 'reg:5000/shop:latest']);
+    expect(resolveTags('shop', ['v2', 'reg.example.com/shop:v2', 'reg:5000/shop'], 'x')).toEqual([
+      'shop:v2',
+      'reg.example.com/shop:v2',
+      'reg:5000/shop:latest',
+    ]);
   });
   it('takes declared ARGs from the env, then config, then flags; APP_VERSION defaults to the revision; secrets stay Sensitive', () => {
     const args = resolveBuildArgs({
@@ -106,7 +151,7 @@ describe('build progress', () => {
     { aux: { ID: 'sha256:444444444444aaaa' } },
     { stream: 'Successfully built 444444444444\n' },
   ];
-  it('counts steps, cache hits and stages, and finds each stage\'s last image', () => {
+  it("counts steps, cache hits and stages, and finds each stage's last image", () => {
     const progress = events.reduce(reduceBuildEvent, emptyProgress());
     expect(progress.steps.map((s) => [s.index, s.stage, s.cached])).toEqual([
       [1, -1, false],
@@ -123,10 +168,14 @@ describe('build progress', () => {
     ]);
   });
   it('keeps the error and the log for the failure report', () => {
-    const failed = [...events.slice(0, 4), { stream: 'ERROR: No matching distribution\n' }, { error: "The command '/bin/sh -c pip install' returned a non-zero code: 1", errorDetail: { code: 1, message: "The command '/bin/sh -c pip install' returned a non-zero code: 1" } }].reduce(
-      reduceBuildEvent,
-      emptyProgress(),
-    );
+    const failed = [
+      ...events.slice(0, 4),
+      { stream: 'ERROR: No matching distribution\n' },
+      {
+        error: "The command '/bin/sh -c pip install' returned a non-zero code: 1",
+        errorDetail: { code: 1, message: "The command '/bin/sh -c pip install' returned a non-zero code: 1" },
+      },
+    ].reduce(reduceBuildEvent, emptyProgress());
     expect(failed.error).toContain('returned a non-zero code: 1');
     expect(failed.steps[failed.steps.length - 1]!.instruction).toBe('RUN pip install -r requirements.txt');
     expect(failed.log).toContain('ERROR: No matching distribution');
@@ -173,10 +222,16 @@ describe('build secrets', () => {
     expect(parseSecretSpec('id=GH_TOKEN')).toEqual({ id: 'GH_TOKEN', env: 'GH_TOKEN' });
     expect(parseSecretSpec('type=env,id=x,source=X_VAR')).toEqual({ id: 'x', env: 'X_VAR' });
     expect(parseSecretSpec('id=x,source=/run/x')).toEqual({ id: 'x', src: '/run/x' });
-    expect(parseSecretSpec('src=/run/x')).toEqual({ problem: 'expected id=NAME[,src=FILE|,env=VAR]: id is letters, digits, _ . -' });
+    expect(parseSecretSpec('src=/run/x')).toEqual({
+      problem: 'expected id=NAME[,src=FILE|,env=VAR]: id is letters, digits, _ . -',
+    });
     expect(parseSecretSpec('id=x,src=/a,env=B')).toEqual({ problem: 'expected src or env, not both' });
-    expect(parseSecretSpec('id=x,value=hunter2')).toEqual({ problem: 'unknown field value: expected id=NAME[,src=FILE|,env=VAR]' });
-    expect(parseSecretSpec('id=my.secret')).toMatchObject({ problem: expect.stringContaining('without src or env, the id names it') });
+    expect(parseSecretSpec('id=x,value=hunter2')).toEqual({
+      problem: 'unknown field value: expected id=NAME[,src=FILE|,env=VAR]',
+    });
+    expect(parseSecretSpec('id=my.secret')).toMatchObject({
+      problem: expect.stringContaining('without src or env, the id names it'),
+    });
     expect(parseSecretSpec('justtext')).toEqual({ problem: 'expected id=NAME[,src=FILE|,env=VAR]' });
   });
   it('an error shows the known fields, never the value of an unknown one', () => {
@@ -184,9 +239,15 @@ describe('build secrets', () => {
   });
   it('image.secrets takes the text or the object form; bad entries name the key', () => {
     const ok = configSchema.parse({ image: { secrets: ['id=a,src=a.txt', { id: 'b', env: 'B_TOKEN' }, { id: 'C' }] } });
-    expect(ok.image.secrets).toEqual([{ id: 'a', src: 'a.txt' }, { id: 'b', env: 'B_TOKEN' }, { id: 'C', env: 'C' }]);
+    expect(ok.image.secrets).toEqual([
+      { id: 'a', src: 'a.txt' },
+      { id: 'b', env: 'B_TOKEN' },
+      { id: 'C', env: 'C' },
+    ]);
     expect(ok.image.builder).toBe('auto');
-    const bad = configSchema.safeParse({ image: { secrets: [{ id: 'a', src: 'x', env: 'Y' }, { id: 'b', value: 'v' }, 7], builder: 'kaniko' } });
+    const bad = configSchema.safeParse({
+      image: { secrets: [{ id: 'a', src: 'x', env: 'Y' }, { id: 'b', value: 'v' }, 7], builder: 'kaniko' },
+    });
     expect(bad.success).toBe(false);
     const problems = bad.error!.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
     expect(problems).toEqual(
@@ -199,7 +260,18 @@ describe('build secrets', () => {
     );
   });
   it('a flag overrides the config secret of the same id', () => {
-    expect(mergeSecrets([{ id: 'a', src: '/c' }, { id: 'b', env: 'B' }], [{ id: 'a', env: 'A' }])).toEqual([{ id: 'b', env: 'B' }, { id: 'a', env: 'A' }]);
+    expect(
+      mergeSecrets(
+        [
+          { id: 'a', src: '/c' },
+          { id: 'b', env: 'B' },
+        ],
+        [{ id: 'a', env: 'A' }],
+      ),
+    ).toEqual([
+      { id: 'b', env: 'B' },
+      { id: 'a', env: 'A' },
+    ]);
   });
 });
 
@@ -210,7 +282,11 @@ describe('docker buildx argv', () => {
     tags: ['shop:abc1234', 'shop:latest'],
     target: 'runtime',
     noCache: true,
-    buildArgs: { BASE_IMAGE: 'opskit-test/python:3.11', NPM_TOKEN: new Sensitive('s3cr3t-npm'), APP_VERSION: 'abc1234' },
+    buildArgs: {
+      BASE_IMAGE: 'opskit-test/python:3.11',
+      NPM_TOKEN: new Sensitive('s3cr3t-npm'),
+      APP_VERSION: 'abc1234',
+    },
     labels: { 'org.opskit.project': 'shop', 'org.opencontainers.image.revision': 'abc1234' },
     secrets: [
       { id: 'pip', src: '/home/op/.pip-token' },
@@ -262,12 +338,39 @@ describe('docker buildx argv', () => {
     expect(JSON.stringify(command)).not.toMatch(/s3cr3t-npm|ghp_value_123/);
   });
   it('leaves out what is not asked for', () => {
-    const command = buildxArgv({ ...input, target: undefined, noCache: false, buildArgs: {}, labels: {}, secrets: [], secretValues: {}, metadataFile: undefined, dockerHost: undefined, tags: ['x:1'] });
-    expect(command).toEqual({ file: 'docker', args: ['buildx', 'build', '--progress=rawjson', '--load', '-f', '/srv/shop/Dockerfile.prod', '-t', 'x:1', '/srv/shop'], env: {} });
+    const command = buildxArgv({
+      ...input,
+      target: undefined,
+      noCache: false,
+      buildArgs: {},
+      labels: {},
+      secrets: [],
+      secretValues: {},
+      metadataFile: undefined,
+      dockerHost: undefined,
+      tags: ['x:1'],
+    });
+    expect(command).toEqual({
+      file: 'docker',
+      args: [
+        'buildx',
+        'build',
+        '--progress=rawjson',
+        '--load',
+        '-f',
+        '/srv/shop/Dockerfile.prod',
+        '-t',
+        'x:1',
+        '/srv/shop',
+      ],
+      env: {},
+    });
   });
   it('reads versions, metadata and names the probe tag', () => {
     expect(parseBuildxVersion('github.com/docker/buildx 0.13.1+ds1 0.13.1+ds1-3')).toBe('0.13.1');
-    expect(parseBuildxVersion('github.com/docker/buildx v0.17.1 257815a6fb95ab6c2e1bbb8bb6ddc3ab6f0ee4e8')).toBe('0.17.1');
+    expect(parseBuildxVersion('github.com/docker/buildx v0.17.1 257815a6fb95ab6c2e1bbb8bb6ddc3ab6f0ee4e8')).toBe(
+      '0.17.1',
+    );
     expect(buildxSupported('0.13.1')).toBe(true);
     expect(buildxSupported('0.11.2')).toBe(false);
     expect(buildxSupported('1.0')).toBe(true);
@@ -291,7 +394,11 @@ const b64 = (text: string) => Buffer.from(text).toString('base64');
 const pretty = (value: unknown) => JSON.stringify(value, null, 2);
 const V = { from: 'sha256:aaa', run: 'sha256:bbb', copy: 'sha256:ccc', fail: 'sha256:ddd', other: 'sha256:eee' };
 const stream = [
-  pretty({ vertexes: [{ digest: 'sha256:000', name: '[internal] load build definition from Dockerfile', started: 't', completed: 't' }] }),
+  pretty({
+    vertexes: [
+      { digest: 'sha256:000', name: '[internal] load build definition from Dockerfile', started: 't', completed: 't' },
+    ],
+  }),
   pretty({
     vertexes: [
       { digest: V.fail, name: '[runtime 3/3] RUN echo "the step output" && exit 3' },
@@ -299,16 +406,54 @@ const stream = [
       { digest: V.from, name: '[builder 1/3] FROM docker.io/opskit-test/python:3.11' },
     ],
   }),
-  pretty({ vertexes: [{ digest: V.from, name: '[builder 1/3] FROM docker.io/opskit-test/python:3.11', started: 't', completed: 't', cached: true }] }),
+  pretty({
+    vertexes: [
+      {
+        digest: V.from,
+        name: '[builder 1/3] FROM docker.io/opskit-test/python:3.11',
+        started: 't',
+        completed: 't',
+        cached: true,
+      },
+    ],
+  }),
   pretty({ vertexes: [{ digest: V.run, name: '[builder 2/3] RUN echo "${#PIP_TOKEN} {not a brace}"', started: 't' }] }),
   pretty({ logs: [{ vertex: V.run, stream: 1, data: b64('first line\nsecond ') }] }),
   pretty({ logs: [{ vertex: V.run, stream: 1, data: b64('half\nprogress 10%\rprogress 100%\n') }] }),
-  pretty({ vertexes: [{ digest: V.run, name: '[builder 2/3] RUN echo "${#PIP_TOKEN} {not a brace}"', started: 't', completed: 't' }] }),
-  pretty({ vertexes: [{ digest: V.copy, name: '[runtime 2/3] COPY --from=builder /install /usr/local', started: 't', completed: 't', cached: true }] }),
+  pretty({
+    vertexes: [
+      { digest: V.run, name: '[builder 2/3] RUN echo "${#PIP_TOKEN} {not a brace}"', started: 't', completed: 't' },
+    ],
+  }),
+  pretty({
+    vertexes: [
+      {
+        digest: V.copy,
+        name: '[runtime 2/3] COPY --from=builder /install /usr/local',
+        started: 't',
+        completed: 't',
+        cached: true,
+      },
+    ],
+  }),
   pretty({ vertexes: [{ digest: V.fail, name: '[runtime 3/3] RUN echo "the step output" && exit 3', started: 't' }] }),
   pretty({ logs: [{ vertex: V.fail, stream: 1, data: b64('the step output\n') }] }),
-  pretty({ vertexes: [{ digest: V.other, name: '[builder 3/3] RUN sleep 100', started: 't', completed: 't', error: 'context canceled' }] }),
-  pretty({ vertexes: [{ digest: V.fail, name: '[runtime 3/3] RUN echo "the step output" && exit 3', started: 't', completed: 't', error: 'process "/bin/sh -c echo \\"the step output\\" && exit 3" did not complete successfully: exit code: 3' }] }),
+  pretty({
+    vertexes: [
+      { digest: V.other, name: '[builder 3/3] RUN sleep 100', started: 't', completed: 't', error: 'context canceled' },
+    ],
+  }),
+  pretty({
+    vertexes: [
+      {
+        digest: V.fail,
+        name: '[runtime 3/3] RUN echo "the step output" && exit 3',
+        started: 't',
+        completed: 't',
+        error: 'process "/bin/sh -c echo \\"the step output\\" && exit 3" did not complete successfully: exit code: 3',
+      },
+    ],
+  }),
   'Dockerfile:9',
   '--------------------',
   '   9 | >>> RUN echo "the step output" && exit 3 {',
@@ -342,7 +487,9 @@ describe('BuildKit raw JSON progress', () => {
       '--------------------',
       'ERROR: failed to solve: process "/bin/sh -c echo \\"the step output\\" && exit 3" did not complete successfully: exit code: 3',
     ]);
-    expect((whole[1] as { value: { vertexes: Array<{ name: string }> } }).value.vertexes[1]!.name).toBe('[builder 2/3] RUN echo "${#PIP_TOKEN} {not a brace}"');
+    expect((whole[1] as { value: { vertexes: Array<{ name: string }> } }).value.vertexes[1]!.name).toBe(
+      '[builder 2/3] RUN echo "${#PIP_TOKEN} {not a brace}"',
+    );
   });
   it('gives the same items whatever the chunk boundaries', () => {
     for (const sizes of [[1], [2, 3], [7], [64, 1, 5], [4096]]) expect(splitInChunks(stream, sizes)).toEqual(whole);
@@ -372,10 +519,16 @@ describe('BuildKit raw JSON progress', () => {
     expect(describeStep(progress.steps[1]!)).toBe('[builder 2/3] RUN echo "${#PIP_TOKEN} {not a brace}"');
     expect(describeStep({ index: 4, total: 6, instruction: 'RUN x', stage: 0, cached: false })).toBe('Step 4/6: RUN x');
   });
-  it('decodes the steps\' output, line by line, labelled; a progress bar shows its last state', () => {
+  it("decodes the steps' output, line by line, labelled; a progress bar shows its last state", () => {
     const progress = fold(whole);
     expect(progress.log).toEqual(
-      expect.arrayContaining(['[builder 2/3] first line', '[builder 2/3] second half', '[builder 2/3] progress 100%', '[runtime 3/3] the step output', '[builder 1/3] CACHED']),
+      expect.arrayContaining([
+        '[builder 2/3] first line',
+        '[builder 2/3] second half',
+        '[builder 2/3] progress 100%',
+        '[runtime 3/3] the step output',
+        '[builder 1/3] CACHED',
+      ]),
     );
     expect(progress.log).not.toContain('[builder 2/3] progress 10%');
   });
@@ -383,9 +536,15 @@ describe('BuildKit raw JSON progress', () => {
     const progress = fold(whole);
     const failure = buildkitFailure(progress, 1);
     expect(failure.step).toMatchObject({ label: '[runtime 3/3]', instruction: 'RUN echo "the step output" && exit 3' });
-    expect(failure.error).toBe('process "/bin/sh -c echo \\"the step output\\" && exit 3" did not complete successfully: exit code: 3');
+    expect(failure.error).toBe(
+      'process "/bin/sh -c echo \\"the step output\\" && exit 3" did not complete successfully: exit code: 3',
+    );
     expect(failure.tail).toEqual(['the step output']);
-    expect(buildkitFailure(emptyProgress(), 2)).toEqual({ step: undefined, error: 'docker buildx build exited with code 2', tail: [] });
+    expect(buildkitFailure(emptyProgress(), 2)).toEqual({
+      step: undefined,
+      error: 'docker buildx build exited with code 2',
+      tail: [],
+    });
   });
   it('reports the lines each fold added, and keeps only the last lines of a long build', () => {
     let progress = emptyProgress();
@@ -402,7 +561,18 @@ describe('BuildKit raw JSON progress', () => {
   });
   it('tells a # syntax= frontend that could not be fetched from any other failure', () => {
     const offline = [
-      pretty({ vertexes: [{ digest: 'sha256:f', name: 'resolve image config for docker-image://docker.io/docker/dockerfile:1', started: 't', completed: 't', error: 'failed to do request: Head "https://registry-1.docker.io/v2/docker/dockerfile/manifests/1": dial tcp: lookup registry-1.docker.io: no such host' }] }),
+      pretty({
+        vertexes: [
+          {
+            digest: 'sha256:f',
+            name: 'resolve image config for docker-image://docker.io/docker/dockerfile:1',
+            started: 't',
+            completed: 't',
+            error:
+              'failed to do request: Head "https://registry-1.docker.io/v2/docker/dockerfile/manifests/1": dial tcp: lookup registry-1.docker.io: no such host',
+          },
+        ],
+      }),
       'ERROR: failed to solve: failed to resolve source metadata for docker.io/docker/dockerfile:1: failed to do request: ...',
     ].join('\n');
     const progress = fold(splitInChunks(offline, [100]));
@@ -413,10 +583,32 @@ describe('BuildKit raw JSON progress', () => {
 });
 
 describe('buildImage with BuildKit, against strict fakes', () => {
-  const ok = (stdout = ''): ExecResult => ({ argv: [], exitCode: 0, stdout, stderr: '', failed: false, timedOut: false, notFound: false });
-  const notGit = (): ExecResult => ({ argv: [], exitCode: 128, stdout: '', stderr: 'not a git repository', failed: true, timedOut: false, notFound: false });
+  const ok = (stdout = ''): ExecResult => ({
+    argv: [],
+    exitCode: 0,
+    stdout,
+    stderr: '',
+    failed: false,
+    timedOut: false,
+    notFound: false,
+  });
+  const notGit = (): ExecResult => ({
+    argv: [],
+    exitCode: 128,
+    stdout: '',
+    stderr: 'not a git repository',
+    failed: true,
+    timedOut: false,
+    notFound: false,
+  });
 
-  async function setup(options: { dockerfile: string; buildx: (args: readonly string[], env: Record<string, string | undefined>) => { lines: string[]; exitCode: number }; yaml?: string; dryRun?: boolean; buildxVersion?: ExecResult }) {
+  async function setup(options: {
+    dockerfile: string;
+    buildx: (args: readonly string[], env: Record<string, string | undefined>) => { lines: string[]; exitCode: number };
+    yaml?: string;
+    dryRun?: boolean;
+    buildxVersion?: ExecResult;
+  }) {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'opskit-build-'));
     writeFileSync(path.join(dir, 'opskit.yaml'), options.yaml ?? 'project:\n  name: shop\n');
     writeFileSync(path.join(dir, 'Dockerfile.prod'), options.dockerfile);
@@ -427,12 +619,14 @@ describe('buildImage with BuildKit, against strict fakes', () => {
     const envs: Array<Record<string, string | undefined>> = [];
     const images = new Map<string, ImageInfo>();
     // buildx as the docker CLI's plugin or its binary found in a plugin directory (whichever this machine has): the same calls.
-    const asDocker = (file: string, args: readonly string[]) => [file, ...args].join(' ').replace(/^\S*\/docker-buildx /, 'docker buildx ');
+    const asDocker = (file: string, args: readonly string[]) =>
+      [file, ...args].join(' ').replace(/^\S*\/docker-buildx /, 'docker buildx ');
     const exec = strictFake<ExecAdapter>('exec', {
       run: async (file, args) => {
         const key = asDocker(file, args);
         calls.push(key);
-        if (key === 'docker buildx version') return options.buildxVersion ?? ok('github.com/docker/buildx 0.13.1+ds1 0.13.1+ds1-3');
+        if (key === 'docker buildx version')
+          return options.buildxVersion ?? ok('github.com/docker/buildx 0.13.1+ds1 0.13.1+ds1-3');
         if (key.startsWith('git ')) return notGit();
         if (key.startsWith('docker image rm ')) return ok(`Untagged: ${args[2]}`);
         throw new Error(`unexpected exec: ${key}`);
@@ -446,18 +640,40 @@ describe('buildImage with BuildKit, against strict fakes', () => {
         if (exitCode === 0) {
           const tag = args[args.indexOf('-t') + 1]!;
           const id = `sha256:${args.includes('--target') ? 'b' : 'f'}${'0'.repeat(63)}`;
-          images.set(tag, { id, tags: [tag], sizeBytes: args.includes('--target') ? 400 : 100, user: 'appuser', created: '', labels: {} });
+          images.set(tag, {
+            id,
+            tags: [tag],
+            sizeBytes: args.includes('--target') ? 400 : 100,
+            user: 'appuser',
+            created: '',
+            labels: {},
+          });
           images.set(id, images.get(tag)!);
-          if (args.includes('--metadata-file')) writeFileSync(metadata!, JSON.stringify({ 'containerimage.config.digest': id }));
+          if (args.includes('--metadata-file'))
+            writeFileSync(metadata!, JSON.stringify({ 'containerimage.config.digest': id }));
         }
-        return { pid: 1, exited: Promise.resolve({ exitCode, signal: undefined, notFound: false }), kill: () => undefined };
+        return {
+          pid: 1,
+          exited: Promise.resolve({ exitCode, signal: undefined, notFound: false }),
+          kill: () => undefined,
+        };
       },
     });
-    const docker = strictFake<DockerAdapter>('docker', { endpoint: 'unix:///var/run/docker.sock', inspectImage: async (ref) => images.get(ref) });
+    const docker = strictFake<DockerAdapter>('docker', {
+      endpoint: 'unix:///var/run/docker.sock',
+      inspectImage: async (ref) => images.get(ref),
+    });
     const stderr = new BufferStream();
     const stdout = new BufferStream();
     const ctx = createContext(
-      { stdout, stderr, env: { PATH: '/usr/bin', HOME: dir, GH_TOKEN: 'env-secret-0815' }, cwd: dir, argv: ['build'], adapters: { exec, docker: async () => docker, clock: manualClock() } },
+      {
+        stdout,
+        stderr,
+        env: { PATH: '/usr/bin', HOME: dir, GH_TOKEN: 'env-secret-0815' },
+        cwd: dir,
+        argv: ['build'],
+        adapters: { exec, docker: async () => docker, clock: manualClock() },
+      },
       { json: false, dryRun: options.dryRun ?? false, quiet: false, verbose: true, color: false, set: [] },
       new Redactor(),
     );
@@ -465,12 +681,34 @@ describe('buildImage with BuildKit, against strict fakes', () => {
     return { ctx, dir, calls, envs, stderr, images };
   }
   const input = (more: Partial<BuildInput> = {}): BuildInput => ({ tags: [], buildArgs: {}, noCache: false, ...more });
-  const success = [pretty({ vertexes: [{ digest: 'sha256:1', name: '[builder 2/2] RUN --mount=type=secret,id=gh cat /run/secrets/gh', started: 't', completed: 't' }] }), pretty({ logs: [{ vertex: 'sha256:1', stream: 1, data: b64('env-secret-0815\n') }] })].join('\n').split('\n');
-  const multiStage = 'FROM python AS builder\nRUN --mount=type=secret,id=gh cat /run/secrets/gh\nFROM python AS runtime\nCOPY --from=builder /a /a\n';
+  const success = [
+    pretty({
+      vertexes: [
+        {
+          digest: 'sha256:1',
+          name: '[builder 2/2] RUN --mount=type=secret,id=gh cat /run/secrets/gh',
+          started: 't',
+          completed: 't',
+        },
+      ],
+    }),
+    pretty({ logs: [{ vertex: 'sha256:1', stream: 1, data: b64('env-secret-0815\n') }] }),
+  ]
+    .join('\n')
+    .split('\n');
+  const multiStage =
+    'FROM python AS builder\nRUN --mount=type=secret,id=gh cat /run/secrets/gh\nFROM python AS runtime\nCOPY --from=builder /a /a\n';
 
   it('passes secrets by path and environment, never in argv or output; measures the first stage and drops its tag', async () => {
-    const { ctx, dir, calls, envs, stderr } = await setup({ dockerfile: multiStage, yaml: 'project:\n  name: shop\nimage:\n  secrets:\n    - id=pip,src=pip-token.txt\n', buildx: () => ({ lines: success, exitCode: 0 }) });
-    const result = await buildImage(ctx, input({ secrets: [{ id: 'gh', env: 'GH_TOKEN' }], buildArgs: { NPM_TOKEN: new Sensitive('arg-secret-1234') } }));
+    const { ctx, dir, calls, envs, stderr } = await setup({
+      dockerfile: multiStage,
+      yaml: 'project:\n  name: shop\nimage:\n  secrets:\n    - id=pip,src=pip-token.txt\n',
+      buildx: () => ({ lines: success, exitCode: 0 }),
+    });
+    const result = await buildImage(
+      ctx,
+      input({ secrets: [{ id: 'gh', env: 'GH_TOKEN' }], buildArgs: { NPM_TOKEN: new Sensitive('arg-secret-1234') } }),
+    );
     const builds = calls.filter((c) => c.startsWith('docker buildx build'));
     expect(builds).toHaveLength(2);
     expect(builds[0]).toContain(`--secret id=pip,src=${dir}/pip-token.txt --secret id=gh,env=GH_TOKEN`);
@@ -478,7 +716,9 @@ describe('buildImage with BuildKit, against strict fakes', () => {
     expect(builds[1]).toContain('-t shop:opskit-stage-builder-');
     expect(builds[1]).toContain('--target builder');
     expect(builds[1]).not.toContain('--metadata-file');
-    expect(calls.filter((c) => c.startsWith('docker image rm'))).toEqual([`docker image rm ${builds[1]!.split(' -t ')[1]!.split(' ')[0]}`]);
+    expect(calls.filter((c) => c.startsWith('docker image rm'))).toEqual([
+      `docker image rm ${builds[1]!.split(' -t ')[1]!.split(' ')[0]}`,
+    ]);
     expect(envs[0]).toMatchObject({ GH_TOKEN: 'env-secret-0815', NPM_TOKEN: 'arg-secret-1234', PATH: '/usr/bin' });
     expect(calls.join('\n')).not.toMatch(/env-secret-0815|arg-secret-1234|file-secret-4711/);
     expect(result).toMatchObject({
@@ -495,67 +735,151 @@ describe('buildImage with BuildKit, against strict fakes', () => {
     expect(JSON.stringify(result)).not.toMatch(/env-secret-0815|arg-secret-1234|file-secret-4711/);
     expect(stderr.text).toContain('[builder 2/2] ***'); // the step printed the secret: scrubbed
     expect(stderr.text).not.toMatch(/env-secret-0815|arg-secret-1234|file-secret-4711/);
-    expect(stderr.text).toContain('NPM_TOKEN: a RUN step that uses a build argument records its value in the image history');
+    expect(stderr.text).toContain(
+      'NPM_TOKEN: a RUN step that uses a build argument records its value in the image history',
+    );
   });
 
   it('a failed step exits 1 naming it, with its output; nothing is measured', async () => {
     const failed = [
       pretty({ vertexes: [{ digest: 'sha256:9', name: '[2/3] RUN make', started: 't' }] }),
       pretty({ logs: [{ vertex: 'sha256:9', stream: 2, data: b64('make: *** no rule\n') }] }),
-      pretty({ vertexes: [{ digest: 'sha256:9', name: '[2/3] RUN make', started: 't', completed: 't', error: 'process "/bin/sh -c make" did not complete successfully: exit code: 2' }] }),
+      pretty({
+        vertexes: [
+          {
+            digest: 'sha256:9',
+            name: '[2/3] RUN make',
+            started: 't',
+            completed: 't',
+            error: 'process "/bin/sh -c make" did not complete successfully: exit code: 2',
+          },
+        ],
+      }),
       'ERROR: failed to solve: process "/bin/sh -c make" did not complete successfully: exit code: 2',
-    ].join('\n').split('\n');
-    const { ctx, calls } = await setup({ dockerfile: 'FROM python\nCOPY . .\nRUN make\n', buildx: () => ({ lines: failed, exitCode: 1 }) });
+    ]
+      .join('\n')
+      .split('\n');
+    const { ctx, calls } = await setup({
+      dockerfile: 'FROM python\nCOPY . .\nRUN make\n',
+      buildx: () => ({ lines: failed, exitCode: 1 }),
+    });
     const error = (await buildImage(ctx, input()).catch((e: unknown) => e)) as OpskitError;
     expect(error.exitCode).toBe(1);
     expect(error.code).toBe('E_BUILD_FAILED');
-    expect(error.message).toMatch(/^build failed at \[2\/3\] RUN make: process "\/bin\/sh -c make" did not complete successfully: exit code: 2\n--- last 1 lines of build output ---\nmake: \*\*\* no rule$/);
+    expect(error.message).toMatch(
+      /^build failed at \[2\/3\] RUN make: process "\/bin\/sh -c make" did not complete successfully: exit code: 2\n--- last 1 lines of build output ---\nmake: \*\*\* no rule$/,
+    );
     expect(calls.filter((c) => c.startsWith('docker buildx build'))).toHaveLength(1);
   });
 
   it('a # syntax= frontend that cannot be pulled says so, and how to do without it', async () => {
     const offline = [
-      pretty({ vertexes: [{ digest: 'sha256:f', name: 'resolve image config for docker-image://docker.io/docker/dockerfile:1', started: 't', completed: 't', error: 'failed to do request: dial tcp: lookup registry-1.docker.io: no such host' }] }),
+      pretty({
+        vertexes: [
+          {
+            digest: 'sha256:f',
+            name: 'resolve image config for docker-image://docker.io/docker/dockerfile:1',
+            started: 't',
+            completed: 't',
+            error: 'failed to do request: dial tcp: lookup registry-1.docker.io: no such host',
+          },
+        ],
+      }),
       'ERROR: failed to solve: failed to resolve source metadata for docker.io/docker/dockerfile:1: failed to do request: dial tcp: lookup registry-1.docker.io: no such host',
-    ].join('\n').split('\n');
-    const { ctx } = await setup({ dockerfile: '# syntax=docker/dockerfile:1\nFROM python\n', buildx: () => ({ lines: offline, exitCode: 1 }) });
+    ]
+      .join('\n')
+      .split('\n');
+    const { ctx } = await setup({
+      dockerfile: '# syntax=docker/dockerfile:1\nFROM python\n',
+      buildx: () => ({ lines: offline, exitCode: 1 }),
+    });
     const error = (await buildImage(ctx, input()).catch((e: unknown) => e)) as OpskitError;
     expect(error).toMatchObject({ code: 'E_BUILD_FRONTEND', exitCode: 1 });
-    expect(error.message).toContain("the Dockerfile's `# syntax=docker/dockerfile:1` line names a frontend image that BuildKit must pull, and it could not");
-    expect(error.hint).toContain("remove the `# syntax=docker/dockerfile:1` line to use the Engine's built-in Dockerfile frontend");
+    expect(error.message).toContain(
+      "the Dockerfile's `# syntax=docker/dockerfile:1` line names a frontend image that BuildKit must pull, and it could not",
+    );
+    expect(error.hint).toContain(
+      "remove the `# syntax=docker/dockerfile:1` line to use the Engine's built-in Dockerfile frontend",
+    );
   });
 
   it('bad secrets are exit 2 and name the flag or the key', async () => {
-    const { ctx } = await setup({ dockerfile: 'FROM python\n', yaml: 'project:\n  name: shop\nimage:\n  secrets:\n    - id=pip,src=missing.txt\n', buildx: () => ({ lines: [], exitCode: 0 }) });
-    await expect(buildImage(ctx, input())).rejects.toMatchObject({ exitCode: 2, message: expect.stringMatching(/^image\.secrets id=pip: .*missing\.txt not found or not readable$/) });
+    const { ctx } = await setup({
+      dockerfile: 'FROM python\n',
+      yaml: 'project:\n  name: shop\nimage:\n  secrets:\n    - id=pip,src=missing.txt\n',
+      buildx: () => ({ lines: [], exitCode: 0 }),
+    });
+    await expect(buildImage(ctx, input())).rejects.toMatchObject({
+      exitCode: 2,
+      message: expect.stringMatching(/^image\.secrets id=pip: .*missing\.txt not found or not readable$/),
+    });
     const unset = await setup({ dockerfile: 'FROM python\n', buildx: () => ({ lines: [], exitCode: 0 }) });
-    await expect(buildImage(unset.ctx, input({ secrets: [{ id: 'x', env: 'NOT_SET_ANYWHERE' }] }))).rejects.toMatchObject({
+    await expect(
+      buildImage(unset.ctx, input({ secrets: [{ id: 'x', env: 'NOT_SET_ANYWHERE' }] })),
+    ).rejects.toMatchObject({
       exitCode: 2,
       message: '--secret id=x: the environment variable NOT_SET_ANYWHERE is not set (environment or env files)',
     });
   });
 
   it('auto falls back to the classic builder, with a warning, when buildx does not answer; secrets then refuse', async () => {
-    const missing: ExecResult = { argv: [], exitCode: 1, stdout: '', stderr: "docker: 'buildx' is not a docker command.", failed: true, timedOut: false, notFound: false };
-    const { ctx, stderr } = await setup({ dockerfile: 'FROM python\n', buildxVersion: missing, dryRun: true, buildx: () => ({ lines: [], exitCode: 0 }) });
+    const missing: ExecResult = {
+      argv: [],
+      exitCode: 1,
+      stdout: '',
+      stderr: "docker: 'buildx' is not a docker command.",
+      failed: true,
+      timedOut: false,
+      notFound: false,
+    };
+    const { ctx, stderr } = await setup({
+      dockerfile: 'FROM python\n',
+      buildxVersion: missing,
+      dryRun: true,
+      buildx: () => ({ lines: [], exitCode: 0 }),
+    });
     const result = await buildImage(ctx, input());
     expect(result).toMatchObject({ builder: 'classic', dryRun: { call: 'POST /build' } });
-    expect(stderr.text).toContain("BuildKit is not available (`docker buildx version` failed: docker: 'buildx' is not a docker command): building with the Engine's classic builder");
-    await expect(buildImage(ctx, input({ secrets: [{ id: 'GH_TOKEN', env: 'GH_TOKEN' }] }))).rejects.toMatchObject({ exitCode: 2, code: 'E_SECRETS_NEED_BUILDKIT' });
-    const strict = await setup({ dockerfile: 'FROM python\n', yaml: 'project:\n  name: shop\nimage:\n  builder: buildkit\n', buildxVersion: missing, buildx: () => ({ lines: [], exitCode: 0 }) });
+    expect(stderr.text).toContain(
+      "BuildKit is not available (`docker buildx version` failed: docker: 'buildx' is not a docker command): building with the Engine's classic builder",
+    );
+    await expect(buildImage(ctx, input({ secrets: [{ id: 'GH_TOKEN', env: 'GH_TOKEN' }] }))).rejects.toMatchObject({
+      exitCode: 2,
+      code: 'E_SECRETS_NEED_BUILDKIT',
+    });
+    const strict = await setup({
+      dockerfile: 'FROM python\n',
+      yaml: 'project:\n  name: shop\nimage:\n  builder: buildkit\n',
+      buildxVersion: missing,
+      buildx: () => ({ lines: [], exitCode: 0 }),
+    });
     await expect(buildImage(strict.ctx, input())).rejects.toMatchObject({ exitCode: 1, code: 'E_BUILDX_MISSING' });
   });
 
   it('--dry-run prints the buildx argv and the probe, secrets as ***, and runs no build', async () => {
-    const { ctx, calls, stderr } = await setup({ dockerfile: multiStage, dryRun: true, buildx: () => ({ lines: [], exitCode: 0 }) });
-    const result = await buildImage(ctx, input({ buildArgs: { NPM_TOKEN: new Sensitive('arg-secret-1234') }, secrets: [{ id: 'gh', env: 'GH_TOKEN' }] }));
+    const { ctx, calls, stderr } = await setup({
+      dockerfile: multiStage,
+      dryRun: true,
+      buildx: () => ({ lines: [], exitCode: 0 }),
+    });
+    const result = await buildImage(
+      ctx,
+      input({ buildArgs: { NPM_TOKEN: new Sensitive('arg-secret-1234') }, secrets: [{ id: 'gh', env: 'GH_TOKEN' }] }),
+    );
     expect(calls.filter((c) => c.startsWith('docker buildx build') || c.startsWith('docker image rm'))).toEqual([]);
     expect(result.dryRun).toMatchObject({ call: 'docker buildx build', env: { NPM_TOKEN: '***', GH_TOKEN: '***' } });
     // The argv that would run: `docker buildx` or the plugin binary, whichever this machine has.
     const argv = result.dryRun!.argv!;
-    expect(argv[0] === 'docker' ? argv.slice(0, 4) : ['docker', 'buildx', ...argv.slice(1, 3)]).toEqual(['docker', 'buildx', 'build', '--progress=rawjson']);
+    expect(argv[0] === 'docker' ? argv.slice(0, 4) : ['docker', 'buildx', ...argv.slice(1, 3)]).toEqual([
+      'docker',
+      'buildx',
+      'build',
+      '--progress=rawjson',
+    ]);
     const shown = stderr.text.replace(/\S*\/docker-buildx build/g, 'docker buildx build');
-    expect(shown).toMatch(/\[dry run\] would run: docker buildx build --progress=rawjson --load -f .*--build-arg NPM_TOKEN .*--secret '\*\*\*' .*# BuildKit, .*; secrets id=gh,env=GH_TOKEN; environment NPM_TOKEN=\*\*\* GH_TOKEN=\*\*\*/);
+    expect(shown).toMatch(
+      /\[dry run\] would run: docker buildx build --progress=rawjson --load -f .*--build-arg NPM_TOKEN .*--secret '\*\*\*' .*# BuildKit, .*; secrets id=gh,env=GH_TOKEN; environment NPM_TOKEN=\*\*\* GH_TOKEN=\*\*\*/,
+    );
     expect(result.dryRun!.argv).toContain('id=gh,env=GH_TOKEN');
     expect(shown).toMatch(/\[dry run\] would run: docker buildx build .*--target builder/);
     expect(stderr.text).toMatch(/\[dry run\] would run: docker image rm shop:opskit-stage-builder-\d+/);
@@ -572,13 +896,30 @@ describe('where buildx is run from', () => {
       '/usr/lib/docker/cli-plugins/docker-buildx',
       '/usr/libexec/docker/cli-plugins/docker-buildx',
     ]);
-    expect(buildxPluginCandidates({ DOCKER_CONFIG: '/etc/ops-docker', HOME: '/home/ops' })[0]).toBe('/etc/ops-docker/cli-plugins/docker-buildx');
+    expect(buildxPluginCandidates({ DOCKER_CONFIG: '/etc/ops-docker', HOME: '/home/ops' })[0]).toBe(
+      '/etc/ops-docker/cli-plugins/docker-buildx',
+    );
   });
 
   it('runs the plugin binary standalone with the same arguments after the subcommand', () => {
-    const input = { contextDir: '/srv/shop', dockerfile: '/srv/shop/Dockerfile.prod', tags: ['x:1'], target: undefined, noCache: false, buildArgs: {}, labels: {}, secrets: [], secretValues: {}, metadataFile: undefined, dockerHost: undefined };
+    const input = {
+      contextDir: '/srv/shop',
+      dockerfile: '/srv/shop/Dockerfile.prod',
+      tags: ['x:1'],
+      target: undefined,
+      noCache: false,
+      buildArgs: {},
+      labels: {},
+      secrets: [],
+      secretValues: {},
+      metadataFile: undefined,
+      dockerHost: undefined,
+    };
     const viaDocker = buildxArgv(input);
-    const direct = buildxArgv({ ...input, binary: { file: '/usr/libexec/docker/cli-plugins/docker-buildx', prefix: [] } });
+    const direct = buildxArgv({
+      ...input,
+      binary: { file: '/usr/libexec/docker/cli-plugins/docker-buildx', prefix: [] },
+    });
     expect(direct.file).toBe('/usr/libexec/docker/cli-plugins/docker-buildx');
     expect(direct.args).toEqual(viaDocker.args.slice(1));
   });

@@ -32,9 +32,13 @@ describe('resolveConfig', () => {
   });
 
   it('applies the precedence flags > env > env files > file > defaults', () => {
-    const fileText = 'backup:\n  retentionDays: 10\n  dir: from-file\ns3:\n  region: eu-west-1\n  bucket: file-bucket\n';
+    const fileText =
+      'backup:\n  retentionDays: 10\n  dir: from-file\ns3:\n  region: eu-west-1\n  bucket: file-bucket\n';
     const env = { OPSKIT_S3_BUCKET: 'env-bucket', AWS_REGION: 'us-west-2' };
-    const envSources = { OPSKIT_S3_BUCKET: { kind: 'env' as const }, AWS_REGION: { kind: 'envFile' as const, file: '.env.prod' } };
+    const envSources = {
+      OPSKIT_S3_BUCKET: { kind: 'env' as const },
+      AWS_REGION: { kind: 'envFile' as const, file: '.env.prod' },
+    };
     const flags = [{ path: 'backup.retentionDays', flag: '--set backup.retentionDays', value: '7' }];
     const { config, sources } = resolveConfig({ ...base, fileText, env, envSources, flags });
     expect(config.backup.retentionDays).toBe(7);
@@ -54,11 +58,23 @@ describe('resolveConfig', () => {
     ];
     const { config } = resolveConfig({ ...base, fileText: undefined, fileName: undefined, env: {}, flags });
     expect(config.backup).toMatchObject({ partSizeMiB: 8, gzipLevel: 1 });
-    expect(() => resolveConfig({ ...base, fileText: undefined, fileName: undefined, env: {}, flags: [{ ...flags[0]!, value: '4' }] })).toThrow(/backup\.partSizeMiB/);
+    expect(() =>
+      resolveConfig({
+        ...base,
+        fileText: undefined,
+        fileName: undefined,
+        env: {},
+        flags: [{ ...flags[0]!, value: '4' }],
+      }),
+    ).toThrow(/backup\.partSizeMiB/);
   });
 
   it('interpolates ${VAR} in file values and records which variables', () => {
-    const { config, sources } = resolveConfig({ ...base, fileText: 'database:\n  url: ${DB_URL}\ns3:\n  prefix: ${P:-backups/}\n', env: { DB_URL: 'postgresql://u:pw1234@h/d' } });
+    const { config, sources } = resolveConfig({
+      ...base,
+      fileText: 'database:\n  url: ${DB_URL}\ns3:\n  prefix: ${P:-backups/}\n',
+      env: { DB_URL: 'postgresql://u:pw1234@h/d' },
+    });
     expect(config.database.url).toBeInstanceOf(Sensitive);
     expect(config.database.url!.reveal()).toBe('postgresql://u:pw1234@h/d');
     expect(String(config.database.url)).toBe('postgresql://u:***@h/d');
@@ -67,7 +83,8 @@ describe('resolveConfig', () => {
   });
 
   it('reports every problem with its path, unknown keys with a did-you-mean', () => {
-    const fileText = 'backup:\n  retentionDays: -1\n  retentiondays: 3\ns3:\n  bukcet: b\ncompose:\n  cli: v3\ndatabse: {}\n';
+    const fileText =
+      'backup:\n  retentionDays: -1\n  retentiondays: 3\ns3:\n  bukcet: b\ncompose:\n  cli: v3\ndatabse: {}\n';
     expect(problemsOf(() => resolveConfig({ ...base, fileText, env: {} }))).toEqual([
       'compose.cli: expected one of auto, v2, v1',
       's3.bukcet: unknown key (did you mean "bucket"?)',
@@ -78,15 +95,29 @@ describe('resolveConfig', () => {
   });
 
   it('names the environment variable behind a bad value', () => {
-    expect(problemsOf(() => resolveConfig({ ...base, fileText: undefined, fileName: undefined, env: { OPSKIT_COMPOSE_CLI: 'v9' }, envSources: { OPSKIT_COMPOSE_CLI: { kind: 'env' } } }))).toEqual([
-      'compose.cli: expected one of auto, v2, v1 (from the environment variable OPSKIT_COMPOSE_CLI)',
-    ]);
+    expect(
+      problemsOf(() =>
+        resolveConfig({
+          ...base,
+          fileText: undefined,
+          fileName: undefined,
+          env: { OPSKIT_COMPOSE_CLI: 'v9' },
+          envSources: { OPSKIT_COMPOSE_CLI: { kind: 'env' } },
+        }),
+      ),
+    ).toEqual(['compose.cli: expected one of auto, v2, v1 (from the environment variable OPSKIT_COMPOSE_CLI)']);
   });
 
   it('reports unset interpolations and YAML syntax errors', () => {
-    expect(problemsOf(() => resolveConfig({ ...base, fileText: 's3:\n  bucket: ${BUCKET}\n', env: {} }))).toEqual(['s3.bucket: ${BUCKET} is not set']);
-    expect(problemsOf(() => resolveConfig({ ...base, fileText: 's3: [unclosed\n', env: {} }))[0]).toMatch(/^opskit\.yaml: /);
-    expect(problemsOf(() => resolveConfig({ ...base, fileText: '- a\n- b\n', env: {} }))).toEqual(['opskit.yaml: expected a mapping of sections at the top level']);
+    expect(problemsOf(() => resolveConfig({ ...base, fileText: 's3:\n  bucket: ${BUCKET}\n', env: {} }))).toEqual([
+      's3.bucket: ${BUCKET} is not set',
+    ]);
+    expect(problemsOf(() => resolveConfig({ ...base, fileText: 's3: [unclosed\n', env: {} }))[0]).toMatch(
+      /^opskit\.yaml: /,
+    );
+    expect(problemsOf(() => resolveConfig({ ...base, fileText: '- a\n- b\n', env: {} }))).toEqual([
+      'opskit.yaml: expected a mapping of sections at the top level',
+    ]);
   });
 
   it('treats an empty section (all keys commented out) as defaults', () => {
@@ -95,9 +126,17 @@ describe('resolveConfig', () => {
   });
 
   it('rejects a --set of an unknown key with a suggestion', () => {
-    expect(problemsOf(() => resolveConfig({ ...base, fileText: undefined, fileName: undefined, env: {}, flags: [{ path: 'backup.retentionDay', flag: '--set backup.retentionDay', value: '3' }] }))).toEqual([
-      'backup.retentionDay: unknown key (did you mean "retentionDays"?)',
-    ]);
+    expect(
+      problemsOf(() =>
+        resolveConfig({
+          ...base,
+          fileText: undefined,
+          fileName: undefined,
+          env: {},
+          flags: [{ path: 'backup.retentionDay', flag: '--set backup.retentionDay', value: '3' }],
+        }),
+      ),
+    ).toEqual(['backup.retentionDay: unknown key (did you mean "retentionDays"?)']);
   });
 });
 
@@ -119,12 +158,20 @@ describe('layerEnv', () => {
 
 describe('loadConfig (real files)', () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'opskit-config-'));
-  writeFileSync(path.join(dir, 'opskit.yaml'), 'database:\n  url: ${DATABASE_URL}\nbackup:\n  retentionDays: ${KEEP:-14}\n');
+  writeFileSync(
+    path.join(dir, 'opskit.yaml'),
+    'database:\n  url: ${DATABASE_URL}\nbackup:\n  retentionDays: ${KEEP:-14}\n',
+  );
   writeFileSync(path.join(dir, '.env'), 'DATABASE_URL=postgresql://app:base-pass@db/app\nKEEP=5\n');
   writeFileSync(path.join(dir, '.env.staging'), 'DATABASE_URL=postgresql://app:staging-pass@db/app\n');
 
   it('reads .env then .env.NAME from the config file directory', async () => {
-    const loaded = await loadConfig(nodeFs, { cwd: os.tmpdir(), configPath: path.join(dir, 'opskit.yaml'), envName: 'staging', processEnv: {} });
+    const loaded = await loadConfig(nodeFs, {
+      cwd: os.tmpdir(),
+      configPath: path.join(dir, 'opskit.yaml'),
+      envName: 'staging',
+      processEnv: {},
+    });
     expect(loaded.root).toBe(dir);
     expect(loaded.envFiles).toEqual(['.env', '.env.staging']);
     expect(loaded.config.database.url!.reveal()).toBe('postgresql://app:staging-pass@db/app');
@@ -139,8 +186,14 @@ describe('loadConfig (real files)', () => {
   });
 
   it('an explicit -c that does not exist, or a missing .env.NAME, is a config error', async () => {
-    await expect(loadConfig(nodeFs, { cwd: dir, configPath: 'nope.yaml', processEnv: {} })).rejects.toMatchObject({ code: 'E_CONFIG_NOT_FOUND', exitCode: 2 });
-    await expect(loadConfig(nodeFs, { cwd: dir, envName: 'prod', processEnv: {} })).rejects.toMatchObject({ code: 'E_ENV_FILE_NOT_FOUND', exitCode: 2 });
+    await expect(loadConfig(nodeFs, { cwd: dir, configPath: 'nope.yaml', processEnv: {} })).rejects.toMatchObject({
+      code: 'E_CONFIG_NOT_FOUND',
+      exitCode: 2,
+    });
+    await expect(loadConfig(nodeFs, { cwd: dir, envName: 'prod', processEnv: {} })).rejects.toMatchObject({
+      code: 'E_ENV_FILE_NOT_FOUND',
+      exitCode: 2,
+    });
   });
 
   it('without any file, flags and env suffice', async () => {

@@ -1,6 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { answeredColor } from '../../src/cutover/action.js';
-import { DEFAULT_SOCKET_UPSTREAM_TEMPLATE, DEFAULT_UPSTREAM_TEMPLATE, colorContainerName, sameNginxConfig, currentColors, oldColorExpired, other, recordFinalize, recordSwitch, renderUpstream, type CutoverState } from '../../src/cutover/plan.js';
+import {
+  DEFAULT_SOCKET_UPSTREAM_TEMPLATE,
+  DEFAULT_UPSTREAM_TEMPLATE,
+  colorContainerName,
+  sameNginxConfig,
+  currentColors,
+  oldColorExpired,
+  other,
+  recordFinalize,
+  recordSwitch,
+  renderUpstream,
+  type CutoverState,
+} from '../../src/cutover/plan.js';
 import { emptyState } from '../../src/deploy/state.js';
 import { liveServer, liveSocket, socketName } from '../../src/cutover/sockets.js';
 import { configSchema } from '../../src/config/schema.js';
@@ -9,14 +21,29 @@ import { systemClock } from '../../src/adapters/clock.js';
 import { reloadSettled, servingWorkers } from '../../src/cutover/reload-wait.js';
 import { parseTop } from '../../src/adapters/docker.js';
 
-const deployed = { ...emptyState(), deploy: { current: { image: 'shop:1', imageId: 'sha256:1', deployedAt: 't0', migrationsApplied: [], durationMs: 1 }, history: [] } };
+const deployed = {
+  ...emptyState(),
+  deploy: {
+    current: { image: 'shop:1', imageId: 'sha256:1', deployedAt: 't0', migrationsApplied: [], durationMs: 1 },
+    history: [],
+  },
+};
 
 describe('colours', () => {
   it('before any cutover, blue is live on the compose web service', () => {
     expect(currentColors(emptyState(), 'web', undefined)).toBeUndefined();
     expect(currentColors(deployed, 'web', { id: 'c-web' })).toEqual({
       live: 'blue',
-      colors: { blue: { image: 'shop:1', imageId: 'sha256:1', host: 'web', container: 'c-web', since: 't0', managedBy: 'compose' } },
+      colors: {
+        blue: {
+          image: 'shop:1',
+          imageId: 'sha256:1',
+          host: 'web',
+          container: 'c-web',
+          since: 't0',
+          managedBy: 'compose',
+        },
+      },
       keepOldUntil: null,
       history: [],
     });
@@ -25,19 +52,48 @@ describe('colours', () => {
   });
 
   it('renders the upstream for the live colour', () => {
-    expect(renderUpstream(DEFAULT_UPSTREAM_TEMPLATE, { server: 'shop_web_green:8000', color: 'green', image: 'shop:2' })).toBe(
+    expect(
+      renderUpstream(DEFAULT_UPSTREAM_TEMPLATE, { server: 'shop_web_green:8000', color: 'green', image: 'shop:2' }),
+    ).toBe(
       '# Managed by opskit: `opskit cutover` and `opskit rollback` replace this file. Edits by hand are lost.\n# live: green (shop:2)\nupstream web {\n  server shop_web_green:8000 max_fails=0;\n  keepalive 32;\n}\n',
     );
   });
 
   it('records switches, keeps the previous colour, and finalizes it', () => {
     const start = currentColors(deployed, 'web', { id: 'c-web' })!;
-    const green = { image: 'shop:2', imageId: 'sha256:2', host: 'shop_web_green', container: 'c-green', since: 't1', managedBy: 'opskit' as const };
-    const afterCutover = recordSwitch(start, { action: 'cutover', to: 'green', slot: green, at: 't1', switchMs: 250.4, keepOldUntil: '2026-12-01T00:10:00.000Z' });
+    const green = {
+      image: 'shop:2',
+      imageId: 'sha256:2',
+      host: 'shop_web_green',
+      container: 'c-green',
+      since: 't1',
+      managedBy: 'opskit' as const,
+    };
+    const afterCutover = recordSwitch(start, {
+      action: 'cutover',
+      to: 'green',
+      slot: green,
+      at: 't1',
+      switchMs: 250.4,
+      keepOldUntil: '2026-12-01T00:10:00.000Z',
+    });
     expect(afterCutover.live).toBe('green');
     expect(afterCutover.colors.blue!.image).toBe('shop:1');
-    expect(afterCutover.history[0]).toEqual({ at: 't1', action: 'cutover', from: 'blue', to: 'green', image: 'shop:2', switchMs: 250 });
-    const back: CutoverState = recordSwitch(afterCutover, { action: 'rollback', to: 'blue', at: 't2', switchMs: 100, keepOldUntil: null });
+    expect(afterCutover.history[0]).toEqual({
+      at: 't1',
+      action: 'cutover',
+      from: 'blue',
+      to: 'green',
+      image: 'shop:2',
+      switchMs: 250,
+    });
+    const back: CutoverState = recordSwitch(afterCutover, {
+      action: 'rollback',
+      to: 'blue',
+      at: 't2',
+      switchMs: 100,
+      keepOldUntil: null,
+    });
     expect(back.live).toBe('blue');
     expect(back.history.map((h) => h.action)).toEqual(['rollback', 'cutover']);
     const finalized = recordFinalize(afterCutover, 't3');
@@ -57,21 +113,36 @@ describe('colours', () => {
 describe('the socket switch', () => {
   it('renders the same upstream for every colour, and the init template matches it', async () => {
     const { readFileSync } = await import('node:fs');
-    const blue = renderUpstream(DEFAULT_SOCKET_UPSTREAM_TEMPLATE, { server: 'unix:/run/opskit/live.sock', color: 'blue', image: 'shop:1' });
-    const green = renderUpstream(DEFAULT_SOCKET_UPSTREAM_TEMPLATE, { server: 'unix:/run/opskit/live.sock', color: 'green', image: 'shop:2' });
+    const blue = renderUpstream(DEFAULT_SOCKET_UPSTREAM_TEMPLATE, {
+      server: 'unix:/run/opskit/live.sock',
+      color: 'blue',
+      image: 'shop:1',
+    });
+    const green = renderUpstream(DEFAULT_SOCKET_UPSTREAM_TEMPLATE, {
+      server: 'unix:/run/opskit/live.sock',
+      color: 'green',
+      image: 'shop:2',
+    });
     expect(green).toBe(blue);
     expect(blue).not.toMatch(/keepalive/); // a cached upstream connection would keep reaching the old colour
-    const initTemplate = readFileSync(new URL('../../nginx/upstream/web.conf', import.meta.url), 'utf8').replace('{{upstream}}', 'unix:/run/opskit/live.sock');
+    const initTemplate = readFileSync(new URL('../../nginx/upstream/web.conf', import.meta.url), 'utf8').replace(
+      '{{upstream}}',
+      'unix:/run/opskit/live.sock',
+    );
     expect(sameNginxConfig(initTemplate, blue)).toBe(true);
     expect(sameNginxConfig(blue, blue.replace('max_fails=0', 'max_fails=1'))).toBe(false);
-    expect(sameNginxConfig('# a\nupstream web {\n  server x;\n}\n', 'upstream   web {\n\n server x;  # b\n}')).toBe(true);
+    expect(sameNginxConfig('# a\nupstream web {\n  server x;\n}\n', 'upstream   web {\n\n server x;  # b\n}')).toBe(
+      true,
+    );
   });
 
-  it('names a container\'s socket by its hostname (the id\'s first 12 characters); nginx sees the compose mount or the host path', () => {
+  it("names a container's socket by its hostname (the id's first 12 characters); nginx sees the compose mount or the host path", () => {
     expect(socketName('0123456789abcdef0123')).toBe('web-0123456789ab.sock');
     const config = configSchema.parse({});
     expect(liveServer(config, '/srv/shop/run')).toBe('unix:/run/opskit/live.sock');
-    expect(liveServer(configSchema.parse({ nginx: { mode: 'host' } }), '/srv/shop/run')).toBe('unix:/srv/shop/run/live.sock');
+    expect(liveServer(configSchema.parse({ nginx: { mode: 'host' } }), '/srv/shop/run')).toBe(
+      'unix:/srv/shop/run/live.sock',
+    );
   });
 
   it('re-points live.sock atomically with a relative link, creates the directory writable by all (sticky)', async () => {
@@ -100,7 +171,13 @@ describe('waiting for a reload to replace the workers', () => {
   const procs = (...entries: [number, string][]) => entries.map(([pid, command]) => ({ pid, command }));
 
   it('counts only the workers that accept connections', () => {
-    const list = procs([1, 'nginx: master process nginx -g daemon off;'], [7, 'nginx: worker process'], [8, 'nginx: worker process is shutting down'], [9, 'nginx: cache manager process'], [10, 'nginx: worker process\0\0']);
+    const list = procs(
+      [1, 'nginx: master process nginx -g daemon off;'],
+      [7, 'nginx: worker process'],
+      [8, 'nginx: worker process is shutting down'],
+      [9, 'nginx: cache manager process'],
+      [10, 'nginx: worker process\0\0'],
+    );
     expect(servingWorkers(list)).toEqual([7, 10]);
   });
 
@@ -108,7 +185,9 @@ describe('waiting for a reload to replace the workers', () => {
     expect(reloadSettled([7], procs([7, 'nginx: worker process']))).toBe(false);
     expect(reloadSettled([7], procs([7, 'nginx: worker process'], [11, 'nginx: worker process']))).toBe(false);
     expect(reloadSettled([7], procs([7, 'nginx: worker process is shutting down']))).toBe(false);
-    expect(reloadSettled([7], procs([7, 'nginx: worker process is shutting down'], [11, 'nginx: worker process']))).toBe(true);
+    expect(
+      reloadSettled([7], procs([7, 'nginx: worker process is shutting down'], [11, 'nginx: worker process'])),
+    ).toBe(true);
     expect(reloadSettled([7], procs([11, 'nginx: worker process']))).toBe(true);
   });
 

@@ -12,11 +12,42 @@ import { Redactor } from '../../src/config/redact.js';
 import { runDeploy } from '../../src/deploy/action.js';
 import { BufferStream, manualClock, strictFake } from '../helpers/fakes.js';
 
-const ok = (stdout = ''): ExecResult => ({ argv: [], exitCode: 0, stdout, stderr: '', failed: false, timedOut: false, notFound: false });
-const fail = (stderr: string): ExecResult => ({ argv: [], exitCode: 1, stdout: '', stderr, failed: true, timedOut: false, notFound: false });
+const ok = (stdout = ''): ExecResult => ({
+  argv: [],
+  exitCode: 0,
+  stdout,
+  stderr: '',
+  failed: false,
+  timedOut: false,
+  notFound: false,
+});
+const fail = (stderr: string): ExecResult => ({
+  argv: [],
+  exitCode: 1,
+  stdout: '',
+  stderr,
+  failed: true,
+  timedOut: false,
+  notFound: false,
+});
 
 function healthy(service: string, imageId = 'sha256:db'): ContainerInfo {
-  return { id: service, name: `shop_${service}_1`, image: 'x', imageId, labels: {}, state: 'running', running: true, exitCode: 0, restartCount: 0, health: 'healthy', healthLog: [], addresses: { net: '10.0.0.9' }, startedAt: '', mounts: [] };
+  return {
+    id: service,
+    name: `shop_${service}_1`,
+    image: 'x',
+    imageId,
+    labels: {},
+    state: 'running',
+    running: true,
+    exitCode: 0,
+    restartCount: 0,
+    health: 'healthy',
+    healthLog: [],
+    addresses: { net: '10.0.0.9' },
+    startedAt: '',
+    mounts: [],
+  };
 }
 
 async function setup(answers: Record<string, (options?: ExecOptions) => ExecResult>) {
@@ -42,7 +73,10 @@ async function setup(answers: Record<string, (options?: ExecOptions) => ExecResu
   });
   const docker = strictFake<DockerAdapter>('docker', {
     endpoint: 'unix:///var/run/docker.sock',
-    inspectImage: async (ref) => (ref === 'shop:latest' ? { id: 'sha256:new', tags: [ref], sizeBytes: 1, user: 'appuser', created: '', labels: {} } : undefined),
+    inspectImage: async (ref) =>
+      ref === 'shop:latest'
+        ? { id: 'sha256:new', tags: [ref], sizeBytes: 1, user: 'appuser', created: '', labels: {} }
+        : undefined,
     listContainers: async (labels) => {
       const service = labels['com.docker.compose.service']!;
       const c = healthy(service, service === 'web' ? 'sha256:new' : 'sha256:db');
@@ -51,10 +85,19 @@ async function setup(answers: Record<string, (options?: ExecOptions) => ExecResu
     containerLogs: async () => 'log line',
     watchContainers: async () => () => {},
   });
-  const http = strictFake<HttpAdapter>('http', { request: async () => ({ status: 200, headers: {}, body: '{"status":"ok"}', latencyMs: 1 }) });
+  const http = strictFake<HttpAdapter>('http', {
+    request: async () => ({ status: 200, headers: {}, body: '{"status":"ok"}', latencyMs: 1 }),
+  });
   const stderr = new BufferStream();
   const ctx = createContext(
-    { stdout: new BufferStream(), stderr, env: {}, cwd: dir, argv: ['deploy'], adapters: { exec, docker: async () => docker, http, clock: manualClock() } },
+    {
+      stdout: new BufferStream(),
+      stderr,
+      env: {},
+      cwd: dir,
+      argv: ['deploy'],
+      adapters: { exec, docker: async () => docker, http, clock: manualClock() },
+    },
     { json: false, dryRun: false, quiet: false, verbose: false, color: false, set: [] },
     new Redactor(),
   );
@@ -84,7 +127,12 @@ describe('runDeploy against strict fakes', () => {
     expect(calls.some((c) => c.includes('up -d --no-deps web'))).toBe(false);
     expect(existsSync(path.join(dir, '.opskit/state.json'))).toBe(false);
     const audit = JSON.parse(readFileSync(path.join(dir, 'logs/opskit-audit.jsonl'), 'utf8'));
-    expect(audit).toMatchObject({ command: 'deploy', outcome: 'failed', exitCode: 1, error: { code: 'E_MIGRATION_FAILED' } });
+    expect(audit).toMatchObject({
+      command: 'deploy',
+      outcome: 'failed',
+      exitCode: 1,
+      error: { code: 'E_MIGRATION_FAILED' },
+    });
   });
 
   it('runs every step in order and records the deployment', async () => {
@@ -103,7 +151,9 @@ describe('runDeploy against strict fakes', () => {
       'docker-compose up -d --no-deps nginx': () => {
         // nginx starts with live.sock already pointing at the new web container, and an upstream naming it.
         expect(readlinkSync(path.join(dir, 'run', 'sockets', 'live.sock'))).toBe('web-web.sock');
-        expect(readFileSync(path.join(dir, 'nginx', 'upstream', 'web.conf'), 'utf8')).toContain('server unix:/run/opskit/live.sock');
+        expect(readFileSync(path.join(dir, 'nginx', 'upstream', 'web.conf'), 'utf8')).toContain(
+          'server unix:/run/opskit/live.sock',
+        );
         return ok();
       },
     });
@@ -114,9 +164,19 @@ describe('runDeploy against strict fakes', () => {
       'docker-compose up -d --no-deps web',
       'docker-compose up -d --no-deps nginx',
     ]);
-    expect(result).toMatchObject({ changed: true, image: 'shop:latest', imageId: 'sha256:new', migrations: { ran: true, applied: ['0001', '0002'] }, web: { address: '10.0.0.9' } });
+    expect(result).toMatchObject({
+      changed: true,
+      image: 'shop:latest',
+      imageId: 'sha256:new',
+      migrations: { ran: true, applied: ['0001', '0002'] },
+      web: { address: '10.0.0.9' },
+    });
     const state = JSON.parse(readFileSync(path.join(dir, '.opskit/state.json'), 'utf8'));
-    expect(state.deploy.current).toMatchObject({ image: 'shop:latest', imageId: 'sha256:new', migrationsApplied: ['0001', '0002'] });
+    expect(state.deploy.current).toMatchObject({
+      image: 'shop:latest',
+      imageId: 'sha256:new',
+      migrationsApplied: ['0001', '0002'],
+    });
 
     // The same image again, everything healthy: no compose call at all.
     calls.length = 0;
@@ -127,7 +187,10 @@ describe('runDeploy against strict fakes', () => {
 
   it('a missing image is exit 2 before anything starts', async () => {
     const { ctx, calls } = await setup({ ...common });
-    await expect(runDeploy(ctx, { skipMigrations: false, tag: 'nope' })).rejects.toMatchObject({ code: 'E_IMAGE_NOT_FOUND', exitCode: 2 });
+    await expect(runDeploy(ctx, { skipMigrations: false, tag: 'nope' })).rejects.toMatchObject({
+      code: 'E_IMAGE_NOT_FOUND',
+      exitCode: 2,
+    });
     expect(calls.filter((c) => !c.includes('version'))).toEqual([]);
   });
 

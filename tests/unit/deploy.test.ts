@@ -8,7 +8,11 @@ import { emptyState, recordDeploy } from '../../src/deploy/state.js';
 import { pollUntil } from '../../src/runtime/poll.js';
 import { manualClock } from '../helpers/fakes.js';
 
-const v1: ComposeTarget = { cli: { flavor: 'v1', version: '1.29.2', file: 'docker-compose', prefix: [] }, project: 'shop', composeFile: '/srv/shop/compose/docker-compose.prod.yml' };
+const v1: ComposeTarget = {
+  cli: { flavor: 'v1', version: '1.29.2', file: 'docker-compose', prefix: [] },
+  project: 'shop',
+  composeFile: '/srv/shop/compose/docker-compose.prod.yml',
+};
 const v2: ComposeTarget = { ...v1, cli: { flavor: 'v2', version: '2.29.1', file: 'docker', prefix: ['compose'] } };
 const base = {
   image: 'shop:abc1234',
@@ -30,7 +34,11 @@ describe('planDeploy', () => {
     expect(planDeploy({ ...base, target: v1 })).toEqual([
       { kind: 'up', services: ['db', 'redis'], argv: ['docker-compose', [...f, 'up', '-d', 'db', 'redis']] },
       { kind: 'wait-healthy', services: ['db', 'redis'], timeoutMs: 120_000 },
-      { kind: 'migrate', argv: ['docker-compose', [...f, 'run', '--rm', '--no-deps', '-T', 'web', 'python3', 'migrate.py']], timeoutMs: 600_000 },
+      {
+        kind: 'migrate',
+        argv: ['docker-compose', [...f, 'run', '--rm', '--no-deps', '-T', 'web', 'python3', 'migrate.py']],
+        timeoutMs: 600_000,
+      },
       { kind: 'replace-web', service: 'web', argv: ['docker-compose', [...f, 'up', '-d', '--no-deps', 'web']] },
       { kind: 'web-health', service: 'web', probe: 'http', path: '/health', port: 8000, timeoutMs: 60_000 },
       { kind: 'point-live', service: 'web', dir: '/srv/shop/run' },
@@ -43,28 +51,88 @@ describe('planDeploy', () => {
   });
   it('speaks compose v2 too, skips migrations on request, and runs hooks before migrating', () => {
     const steps = planDeploy({ ...base, target: v2, migrate: null, beforeMigrate: ['backup'], sockets: null });
-    expect(steps[0]).toEqual({ kind: 'up', services: ['db', 'redis'], argv: ['docker', ['compose', ...f, 'up', '-d', 'db', 'redis']] });
-    expect(steps.map((s) => s.kind)).toEqual(['up', 'wait-healthy', 'hook', 'replace-web', 'web-health', 'upstream', 'up', 'wait-healthy', 'verify-front', 'write-state']);
+    expect(steps[0]).toEqual({
+      kind: 'up',
+      services: ['db', 'redis'],
+      argv: ['docker', ['compose', ...f, 'up', '-d', 'db', 'redis']],
+    });
+    expect(steps.map((s) => s.kind)).toEqual([
+      'up',
+      'wait-healthy',
+      'hook',
+      'replace-web',
+      'web-health',
+      'upstream',
+      'up',
+      'wait-healthy',
+      'verify-front',
+      'write-state',
+    ]);
     expect(steps.find((s) => s.kind === 'upstream')).toEqual({ kind: 'upstream', service: 'web', mode: 'reload' });
   });
   it('relay mode opens the relay before the link is pointed; a TCP-only check accepts any answer but a 5xx through nginx', () => {
-    const steps = planDeploy({ ...base, target: v2, sockets: { dir: '/srv/shop/run', relay: true }, health: { ...base.health, kind: 'tcp' } });
-    expect(steps.map((s) => s.kind)).toEqual(['up', 'wait-healthy', 'migrate', 'replace-web', 'web-health', 'relay', 'point-live', 'upstream', 'up', 'wait-healthy', 'verify-front', 'write-state']);
+    const steps = planDeploy({
+      ...base,
+      target: v2,
+      sockets: { dir: '/srv/shop/run', relay: true },
+      health: { ...base.health, kind: 'tcp' },
+    });
+    expect(steps.map((s) => s.kind)).toEqual([
+      'up',
+      'wait-healthy',
+      'migrate',
+      'replace-web',
+      'web-health',
+      'relay',
+      'point-live',
+      'upstream',
+      'up',
+      'wait-healthy',
+      'verify-front',
+      'write-state',
+    ]);
     expect(steps.find((s) => s.kind === 'web-health')).toMatchObject({ probe: 'tcp' });
     expect(steps.find((s) => s.kind === 'upstream')).toEqual({ kind: 'upstream', service: 'web', mode: 'socket' });
     expect(steps.find((s) => s.kind === 'verify-front')).toMatchObject({ accept: 'not-5xx' });
     const planned = toPlannedSteps(steps, 'shop:abc1234');
     expect(planned[4]).toMatchObject({ kind: 'wait', what: 'a TCP connect to <web container address>:8000' });
     expect(planned[5]).toMatchObject({ kind: 'docker', call: 'POST /containers/create' });
-    expect(planned[10]).toMatchObject({ kind: 'http', description: expect.stringContaining('an answer that is not a 5xx') });
+    expect(planned[10]).toMatchObject({
+      kind: 'http',
+      description: expect.stringContaining('an answer that is not a 5xx'),
+    });
   });
   it('without nginx in the platform: no upstream, no check through it', () => {
-    expect(planDeploy({ ...base, target: v2, front: null, frontServices: [] }).map((s) => s.kind)).toEqual(['up', 'wait-healthy', 'migrate', 'replace-web', 'web-health', 'point-live', 'write-state']);
+    expect(planDeploy({ ...base, target: v2, front: null, frontServices: [] }).map((s) => s.kind)).toEqual([
+      'up',
+      'wait-healthy',
+      'migrate',
+      'replace-web',
+      'web-health',
+      'point-live',
+      'write-state',
+    ]);
   });
-  it('turns into the dry run\'s steps', () => {
+  it("turns into the dry run's steps", () => {
     const planned = toPlannedSteps(planDeploy({ ...base, target: v1 }), 'shop:abc1234');
-    expect(planned[2]).toEqual({ kind: 'exec', argv: ['docker-compose', ...f, 'run', '--rm', '--no-deps', '-T', 'web', 'python3', 'migrate.py'], description: 'run the migrations in a one-off container of the new image (WEB_IMAGE=shop:abc1234)' });
-    expect(planned.map((p) => p.kind)).toEqual(['exec', 'wait', 'exec', 'exec', 'http', 'write', 'write', 'exec', 'wait', 'http', 'write']);
+    expect(planned[2]).toEqual({
+      kind: 'exec',
+      argv: ['docker-compose', ...f, 'run', '--rm', '--no-deps', '-T', 'web', 'python3', 'migrate.py'],
+      description: 'run the migrations in a one-off container of the new image (WEB_IMAGE=shop:abc1234)',
+    });
+    expect(planned.map((p) => p.kind)).toEqual([
+      'exec',
+      'wait',
+      'exec',
+      'exec',
+      'http',
+      'write',
+      'write',
+      'exec',
+      'wait',
+      'http',
+      'write',
+    ]);
   });
 });
 
@@ -91,7 +159,9 @@ describe('deploy decisions', () => {
     expect(serviceReadiness(undefined)).toEqual({ ready: false, describe: 'no container yet' });
     expect(serviceReadiness(container({ health: 'starting' }))).toEqual({ ready: false, describe: 'starting' });
     expect(serviceReadiness(container({ health: 'none' })).ready).toBe(true);
-    expect(serviceReadiness(container({ running: false, state: 'exited', exitCode: 1, restartCount: 2 })).describe).toBe('exited (exit code 1, 2 restarts)');
+    expect(
+      serviceReadiness(container({ running: false, state: 'exited', exitCode: 1, restartCount: 2 })).describe,
+    ).toBe('exited (exit code 1, 2 restarts)');
   });
   it('ignores one-off containers and prefers the running one', () => {
     const oneOff = container({ id: 'run', labels: { 'com.docker.compose.oneoff': 'True' } });
@@ -107,7 +177,9 @@ describe('deploy decisions', () => {
     expect(() => resolveImageRef('shop', { image: 'a', tag: 'b' })).toThrow(/--image and --tag/);
   });
   it('reads the migrate summary line', () => {
-    expect(parseMigrateSummary('migrate: applying 0001_x\n{"ok": true, "applied": ["0001"], "alreadyApplied": []}\n')).toEqual({ applied: ['0001'] });
+    expect(
+      parseMigrateSummary('migrate: applying 0001_x\n{"ok": true, "applied": ["0001"], "alreadyApplied": []}\n'),
+    ).toEqual({ applied: ['0001'] });
     expect(parseMigrateSummary('no json')).toBeUndefined();
   });
   it('records deploys with the previous one kept', () => {
@@ -124,14 +196,20 @@ describe('deploy decisions', () => {
 describe('pollUntil', () => {
   it('backs off up to a cap and never sleeps past the deadline', async () => {
     const clock = manualClock();
-    const result = await pollUntil(clock, { timeoutMs: 5000, initialDelayMs: 250, maxDelayMs: 2000, factor: 2 }, async () => ({ done: false, last: 'starting' }));
+    const result = await pollUntil(
+      clock,
+      { timeoutMs: 5000, initialDelayMs: 250, maxDelayMs: 2000, factor: 2 },
+      async () => ({ done: false, last: 'starting' }),
+    );
     expect(result).toMatchObject({ ok: false, last: 'starting' });
     expect(clock.slept).toEqual([250, 500, 1000, 2000, 1250]);
   });
   it('returns as soon as the probe is done', async () => {
     const clock = manualClock();
     let n = 0;
-    const result = await pollUntil(clock, { timeoutMs: 5000 }, async () => (++n === 3 ? { done: true, value: 'up' } : { done: false, last: 'no' }));
+    const result = await pollUntil(clock, { timeoutMs: 5000 }, async () =>
+      ++n === 3 ? { done: true, value: 'up' } : { done: false, last: 'no' },
+    );
     expect(result).toMatchObject({ ok: true, value: 'up', attempts: 3 });
   });
 });

@@ -5,7 +5,16 @@ import { createContext } from '../../src/cli/run.js';
 import { Redactor } from '../../src/config/redact.js';
 import { configSchema, type HealthCheckConfig } from '../../src/config/schema.js';
 import { Sensitive } from '../../src/config/sensitive.js';
-import { evaluateContainer, evaluateDisk, evaluateHttp, evaluateResources, jsonPath, statusMatches, thresholdBytes, worst } from '../../src/health/evaluate.js';
+import {
+  evaluateContainer,
+  evaluateDisk,
+  evaluateHttp,
+  evaluateResources,
+  jsonPath,
+  statusMatches,
+  thresholdBytes,
+  worst,
+} from '../../src/health/evaluate.js';
 import { changes, runCheck, summarizeHealth, type CheckResult } from '../../src/health/run.js';
 import { checksFromFlags, defaultChecks, toSpec } from '../../src/health/spec.js';
 import { BufferStream, manualClock, strictFake } from '../helpers/fakes.js';
@@ -27,18 +36,45 @@ describe('judging HTTP answers', () => {
     expect(jsonPath({}, 'a.b')).toBeUndefined();
   });
   it('fails a wrong status, a missing body match and a JSON mismatch; warns on latency', () => {
-    expect(evaluateHttp(expect200, { status: 500, body: '', latencyMs: 3 }, now)).toMatchObject({ status: 'fail', detail: 'HTTP 500, expected 2xx' });
-    expect(evaluateHttp({ ...expect200, bodyContains: 'ok' }, { status: 200, body: 'nope', latencyMs: 3 }, now)).toMatchObject({ status: 'fail', detail: 'body does not contain "ok"' });
-    expect(evaluateHttp({ ...expect200, json: { path: 'status', equals: 'ok' } }, { status: 200, body: '{"status":"error"}', latencyMs: 3 }, now)).toMatchObject({
+    expect(evaluateHttp(expect200, { status: 500, body: '', latencyMs: 3 }, now)).toMatchObject({
+      status: 'fail',
+      detail: 'HTTP 500, expected 2xx',
+    });
+    expect(
+      evaluateHttp({ ...expect200, bodyContains: 'ok' }, { status: 200, body: 'nope', latencyMs: 3 }, now),
+    ).toMatchObject({ status: 'fail', detail: 'body does not contain "ok"' });
+    expect(
+      evaluateHttp(
+        { ...expect200, json: { path: 'status', equals: 'ok' } },
+        { status: 200, body: '{"status":"error"}', latencyMs: 3 },
+        now,
+      ),
+    ).toMatchObject({
       status: 'fail',
       detail: 'status is "error", expected "ok"',
       observed: { json: { path: 'status', value: 'error' } },
     });
-    expect(evaluateHttp({ ...expect200, warnLatencyMs: 100, failLatencyMs: 1000 }, { status: 200, body: '', latencyMs: 250 }, now)).toMatchObject({ status: 'warn', detail: 'latency 250ms > 100ms' });
-    expect(evaluateHttp({ ...expect200, warnLatencyMs: 100, failLatencyMs: 200 }, { status: 200, body: '', latencyMs: 250 }, now).status).toBe('fail');
-    expect(evaluateHttp(expect200, { status: 200, body: '', latencyMs: 12.4 }, now)).toMatchObject({ status: 'pass', detail: 'HTTP 200 in 12ms', observed: { status: 200, latencyMs: 12 } });
+    expect(
+      evaluateHttp(
+        { ...expect200, warnLatencyMs: 100, failLatencyMs: 1000 },
+        { status: 200, body: '', latencyMs: 250 },
+        now,
+      ),
+    ).toMatchObject({ status: 'warn', detail: 'latency 250ms > 100ms' });
+    expect(
+      evaluateHttp(
+        { ...expect200, warnLatencyMs: 100, failLatencyMs: 200 },
+        { status: 200, body: '', latencyMs: 250 },
+        now,
+      ).status,
+    ).toBe('fail');
+    expect(evaluateHttp(expect200, { status: 200, body: '', latencyMs: 12.4 }, now)).toMatchObject({
+      status: 'pass',
+      detail: 'HTTP 200 in 12ms',
+      observed: { status: 200, latencyMs: 12 },
+    });
   });
-  it('counts the certificate\'s days left', () => {
+  it("counts the certificate's days left", () => {
     const soon = { status: 200, body: '', latencyMs: 1, tls: { validTo: 'Dec 11 00:00:00 2026 GMT' } };
     expect(evaluateHttp(expect200, soon, now)).toMatchObject({ status: 'warn', observed: { certificateDaysLeft: 10 } });
     expect(evaluateHttp(expect200, { ...soon, tls: { validTo: 'Dec  2 12:00:00 2026 GMT' } }, now).status).toBe('fail');
@@ -53,20 +89,43 @@ describe('judging disks, containers and resources', () => {
     expect(() => thresholdBytes('lots', 1)).toThrow(/not a percentage or a size/);
     const gib = 1024 ** 3;
     expect(evaluateDisk({ freeBytes: 50 * gib, totalBytes: 100 * gib }, '15%', '5%').status).toBe('pass');
-    expect(evaluateDisk({ freeBytes: 10 * gib, totalBytes: 100 * gib }, '15%', '5%')).toMatchObject({ status: 'warn', detail: '10.0 GiB free of 100.0 GiB (10%), below 15%' });
+    expect(evaluateDisk({ freeBytes: 10 * gib, totalBytes: 100 * gib }, '15%', '5%')).toMatchObject({
+      status: 'warn',
+      detail: '10.0 GiB free of 100.0 GiB (10%), below 15%',
+    });
     expect(evaluateDisk({ freeBytes: 2 * gib, totalBytes: 100 * gib }, '15%', '5GiB').status).toBe('fail');
   });
   it('container states', () => {
-    const base = { name: 'web', state: 'running', running: true, exitCode: 0, restartCount: 0, health: 'healthy' as const };
+    const base = {
+      name: 'web',
+      state: 'running',
+      running: true,
+      exitCode: 0,
+      restartCount: 0,
+      health: 'healthy' as const,
+    };
     expect(evaluateContainer(base).status).toBe('pass');
     expect(evaluateContainer({ ...base, health: 'none' }).detail).toBe('web is running (no healthcheck)');
     expect(evaluateContainer({ ...base, health: 'starting' }).status).toBe('warn');
-    expect(evaluateContainer({ ...base, restartCount: 2 })).toMatchObject({ status: 'warn', detail: 'web is running, but has restarted 2 times' });
-    expect(evaluateContainer({ ...base, health: 'unhealthy', lastHealthOutput: 'curl: (7) refused\n' })).toMatchObject({ status: 'fail', detail: 'web is unhealthy: curl: (7) refused' });
-    expect(evaluateContainer({ ...base, state: 'exited', running: false, exitCode: 3 })).toMatchObject({ status: 'fail', detail: 'web is exited (exit code 3)' });
-    expect(evaluateContainer({ ...base, state: 'restarting', running: true, restartCount: 5, exitCode: 1 }).status).toBe('fail');
+    expect(evaluateContainer({ ...base, restartCount: 2 })).toMatchObject({
+      status: 'warn',
+      detail: 'web is running, but has restarted 2 times',
+    });
+    expect(evaluateContainer({ ...base, health: 'unhealthy', lastHealthOutput: 'curl: (7) refused\n' })).toMatchObject({
+      status: 'fail',
+      detail: 'web is unhealthy: curl: (7) refused',
+    });
+    expect(evaluateContainer({ ...base, state: 'exited', running: false, exitCode: 3 })).toMatchObject({
+      status: 'fail',
+      detail: 'web is exited (exit code 3)',
+    });
+    expect(
+      evaluateContainer({ ...base, state: 'restarting', running: true, restartCount: 5, exitCode: 1 }).status,
+    ).toBe('fail');
     const at = new Date('2026-12-01T12:00:00Z');
-    expect(evaluateContainer({ ...base, restartCount: 4, exitCode: 1, startedAt: '2026-12-01T11:59:50Z' }, at)).toMatchObject({ status: 'fail', detail: 'web is crash-looping: 4 restarts, up for 10s (last exit code 1)' });
+    expect(
+      evaluateContainer({ ...base, restartCount: 4, exitCode: 1, startedAt: '2026-12-01T11:59:50Z' }, at),
+    ).toMatchObject({ status: 'fail', detail: 'web is crash-looping: 4 restarts, up for 10s (last exit code 1)' });
     expect(evaluateContainer({ ...base, restartCount: 4, startedAt: '2026-12-01T11:00:00Z' }, at).status).toBe('warn');
   });
   it('CPU and memory, as docker stats computes them', () => {
@@ -77,8 +136,12 @@ describe('judging disks, containers and resources', () => {
     });
     expect(sample).toEqual({ cpuPercent: 20, memoryBytes: 200, memoryLimitBytes: 1000 });
     const t = { warnCpu: 80, failCpu: 95, warnMemory: 80, failMemory: 95 };
-    expect(evaluateResources([{ name: 'web', cpuPercent: 85, memoryBytes: 10, memoryLimitBytes: 100 }], t)).toMatchObject({ status: 'warn', detail: 'web CPU 85% >= 80%' });
-    expect(evaluateResources([{ name: 'web', cpuPercent: 1, memoryBytes: 96, memoryLimitBytes: 100 }], t).status).toBe('fail');
+    expect(
+      evaluateResources([{ name: 'web', cpuPercent: 85, memoryBytes: 10, memoryLimitBytes: 100 }], t),
+    ).toMatchObject({ status: 'warn', detail: 'web CPU 85% >= 80%' });
+    expect(evaluateResources([{ name: 'web', cpuPercent: 1, memoryBytes: 96, memoryLimitBytes: 100 }], t).status).toBe(
+      'fail',
+    );
     expect(evaluateResources([], t).status).toBe('fail');
   });
 });
@@ -87,22 +150,54 @@ const config = configSchema.parse({ project: { name: 'shop' } });
 
 describe('check specs', () => {
   it('flags become checks; a compose service name becomes a service check', () => {
-    const checks = checksFromFlags({ url: ['http://x/health'], tcp: ['db:5432'], container: ['web', 'legacy_1'], postgres: ['postgresql://u:pw@h/d'], redis: [] }, ['db', 'web']);
+    const checks = checksFromFlags(
+      {
+        url: ['http://x/health'],
+        tcp: ['db:5432'],
+        container: ['web', 'legacy_1'],
+        postgres: ['postgresql://u:pw@h/d'],
+        redis: [],
+      },
+      ['db', 'web'],
+    );
     expect(checks.map((c) => c.kind)).toEqual(['http', 'tcp', 'container', 'container', 'postgres']);
     expect(checks[2]).toEqual({ kind: 'container', service: 'web' });
     expect(checks[3]).toEqual({ kind: 'container', container: 'legacy_1' });
   });
   it('resolve timing against the defaults and name datastores without their password', () => {
-    const spec = toSpec({ kind: 'postgres', url: Sensitive.url('postgresql://app:pw-9@db:5432/app'), retries: 2 }, config.health, config, 0);
-    expect(spec).toMatchObject({ name: 'postgres app@db:5432/app', target: 'postgresql://app:***@db:5432/app', timing: { timeoutMs: 5000, retries: 2, retryDelayMs: 1000, startPeriodMs: 0 } });
-    expect(() => toSpec({ kind: 'container' }, config.health, config, 3)).toThrow('health.checks[3]: a container check names a service or a container');
+    const spec = toSpec(
+      { kind: 'postgres', url: Sensitive.url('postgresql://app:pw-9@db:5432/app'), retries: 2 },
+      config.health,
+      config,
+      0,
+    );
+    expect(spec).toMatchObject({
+      name: 'postgres app@db:5432/app',
+      target: 'postgresql://app:***@db:5432/app',
+      timing: { timeoutMs: 5000, retries: 2, retryDelayMs: 1000, startPeriodMs: 0 },
+    });
+    expect(() => toSpec({ kind: 'container' }, config.health, config, 3)).toThrow(
+      'health.checks[3]: a container check names a service or a container',
+    );
   });
-  it('defaults to the platform\'s services, the platform through nginx, and the disk', () => {
-    expect(defaultChecks(config).map((c) => (c.kind === 'container' ? c.service : c.kind))).toEqual(['db', 'redis', 'web', 'nginx', 'front', 'disk']);
+  it("defaults to the platform's services, the platform through nginx, and the disk", () => {
+    expect(defaultChecks(config).map((c) => (c.kind === 'container' ? c.service : c.kind))).toEqual([
+      'db',
+      'redis',
+      'web',
+      'nginx',
+      'front',
+      'disk',
+    ]);
     const noFront = configSchema.parse({ project: { name: 'x' }, deploy: { frontServices: [] } });
     expect(defaultChecks(noFront).map((c) => c.kind)).not.toContain('front');
     const front = toSpec({ kind: 'front', expectStatus: '2xx' } as HealthCheckConfig, config.health, config, 0);
-    expect(front).toMatchObject({ kind: 'front', name: 'through nginx /health', path: '/health', target: 'service nginx /health' });
+    expect(front).toMatchObject({
+      kind: 'front',
+      name: 'through nginx /health',
+      path: '/health',
+      target: 'service nginx /health',
+    });
     expect(defaultChecks(config).find((c) => c.kind === 'front')).toMatchObject({ expectStatus: '2xx' });
     // An app checked by a TCP connect may have no health path: through nginx, anything but a 5xx.
     const tcpOnly = configSchema.parse({ project: { name: 'x' }, deploy: { healthCheck: 'tcp' } });
@@ -110,17 +205,37 @@ describe('check specs', () => {
   });
 });
 
-const result = (name: string, status: CheckResult['status']): CheckResult => ({ name, kind: 'tcp', target: name, status, latencyMs: 1, observed: null, expected: null, detail: status, error: null, attempts: 1 });
+const result = (name: string, status: CheckResult['status']): CheckResult => ({
+  name,
+  kind: 'tcp',
+  target: name,
+  status,
+  latencyMs: 1,
+  observed: null,
+  expected: null,
+  detail: status,
+  error: null,
+  attempts: 1,
+});
 
 describe('summaries', () => {
   it('takes the worst; warn passes unless failOn is warn', () => {
     expect(worst(['pass', 'warn', 'pass'])).toBe('warn');
-    expect(summarizeHealth([result('a', 'pass'), result('b', 'warn')], 'fail')).toEqual({ status: 'warn', ok: true, summary: { pass: 1, warn: 1, fail: 0 } });
+    expect(summarizeHealth([result('a', 'pass'), result('b', 'warn')], 'fail')).toEqual({
+      status: 'warn',
+      ok: true,
+      summary: { pass: 1, warn: 1, fail: 0 },
+    });
     expect(summarizeHealth([result('a', 'pass'), result('b', 'warn')], 'warn').ok).toBe(false);
     expect(summarizeHealth([result('a', 'fail')], 'fail').ok).toBe(false);
   });
   it('reports what changed between watch rounds', () => {
-    expect(changes([result('a', 'pass'), result('b', 'pass')], [result('a', 'pass'), result('b', 'fail'), result('c', 'pass')])).toEqual([
+    expect(
+      changes(
+        [result('a', 'pass'), result('b', 'pass')],
+        [result('a', 'pass'), result('b', 'fail'), result('c', 'pass')],
+      ),
+    ).toEqual([
       { name: 'b', from: 'pass', to: 'fail', detail: 'fail' },
       { name: 'c', from: null, to: 'pass', detail: 'pass' },
     ]);
@@ -138,13 +253,24 @@ describe('runCheck: retries and the start period (Docker HEALTHCHECK semantics)'
         return { latencyMs: 1 };
       },
     });
-    const ctx = createContext({ stdout: new BufferStream(), stderr: new BufferStream(), env: {}, cwd: '/', argv: [], adapters: { net, clock } }, { json: true, dryRun: false, quiet: true, verbose: false, color: false, set: [] }, new Redactor());
-    const spec = (retries: number, startPeriodMs = 0) => ({ ...toSpec({ kind: 'tcp', target: 'db:5432' }, config.health, config, 0), timing: { timeoutMs: 1000, retries, retryDelayMs: 1000, startPeriodMs } });
+    const ctx = createContext(
+      { stdout: new BufferStream(), stderr: new BufferStream(), env: {}, cwd: '/', argv: [], adapters: { net, clock } },
+      { json: true, dryRun: false, quiet: true, verbose: false, color: false, set: [] },
+      new Redactor(),
+    );
+    const spec = (retries: number, startPeriodMs = 0) => ({
+      ...toSpec({ kind: 'tcp', target: 'db:5432' }, config.health, config, 0),
+      timing: { timeoutMs: 1000, retries, retryDelayMs: 1000, startPeriodMs },
+    });
     return { pc: { ctx, docker: () => Promise.reject(new Error('no docker')) }, clock, spec, calls: () => calls };
   }
   it('fails at once with no retries, and passes after retries', async () => {
     const a = setup(2);
-    expect(await runCheck(a.pc, a.spec(0), 0)).toMatchObject({ status: 'fail', attempts: 1, error: 'connect ECONNREFUSED' });
+    expect(await runCheck(a.pc, a.spec(0), 0)).toMatchObject({
+      status: 'fail',
+      attempts: 1,
+      error: 'connect ECONNREFUSED',
+    });
     const b = setup(2);
     expect(await runCheck(b.pc, b.spec(2), 0)).toMatchObject({ status: 'pass', attempts: 3 });
     expect(b.clock.slept).toEqual([1000, 1000]);

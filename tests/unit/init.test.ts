@@ -1,10 +1,26 @@
-import { chmodSync, existsSync, mkdtempSync, promises as fsp, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  promises as fsp,
+  readFileSync,
+  readdirSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { nodeFs } from '../../src/adapters/fs.js';
 import { planInit } from '../../src/init/action.js';
-import { EXAMPLE_FILES, INIT_FILES, gunicornWorkers, projectNameFrom, renderTemplate, templateMode } from '../../src/init/templates.js';
+import {
+  EXAMPLE_FILES,
+  INIT_FILES,
+  gunicornWorkers,
+  projectNameFrom,
+  renderTemplate,
+  templateMode,
+} from '../../src/init/templates.js';
 import { runProgram } from '../helpers/program.js';
 
 const vars = { project: 'shop', workers: 5, cpus: 2, upstream: 'web:8000', version: '0.1.0', dbPassword: 'pw' };
@@ -34,7 +50,7 @@ describe('which files hold secrets (issue 15: secrets at rest)', () => {
 
 const modeOf = (file: string) => statSync(file).mode & 0o777;
 
-describe('nodeFs.writeFileAtomic: the mode is the temporary file\'s from its creation', () => {
+describe("nodeFs.writeFileAtomic: the mode is the temporary file's from its creation", () => {
   it('creates the temporary file with the final mode (exclusively), never chmods it, and keeps a 0600 file 0600 when rewritten', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'opskit-fs-'));
     const file = path.join(dir, 'secret.env');
@@ -86,10 +102,17 @@ describe('opskit init (in process, real files)', () => {
     expect(first.code).toBe(0);
     for (const file of INIT_FILES) expect(existsSync(path.join(dir, file.destination))).toBe(true);
     expect(readFileSync(path.join(dir, 'Dockerfile.prod'), 'utf8')).toContain('WEB_CONCURRENCY=7');
-    expect(readFileSync(path.join(dir, 'nginx/upstream/web.conf'), 'utf8')).toContain('server unix:/run/opskit/live.sock');
+    expect(readFileSync(path.join(dir, 'nginx/upstream/web.conf'), 'utf8')).toContain(
+      'server unix:/run/opskit/live.sock',
+    );
     const audit = readFileSync(path.join(dir, 'logs/opskit-audit.jsonl'), 'utf8').trim().split('\n');
     expect(audit).toHaveLength(1);
-    expect(JSON.parse(audit[0]!)).toMatchObject({ command: 'init', outcome: 'ok', exitCode: 0, args: ['init', '--workers', '7'] });
+    expect(JSON.parse(audit[0]!)).toMatchObject({
+      command: 'init',
+      outcome: 'ok',
+      exitCode: 0,
+      args: ['init', '--workers', '7'],
+    });
 
     writeFileSync(path.join(dir, 'opskit.yaml'), 'project:\n  name: mine\n');
     const second = await run(dir, ['init']);
@@ -111,7 +134,8 @@ describe('opskit init (in process, real files)', () => {
     expect(readFileSync(path.join(dir, '.env'), 'utf8')).toMatch(/^POSTGRES_PASSWORD=\S{20,}$/m);
     expect(modeOf(path.join(dir, '.env'))).toBe(0o600);
     expect(modeOf(path.join(dir, '.env.offline'))).toBe(0o600);
-    for (const name of ['opskit.yaml', '.env.example', 'app.py', 'compose/docker-compose.prod.yml']) expect(modeOf(path.join(dir, name)), name).toBe(0o644 & ~process.umask());
+    for (const name of ['opskit.yaml', '.env.example', 'app.py', 'compose/docker-compose.prod.yml'])
+      expect(modeOf(path.join(dir, name)), name).toBe(0o644 & ~process.umask());
     const files = JSON.parse(first.stdout).files as Array<{ path: string; mode: string }>;
     expect(files.find((f) => f.path === '.env')).toMatchObject({ mode: '0600' });
     expect(files.find((f) => f.path === 'opskit.yaml')).toMatchObject({ mode: '0644' });

@@ -27,12 +27,25 @@ import { evaluateThresholds, parseThreshold, ThresholdSyntaxError } from '../../
 
 describe('thresholds', () => {
   it('parses k6-style expressions into metric, comparator and a value in base units', () => {
-    expect(parseThreshold('p(99)<500', '--threshold')).toEqual({ expression: 'p(99)<500', source: '--threshold', metric: { kind: 'latency', stat: 'percentile', percentile: 99 }, op: '<', value: 500 });
+    expect(parseThreshold('p(99)<500', '--threshold')).toEqual({
+      expression: 'p(99)<500',
+      source: '--threshold',
+      metric: { kind: 'latency', stat: 'percentile', percentile: 99 },
+      op: '<',
+      value: 500,
+    });
     expect(parseThreshold(' p(97.5) <= 1.5s ', 'x').value).toBe(1500);
     expect(parseThreshold('avg<200ms', 'x').metric).toEqual({ kind: 'latency', stat: 'avg' });
     expect(parseThreshold('med<10', 'x').metric).toEqual({ kind: 'latency', stat: 'percentile', percentile: 50 });
-    expect(parseThreshold('errors<1%', 'x')).toMatchObject({ metric: { kind: 'count', of: 'errors', rate: true }, value: 0.01 });
-    expect(parseThreshold('non2xx==0', 'x')).toMatchObject({ metric: { kind: 'count', of: 'non2xx', rate: false }, op: '==', value: 0 });
+    expect(parseThreshold('errors<1%', 'x')).toMatchObject({
+      metric: { kind: 'count', of: 'errors', rate: true },
+      value: 0.01,
+    });
+    expect(parseThreshold('non2xx==0', 'x')).toMatchObject({
+      metric: { kind: 'count', of: 'non2xx', rate: false },
+      op: '==',
+      value: 0,
+    });
     expect(parseThreshold('rps>1000', 'x')).toMatchObject({ metric: { kind: 'rps' }, op: '>', value: 1000 });
     expect(parseThreshold('throughput>=2MB', 'x').value).toBe(2e6);
     expect(parseThreshold('throughput>1MiB/s', 'x').value).toBe(1024 * 1024);
@@ -57,8 +70,20 @@ describe('thresholds', () => {
   });
 
   it('judges a run: rates over the attempts, latency in ms', () => {
-    const facts = { latency: { avg: 12, p99: 480, p50: 8, max: 900, min: 1, stddev: 3 }, rps: 1500, requests: 15000, throughput: 3e6, counts: { errors: 30, timeouts: 10, non2xx: 120, failures: 150 }, attempts: 15030 };
-    const verdicts = evaluateThresholds(['p(99)<500', 'errors<0.1%', 'rps>1000', 'non2xx==0', 'max<=900', 'throughput>1MB'].map((t) => parseThreshold(t, '--threshold')), facts);
+    const facts = {
+      latency: { avg: 12, p99: 480, p50: 8, max: 900, min: 1, stddev: 3 },
+      rps: 1500,
+      requests: 15000,
+      throughput: 3e6,
+      counts: { errors: 30, timeouts: 10, non2xx: 120, failures: 150 },
+      attempts: 15030,
+    };
+    const verdicts = evaluateThresholds(
+      ['p(99)<500', 'errors<0.1%', 'rps>1000', 'non2xx==0', 'max<=900', 'throughput>1MB'].map((t) =>
+        parseThreshold(t, '--threshold'),
+      ),
+      facts,
+    );
     expect(verdicts.map((v) => [v.expression, v.passed, v.shown])).toEqual([
       ['p(99)<500', true, '480ms'],
       ['errors<0.1%', false, '0.2%'],
@@ -67,7 +92,10 @@ describe('thresholds', () => {
       ['max<=900', true, '900ms'],
       ['throughput>1MB', true, '3MB/s'],
     ]);
-    expect(evaluateThresholds([parseThreshold('p(99.99)<5', 'x')], { ...facts, latency: {} })[0]).toMatchObject({ passed: false, shown: 'n/a' });
+    expect(evaluateThresholds([parseThreshold('p(99.99)<5', 'x')], { ...facts, latency: {} })[0]).toMatchObject({
+      passed: false,
+      shown: 'n/a',
+    });
   });
 });
 
@@ -100,7 +128,10 @@ describe('scenarios and the autocannon options', () => {
     expect(requests[2]!.headers['content-type']).toBe('application/json');
     expect(requests[0]!.headers.authorization).toBeInstanceOf(Sensitive);
     expect(String(requests[0]!.headers.authorization)).toBe('***');
-    expect(scenarioSchema.safeParse({ requests: [{ path: 'health' }] }).error?.issues[0]).toMatchObject({ path: ['requests', 0, 'path'], message: 'expected a path starting with /' });
+    expect(scenarioSchema.safeParse({ requests: [{ path: 'health' }] }).error?.issues[0]).toMatchObject({
+      path: ['requests', 0, 'path'],
+      message: 'expected a path starting with /',
+    });
     expect(scenarioSchema.safeParse({ requests: [] }).error?.issues[0]?.message).toBe('expected at least one request');
     expect(scenarioSchema.safeParse({ requests: [{ path: '/', method: 'FETCH' }] }).success).toBe(false);
   });
@@ -113,10 +144,27 @@ describe('scenarios and the autocannon options', () => {
       rate: 500,
       pipelining: 1,
       timeoutS: 5,
-      requests: [{ name: 'GET /health', method: 'GET', path: '/health', headers: { authorization: new Sensitive('Bearer t') }, weight: 1 }],
+      requests: [
+        {
+          name: 'GET /health',
+          method: 'GET',
+          path: '/health',
+          headers: { authorization: new Sensitive('Bearer t') },
+          weight: 1,
+        },
+      ],
     };
     expect(buildAutocannonOptions(spec)).toEqual({
-      options: { url: 'http://127.0.0.1:8080/health', connections: 20, pipelining: 1, timeout: 5, duration: 30, overallRate: 500, maxOverallRequests: 15_000, requests: [{ method: 'GET', path: '/health', headers: { authorization: 'Bearer t' } }] },
+      options: {
+        url: 'http://127.0.0.1:8080/health',
+        connections: 20,
+        pipelining: 1,
+        timeout: 5,
+        duration: 30,
+        overallRate: 500,
+        maxOverallRequests: 15_000,
+        requests: [{ method: 'GET', path: '/health', headers: { authorization: 'Bearer t' } }],
+      },
       requestIndex: [0],
     });
     const scenario = buildAutocannonOptions({
@@ -130,7 +178,14 @@ describe('scenarios and the autocannon options', () => {
         { name: 'b', method: 'POST', path: '/b', headers: {}, body: '{}', weight: 1 },
       ],
     });
-    expect(scenario.options).toMatchObject({ amount: 1000, requests: [{ method: 'GET', path: '/a' }, { method: 'POST', path: '/b', body: '{}' }, { method: 'GET', path: '/a' }] });
+    expect(scenario.options).toMatchObject({
+      amount: 1000,
+      requests: [
+        { method: 'GET', path: '/a' },
+        { method: 'POST', path: '/b', body: '{}' },
+        { method: 'GET', path: '/a' },
+      ],
+    });
     expect(scenario.options).not.toHaveProperty('duration');
     expect(scenario.requestIndex).toEqual([0, 1, 0]);
     expect(scenario.options).not.toHaveProperty('maxOverallRequests');
@@ -148,7 +203,13 @@ describe('scenarios and the autocannon options', () => {
 describe('LoadRecorder', () => {
   it('attributes answers to requests and seconds, keeps empty seconds, and corrects for coordinated omission with a rate', () => {
     const start = Date.parse('2026-12-01T12:00:00.000Z');
-    const r = new LoadRecorder([{ name: 'a', method: 'GET', path: '/a', weight: 1 }, { name: 'b', method: 'GET', path: '/b', weight: 1 }], start);
+    const r = new LoadRecorder(
+      [
+        { name: 'a', method: 'GET', path: '/a', weight: 1 },
+        { name: 'b', method: 'GET', path: '/b', weight: 1 },
+      ],
+      start,
+    );
     r.response(0, 200, 1.5, 100, 10);
     r.response(1, 503, 3, 50, 900);
     r.error(true, 950);
@@ -191,40 +252,88 @@ describe('significance', () => {
 });
 
 function fakeRun(rpsPerSecond: number[], latencyMs: number): { summary: LoadSummary } {
-  const spec: LoadSpec = { url: 'http://t/health', connections: 10, durationS: rpsPerSecond.length, pipelining: 1, timeoutS: 10, requests: [{ name: 'GET /health', method: 'GET', path: '/health', headers: {}, weight: 1 }] };
+  const spec: LoadSpec = {
+    url: 'http://t/health',
+    connections: 10,
+    durationS: rpsPerSecond.length,
+    pipelining: 1,
+    timeoutS: 10,
+    requests: [{ name: 'GET /health', method: 'GET', path: '/health', headers: {}, weight: 1 }],
+  };
   const start = Date.parse('2026-12-01T12:00:00.000Z');
   const recorder = new LoadRecorder([{ name: 'GET /health', method: 'GET', path: '/health', weight: 1 }], start);
   let total = 0;
   rpsPerSecond.forEach((n, second) => {
-    for (let i = 0; i < n; i++) recorder.response(0, i % 50 === 0 ? 500 : 200, latencyMs + (i % 7) * 0.1, 100, second * 1000 + (i * 1000) / n);
+    for (let i = 0; i < n; i++)
+      recorder.response(0, i % 50 === 0 ? 500 : 200, latencyMs + (i % 7) * 0.1, 100, second * 1000 + (i * 1000) / n);
     total += n;
   });
   const mean = rpsPerSecond.reduce((a, b) => a + b, 0) / rpsPerSecond.length;
   const result: AutocannonResult = {
-    requests: { average: mean, stddev: sampleOf(rpsPerSecond).sd, min: Math.min(...rpsPerSecond), max: Math.max(...rpsPerSecond), total, sent: total + 3 },
+    requests: {
+      average: mean,
+      stddev: sampleOf(rpsPerSecond).sd,
+      min: Math.min(...rpsPerSecond),
+      max: Math.max(...rpsPerSecond),
+      total,
+      sent: total + 3,
+    },
     throughput: { average: mean * 100, stddev: 0, min: 0, max: 0, total: total * 100 },
     duration: rpsPerSecond.length,
     errors: 3,
     timeouts: 1,
     mismatches: 0,
     non2xx: rpsPerSecond.reduce((a, n) => a + Math.ceil(n / 50), 0),
-    statusCodeStats: { 200: { count: total - rpsPerSecond.reduce((a, n) => a + Math.ceil(n / 50), 0) }, 500: { count: rpsPerSecond.reduce((a, n) => a + Math.ceil(n / 50), 0) } },
+    statusCodeStats: {
+      200: { count: total - rpsPerSecond.reduce((a, n) => a + Math.ceil(n / 50), 0) },
+      500: { count: rpsPerSecond.reduce((a, n) => a + Math.ceil(n / 50), 0) },
+    },
     start: new Date(start),
     finish: new Date(start + rpsPerSecond.length * 1000),
   };
-  return { summary: summarizeRun(spec, 'http://t/health', result, recorder.finish(rpsPerSecond.length * 1000 - 1), false) };
+  return {
+    summary: summarizeRun(spec, 'http://t/health', result, recorder.finish(rpsPerSecond.length * 1000 - 1), false),
+  };
 }
 
 describe('summaries, CSV and baselines', () => {
   it('summarizes a run: totals, non-2xx by code, rates over the attempts', () => {
     const { summary } = fakeRun([100, 100], 2);
-    expect(summary).toMatchObject({ requests: { total: 200, sent: 203 }, dropped: 0, non2xx: 4, non2xxByCode: { 500: 4 }, statusCodes: { 200: 196, 500: 4 }, errors: 3, timeouts: 1, attempts: 203, load: { connections: 10, durationS: 2 } });
+    expect(summary).toMatchObject({
+      requests: { total: 200, sent: 203 },
+      dropped: 0,
+      non2xx: 4,
+      non2xxByCode: { 500: 4 },
+      statusCodes: { 200: 196, 500: 4 },
+      errors: 3,
+      timeouts: 1,
+      attempts: 203,
+      load: { connections: 10, durationS: 2 },
+    });
     expect(summary.errorRate).toBeCloseTo(3 / 203);
     expect(summary.failureRate).toBeCloseTo(7 / 203);
     expect(thresholdFacts(summary).counts).toEqual({ errors: 3, timeouts: 1, non2xx: 4, failures: 7 });
     // Sent beyond what was answered, failed, and could still be in flight (10 connections): dropped by the server.
-    const spec: LoadSpec = { url: 'http://t/', connections: 10, durationS: 1, pipelining: 1, timeoutS: 10, requests: [{ name: 'GET /', method: 'GET', path: '/', headers: {}, weight: 1 }] };
-    const result: AutocannonResult = { requests: { average: 0, stddev: 0, min: 0, max: 0, total: 0, sent: 500 }, throughput: { average: 0, stddev: 0, min: 0, max: 0, total: 0 }, duration: 1, errors: 2, timeouts: 0, mismatches: 0, non2xx: 0, statusCodeStats: { 200: { count: 100 } }, start: new Date(0), finish: new Date(1000) };
+    const spec: LoadSpec = {
+      url: 'http://t/',
+      connections: 10,
+      durationS: 1,
+      pipelining: 1,
+      timeoutS: 10,
+      requests: [{ name: 'GET /', method: 'GET', path: '/', headers: {}, weight: 1 }],
+    };
+    const result: AutocannonResult = {
+      requests: { average: 0, stddev: 0, min: 0, max: 0, total: 0, sent: 500 },
+      throughput: { average: 0, stddev: 0, min: 0, max: 0, total: 0 },
+      duration: 1,
+      errors: 2,
+      timeouts: 0,
+      mismatches: 0,
+      non2xx: 0,
+      statusCodeStats: { 200: { count: 100 } },
+      start: new Date(0),
+      finish: new Date(1000),
+    };
     const drops = summarizeRun(spec, 'http://t/', result, new LoadRecorder([], 0).finish(1000), false);
     expect(drops).toMatchObject({ dropped: 388, errors: 390, attempts: 490 });
     // With a rate, autocannon over-counts each connection's first requests (its rate, not what it wrote).
@@ -232,7 +341,13 @@ describe('summaries, CSV and baselines', () => {
     expect(autocannonSentExcess({ rate: 25, connections: 10, pipelining: 1 })).toBe(15);
     expect(autocannonSentExcess({ rate: 5, connections: 10, pipelining: 1 })).toBe(0);
     expect(autocannonSentExcess({ connections: 10, pipelining: 1 })).toBe(0);
-    const rated = summarizeRun({ ...spec, rate: 150 }, 'http://t/', { ...result, errors: 0, requests: { ...result.requests, sent: 250 } }, new LoadRecorder([], 0).finish(1000), false);
+    const rated = summarizeRun(
+      { ...spec, rate: 150 },
+      'http://t/',
+      { ...result, errors: 0, requests: { ...result.requests, sent: 250 } },
+      new LoadRecorder([], 0).finish(1000),
+      false,
+    );
     expect(rated).toMatchObject({ dropped: 0, requests: { sent: 110 } });
   });
 
@@ -257,7 +372,11 @@ describe('summaries, CSV and baselines', () => {
     const slower = fakeRun([700, 710, 690, 705, 695, 700, 300], 3).summary;
     const same = fakeRun([1000, 990, 1010, 995, 1005, 1002, 480], 2).summary;
     const worse = compareWithBaseline('base.json', base, slower, 0.1);
-    expect(worse.metrics.find((m) => m.metric === 'rps')).toMatchObject({ change: expect.closeTo(-0.3, 1), worse: true, significant: true });
+    expect(worse.metrics.find((m) => m.metric === 'rps')).toMatchObject({
+      change: expect.closeTo(-0.3, 1),
+      worse: true,
+      significant: true,
+    });
     expect(worse.metrics.find((m) => m.metric === 'latency.avg')).toMatchObject({ worse: true, significant: true });
     expect(worse.regressions).toEqual(expect.arrayContaining(['rps', 'latency.avg', 'latency.p50', 'throughput']));
     const noise = compareWithBaseline('base.json', base, same, 0.1);
@@ -273,7 +392,9 @@ describe('summaries, CSV and baselines', () => {
 
   it('reads only opskit loadtest documents as baselines, and percentages with a %', () => {
     const { summary } = fakeRun([10, 10], 1);
-    expect(parseBaseline(JSON.stringify({ schemaVersion: 1, command: 'loadtest', ok: true, ...summary }))).toMatchObject({ requests: { total: 20 } });
+    expect(
+      parseBaseline(JSON.stringify({ schemaVersion: 1, command: 'loadtest', ok: true, ...summary })),
+    ).toMatchObject({ requests: { total: 20 } });
     expect(parseBaseline(JSON.stringify({ command: 'health' }))).toBeUndefined();
     expect(parseBaseline('not json')).toBeUndefined();
     expect(parsePercent('10%')).toBe(0.1);

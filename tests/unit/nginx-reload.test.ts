@@ -11,7 +11,10 @@ import { Redactor } from '../../src/config/redact.js';
 import { nginxOps } from '../../src/cutover/nginx.js';
 import { BufferStream, manualClock, strictFake } from '../helpers/fakes.js';
 
-const worker = (pid: number, shuttingDown = false) => ({ pid, command: `nginx: worker process${shuttingDown ? ' is shutting down' : ''}` });
+const worker = (pid: number, shuttingDown = false) => ({
+  pid,
+  command: `nginx: worker process${shuttingDown ? ' is shutting down' : ''}`,
+});
 const master = { pid: 1, command: 'nginx: master process nginx -g daemon off;' };
 
 /** nginxOps for a compose nginx whose process list goes through `lists`, one per call (the last repeats). */
@@ -22,7 +25,22 @@ async function setup(lists: { pid: number; command: string }[][], reloadExit = 0
   writeFileSync(path.join(dir, 'opskit.yaml'), 'project:\n  name: shop\n');
   const events: string[] = [];
   let calls = 0;
-  const nginx: ContainerInfo = { id: 'n1', name: 'shop_nginx_1', image: 'nginx', imageId: 'sha256:n', labels: {}, state: 'running', running: true, exitCode: 0, restartCount: 0, health: 'none', healthLog: [], addresses: { net: '10.0.0.2' }, startedAt: '', mounts: [] };
+  const nginx: ContainerInfo = {
+    id: 'n1',
+    name: 'shop_nginx_1',
+    image: 'nginx',
+    imageId: 'sha256:n',
+    labels: {},
+    state: 'running',
+    running: true,
+    exitCode: 0,
+    restartCount: 0,
+    health: 'none',
+    healthLog: [],
+    addresses: { net: '10.0.0.2' },
+    startedAt: '',
+    mounts: [],
+  };
   const docker = strictFake<DockerAdapter>('docker', {
     endpoint: 'unix:///var/run/docker.sock',
     listContainers: async () => [nginx],
@@ -39,7 +57,14 @@ async function setup(lists: { pid: number; command: string }[][], reloadExit = 0
   });
   const clock = manualClock();
   const ctx = createContext(
-    { stdout: new BufferStream(), stderr: new BufferStream(), env: {}, cwd: dir, argv: ['cutover'], adapters: { exec: strictFake<ExecAdapter>('exec', {}), docker: async () => docker, clock } },
+    {
+      stdout: new BufferStream(),
+      stderr: new BufferStream(),
+      env: {},
+      cwd: dir,
+      argv: ['cutover'],
+      adapters: { exec: strictFake<ExecAdapter>('exec', {}), docker: async () => docker, clock },
+    },
     { json: false, dryRun: false, quiet: false, verbose: false, color: false, set: [] },
     new Redactor(),
   );

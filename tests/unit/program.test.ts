@@ -38,13 +38,23 @@ describe('createProgram', () => {
   it('with --json, a usage error is still one JSON document on stdout', async () => {
     const result = await run(['doctor', '--timeout', '5s', '--nope', '--json']);
     expect(result.code).toBe(2);
-    expect(JSON.parse(result.stdout)).toMatchObject({ schemaVersion: 1, command: 'doctor', ok: false, error: { code: 'E_USAGE' } });
+    expect(JSON.parse(result.stdout)).toMatchObject({
+      schemaVersion: 1,
+      command: 'doctor',
+      ok: false,
+      error: { code: 'E_USAGE' },
+    });
   });
 
   it('takes global options after the subcommand too', async () => {
     const result = await run(['config', '--json', '--set', 'backup.retentionDays=3']);
     expect(result.code).toBe(0);
-    expect(JSON.parse(result.stdout)).toMatchObject({ command: 'config', ok: true, config: { backup: { retentionDays: 3 } }, sources: { 'backup.retentionDays': 'flag --set backup.retentionDays' } });
+    expect(JSON.parse(result.stdout)).toMatchObject({
+      command: 'config',
+      ok: true,
+      config: { backup: { retentionDays: 3 } },
+      sources: { 'backup.retentionDays': 'flag --set backup.retentionDays' },
+    });
   });
 
   it('a malformed --set, a bad duration and a bad config value are exit 2', async () => {
@@ -52,7 +62,9 @@ describe('createProgram', () => {
     expect((await run(['doctor', '--timeout', 'soon'])).code).toBe(2);
     const bad = await run(['config', '--json'], { OPSKIT_COMPOSE_CLI: 'v7' });
     expect(bad.code).toBe(2);
-    expect(JSON.parse(bad.stdout).error.details.problems).toEqual(['compose.cli: expected one of auto, v2, v1 (from the environment variable OPSKIT_COMPOSE_CLI)']);
+    expect(JSON.parse(bad.stdout).error.details.problems).toEqual([
+      'compose.cli: expected one of auto, v2, v1 (from the environment variable OPSKIT_COMPOSE_CLI)',
+    ]);
   });
 
   it('--verbose shows where each value came from', async () => {

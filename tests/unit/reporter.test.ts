@@ -5,7 +5,9 @@ import { Reporter } from '../../src/output/reporter.js';
 import { renderTable } from '../../src/output/table.js';
 import { ANSI, BufferStream, manualClock } from '../helpers/fakes.js';
 
-function reporter(options: Partial<{ json: boolean; quiet: boolean; verbose: boolean; color: boolean; tty: boolean }> = {}) {
+function reporter(
+  options: Partial<{ json: boolean; quiet: boolean; verbose: boolean; color: boolean; tty: boolean }> = {},
+) {
   const stdout = new BufferStream(options.tty ?? false);
   const stderr = new BufferStream(options.tty ?? false);
   const r = new Reporter({
@@ -27,7 +29,9 @@ describe('Reporter', () => {
     const step = r.step('building image');
     step.succeed('built image');
     r.warn('cache miss');
-    expect(stderr.text).toBe('2026-12-01T12:00:00.000Z step  building image\n2026-12-01T12:00:00.000Z ok    built image\n2026-12-01T12:00:00.000Z warn  cache miss\n');
+    expect(stderr.text).toBe(
+      '2026-12-01T12:00:00.000Z step  building image\n2026-12-01T12:00:00.000Z ok    built image\n2026-12-01T12:00:00.000Z warn  cache miss\n',
+    );
     expect(stdout.text).toBe('');
     expect(r.interactive).toBe(false);
   });
@@ -67,6 +71,14 @@ describe('Reporter', () => {
 
 describe('renderTable', () => {
   it('aligns columns', () => {
-    expect(renderTable(['A', 'LONGER'], [['xx', 'y'], ['z', 'w']])).toBe('A   LONGER\n--  ------\nxx  y\nz   w');
+    expect(
+      renderTable(
+        ['A', 'LONGER'],
+        [
+          ['xx', 'y'],
+          ['z', 'w'],
+        ],
+      ),
+    ).toBe('A   LONGER\n--  ------\nxx  y\nz   w');
   });
 });

@@ -21,7 +21,9 @@ describe('Sensitive', () => {
 
 describe('redactUrlPassword', () => {
   it('hides passwords of every URL in a text', () => {
-    expect(redactUrlPassword('a postgresql://u:x1@h/d and redis://:pw2@r:6379/0')).toBe('a postgresql://u:***@h/d and redis://:***@r:6379/0');
+    expect(redactUrlPassword('a postgresql://u:x1@h/d and redis://:pw2@r:6379/0')).toBe(
+      'a postgresql://u:***@h/d and redis://:***@r:6379/0',
+    );
     expect(redactUrlPassword('http://host/path@x')).toBe('http://host/path@x');
   });
 });
@@ -34,24 +36,27 @@ describe('Redactor', () => {
   });
   it('finds secrets in an environment by name and by URL', () => {
     const r = new Redactor();
-    r.addFromEnv({ AWS_SECRET_ACCESS_KEY: 'AKSECRETVALUE', NGROK_AUTHTOKEN: 'ngroktoken1', AWS_ACCESS_KEY_ID: 'AKIAPUBLICID', DATABASE_URL: 'postgresql://u:dbpass99@h/d' });
+    r.addFromEnv({
+      AWS_SECRET_ACCESS_KEY: 'AKSECRETVALUE',
+      NGROK_AUTHTOKEN: 'ngroktoken1',
+      AWS_ACCESS_KEY_ID: 'AKIAPUBLICID',
+      DATABASE_URL: 'postgresql://u:dbpass99@h/d',
+    });
     expect(r.scrub('AKSECRETVALUE ngroktoken1 AKIAPUBLICID dbpass99')).toBe('*** *** AKIAPUBLICID ***');
   });
   it('scrubs values bound for JSON deeply', () => {
     const r = new Redactor(['hunter22']);
-    expect(r.scrubValue({ a: [{ b: 'x hunter22' }], s: new Sensitive('zzz'), n: 3, u: undefined })).toEqual({ a: [{ b: 'x ***' }], s: '***', n: 3 });
+    expect(r.scrubValue({ a: [{ b: 'x hunter22' }], s: new Sensitive('zzz'), n: 3, u: undefined })).toEqual({
+      a: [{ b: 'x ***' }],
+      s: '***',
+      n: 3,
+    });
   });
   it('scrubs argv: secret-named flags and their values', () => {
     const r = new Redactor();
-    expect(r.scrubArgv(['--token', 'abc', '--password=xyz', '--database-url', 'postgresql://u:pw12@h/d', '--name', 'ok'])).toEqual([
-      '--token',
-      '***',
-      '--password=***',
-      '--database-url',
-      'postgresql://u:***@h/d',
-      '--name',
-      'ok',
-    ]);
+    expect(
+      r.scrubArgv(['--token', 'abc', '--password=xyz', '--database-url', 'postgresql://u:pw12@h/d', '--name', 'ok']),
+    ).toEqual(['--token', '***', '--password=***', '--database-url', 'postgresql://u:***@h/d', '--name', 'ok']);
   });
   it('does not scrub very short values that would hit ordinary words', () => {
     const r = new Redactor(['ab']);

@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import type { HttpAdapter } from '../../src/adapters/http.js';
-import { sdkDriver, TunnelStartError, type NgrokSdk, type NgrokSdkListener, type TunnelDriver, type TunnelSession } from '../../src/tunnel/drivers.js';
+import {
+  sdkDriver,
+  TunnelStartError,
+  type NgrokSdk,
+  type NgrokSdkListener,
+  type TunnelDriver,
+  type TunnelSession,
+} from '../../src/tunnel/drivers.js';
 import {
   afterHealthyCheck,
   agentCommand,
@@ -26,7 +33,13 @@ import {
 import { superviseTunnel, type SupervisorEvent } from '../../src/tunnel/supervisor.js';
 import { manualClock, strictFake } from '../helpers/fakes.js';
 
-const policy: ReconnectPolicy = { maxAttempts: 5, delayMs: 10_000, backoff: 2, maxDelayMs: 60_000, resetAfterMs: 300_000 };
+const policy: ReconnectPolicy = {
+  maxAttempts: 5,
+  delayMs: 10_000,
+  backoff: 2,
+  maxDelayMs: 60_000,
+  resetAfterMs: 300_000,
+};
 
 describe('tunnel plan', () => {
   it('chooses the agent when a binary is named, the SDK otherwise; --driver and the config win', () => {
@@ -37,35 +50,72 @@ describe('tunnel plan', () => {
   });
 
   it('builds the agent command line: JSON logs on stdout, merged configs, never the authtoken', () => {
-    expect(agentCommand({ bin: '/usr/local/bin/ngrok', port: 8000, configFiles: ['/home/ops/.config/ngrok/ngrok.yml', '/srv/app/.opskit/ngrok-agent.yml'] })).toEqual([
+    expect(
+      agentCommand({
+        bin: '/usr/local/bin/ngrok',
+        port: 8000,
+        configFiles: ['/home/ops/.config/ngrok/ngrok.yml', '/srv/app/.opskit/ngrok-agent.yml'],
+      }),
+    ).toEqual([
       '/usr/local/bin/ngrok',
-      ['http', '8000', '--config', '/home/ops/.config/ngrok/ngrok.yml,/srv/app/.opskit/ngrok-agent.yml', '--log', 'stdout', '--log-format', 'json', '--log-level', 'info'],
+      [
+        'http',
+        '8000',
+        '--config',
+        '/home/ops/.config/ngrok/ngrok.yml,/srv/app/.opskit/ngrok-agent.yml',
+        '--log',
+        'stdout',
+        '--log-format',
+        'json',
+        '--log-level',
+        'info',
+      ],
     ]);
-    expect(agentCommand({ bin: 'ngrok', port: 80, configFiles: ['a.yml'], url: 'https://app.ngrok.dev' })[1].slice(-2)).toEqual(['--url', 'https://app.ngrok.dev']);
+    expect(
+      agentCommand({ bin: 'ngrok', port: 80, configFiles: ['a.yml'], url: 'https://app.ngrok.dev' })[1].slice(-2),
+    ).toEqual(['--url', 'https://app.ngrok.dev']);
     expect(agentEnv({ PATH: '/bin' }, 'tok')).toEqual({ PATH: '/bin', NGROK_AUTHTOKEN: 'tok' });
     expect(agentEnv({ PATH: '/bin' }, undefined)).toEqual({ PATH: '/bin' });
   });
 
-  it('writes the agent config in the version of the operator\'s own file', () => {
+  it("writes the agent config in the version of the operator's own file", () => {
     expect(configVersionOf('version: 3\nagent:\n  authtoken: x\n')).toBe('3');
     expect(configVersionOf('version: "2"\nauthtoken: x\n')).toBe('2');
     expect(configVersionOf(undefined)).toBe('2');
-    expect(renderAgentConfig('127.0.0.1:4040', '3')).toMatch(/\nversion: 3\nagent:\n {2}web_addr: 127\.0\.0\.1:4040\n$/);
+    expect(renderAgentConfig('127.0.0.1:4040', '3')).toMatch(
+      /\nversion: 3\nagent:\n {2}web_addr: 127\.0\.0\.1:4040\n$/,
+    );
     expect(renderAgentConfig('127.0.0.1:4041', '2')).toMatch(/\nversion: "2"\nweb_addr: 127\.0\.0\.1:4041\n$/);
   });
 
-  it('hands the SDK the port and the token (or the environment\'s)', () => {
+  it("hands the SDK the port and the token (or the environment's)", () => {
     expect(sdkForwardConfig(8000, 'tok', undefined)).toEqual({ addr: 8000, proto: 'http', authtoken: 'tok' });
-    expect(sdkForwardConfig(8000, undefined, 'https://app.ngrok.dev')).toEqual({ addr: 8000, proto: 'http', authtoken_from_env: true, domain: 'app.ngrok.dev' });
+    expect(sdkForwardConfig(8000, undefined, 'https://app.ngrok.dev')).toEqual({
+      addr: 8000,
+      proto: 'http',
+      authtoken_from_env: true,
+      domain: 'app.ngrok.dev',
+    });
   });
 
-  it('reads the agent\'s JSON log lines: the started tunnel\'s URL, errors', () => {
-    const started = parseAgentLogLine('{"addr":"http://localhost:8000","lvl":"info","msg":"started tunnel","name":"command_line","obj":"tunnels","t":"2026-12-01T10:00:00Z","url":"https://ab12.ngrok-free.app"}')!;
+  it("reads the agent's JSON log lines: the started tunnel's URL, errors", () => {
+    const started = parseAgentLogLine(
+      '{"addr":"http://localhost:8000","lvl":"info","msg":"started tunnel","name":"command_line","obj":"tunnels","t":"2026-12-01T10:00:00Z","url":"https://ab12.ngrok-free.app"}',
+    )!;
     expect(startedTunnelUrl(started)).toBe('https://ab12.ngrok-free.app');
-    const failed = parseAgentLogLine('{"lvl":"eror","msg":"session closing","obj":"tunnels.session","err":"authentication failed: ERR_NGROK_105"}')!;
-    expect(failed).toEqual({ level: 'eror', message: 'session closing', error: 'authentication failed: ERR_NGROK_105' });
+    const failed = parseAgentLogLine(
+      '{"lvl":"eror","msg":"session closing","obj":"tunnels.session","err":"authentication failed: ERR_NGROK_105"}',
+    )!;
+    expect(failed).toEqual({
+      level: 'eror',
+      message: 'session closing',
+      error: 'authentication failed: ERR_NGROK_105',
+    });
     expect(startedTunnelUrl(failed)).toBeUndefined();
-    expect(parseAgentLogLine('ERROR:  open x.yml: no such file or directory')).toEqual({ level: 'eror', message: 'ERROR:  open x.yml: no such file or directory' });
+    expect(parseAgentLogLine('ERROR:  open x.yml: no such file or directory')).toEqual({
+      level: 'eror',
+      message: 'ERROR:  open x.yml: no such file or directory',
+    });
     expect(parseAgentLogLine('   ')).toBeUndefined();
   });
 
@@ -80,11 +130,26 @@ describe('tunnel plan', () => {
     const body = {
       tunnels: [
         { name: 'other', public_url: 'https://x.ngrok.app', proto: 'https', config: { addr: 'http://localhost:3000' } },
-        { name: 'command_line (http)', public_url: 'http://y.ngrok.app', proto: 'http', config: { addr: 'http://localhost:8000' } },
-        { name: 'command_line', public_url: 'https://y.ngrok.app', proto: 'https', config: { addr: 'http://localhost:8000' } },
+        {
+          name: 'command_line (http)',
+          public_url: 'http://y.ngrok.app',
+          proto: 'http',
+          config: { addr: 'http://localhost:8000' },
+        },
+        {
+          name: 'command_line',
+          public_url: 'https://y.ngrok.app',
+          proto: 'https',
+          config: { addr: 'http://localhost:8000' },
+        },
       ],
     };
-    expect(findTunnel(body, 8000)).toEqual({ name: 'command_line', publicUrl: 'https://y.ngrok.app', proto: 'https', addr: 'http://localhost:8000' });
+    expect(findTunnel(body, 8000)).toEqual({
+      name: 'command_line',
+      publicUrl: 'https://y.ngrok.app',
+      proto: 'https',
+      addr: 'http://localhost:8000',
+    });
     expect(findTunnel(body, 9000)).toBeUndefined();
     expect(findTunnel(body, undefined)?.publicUrl).toBe('https://x.ngrok.app');
     expect(findTunnel({ tunnels: [] }, 8000)).toBeUndefined();
@@ -97,29 +162,76 @@ describe('tunnel plan', () => {
   });
 
   it('reconnects until the attempts are spent, gives up at once on a permanent failure, resets after a healthy period', () => {
-    expect(decideAfterFailure({ attempts: 0, reconnects: 0, upSinceMs: 0 }, policy)).toEqual({ action: 'reconnect', attempt: 1, delayMs: 10_000 });
-    expect(decideAfterFailure({ attempts: 4, reconnects: 3, upSinceMs: 0 }, policy)).toEqual({ action: 'reconnect', attempt: 5, delayMs: 60_000 });
-    expect(decideAfterFailure({ attempts: 5, reconnects: 4, upSinceMs: 0 }, policy)).toEqual({ action: 'give-up', attempts: 5 });
-    expect(decideAfterFailure({ attempts: 0, reconnects: 0, upSinceMs: 0 }, policy, true)).toEqual({ action: 'give-up', attempts: 0 });
+    expect(decideAfterFailure({ attempts: 0, reconnects: 0, upSinceMs: 0 }, policy)).toEqual({
+      action: 'reconnect',
+      attempt: 1,
+      delayMs: 10_000,
+    });
+    expect(decideAfterFailure({ attempts: 4, reconnects: 3, upSinceMs: 0 }, policy)).toEqual({
+      action: 'reconnect',
+      attempt: 5,
+      delayMs: 60_000,
+    });
+    expect(decideAfterFailure({ attempts: 5, reconnects: 4, upSinceMs: 0 }, policy)).toEqual({
+      action: 'give-up',
+      attempts: 5,
+    });
+    expect(decideAfterFailure({ attempts: 0, reconnects: 0, upSinceMs: 0 }, policy, true)).toEqual({
+      action: 'give-up',
+      attempts: 0,
+    });
     const state = { attempts: 3, reconnects: 3, upSinceMs: 1000 };
     expect(afterHealthyCheck(state, policy, 1000 + 299_999)).toBe(state);
     expect(afterHealthyCheck(state, policy, 1000 + 300_000)).toEqual({ ...state, attempts: 0 });
   });
 
-  it('judges a check: listed and answering; ngrok\'s upstream error is not a tunnel failure', () => {
+  it("judges a check: listed and answering; ngrok's upstream error is not a tunnel failure", () => {
     const listed = { ok: true, detail: 'listed' };
-    expect(assessCheck(listed, { kind: 'response', status: 200, headers: {} }, '/health')).toEqual({ ok: true, upstreamDown: false, detail: 'GET /health through the public URL: HTTP 200' });
+    expect(assessCheck(listed, { kind: 'response', status: 200, headers: {} }, '/health')).toEqual({
+      ok: true,
+      upstreamDown: false,
+      detail: 'GET /health through the public URL: HTTP 200',
+    });
     expect(assessCheck(listed, { kind: 'response', status: 404, headers: {} }, '/health').ok).toBe(true);
-    expect(assessCheck(listed, { kind: 'response', status: 502, headers: { 'ngrok-error-code': 'ERR_NGROK_8012' } }, '/health')).toMatchObject({ ok: true, upstreamDown: true });
-    expect(assessCheck(listed, { kind: 'response', status: 404, headers: { 'ngrok-error-code': 'ERR_NGROK_3200' } }, '/health')).toMatchObject({ ok: false, detail: 'GET /health through the public URL: HTTP 404 ERR_NGROK_3200' });
-    expect(assessCheck(listed, { kind: 'error', message: 'timed out after 10.00s' }, '/health')).toMatchObject({ ok: false, detail: 'GET /health through the public URL: timed out after 10.00s' });
-    expect(assessCheck({ ok: false, detail: 'not listed' }, undefined, '/health')).toEqual({ ok: false, upstreamDown: false, detail: 'not listed' });
+    expect(
+      assessCheck(
+        listed,
+        { kind: 'response', status: 502, headers: { 'ngrok-error-code': 'ERR_NGROK_8012' } },
+        '/health',
+      ),
+    ).toMatchObject({ ok: true, upstreamDown: true });
+    expect(
+      assessCheck(
+        listed,
+        { kind: 'response', status: 404, headers: { 'ngrok-error-code': 'ERR_NGROK_3200' } },
+        '/health',
+      ),
+    ).toMatchObject({ ok: false, detail: 'GET /health through the public URL: HTTP 404 ERR_NGROK_3200' });
+    expect(assessCheck(listed, { kind: 'error', message: 'timed out after 10.00s' }, '/health')).toMatchObject({
+      ok: false,
+      detail: 'GET /health through the public URL: timed out after 10.00s',
+    });
+    expect(assessCheck({ ok: false, detail: 'not listed' }, undefined, '/health')).toEqual({
+      ok: false,
+      upstreamDown: false,
+      detail: 'not listed',
+    });
   });
 
   it('resolves the URL: live file, then the API, then the cache marked stale', () => {
-    expect(resolveUrl({ file: { url: 'https://a', writerAlive: true }, api: 'https://b', cached: 'https://c' })).toEqual({ url: 'https://a', source: 'file', stale: false });
-    expect(resolveUrl({ file: { url: 'https://a', writerAlive: false }, api: 'https://b' })).toEqual({ url: 'https://b', source: 'api', stale: false });
-    expect(resolveUrl({ file: { url: 'https://a', writerAlive: false } })).toEqual({ url: 'https://a', source: 'cache', stale: true });
+    expect(
+      resolveUrl({ file: { url: 'https://a', writerAlive: true }, api: 'https://b', cached: 'https://c' }),
+    ).toEqual({ url: 'https://a', source: 'file', stale: false });
+    expect(resolveUrl({ file: { url: 'https://a', writerAlive: false }, api: 'https://b' })).toEqual({
+      url: 'https://b',
+      source: 'api',
+      stale: false,
+    });
+    expect(resolveUrl({ file: { url: 'https://a', writerAlive: false } })).toEqual({
+      url: 'https://a',
+      source: 'cache',
+      stale: true,
+    });
     expect(resolveUrl({ cached: 'https://c' })).toEqual({ url: 'https://c', source: 'cache', stale: true });
     expect(resolveUrl({})).toBeUndefined();
   });
@@ -135,17 +247,46 @@ describe('tunnel plan', () => {
   });
 
   it('reports status: up only when the process runs, says up, and the agent lists the tunnel', () => {
-    const state: TunnelState = { pid: 10, driver: 'agent', port: 8000, webAddr: '127.0.0.1:4040', status: 'up', publicUrl: 'https://a', startedAt: '2026-12-01T10:00:00.000Z', connectedAt: '2026-12-01T10:00:01.000Z', reconnects: 2, monitor: true, updatedAt: '2026-12-01T10:00:01.000Z' };
+    const state: TunnelState = {
+      pid: 10,
+      driver: 'agent',
+      port: 8000,
+      webAddr: '127.0.0.1:4040',
+      status: 'up',
+      publicUrl: 'https://a',
+      startedAt: '2026-12-01T10:00:00.000Z',
+      connectedAt: '2026-12-01T10:00:01.000Z',
+      reconnects: 2,
+      monitor: true,
+      updatedAt: '2026-12-01T10:00:01.000Z',
+    };
     const listed = { name: 'command_line', publicUrl: 'https://a', proto: 'https', addr: 'http://localhost:8000' };
     const nowMs = Date.parse('2026-12-01T10:05:01.000Z');
     const up = tunnelStatus({ pid: 10, alive: true, state, api: { answering: true, listed }, nowMs });
     expect(up).toMatchObject({ up: true, uptimeMs: 300_000, reconnects: 2, publicUrl: 'https://a', problems: [] });
-    expect(tunnelStatus({ pid: 10, alive: true, state, api: { answering: false, error: 'ECONNREFUSED' }, nowMs })).toMatchObject({ up: false, problems: ["the agent's local API does not answer (ECONNREFUSED)"] });
-    expect(tunnelStatus({ pid: 10, alive: false, state, nowMs })).toMatchObject({ up: false, status: 'stopped', problems: ['the PID file names pid 10, which is not running (stale)'] });
-    expect(tunnelStatus({ alive: false, nowMs })).toMatchObject({ up: false, reconnects: 0, api: null, problems: ['no tunnel is running (no PID file)'] });
-    expect(tunnelStatus({ pid: 10, alive: true, state: { ...state, driver: 'sdk', status: 'reconnecting' }, nowMs })).toMatchObject({ up: false, problems: ['the tunnel is reconnecting'] });
+    expect(
+      tunnelStatus({ pid: 10, alive: true, state, api: { answering: false, error: 'ECONNREFUSED' }, nowMs }),
+    ).toMatchObject({ up: false, problems: ["the agent's local API does not answer (ECONNREFUSED)"] });
+    expect(tunnelStatus({ pid: 10, alive: false, state, nowMs })).toMatchObject({
+      up: false,
+      status: 'stopped',
+      problems: ['the PID file names pid 10, which is not running (stale)'],
+    });
+    expect(tunnelStatus({ alive: false, nowMs })).toMatchObject({
+      up: false,
+      reconnects: 0,
+      api: null,
+      problems: ['no tunnel is running (no PID file)'],
+    });
+    expect(
+      tunnelStatus({ pid: 10, alive: true, state: { ...state, driver: 'sdk', status: 'reconnecting' }, nowMs }),
+    ).toMatchObject({ up: false, problems: ['the tunnel is reconnecting'] });
     // The state file of an earlier run, while a new supervisor has just started: not up, and not its status.
-    expect(tunnelStatus({ pid: 11, alive: true, state, nowMs })).toMatchObject({ up: false, status: 'stopped', problems: ['the supervisor (pid 11) has not reported its tunnel yet'] });
+    expect(tunnelStatus({ pid: 11, alive: true, state, nowMs })).toMatchObject({
+      up: false,
+      status: 'stopped',
+      problems: ['the supervisor (pid 11) has not reported its tunnel yet'],
+    });
   });
 });
 
@@ -171,7 +312,9 @@ function scriptedDriver(script: Array<'ok' | 'fail' | 'auth'>) {
         listedOk: true,
         end: (reason: string) => end(reason),
         async listed() {
-          return session.listedOk ? { ok: true, detail: 'listed', publicUrl: session.publicUrl } : { ok: false, detail: 'not listed' };
+          return session.listedOk
+            ? { ok: true, detail: 'listed', publicUrl: session.publicUrl }
+            : { ok: false, detail: 'not listed' };
         },
         async close() {
           session.closed = true;
@@ -205,7 +348,11 @@ function haltingClock() {
   clock.sleep = (ms: number, signal?: AbortSignal) =>
     ms < 3_600_000
       ? sleep(ms)
-      : new Promise<void>((_, reject) => signal?.addEventListener('abort', () => reject(Object.assign(new Error('aborted'), { name: 'AbortError' })), { once: true }));
+      : new Promise<void>((_, reject) =>
+          signal?.addEventListener('abort', () => reject(Object.assign(new Error('aborted'), { name: 'AbortError' })), {
+            once: true,
+          }),
+        );
   return clock;
 }
 
@@ -223,7 +370,11 @@ describe('superviseTunnel', () => {
       if (events.filter((e) => e.type === 'check').length === 3) stop.abort();
     });
     expect(result).toEqual({ outcome: 'stopped', publicUrl: 'https://t1.ngrok.app', reconnects: 0, attempts: 0 });
-    expect(http.urls).toEqual(['https://t1.ngrok.app/health', 'https://t1.ngrok.app/health', 'https://t1.ngrok.app/health']);
+    expect(http.urls).toEqual([
+      'https://t1.ngrok.app/health',
+      'https://t1.ngrok.app/health',
+      'https://t1.ngrok.app/health',
+    ]);
     expect(clock.slept).toEqual([30_000, 30_000, 30_000]);
     expect(sessions[0]!.closed).toBe(true);
     expect(events[0]).toEqual({ type: 'connected', url: 'https://t1.ngrok.app', agentPid: 1001, reconnect: false });
@@ -242,8 +393,22 @@ describe('superviseTunnel', () => {
     expect(result).toMatchObject({ outcome: 'stopped', publicUrl: 'https://t3.ngrok.app', reconnects: 1, attempts: 2 });
     expect(sessions[0]!.closed).toBe(true);
     expect(clock.slept).toEqual([30_000, 10_000, 20_000]);
-    expect(events.map((e) => e.type)).toEqual(['connected', 'check', 'down', 'reconnecting', 'attempt-failed', 'reconnecting', 'connected']);
-    expect(events.at(-1)).toEqual({ type: 'connected', url: 'https://t3.ngrok.app', agentPid: 1003, reconnect: true, previousUrl: 'https://t1.ngrok.app' });
+    expect(events.map((e) => e.type)).toEqual([
+      'connected',
+      'check',
+      'down',
+      'reconnecting',
+      'attempt-failed',
+      'reconnecting',
+      'connected',
+    ]);
+    expect(events.at(-1)).toEqual({
+      type: 'connected',
+      url: 'https://t3.ngrok.app',
+      agentPid: 1003,
+      reconnect: true,
+      previousUrl: 'https://t1.ngrok.app',
+    });
   });
 
   it('reconnects at once (after the delay) when the agent exits, without waiting for a check', async () => {
@@ -252,23 +417,44 @@ describe('superviseTunnel', () => {
     const http = strictFake<HttpAdapter>('http', {});
     const stop = new AbortController();
     const events: SupervisorEvent[] = [];
-    const promise = superviseTunnel(driver, { clock, http }, { ...options, checkIntervalMs: 3_600_000 }, stop.signal, (event) => {
-      events.push(event);
-      if (event.type === 'connected' && event.reconnect) stop.abort();
-    });
+    const promise = superviseTunnel(
+      driver,
+      { clock, http },
+      { ...options, checkIntervalMs: 3_600_000 },
+      stop.signal,
+      (event) => {
+        events.push(event);
+        if (event.type === 'connected' && event.reconnect) stop.abort();
+      },
+    );
     await new Promise((resolve) => setImmediate(resolve));
     sessions[0]!.end('the ngrok agent exited (signal SIGKILL)');
     const result = await promise;
     expect(result).toMatchObject({ outcome: 'stopped', reconnects: 1 });
-    expect(events.find((e) => e.type === 'down')).toEqual({ type: 'down', reason: 'the ngrok agent exited (signal SIGKILL)' });
+    expect(events.find((e) => e.type === 'down')).toEqual({
+      type: 'down',
+      reason: 'the ngrok agent exited (signal SIGKILL)',
+    });
   });
 
   it('gives up when the attempts are spent', async () => {
     const clock = manualClock();
     const { driver, opens } = scriptedDriver(['ok', 'fail']);
     const http = httpAnswering([new Error('ECONNRESET')]);
-    const result = await superviseTunnel(driver, { clock, http }, { ...options, policy: { ...policy, maxAttempts: 3 } }, new AbortController().signal, () => undefined);
-    expect(result).toEqual({ outcome: 'gave-up', publicUrl: 'https://t1.ngrok.app', reconnects: 0, attempts: 3, lastError: 'the ngrok agent exited (code 1): failed to dial' });
+    const result = await superviseTunnel(
+      driver,
+      { clock, http },
+      { ...options, policy: { ...policy, maxAttempts: 3 } },
+      new AbortController().signal,
+      () => undefined,
+    );
+    expect(result).toEqual({
+      outcome: 'gave-up',
+      publicUrl: 'https://t1.ngrok.app',
+      reconnects: 0,
+      attempts: 3,
+      lastError: 'the ngrok agent exited (code 1): failed to dial',
+    });
     expect(opens()).toBe(4);
     expect(clock.slept).toEqual([30_000, 10_000, 20_000, 40_000]);
   });
@@ -276,7 +462,13 @@ describe('superviseTunnel', () => {
   it('gives up at once on a permanent failure, and resets the attempt count after a healthy period', async () => {
     const clock = manualClock();
     const auth = scriptedDriver(['ok', 'auth']);
-    const first = await superviseTunnel(auth.driver, { clock, http: httpAnswering([new Error('ECONNRESET')]) }, options, new AbortController().signal, () => undefined);
+    const first = await superviseTunnel(
+      auth.driver,
+      { clock, http: httpAnswering([new Error('ECONNRESET')]) },
+      options,
+      new AbortController().signal,
+      () => undefined,
+    );
     expect(first).toMatchObject({ outcome: 'gave-up', attempts: 1, lastError: 'authentication failed: ERR_NGROK_105' });
     expect(auth.opens()).toBe(2);
 
@@ -286,13 +478,19 @@ describe('superviseTunnel', () => {
     const stop = new AbortController();
     const reconnecting: number[] = [];
     let checks = 0;
-    const result = await superviseTunnel(driver, { clock, http }, { ...options, policy: { ...policy, resetAfterMs: 60_000 } }, stop.signal, (event) => {
-      if (event.type === 'reconnecting') reconnecting.push(event.attempt);
-      if (event.type === 'check') checks++;
-      if (event.type === 'connected' && sessions.length === 1) sessions[0]!.listedOk = false;
-      if (event.type === 'check' && checks === 4) sessions.at(-1)!.listedOk = false;
-      if (event.type === 'connected' && sessions.length === 3) stop.abort();
-    });
+    const result = await superviseTunnel(
+      driver,
+      { clock, http },
+      { ...options, policy: { ...policy, resetAfterMs: 60_000 } },
+      stop.signal,
+      (event) => {
+        if (event.type === 'reconnecting') reconnecting.push(event.attempt);
+        if (event.type === 'check') checks++;
+        if (event.type === 'connected' && sessions.length === 1) sessions[0]!.listedOk = false;
+        if (event.type === 'check' && checks === 4) sessions.at(-1)!.listedOk = false;
+        if (event.type === 'connected' && sessions.length === 3) stop.abort();
+      },
+    );
     expect(result).toMatchObject({ outcome: 'stopped', reconnects: 2 });
     expect(reconnecting).toEqual([1, 1]);
   });
@@ -300,20 +498,40 @@ describe('superviseTunnel', () => {
   it('without --monitor: no checks; the tunnel ending is the end (exit 1 upstream); a first failure is thrown', async () => {
     const clock = manualClock();
     const { driver, sessions } = scriptedDriver(['ok']);
-    const promise = superviseTunnel(driver, { clock, http: strictFake<HttpAdapter>('http', {}) }, { ...options, monitor: false }, new AbortController().signal, () => undefined);
+    const promise = superviseTunnel(
+      driver,
+      { clock, http: strictFake<HttpAdapter>('http', {}) },
+      { ...options, monitor: false },
+      new AbortController().signal,
+      () => undefined,
+    );
     await new Promise((resolve) => setImmediate(resolve));
     sessions[0]!.end('the ngrok agent exited (code 1)');
     expect(await promise).toMatchObject({ outcome: 'ended', lastError: 'the ngrok agent exited (code 1)' });
-    await expect(superviseTunnel(scriptedDriver(['fail']).driver, { clock, http: strictFake<HttpAdapter>('http', {}) }, { ...options, monitor: false }, new AbortController().signal, () => undefined)).rejects.toThrow(/failed to dial/);
+    await expect(
+      superviseTunnel(
+        scriptedDriver(['fail']).driver,
+        { clock, http: strictFake<HttpAdapter>('http', {}) },
+        { ...options, monitor: false },
+        new AbortController().signal,
+        () => undefined,
+      ),
+    ).rejects.toThrow(/failed to dial/);
   });
 
   it('with --monitor, a failed first start is retried', async () => {
     const clock = manualClock();
     const { driver } = scriptedDriver(['fail', 'ok']);
     const stop = new AbortController();
-    const result = await superviseTunnel(driver, { clock, http: httpAnswering([200]) }, options, stop.signal, (event) => {
-      if (event.type === 'connected') stop.abort();
-    });
+    const result = await superviseTunnel(
+      driver,
+      { clock, http: httpAnswering([200]) },
+      options,
+      stop.signal,
+      (event) => {
+        if (event.type === 'connected') stop.abort();
+      },
+    );
     expect(result).toMatchObject({ outcome: 'stopped', publicUrl: 'https://t2.ngrok.app', reconnects: 1 });
   });
 });
@@ -360,15 +578,29 @@ describe('sdkDriver with the supervisor', () => {
   it('connects, notices a closed session through its status, reconnects, and disconnects on stop', async () => {
     const clock = manualClock();
     const { sdk, forwarded, open } = fakeSdk();
-    const driver = sdkDriver({ port: 8000, authtoken: 'tok_sdk', url: undefined, startTimeoutMs: 30_000, clock, load: async () => sdk, onLog: () => undefined });
+    const driver = sdkDriver({
+      port: 8000,
+      authtoken: 'tok_sdk',
+      url: undefined,
+      startTimeoutMs: 30_000,
+      clock,
+      load: async () => sdk,
+      onLog: () => undefined,
+    });
     const stop = new AbortController();
     const events: SupervisorEvent[] = [];
     let checks = 0;
-    const result = await superviseTunnel(driver, { clock, http: httpAnswering([200]) }, options, stop.signal, (event) => {
-      events.push(event);
-      if (event.type === 'check' && ++checks === 1) (forwarded[0]!.onStatusChange as (s: string) => void)('closed');
-      if (event.type === 'connected' && event.reconnect) stop.abort();
-    });
+    const result = await superviseTunnel(
+      driver,
+      { clock, http: httpAnswering([200]) },
+      options,
+      stop.signal,
+      (event) => {
+        events.push(event);
+        if (event.type === 'check' && ++checks === 1) (forwarded[0]!.onStatusChange as (s: string) => void)('closed');
+        if (event.type === 'connected' && event.reconnect) stop.abort();
+      },
+    );
     expect(forwarded).toHaveLength(2);
     expect(forwarded[0]).toMatchObject({ addr: 8000, proto: 'http', authtoken: 'tok_sdk' });
     expect(events.find((e) => e.type === 'down')).toEqual({ type: 'down', reason: 'the SDK session is disconnected' });
@@ -379,13 +611,31 @@ describe('sdkDriver with the supervisor', () => {
   it('treats a listener that ends as a down tunnel, and an SDK auth error as permanent', async () => {
     const clock = haltingClock();
     const { sdk, open } = fakeSdk();
-    const driver = sdkDriver({ port: 8000, authtoken: 'bad', url: undefined, startTimeoutMs: 30_000, clock, load: async () => sdk, onLog: () => undefined });
+    const driver = sdkDriver({
+      port: 8000,
+      authtoken: 'bad',
+      url: undefined,
+      startTimeoutMs: 30_000,
+      clock,
+      load: async () => sdk,
+      onLog: () => undefined,
+    });
     const stop = new AbortController();
     const events: SupervisorEvent[] = [];
-    const promise = superviseTunnel(driver, { clock, http: httpAnswering([200]) }, { ...options, checkIntervalMs: 3_600_000 }, stop.signal, (event) => {
-      events.push(event);
-      if (event.type === 'connected' && !event.reconnect) sdk.failNext = Object.assign(new Error('failed to connect session: authentication failed: The authtoken you specified is invalid'), { errorCode: 'ERR_NGROK_105' });
-    });
+    const promise = superviseTunnel(
+      driver,
+      { clock, http: httpAnswering([200]) },
+      { ...options, checkIntervalMs: 3_600_000 },
+      stop.signal,
+      (event) => {
+        events.push(event);
+        if (event.type === 'connected' && !event.reconnect)
+          sdk.failNext = Object.assign(
+            new Error('failed to connect session: authentication failed: The authtoken you specified is invalid'),
+            { errorCode: 'ERR_NGROK_105' },
+          );
+      },
+    );
     await new Promise((resolve) => setImmediate(resolve));
     [...open.values()][0]!.finish();
     const result = await promise;
@@ -401,19 +651,45 @@ describe('sdkDriver with the supervisor', () => {
       forward: () => new Promise((resolve) => (arrive = resolve)),
       listeners: async () => [],
     };
-    const driver = sdkDriver({ port: 8000, authtoken: undefined, url: undefined, startTimeoutMs: 3_600_000, clock: haltingClock(), load: async () => sdk, onLog: () => undefined });
+    const driver = sdkDriver({
+      port: 8000,
+      authtoken: undefined,
+      url: undefined,
+      startTimeoutMs: 3_600_000,
+      clock: haltingClock(),
+      load: async () => sdk,
+      onLog: () => undefined,
+    });
     const stop = new AbortController();
     const opening = driver.open(stop.signal);
     await new Promise((resolve) => setImmediate(resolve));
     stop.abort();
     await expect(opening).rejects.toMatchObject({ message: 'stopped while the SDK was connecting', permanent: false });
-    arrive({ id: () => 'x', url: () => 'https://late.ngrok.app', join: () => new Promise(() => undefined), close: async () => void (closed = true) });
+    arrive({
+      id: () => 'x',
+      url: () => 'https://late.ngrok.app',
+      join: () => new Promise(() => undefined),
+      close: async () => void (closed = true),
+    });
     await new Promise((resolve) => setImmediate(resolve));
     expect(closed).toBe(true);
   });
 
   it('a module that cannot load is a permanent start failure naming the way out', async () => {
-    const driver = sdkDriver({ port: 8000, authtoken: undefined, url: undefined, startTimeoutMs: 1000, clock: manualClock(), load: async () => { throw new Error('Cannot find module @ngrok/ngrok-linux-x64-gnu'); }, onLog: () => undefined });
-    await expect(driver.open()).rejects.toMatchObject({ permanent: true, message: expect.stringMatching(/could not be loaded .*set NGROK_BIN/) });
+    const driver = sdkDriver({
+      port: 8000,
+      authtoken: undefined,
+      url: undefined,
+      startTimeoutMs: 1000,
+      clock: manualClock(),
+      load: async () => {
+        throw new Error('Cannot find module @ngrok/ngrok-linux-x64-gnu');
+      },
+      onLog: () => undefined,
+    });
+    await expect(driver.open()).rejects.toMatchObject({
+      permanent: true,
+      message: expect.stringMatching(/could not be loaded .*set NGROK_BIN/),
+    });
   });
 });

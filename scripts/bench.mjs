@@ -1,11 +1,11 @@
 #!/usr/bin/env node
-// opskit's benchmarks. Each one measures opskit and its baseline side by side in the same run,
-// interleaved so that machine noise hits both alike, and prints the ratio. `npm run bench` builds first.
-import { execa } from 'execa';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+// opskit's benchmarks. Each one measures opskit and its baseline side by side in the same run,
+// interleaved so that machine noise hits both alike, and prints the ratio. `npm run bench` builds first.
+import { execa } from 'execa';
 import { composeArgs, exampleEnv, freePort } from './lib.mjs';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
@@ -602,7 +602,10 @@ const machine = {
 };
 const results = [];
 const platforms = [];
-const track = (p) => (platforms.push(p), p);
+const track = (p) => {
+  platforms.push(p);
+  return p;
+};
 try {
   for (const b of benchmarks) {
     const r = await b.run(track);

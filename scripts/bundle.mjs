@@ -3,10 +3,11 @@
 // src/bin.ts into dist/bundle/ (ESM, split so that each command's action still loads only when it runs),
 // with source maps back to src/ (bin/opskit turns them on with --verbose, the one time a stack is shown).
 // The heavy SDKs stay outside, loaded from node_modules only by the commands that use them.
-import { build } from 'esbuild';
+
 import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { version } = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));

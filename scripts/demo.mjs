@@ -1,14 +1,14 @@
 #!/usr/bin/env node
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 // The main job, end to end, on the sample platform: build, deploy with migrations, health, a cutover
 // to a second version under load through nginx (0 failed requests), a rollback, a backup to a local S3
 // server verified by a restore test, a load test with thresholds, and a summary of every figure.
 // `npm run demo` readies the machine (scripts/test-env.sh) and builds opskit first. It cleans up what it
 // started (containers, networks, volumes, images, the S3 server, the project directory) unless --keep.
 import { execa } from 'execa';
-import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { composeArgs, exampleEnv, freePort } from './lib.mjs';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
@@ -84,7 +84,13 @@ async function startS3() {
     });
     child.stderr.on('data', (chunk) => (seen += chunk));
   });
-  return { ...info, stop: async () => (child.kill('SIGTERM'), await child) };
+  return {
+    ...info,
+    stop: async () => {
+      child.kill('SIGTERM');
+      return await child;
+    },
+  };
 }
 
 async function containerIp(service) {
@@ -185,7 +191,11 @@ async function main() {
   const health = await opskit(['health'], { allowExit: [0, 3] });
   process.stdout.write(`${JSON.stringify(health.doc, null, 2)}\n`);
   const counts =
-    health.doc.summary ?? health.doc.checks.reduce((a, c) => ((a[c.status] = (a[c.status] ?? 0) + 1), a), {});
+    health.doc.summary ??
+    health.doc.checks.reduce((a, c) => {
+      a[c.status] = (a[c.status] ?? 0) + 1;
+      return a;
+    }, {});
   record(
     'health',
     `${health.doc.status}: ${health.doc.checks.length} checks (${Object.entries(counts)

@@ -1,4 +1,18 @@
 #!/usr/bin/env node
+import { createHash } from 'node:crypto';
+import {
+  createReadStream,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 // The backup SIGKILL soak (issue 15, item 6): `opskit backup create` with an upload to S3, against a
 // PostgreSQL database of more than 50 MB, killed with SIGKILL at N random moments spread over a whole run
 // (one uninterrupted run is measured first: its length and its phases). After each kill, three checks:
@@ -16,20 +30,6 @@
 // OPSKIT_TEST_PG_PASSWORD, default opskit_test), pg_dump and psql. s3rver runs on a free 127.0.0.1 port.
 // Everything it creates (the database, temp directories, s3rver and its storage) goes at the end.
 import { execa } from 'execa';
-import { createHash } from 'node:crypto';
-import {
-  createReadStream,
-  existsSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { freePort } from './lib.mjs';
 

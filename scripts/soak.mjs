@@ -1,4 +1,8 @@
 #!/usr/bin/env node
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 // The cutover soak (issue 15): the sample platform deployed, then N cycles of a warm `opskit rollback`
 // and an `opskit cutover` to a fresh container of the other image, all under one 50-connection load
 // through nginx. Prints requests, non-2xx, errors (by code), timeouts, dropped, and the switch time
@@ -8,10 +12,6 @@
 //
 // Traffic goes only to the nginx container's own address on this machine's Docker bridge.
 import { execa } from 'execa';
-import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { exampleEnv, freePort } from './lib.mjs';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
@@ -175,7 +175,7 @@ async function main() {
 // Ctrl-C: stop the load and take the platform down before leaving.
 process.once('SIGINT', () => {
   say('interrupted: cleaning up');
-  cleanup().finally(() => process.exit(130));
+  void cleanup().finally(() => process.exit(130));
 });
 
 let code = 1;

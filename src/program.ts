@@ -1,16 +1,16 @@
 import { Command } from 'commander';
+import { registerBackup } from './cli/backup.js';
 import { registerBuild } from './cli/build.js';
 import { registerConfig } from './cli/config.js';
 import { registerCutover } from './cli/cutover.js';
 import { registerDeploy } from './cli/deploy.js';
 import { registerDoctor } from './cli/doctor.js';
 import { registerHealth } from './cli/health.js';
-import { registerBackup } from './cli/backup.js';
 import { registerInit } from './cli/init.js';
 import { registerLoadtest } from './cli/loadtest.js';
-import { registerTunnel } from './cli/tunnel.js';
 import { collect } from './cli/options.js';
-import { processIo, type Io } from './cli/run.js';
+import { type Io, processIo } from './cli/run.js';
+import { registerTunnel } from './cli/tunnel.js';
 import { Redactor } from './config/redact.js';
 import { VERSION } from './version.js';
 

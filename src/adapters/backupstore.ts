@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 
@@ -75,7 +75,7 @@ export const nodeBackupStore: BackupStore = {
   },
   async sha256(file) {
     const out = counter();
-    await pipeline(createReadStream(file), out.stream, async function* (chunks) {
+    await pipeline(createReadStream(file), out.stream, async (chunks: AsyncIterable<unknown>) => {
       for await (const _ of chunks) {
         // drain
       }

@@ -111,7 +111,10 @@ export interface DockerAdapter {
   exec(id: string, argv: readonly string[]): Promise<{ exitCode: number; output: string }>;
   /** The container's processes as the Engine's `top` lists them (pid and command line). */
   containerProcesses(id: string): Promise<{ pid: number; command: string }[]>;
-  /** A command in a running container whose stdout is a stream (pg_dump in the db service); env goes through the API, not an argv. */
+  /**
+   * A command in a running container whose stdout is a stream (pg_dump in the db service); env goes through the API,
+   * not an argv.
+   */
   execStream(
     id: string,
     argv: readonly string[],
@@ -192,7 +195,9 @@ interface RawStats {
   memory_stats: { usage?: number; limit?: number; stats?: { cache?: number; inactive_file?: number } };
 }
 
-/** Pure: the `docker stats` arithmetic (CPU % as docker stats shows it, 100 per busy CPU; memory less the page cache). */
+/**
+ * Pure: the `docker stats` arithmetic (CPU % as docker stats shows it, 100 per busy CPU; memory less the page cache).
+ */
 export function cpuAndMemory(stats: RawStats): { cpuPercent: number; memoryBytes: number; memoryLimitBytes: number } {
   const cpuDelta = stats.cpu_stats.cpu_usage.total_usage - stats.precpu_stats.cpu_usage.total_usage;
   const systemDelta = (stats.cpu_stats.system_cpu_usage ?? 0) - (stats.precpu_stats.system_cpu_usage ?? 0);
@@ -467,14 +472,12 @@ export async function createDockerAdapter(host: string | undefined, timeoutMs = 
     async execStream(id, argv, env) {
       const { docker } = await lib();
       const { PassThrough } = await import('node:stream');
-      const execution = await docker
-        .getContainer(id)
-        .exec({
-          Cmd: [...argv],
-          Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
-          AttachStdout: true,
-          AttachStderr: true,
-        });
+      const execution = await docker.getContainer(id).exec({
+        Cmd: [...argv],
+        Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+        AttachStdout: true,
+        AttachStderr: true,
+      });
       const stream = await execution.start({ hijack: true, stdin: false });
       const stdout = new PassThrough();
       const stderr = new PassThrough();

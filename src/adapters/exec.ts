@@ -58,7 +58,9 @@ export interface ExecAdapter {
       onLine(line: string, stream: 'stdout' | 'stderr'): void;
     },
   ): Promise<SupervisedProcess>;
-  /** Starts a process in its own session that outlives this one, stdout and stderr appended to logFile; returns its pid. */
+  /**
+   * Starts a process in its own session that outlives this one, stdout and stderr appended to logFile; returns its pid.
+   */
   spawnDetached(
     file: string,
     args: readonly string[],

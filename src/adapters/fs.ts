@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, promises as fsp, constants as fsConstants } from 'node:fs';
+import { createReadStream, constants as fsConstants, promises as fsp } from 'node:fs';
 import path from 'node:path';
 
 /** Every filesystem effect opskit has, in one place, so actions can be tested against a fake. */
@@ -28,7 +28,9 @@ export interface FsAdapter {
   /** A link's target, or undefined when it is not a link. */
   readLink(link: string): Promise<string | undefined>;
   chmod(file: string, mode: number): Promise<void>;
-  /** The permission bits (with setuid, setgid, sticky) of a file or directory, links followed; undefined when missing. */
+  /**
+   * The permission bits (with setuid, setgid, sticky) of a file or directory, links followed; undefined when missing.
+   */
   fileMode(file: string): Promise<number | undefined>;
   /** The names in a directory, sorted; empty when it does not exist. */
   listDir(dir: string): Promise<string[]>;

@@ -24,7 +24,12 @@ export const autocannonLoad: LoadAdapter = {
     // autocannon calls a request's onResponse just before it emits 'response' for that answer (pipelined
     // too): that is how an answer is matched to its scenario request.
     const requests = many
-      ? plan.options.requests.map((r, i) => ({ ...r, onResponse: () => void (current = i) }))
+      ? plan.options.requests.map((r, i) => ({
+          ...r,
+          onResponse: () => {
+            current = i;
+          },
+        }))
       : plan.options.requests;
     return new Promise<AutocannonResult>((resolve, reject) => {
       const instance = autocannon(

@@ -1,31 +1,31 @@
-import type { ChalkInstance } from 'chalk';
 import path from 'node:path';
-import { nodeBackupStore, type BackupStore } from '../adapters/backupstore.js';
+import type { ChalkInstance } from 'chalk';
+import { type BackupStore, nodeBackupStore } from '../adapters/backupstore.js';
 import { abortFailureKind, createS3Adapter, type S3Adapter, type S3Settings } from '../adapters/s3.js';
 import { Sensitive } from '../config/sensitive.js';
 import { ConfigError, OperationError, UsageError } from '../errors.js';
+import { renderTable } from '../output/table.js';
 import { type Context, projectPath, withMutation } from '../runtime/context.js';
 import { formatDuration } from '../runtime/duration.js';
-import { renderTable } from '../output/table.js';
 import {
+  type BackupRow,
   backupName,
   copyToRestore,
+  type Manifest,
   manifestFromMetadata,
   manifestMetadata,
   mergeListing,
   normalizePrefix,
   objectKey,
+  type PruneDecision,
   parseBackupName,
   parseManifest,
   parseUploadJournal,
   planLeftovers,
   planPrune,
-  UPLOAD_JOURNAL_SUFFIX,
-  type BackupRow,
-  type Manifest,
-  type PruneDecision,
   type RemoteEntry,
   type RetentionPolicy,
+  UPLOAD_JOURNAL_SUFFIX,
   type UploadJournal,
 } from './plan.js';
 
@@ -242,7 +242,9 @@ async function abortUpload(ctx: Context, t: Target, journal: UploadJournal): Pro
   }
 }
 
-/** The journals of multipart uploads killed runs left: each upload aborted, each journal removed unless still needed. */
+/**
+ * The journals of multipart uploads killed runs left: each upload aborted, each journal removed unless still needed.
+ */
 async function abortInterruptedUploads(
   ctx: Context,
   t: Target,
@@ -566,7 +568,8 @@ async function prune(ctx: Context, t: Target, policy: RetentionPolicy): Promise<
       { code: 'E_EMPTY_PREFIX' },
     );
   // Both listings first: when either fails, nothing is deleted anywhere.
-  let local, remote;
+  let local: Awaited<ReturnType<typeof listLocal>>;
+  let remote: Awaited<ReturnType<typeof listRemote>>;
   try {
     local = await listLocal(ctx, t);
     remote = await listRemote(t);

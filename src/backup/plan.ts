@@ -73,7 +73,7 @@ export function manifestMetadata(m: Manifest): Record<string, string> {
 }
 
 export function manifestFromMetadata(name: string, meta: Record<string, string> | undefined): Manifest | undefined {
-  if (!meta || meta['opskit-format'] !== '1') return undefined;
+  if (meta?.['opskit-format'] !== '1') return undefined;
   const sha256 = meta['opskit-sha256'] ?? '';
   const size = Number(meta['opskit-size']);
   if (!/^[0-9a-f]{64}$/.test(sha256) || !Number.isFinite(size)) return undefined;

@@ -1,5 +1,5 @@
-import type { ChalkInstance } from 'chalk';
 import path from 'node:path';
+import type { ChalkInstance } from 'chalk';
 import type { DockerAdapter } from '../adapters/docker.js';
 import type { ExecResult } from '../adapters/exec.js';
 import { isSensitive, Sensitive } from '../config/sensitive.js';
@@ -7,13 +7,13 @@ import { OperationError, UsageError } from '../errors.js';
 import { type Context, projectPath, projectRoot, withMutation } from '../runtime/context.js';
 import { formatDuration } from '../runtime/duration.js';
 import {
-  buildxArgv,
-  buildxPluginCandidates,
-  DOCKER_BUILDX,
   type BuildxBinary,
-  buildxSupported,
   type BuildxCommand,
   type BuildxInput,
+  buildxArgv,
+  buildxPluginCandidates,
+  buildxSupported,
+  DOCKER_BUILDX,
   frontendUnavailable,
   imageIdFromMetadata,
   parseBuildxVersion,
@@ -22,15 +22,16 @@ import {
 } from './buildx.js';
 import {
   contextFilter,
+  type DockerfileStage,
   declaredArgs,
   dockerfileStages,
-  type DockerfileStage,
   selectContextFiles,
   syntaxDirective,
 } from './context.js';
 import { buildParameters, displayParameters } from './plan.js';
 import {
   addedLines,
+  type BuildProgress,
   buildkitFailure,
   describeStep,
   emptyProgress,
@@ -38,9 +39,8 @@ import {
   reduceSolveStatus,
   stageImages,
   TAIL_LINES,
-  type BuildProgress,
 } from './progress.js';
-import { emptySplitter, flushRawJson, splitRawJson, type RawJsonItem } from './rawjson.js';
+import { emptySplitter, flushRawJson, type RawJsonItem, splitRawJson } from './rawjson.js';
 import { type BuildSecretSpec, describeSecret } from './secrets.js';
 
 export interface BuildInput {
@@ -229,7 +229,10 @@ async function runBuildx(
   return { progress, exitCode: exit.exitCode, notFound: exit.notFound };
 }
 
-/** `opskit build`: BuildKit through docker buildx, or the Engine API's classic builder. Also called by deploy --build, inside its lock. */
+/**
+ * `opskit build`: BuildKit through docker buildx, or the Engine API's classic builder. Also called by deploy --build,
+ * inside its lock.
+ */
 export async function buildImage(ctx: Context, input: BuildInput, docker?: DockerAdapter): Promise<BuildResult> {
   const config = ctx.loaded!.config;
   const root = projectRoot(ctx);

@@ -1,6 +1,6 @@
 import { isSensitive, type Sensitive } from '../config/sensitive.js';
-import type { BuildProgress } from './progress.js';
 import type { DockerfileStage } from './context.js';
+import type { BuildProgress } from './progress.js';
 import type { BuildSecretSpec } from './secrets.js';
 
 /** The oldest buildx with `--progress=rawjson` (v0.12.0). */

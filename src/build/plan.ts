@@ -1,6 +1,6 @@
 import type { BuildParameters } from '../adapters/docker.js';
 import { isSecretName } from '../config/redact.js';
-import { Sensitive, isSensitive } from '../config/sensitive.js';
+import { isSensitive, Sensitive } from '../config/sensitive.js';
 
 export interface BuildPlanInput {
   imageName: string;

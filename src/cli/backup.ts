@@ -1,5 +1,5 @@
-import { Option, type Command } from 'commander';
-import { runCommand, type Io } from './run.js';
+import { type Command, Option } from 'commander';
+import { type Io, runCommand } from './run.js';
 
 const s3Flags = (c: Command) =>
   c

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { collect, parseKeyValues, parseSecretFlags, SECRET_FLAG_HELP, secretsIn } from './options.js';
-import { runCommand, type Io } from './run.js';
+import { type Io, runCommand } from './run.js';
 
 export function registerBuild(program: Command, io: Io): void {
   program

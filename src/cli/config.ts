@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { runCommand, type Io } from './run.js';
+import { type Io, runCommand } from './run.js';
 
 export function registerConfig(program: Command, io: Io): void {
   program

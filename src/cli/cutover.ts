@@ -1,6 +1,6 @@
-import { Option, type Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { buildFirst, collect, SECRET_FLAG_HELP } from './options.js';
-import { runCommand, type Io } from './run.js';
+import { type Io, runCommand } from './run.js';
 
 export function registerCutover(program: Command, io: Io): void {
   program

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { buildFirst, collect, SECRET_FLAG_HELP } from './options.js';
-import { runCommand, type Io } from './run.js';
+import { type Io, runCommand } from './run.js';
 
 export function registerDeploy(program: Command, io: Io): void {
   program

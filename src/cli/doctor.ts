@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { parseDuration } from '../runtime/duration.js';
-import { runCommand, type Io } from './run.js';
+import { type Io, runCommand } from './run.js';
 
 export function registerDoctor(program: Command, io: Io): void {
   program

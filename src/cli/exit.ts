@@ -1,7 +1,7 @@
 import { CommanderError } from 'commander';
 import { Redactor } from '../config/redact.js';
-import { ExitCode, OpskitError, toOpskitError } from '../errors.js';
-import { SCHEMA_VERSION, type Io } from './run.js';
+import { ExitCode, type OpskitError, toOpskitError } from '../errors.js';
+import { type Io, SCHEMA_VERSION } from './run.js';
 
 /** The first word that is not an option: the subcommand the user meant, for the JSON document. */
 function commandWord(argv: readonly string[]): string | null {

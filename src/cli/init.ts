@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
-import { runCommand, type Io } from './run.js';
+import { type Io, runCommand } from './run.js';
 
 export function registerInit(program: Command, io: Io): void {
   program

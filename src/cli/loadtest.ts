@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { collect } from './options.js';
-import { runCommand, type Io } from './run.js';
+import { type Io, runCommand } from './run.js';
 
 export function registerLoadtest(program: Command, io: Io): void {
   program

@@ -39,7 +39,10 @@ export function parseSecretFlags(values: readonly string[] | undefined): BuildSe
 export const SECRET_FLAG_HELP =
   'build secret for RUN --mount=type=secret,id=NAME (repeatable; without src or env: the variable NAME); never in a layer or the output';
 
-/** `--build [--build-arg ...] [--secret ...] [--tag T]` of deploy and cutover: the build to run first, its secrets registered. */
+/**
+ * `--build [--build-arg ...] [--secret ...] [--tag T]` of deploy and cutover: the build to run first, its secrets
+ * registered.
+ */
 export function buildFirst(
   options: { build?: boolean; buildArg?: string[]; secret?: string[]; tag?: string },
   redactor: { add(secret: Sensitive): void },

@@ -1,5 +1,5 @@
-import { Option, type Command } from 'commander';
-import { runCommand, type Io } from './run.js';
+import { type Command, Option } from 'commander';
+import { type Io, runCommand } from './run.js';
 
 export function registerTunnel(program: Command, io: Io): void {
   const tunnel = program

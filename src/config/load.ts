@@ -1,11 +1,11 @@
 import path from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { ConfigError } from '../errors.js';
 import type { FsAdapter } from '../adapters/fs.js';
-import { layerEnv, type EnvSource } from './envfiles.js';
+import { ConfigError } from '../errors.js';
+import { type EnvSource, layerEnv } from './envfiles.js';
 import { interpolate } from './interpolate.js';
-import { ENV_BINDINGS, configSchema, type Config } from './schema.js';
+import { type Config, configSchema, ENV_BINDINGS } from './schema.js';
 import { isSensitive, type Sensitive } from './sensitive.js';
 import { didYouMean, knownKeysAt } from './suggest.js';
 

@@ -287,7 +287,9 @@ export const configSchema = z.strictObject({
     builder: z
       .enum(['auto', 'buildkit', 'classic'], { error: 'expected one of auto, buildkit, classic' })
       .default('auto'),
-    /** Build secrets for `RUN --mount=type=secret,id=NAME`: `id=NAME,src=FILE`, `id=NAME,env=VAR`, or { id, src | env }. */
+    /**
+     * Build secrets for `RUN --mount=type=secret,id=NAME`: `id=NAME,src=FILE`, `id=NAME,env=VAR`, or { id, src | env }.
+     */
     secrets: z.array(buildSecret, { error: `expected a list of build secrets: ${SECRET_SPEC_FORM}` }).default([]),
   }),
   deploy: section({
@@ -385,7 +387,10 @@ export const configSchema = z.strictObject({
       .preprocess(fromText, z.number({ error: 'expected MiB from 5 to 5120' }).int().min(5).max(5120))
       .default(64),
     queueSize: positiveInt.default(4),
-    /** host: the host's pg_dump and psql reach database.url; compose: pg_dump runs in the db service's container (docker exec). */
+    /**
+     * host: the host's pg_dump and psql reach database.url; compose: pg_dump runs in the db service's container (docker
+     * exec).
+     */
     via: z.enum(['host', 'compose'], { error: 'expected one of host, compose' }).default('host'),
     pgDump: text().default('pg_dump'),
     psql: text().default('psql'),

@@ -52,7 +52,7 @@ export function isSensitive(value: unknown): value is Sensitive {
 
 function urlPassword(value: string): string | undefined {
   const match = /^[a-z][a-z0-9+.-]*:\/\/[^/@:\s]*:([^@/\s]*)@/i.exec(value);
-  if (!match || !match[1]) return undefined;
+  if (!match?.[1]) return undefined;
   try {
     return decodeURIComponent(match[1]);
   } catch {

@@ -1,5 +1,5 @@
 import type { ChalkInstance } from 'chalk';
-import { getPath, leafPaths, type LoadedConfig, type ValueSource } from './load.js';
+import { getPath, type LoadedConfig, leafPaths, type ValueSource } from './load.js';
 import { isSensitive } from './sensitive.js';
 
 export interface ConfigReport {

@@ -51,7 +51,7 @@ export function knownKeysAt(schema: AnySchema, at: readonly string[]): string[] 
   let node = unwrap(schema);
   for (const key of at) {
     const shape = (node._zod.def as unknown as { shape?: Record<string, AnySchema> }).shape;
-    if (!shape || !shape[key]) return [];
+    if (!shape?.[key]) return [];
     node = unwrap(shape[key]);
   }
   const shape = (node._zod.def as unknown as { shape?: Record<string, AnySchema> }).shape;

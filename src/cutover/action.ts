@@ -1,41 +1,38 @@
-import type { ChalkInstance } from 'chalk';
 import path from 'node:path';
+import type { ChalkInstance } from 'chalk';
 import {
+  type ComposeTarget,
   composeArgv,
   describeCli,
   detectComposeCached,
   pickServiceContainer,
   serviceLabels,
-  type ComposeTarget,
 } from '../adapters/compose.js';
 import type { DockerAdapter } from '../adapters/docker.js';
-import { buildImage, type BuildInput } from '../build/action.js';
+import { type BuildInput, buildImage } from '../build/action.js';
 import { resolveImageRef, runMigrations } from '../deploy/action.js';
 import { describeProbe, healthProbe, probeContainerHealth } from '../deploy/probe.js';
-import { readState, writeState, type State } from '../deploy/state.js';
+import { readState, type State, writeState } from '../deploy/state.js';
 import { ConfigError, OperationError, UsageError } from '../errors.js';
 import { type Context, projectPath, withMutation } from '../runtime/context.js';
 import { formatDuration, parseDuration } from '../runtime/duration.js';
 import type { PlannedStep } from '../runtime/plan.js';
 import { pollUntil } from '../runtime/poll.js';
-import { nginxOps, renderLiveUpstream, type NginxOps } from './nginx.js';
-import { relays, type Relays } from './relay.js';
-import { liveServer, liveSocket, socketName, type LiveSocket } from './sockets.js';
+import { type NginxOps, nginxOps, renderLiveUpstream } from './nginx.js';
 import {
-  DEFAULT_SOCKET_UPSTREAM_TEMPLATE,
-  DEFAULT_UPSTREAM_TEMPLATE,
-  sameNginxConfig,
+  type Color,
+  type ColorSlot,
+  type CutoverState,
   colorContainerName,
   currentColors,
   oldColorExpired,
   other,
   recordFinalize,
   recordSwitch,
-  renderUpstream,
-  type Color,
-  type ColorSlot,
-  type CutoverState,
+  sameNginxConfig,
 } from './plan.js';
+import { type Relays, relays } from './relay.js';
+import { type LiveSocket, liveServer, liveSocket, socketName } from './sockets.js';
 
 export interface CutoverInput {
   image?: string | undefined;

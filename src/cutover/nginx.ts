@@ -5,8 +5,8 @@ import type { DockerAdapter } from '../adapters/docker.js';
 import type { Config } from '../config/schema.js';
 import { ConfigError, OperationError } from '../errors.js';
 import { type Context, projectPath } from '../runtime/context.js';
+import { type Color, DEFAULT_SOCKET_UPSTREAM_TEMPLATE, DEFAULT_UPSTREAM_TEMPLATE, renderUpstream } from './plan.js';
 import { type NginxProcess, reloadSettled, servingWorkers } from './reload-wait.js';
-import { DEFAULT_SOCKET_UPSTREAM_TEMPLATE, DEFAULT_UPSTREAM_TEMPLATE, renderUpstream, type Color } from './plan.js';
 
 /**
  * The upstream file for the live colour: `nginx.upstreamTemplate`, else opskit's own for the switch mode,
@@ -182,7 +182,8 @@ export async function nginxOps(
       }
     },
     async reload() {
-      // The workers are the master's children; without nginx.pidFile they cannot be found, and the reload is not waited for.
+      // The workers are the master's children; without nginx.pidFile they cannot be found, and the reload is not waited
+      // for.
       const master = await masterPid();
       const list = async () => (master === undefined ? [] : ctx.system.childProcesses(master));
       const before = servingWorkers(await list());

@@ -1,12 +1,12 @@
 import path from 'node:path';
-import { composeArgv, type ComposeTarget, serviceLabels } from '../adapters/compose.js';
+import { parse } from 'yaml';
+import { type ComposeTarget, composeArgv, serviceLabels } from '../adapters/compose.js';
 import type { ContainerInfo, ContainerSpec, DockerAdapter } from '../adapters/docker.js';
 import type { Config } from '../config/schema.js';
 import { ConfigError, OperationError } from '../errors.js';
 import { type Context, projectPath } from '../runtime/context.js';
 import { pollUntil } from '../runtime/poll.js';
 import { socketName } from './sockets.js';
-import { parse } from 'yaml';
 
 /**
  * The relay switch (`cutover.switch: relay`), for apps that listen only on TCP. Beside each web container

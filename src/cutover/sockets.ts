@@ -1,8 +1,8 @@
 import path from 'node:path';
+import type { Clock } from '../adapters/clock.js';
 import type { FsAdapter } from '../adapters/fs.js';
 import type { Config } from '../config/schema.js';
 import { OperationError } from '../errors.js';
-import type { Clock } from '../adapters/clock.js';
 import { pollUntil } from '../runtime/poll.js';
 
 /**

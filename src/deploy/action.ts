@@ -1,26 +1,26 @@
-import type { ChalkInstance } from 'chalk';
 import path from 'node:path';
+import type { ChalkInstance } from 'chalk';
 import {
+  type ComposeTarget,
   composeArgv,
   describeCli,
   detectComposeCached,
   isOneOff,
   pickServiceContainer,
   serviceLabels,
-  type ComposeTarget,
 } from '../adapters/compose.js';
 import type { ContainerInfo, DockerAdapter } from '../adapters/docker.js';
-import { buildImage, type BuildInput, type BuildResult } from '../build/action.js';
-import { ConfigError, OperationError, UsageError } from '../errors.js';
-import { type Context, projectPath, withMutation } from '../runtime/context.js';
-import { formatDuration, parseDuration } from '../runtime/duration.js';
-import { Waker, pollUntil } from '../runtime/poll.js';
-import { nginxOps, renderLiveUpstream, type NginxOps } from '../cutover/nginx.js';
+import { type BuildInput, type BuildResult, buildImage } from '../build/action.js';
+import { type NginxOps, nginxOps, renderLiveUpstream } from '../cutover/nginx.js';
 import { sameNginxConfig } from '../cutover/plan.js';
 import { relays } from '../cutover/relay.js';
 import { liveServer, liveSocket, socketName } from '../cutover/sockets.js';
+import { ConfigError, OperationError, UsageError } from '../errors.js';
+import { type Context, projectPath, withMutation } from '../runtime/context.js';
+import { formatDuration, parseDuration } from '../runtime/duration.js';
+import { pollUntil, Waker } from '../runtime/poll.js';
+import { type DeployStep, describeDeployStep, planDeploy, toPlannedSteps } from './plan.js';
 import { probeContainerHealth } from './probe.js';
-import { describeDeployStep, planDeploy, toPlannedSteps, type DeployStep } from './plan.js';
 import { readState, recordDeploy, writeState } from './state.js';
 
 /** A step another capability runs before the migrations (the backup issue's pre-migration backup). */
@@ -253,7 +253,9 @@ export async function runMigrations(
   return parseMigrateSummary(`${result.stdout}\n${result.stderr}`)?.applied ?? [];
 }
 
-/** `opskit deploy`: migrate-then-start, each step printed, the previous version serving until the new one is healthy. */
+/**
+ * `opskit deploy`: migrate-then-start, each step printed, the previous version serving until the new one is healthy.
+ */
 export async function runDeploy(ctx: Context, input: DeployInput): Promise<DeployResult> {
   const loaded = ctx.loaded!;
   const config = loaded.config;

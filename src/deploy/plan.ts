@@ -1,4 +1,4 @@
-import { composeArgv, type ComposeTarget } from '../adapters/compose.js';
+import { type ComposeTarget, composeArgv } from '../adapters/compose.js';
 import type { PlannedStep } from '../runtime/plan.js';
 
 export interface DeployPlanInput {
@@ -134,72 +134,75 @@ export function describeDeployStep(step: DeployStep): string {
 
 /** Pure: what a dry run prints, from the same steps the deploy would carry out. */
 export function toPlannedSteps(steps: readonly DeployStep[], image: string): PlannedStep[] {
-  return steps.map((step): PlannedStep => {
-    const description = describeDeployStep(step);
-    switch (step.kind) {
-      case 'up':
-      case 'migrate':
-      case 'replace-web':
-        return {
-          kind: 'exec',
-          argv: [step.argv[0], ...step.argv[1]],
-          description: `${description} (WEB_IMAGE=${image})`,
-        };
-      case 'wait-healthy':
-        return {
-          kind: 'wait',
-          what: `the Docker health status of ${step.services.join(', ')} (containers found by their compose labels)`,
-          timeoutMs: step.timeoutMs,
-          description,
-        };
-      case 'web-health':
-        return step.probe === 'tcp'
-          ? {
-              kind: 'wait',
-              what: `a TCP connect to <${step.service} container address>:${step.port}`,
-              timeoutMs: step.timeoutMs,
-              description,
-            }
-          : {
-              kind: 'http',
-              method: 'GET',
-              url: `http://<${step.service} container address>:${step.port}${step.path}`,
-              description: `${description}, up to ${Math.round(step.timeoutMs / 1000)}s`,
-            };
-      case 'relay':
-        return {
-          kind: 'docker',
-          call: 'POST /containers/create',
-          options: { name: `<${step.service} container>-relay`, socket: `${step.dir}/web-<id>.sock` },
-          description: `${description} (nginx stream, on the project network)`,
-        };
-      case 'hook':
-        return { kind: 'wait', what: `the ${step.name} hook`, timeoutMs: 0, description };
-      case 'point-live':
-        return {
-          kind: 'write',
-          path: `${step.dir}/live.sock`,
-          bytes: 0,
-          overwrite: true,
-          description: `${description} (a link to its unix socket, renamed into place)`,
-        };
-      case 'upstream':
-        return {
-          kind: 'write',
-          path: '<nginx.upstreamFile>',
-          bytes: 0,
-          overwrite: true,
-          description: `${description}, when it differs: checked with nginx -t, then nginx reloaded if it runs`,
-        };
-      case 'verify-front':
-        return {
-          kind: 'http',
-          method: 'GET',
-          url: `<nginx>${step.path}`,
-          description: `${description}: ${step.accept === '2xx' ? 'a 2xx' : 'an answer that is not a 5xx'} within ${Math.round(step.timeoutMs / 1000)}s, else exit 1 with nginx's answer`,
-        };
-      case 'write-state':
-        return { kind: 'write', path: step.path, bytes: 0, overwrite: true, description };
-    }
-  });
+  return steps.map((step) => plannedStep(step, image));
+}
+
+/** Pure: one deploy step as the dry run shows it (the switch covers every kind: tsc checks it). */
+function plannedStep(step: DeployStep, image: string): PlannedStep {
+  const description = describeDeployStep(step);
+  switch (step.kind) {
+    case 'up':
+    case 'migrate':
+    case 'replace-web':
+      return {
+        kind: 'exec',
+        argv: [step.argv[0], ...step.argv[1]],
+        description: `${description} (WEB_IMAGE=${image})`,
+      };
+    case 'wait-healthy':
+      return {
+        kind: 'wait',
+        what: `the Docker health status of ${step.services.join(', ')} (containers found by their compose labels)`,
+        timeoutMs: step.timeoutMs,
+        description,
+      };
+    case 'web-health':
+      return step.probe === 'tcp'
+        ? {
+            kind: 'wait',
+            what: `a TCP connect to <${step.service} container address>:${step.port}`,
+            timeoutMs: step.timeoutMs,
+            description,
+          }
+        : {
+            kind: 'http',
+            method: 'GET',
+            url: `http://<${step.service} container address>:${step.port}${step.path}`,
+            description: `${description}, up to ${Math.round(step.timeoutMs / 1000)}s`,
+          };
+    case 'relay':
+      return {
+        kind: 'docker',
+        call: 'POST /containers/create',
+        options: { name: `<${step.service} container>-relay`, socket: `${step.dir}/web-<id>.sock` },
+        description: `${description} (nginx stream, on the project network)`,
+      };
+    case 'hook':
+      return { kind: 'wait', what: `the ${step.name} hook`, timeoutMs: 0, description };
+    case 'point-live':
+      return {
+        kind: 'write',
+        path: `${step.dir}/live.sock`,
+        bytes: 0,
+        overwrite: true,
+        description: `${description} (a link to its unix socket, renamed into place)`,
+      };
+    case 'upstream':
+      return {
+        kind: 'write',
+        path: '<nginx.upstreamFile>',
+        bytes: 0,
+        overwrite: true,
+        description: `${description}, when it differs: checked with nginx -t, then nginx reloaded if it runs`,
+      };
+    case 'verify-front':
+      return {
+        kind: 'http',
+        method: 'GET',
+        url: `<nginx>${step.path}`,
+        description: `${description}: ${step.accept === '2xx' ? 'a 2xx' : 'an answer that is not a 5xx'} within ${Math.round(step.timeoutMs / 1000)}s, else exit 1 with nginx's answer`,
+      };
+    case 'write-state':
+      return { kind: 'write', path: step.path, bytes: 0, overwrite: true, description };
+  }
 }

@@ -1,10 +1,10 @@
-import { configSchema, type Config } from '../config/schema.js';
+import type { CommandOutcome } from '../cli/run.js';
+import { type Config, configSchema } from '../config/schema.js';
 import { CheckFailedError } from '../errors.js';
 import { renderTable } from '../output/table.js';
-import type { CommandOutcome } from '../cli/run.js';
 import type { Context } from '../runtime/context.js';
 import { formatDuration } from '../runtime/duration.js';
-import { finishCheck, planDoctorChecks, summarize, type DoctorCheckResult, type DoctorSummary } from './checks.js';
+import { type DoctorCheckResult, type DoctorSummary, finishCheck, planDoctorChecks, summarize } from './checks.js';
 
 export interface DoctorResult {
   summary: DoctorSummary;

@@ -1,13 +1,13 @@
 import path from 'node:path';
 import { parse as parseEnv } from 'dotenv';
-import type { Config } from '../config/schema.js';
 import { describeCli, detectCompose } from '../adapters/compose.js';
-import { buildxSupported, parseBuildxVersion } from '../build/buildx.js';
 import type { FsAdapter } from '../adapters/fs.js';
+import { buildxSupported, parseBuildxVersion } from '../build/buildx.js';
 import { isSecretName } from '../config/redact.js';
+import type { Config } from '../config/schema.js';
 import { Sensitive } from '../config/sensitive.js';
 import { isDedicatedParent } from '../cutover/sockets.js';
-import { projectRoot, type Context } from '../runtime/context.js';
+import { type Context, projectRoot } from '../runtime/context.js';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
 
@@ -124,7 +124,10 @@ async function readEnvFiles(fs: FsAdapter, root: string, show: (file: string) =>
   return out;
 }
 
-/** Pure: the first directory, from `/` down to the sockets directory, that other users cannot pass; undefined when they pass all. */
+/**
+ * Pure: the first directory, from `/` down to the sockets directory, that other users cannot pass; undefined when they
+ * pass all.
+ */
 export function socketsGuard(
   chain: ReadonlyArray<{ dir: string; mode: number }>,
 ): { dir: string; mode: string } | undefined {

@@ -1,14 +1,14 @@
 import type { ChalkInstance } from 'chalk';
 import type { DockerAdapter } from '../adapters/docker.js';
 import type { CommandOutcome } from '../cli/run.js';
-import { healthCheckSchema, type HealthCheckConfig } from '../config/schema.js';
+import { type HealthCheckConfig, healthCheckSchema } from '../config/schema.js';
 import { CheckFailedError, UsageError } from '../errors.js';
 import { renderTable } from '../output/table.js';
 import type { Context } from '../runtime/context.js';
 import { formatDuration, parseDuration } from '../runtime/duration.js';
 import type { ProbeContext } from './probes.js';
-import { changes, runChecks, summarizeHealth, type CheckResult, type HealthSummary } from './run.js';
-import { CHECK_KINDS, checksFromFlags, defaultChecks, toSpec, type CheckKind, type HealthFlags } from './spec.js';
+import { type CheckResult, changes, type HealthSummary, runChecks, summarizeHealth } from './run.js';
+import { CHECK_KINDS, type CheckKind, checksFromFlags, defaultChecks, type HealthFlags, toSpec } from './spec.js';
 
 export interface HealthInput {
   flags: HealthFlags;

@@ -1,7 +1,7 @@
 import { formatDuration } from '../runtime/duration.js';
-import { worst, type HealthStatus } from './evaluate.js';
-import { probe, type ProbeContext } from './probes.js';
-import { expectedOf, type CheckKind, type CheckSpec } from './spec.js';
+import { type HealthStatus, worst } from './evaluate.js';
+import { type ProbeContext, probe } from './probes.js';
+import { type CheckKind, type CheckSpec, expectedOf } from './spec.js';
 
 export interface CheckResult {
   name: string;

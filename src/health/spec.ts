@@ -1,6 +1,6 @@
-import type { Config, HealthCheckConfig } from '../config/schema.js';
 import { isSecretHeader } from '../config/redact.js';
-import { Sensitive, isSensitive } from '../config/sensitive.js';
+import type { Config, HealthCheckConfig } from '../config/schema.js';
+import { isSensitive, Sensitive } from '../config/sensitive.js';
 import { UsageError } from '../errors.js';
 import { parseDuration } from '../runtime/duration.js';
 

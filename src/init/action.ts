@@ -1,19 +1,19 @@
-import type { ChalkInstance } from 'chalk';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
+import type { ChalkInstance } from 'chalk';
 import { UsageError } from '../errors.js';
 import { type Context, projectRoot, withMutation } from '../runtime/context.js';
 import type { PlannedStep } from '../runtime/plan.js';
 import { VERSION } from '../version.js';
 import {
   EXAMPLE_FILES,
-  INIT_FILES,
   gunicornWorkers,
+  INIT_FILES,
   projectNameFrom,
   renderTemplate,
+  type TemplateVars,
   templateMode,
   templatePath,
-  type TemplateVars,
 } from './templates.js';
 
 export interface InitInput {

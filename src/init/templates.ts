@@ -1,5 +1,5 @@
-import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { SECRET_FILE_MODE } from '../adapters/fs.js';
 
 /** The repo's own folders, which hold the template sources (also shipped in the npm package). */

@@ -1,36 +1,37 @@
 import path from 'node:path';
 import type { ChalkInstance } from 'chalk';
+import { parse } from 'yaml';
 import { isSecretHeader } from '../config/redact.js';
 import { Sensitive } from '../config/sensitive.js';
-import { CheckFailedError, ConfigError, OperationError, UsageError, type OpskitError } from '../errors.js';
-import { SCHEMA_VERSION } from '../version.js';
-import { formatDuration, parseDuration } from '../runtime/duration.js';
+import { CheckFailedError, ConfigError, OperationError, type OpskitError, UsageError } from '../errors.js';
 import type { Context } from '../runtime/context.js';
+import { formatDuration, parseDuration } from '../runtime/duration.js';
+import { SCHEMA_VERSION } from '../version.js';
 import {
+  type AutocannonResult,
+  type BaselineComparison,
   buildAutocannonOptions,
   compareWithBaseline,
+  type LoadSpec,
+  type LoadSummary,
   parseBaseline,
   parsePercent,
   renderHistoryCsv,
   renderSummaryCsv,
+  type ScenarioRequest,
   scenarioRequests,
   scenarioSchema,
   summarizeRun,
   thresholdFacts,
-  type BaselineComparison,
-  type LoadSpec,
-  type LoadSummary,
-  type ScenarioRequest,
 } from './plan.js';
 import { LoadRecorder } from './stats.js';
 import {
   evaluateThresholds,
   parseThreshold,
-  ThresholdSyntaxError,
   type Threshold,
+  ThresholdSyntaxError,
   type ThresholdVerdict,
 } from './thresholds.js';
-import { parse } from 'yaml';
 
 export interface LoadtestFlags {
   url?: string;
@@ -320,7 +321,7 @@ export async function runLoadtest(ctx: Context, flags: LoadtestFlags): Promise<L
     interrupted = true;
     controller.abort();
   });
-  let result;
+  let result: AutocannonResult;
   try {
     result = await ctx.load.run(
       plan,
@@ -398,7 +399,9 @@ function outputFiles(ctx: Context, flags: LoadtestFlags): { out?: string; csv?: 
   };
 }
 
-/** Exit 1 for a run that never reached the target or was interrupted; exit 3 for breached thresholds or a regression. */
+/**
+ * Exit 1 for a run that never reached the target or was interrupted; exit 3 for breached thresholds or a regression.
+ */
 export function loadtestFailure(result: LoadtestResult): OpskitError | undefined {
   if (result.interrupted)
     return new OperationError(

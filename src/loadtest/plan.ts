@@ -392,7 +392,10 @@ export const HISTORY_CSV_COLUMNS = [
   'latency_max_ms',
 ];
 
-/** Locust's `--csv` pair: `<prefix>_stats.csv` (a row per request and an Aggregated row) and `<prefix>_stats_history.csv` (a row per second). */
+/**
+ * Locust's `--csv` pair: `<prefix>_stats.csv` (a row per request and an Aggregated row) and
+ * `<prefix>_stats_history.csv` (a row per second).
+ */
 export function renderSummaryCsv(s: LoadSummary): string {
   const seconds = Math.max(s.durationMs / 1000, 0.001);
   const rows: unknown[][] = [SUMMARY_CSV_COLUMNS];

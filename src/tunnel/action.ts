@@ -3,10 +3,10 @@ import path from 'node:path';
 import type { ChalkInstance } from 'chalk';
 import { SECRET_FILE_MODE } from '../adapters/fs.js';
 import { ConfigError, LockHeldError, OperationError, UsageError } from '../errors.js';
+import { type Context, projectPath, withMutation } from '../runtime/context.js';
 import { formatDuration, parseDuration } from '../runtime/duration.js';
 import { pollUntil } from '../runtime/poll.js';
-import { projectPath, withMutation, type Context } from '../runtime/context.js';
-import { agentDriver, queryAgentApi, sdkDriver, TunnelStartError, type TunnelDriver } from './drivers.js';
+import { agentDriver, queryAgentApi, sdkDriver, type TunnelDriver, TunnelStartError } from './drivers.js';
 import {
   agentCommand,
   agentEnv,
@@ -15,16 +15,16 @@ import {
   isTunnelSupervisor,
   parsePid,
   parseState,
-  renderAgentConfig,
-  resolveUrl,
-  tunnelStatus,
   type ReconnectPolicy,
   type ResolvedUrl,
+  renderAgentConfig,
+  resolveUrl,
   type TunnelDriverName,
   type TunnelState,
   type TunnelStatusReport,
+  tunnelStatus,
 } from './plan.js';
-import { superviseTunnel, type SupervisorEvent, type SupervisorResult } from './supervisor.js';
+import { type SupervisorEvent, type SupervisorResult, superviseTunnel } from './supervisor.js';
 
 export interface TunnelPaths {
   pidFile: string;
@@ -167,7 +167,7 @@ async function stopOrphanAgent(ctx: Context, state: TunnelState | undefined): Pr
   const pid = state?.agentPid;
   if (!pid || !state?.agentBin || !ctx.system.isPidAlive(pid)) return undefined;
   const argv = ctx.system.processArgv(pid);
-  if (!argv || !argv.join(' ').includes(path.basename(state.agentBin))) return undefined;
+  if (!argv?.join(' ').includes(path.basename(state.agentBin))) return undefined;
   await terminate(ctx, pid, 5000);
   return pid;
 }
@@ -184,7 +184,9 @@ async function terminate(ctx: Context, pid: number, graceMs: number): Promise<'e
   return (await gone(5000)).ok ? 'killed' : 'stuck';
 }
 
-/** The URL file moves aside when the tunnel stops: readers of it never get a dead URL; `url` keeps it as a stale cache. */
+/**
+ * The URL file moves aside when the tunnel stops: readers of it never get a dead URL; `url` keeps it as a stale cache.
+ */
 async function markUrlStale(ctx: Context, paths: TunnelPaths): Promise<void> {
   if (await ctx.fs.exists(paths.urlFile)) await ctx.fs.rename(paths.urlFile, paths.staleUrlFile);
 }

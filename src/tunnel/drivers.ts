@@ -3,6 +3,7 @@ import type { ExecAdapter, SupervisedProcess } from '../adapters/exec.js';
 import type { HttpAdapter } from '../adapters/http.js';
 import { pollUntil, Waker } from '../runtime/poll.js';
 import {
+  type AgentSpec,
   agentCommand,
   findTunnel,
   isAgentError,
@@ -10,7 +11,6 @@ import {
   parseAgentLogLine,
   sdkForwardConfig,
   startedTunnelUrl,
-  type AgentSpec,
   type TunnelDriverName,
 } from './plan.js';
 

@@ -1,11 +1,11 @@
 import type { Clock } from '../adapters/clock.js';
 import type { HttpAdapter } from '../adapters/http.js';
-import { TunnelStartError, type TunnelDriver, type TunnelSession } from './drivers.js';
+import { type TunnelDriver, type TunnelSession, TunnelStartError } from './drivers.js';
 import {
   afterHealthyCheck,
   assessCheck,
-  decideAfterFailure,
   type CheckVerdict,
+  decideAfterFailure,
   type MonitorState,
   type ProbeOutcome,
   type ReconnectPolicy,
@@ -28,7 +28,10 @@ export type SupervisorEvent =
   | { type: 'url-changed'; from: string; to: string };
 
 export interface SupervisorResult {
-  /** stopped: a signal asked (exit 0); gave-up: the attempts are spent or the failure is permanent; ended: the tunnel ended without --monitor. */
+  /**
+   * stopped: a signal asked (exit 0); gave-up: the attempts are spent or the failure is permanent; ended: the tunnel
+   * ended without --monitor.
+   */
   outcome: 'stopped' | 'gave-up' | 'ended';
   publicUrl?: string;
   reconnects: number;

@@ -1,5 +1,5 @@
-import { execa } from 'execa';
 import { randomBytes } from 'node:crypto';
+import { execa } from 'execa';
 
 /** Everything a test creates on the engine carries this label, and is removed in teardown. */
 export const TEST_LABEL = 'org.opskit.test';

@@ -53,5 +53,5 @@ export function manualClock(
   };
 }
 
-// eslint-disable-next-line no-control-regex
+// biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI escape sequences start with ESC
 export const ANSI = /\u001b\[[0-9;]*m/;

@@ -1,7 +1,7 @@
-import { execa } from 'execa';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { closedPort, opskit, tempDir, type CliRun } from './cli.js';
+import { execa } from 'execa';
+import { type CliRun, closedPort, opskit, tempDir } from './cli.js';
 import { composeArgs } from './compose.js';
 import { docker } from './docker.js';
 

@@ -1,5 +1,5 @@
-import { execa, type ResultPromise } from 'execa';
 import path from 'node:path';
+import { execa, type ResultPromise } from 'execa';
 import { REPO } from './cli.js';
 
 export interface S3Server {

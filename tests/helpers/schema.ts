@@ -1,7 +1,7 @@
-import { Ajv } from 'ajv';
-import formatsModule from 'ajv-formats';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { Ajv } from 'ajv';
+import formatsModule from 'ajv-formats';
 import { REPO } from './cli.js';
 
 // CommonJS with an ES default in its typings: take the plugin either way.

@@ -1,12 +1,12 @@
-import { execa } from 'execa';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { execa } from 'execa';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, opskit, parseSingleJson, tempDir } from '../helpers/cli.js';
-import { startS3Server, type S3Server } from '../helpers/s3.js';
+import { type S3Server, startS3Server } from '../helpers/s3.js';
 
 /**
  * Issue 15, item 6: `opskit backup create` (with an upload to S3) killed with SIGKILL at moments chosen

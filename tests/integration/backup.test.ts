@@ -1,10 +1,10 @@
-import { execa } from 'execa';
 import { chmodSync, existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { execa } from 'execa';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { BIN, closedPort, opskit, parseSingleJson, tempDir } from '../helpers/cli.js';
-import { startS3Server, type S3Server } from '../helpers/s3.js';
+import { type S3Server, startS3Server } from '../helpers/s3.js';
 
 const PG_USER = process.env.OPSKIT_TEST_PG_USER ?? 'opskit_test';
 const PG_PASSWORD = process.env.OPSKIT_TEST_PG_PASSWORD ?? 'opskit-test-pw';
@@ -232,7 +232,7 @@ describe('opskit backup: real PostgreSQL, real pg_dump/psql, s3rver', () => {
     const created = parseSingleJson((await cli(['backup', 'create', '--database-url', url(SRC), '--json'])).stdout) as {
       backup: { file: string; name: string };
     };
-    const { readFileSync, renameSync } = await import('node:fs');
+    const { readFileSync } = await import('node:fs');
     const backups = path.join(dir, 'backups');
     const days = [1, 2, 3, 10, 40, 50, 400];
     const names = days.map((d) => {

@@ -1,7 +1,7 @@
-import { execa } from 'execa';
 import { createHash, randomBytes } from 'node:crypto';
 import { appendFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseSingleJson, tempDir } from '../helpers/cli.js';
 import { docker } from '../helpers/docker.js';

@@ -2,8 +2,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
+import { BIN, opskit, parseSingleJson, REPO, tempDir } from '../helpers/cli.js';
 import { ANSI } from '../helpers/fakes.js';
-import { BIN, REPO, opskit, parseSingleJson, tempDir } from '../helpers/cli.js';
 
 describe('the built opskit binary', () => {
   it('--help and --version exit 0', async () => {
@@ -48,7 +48,7 @@ describe('the built opskit binary', () => {
 
   it('without a TTY: plain timestamped progress lines on stderr, no colour', async () => {
     const r = await opskit(['doctor'], { cwd: tempDir() });
-    expect(r.stderr).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z step  running \d+ checks$/m);
+    expect(r.stderr).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z step {2}running \d+ checks$/m);
     expect(r.stderr + r.stdout).not.toMatch(ANSI);
   });
 
@@ -63,7 +63,7 @@ describe('the built opskit binary', () => {
     });
     expect(tty.exitCode).toBe(0);
     expect(tty.stdout).toMatch(ANSI);
-    expect(tty.stdout).toMatch(/\u001b\[\?25l/); // ora hides the cursor while it spins
+    expect(tty.stdout).toContain('\u001b[?25l'); // ora hides the cursor while it spins
     expect(tty.stdout).not.toMatch(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z step/);
     const plain = await execa('python3', [pty, BIN, 'doctor', '--no-color'], {
       cwd: dir,
@@ -71,14 +71,14 @@ describe('the built opskit binary', () => {
       env: { TERM: 'xterm' },
       timeout: 30_000,
     });
-    expect(plain.stdout).not.toMatch(/\u001b\[3[0-9]m/);
+    expect(plain.stdout).not.toMatch(ANSI);
     const noColorEnv = await execa('python3', [pty, BIN, 'doctor'], {
       cwd: dir,
       reject: false,
       env: { TERM: 'xterm', NO_COLOR: '1' },
       timeout: 30_000,
     });
-    expect(noColorEnv.stdout).not.toMatch(/\u001b\[3[0-9]m/);
+    expect(noColorEnv.stdout).not.toMatch(ANSI);
     // --json on a TTY: no spinner, stdout still one document
     const json = await execa('python3', [pty, BIN, 'doctor', '--json', '--quiet'], {
       cwd: dir,
@@ -86,7 +86,7 @@ describe('the built opskit binary', () => {
       env: { TERM: 'xterm' },
       timeout: 30_000,
     });
-    expect(json.stdout).not.toMatch(/\u001b\[\?25l/);
+    expect(json.stdout).not.toContain('\u001b[?25l');
   });
 
   it('a stack trace only with --verbose', async () => {

@@ -3,9 +3,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseSingleJson } from '../helpers/cli.js';
 import { docker } from '../helpers/docker.js';
-import { failures, NO_FAILURES, startLoad } from '../helpers/load.js';
-import { createPlatform, type Platform } from '../helpers/platform.js';
 import { freshColors, freshJson } from '../helpers/http.js';
+import { failures, type LoadResult, NO_FAILURES, startLoad } from '../helpers/load.js';
+import { createPlatform, type Platform } from '../helpers/platform.js';
 import { waitFor } from '../helpers/wait.js';
 
 /** Cycles of rollback + cutover in the suite's soak (OPSKIT_TEST_CYCLES overrides; at least 20 in CI). */
@@ -109,7 +109,7 @@ describe('opskit cutover / rollback / status: blue-green under load', () => {
     timeout: 900_000,
   }, async () => {
     const load = await startLoad(front, 50, 800);
-    let result;
+    let result: LoadResult | undefined;
     try {
       for (let i = 0; i < CYCLES; i++) {
         const back = await p.run(['rollback', '--json']);

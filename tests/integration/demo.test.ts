@@ -1,5 +1,5 @@
-import { execa } from 'execa';
 import path from 'node:path';
+import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { REPO } from '../helpers/cli.js';
 

@@ -2,9 +2,9 @@ import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseSingleJson } from '../helpers/cli.js';
+import { docker, removeLabelled, TEST_LABEL, uniqueName } from '../helpers/docker.js';
 import { freshColors } from '../helpers/http.js';
-import { TEST_LABEL, docker, removeLabelled, uniqueName } from '../helpers/docker.js';
-import { createPlatform, projectResources, type Platform } from '../helpers/platform.js';
+import { createPlatform, type Platform, projectResources } from '../helpers/platform.js';
 
 async function webImageId(p: Platform): Promise<string> {
   const id = (

@@ -1,7 +1,7 @@
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closedPort, opskit, parseSingleJson, tempDir } from '../helpers/cli.js';
-import { startS3Server, type S3Server } from '../helpers/s3.js';
+import { type S3Server, startS3Server } from '../helpers/s3.js';
 
 type Check = { name: string; status: string; version: string | null; detail: string; required: boolean };
 const byName = (doc: Record<string, unknown>) => Object.fromEntries((doc.checks as Check[]).map((c) => [c.name, c]));

@@ -1,10 +1,10 @@
-import { execa } from 'execa';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { stringify } from 'yaml';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO, BIN, closedPort, opskit, parseSingleJson, tempDir } from '../helpers/cli.js';
-import { TEST_LABEL, docker, removeLabelled, uniqueName } from '../helpers/docker.js';
+import { stringify } from 'yaml';
+import { BIN, closedPort, opskit, parseSingleJson, tempDir } from '../helpers/cli.js';
+import { docker, removeLabelled, TEST_LABEL, uniqueName } from '../helpers/docker.js';
 import { schemaValidator } from '../helpers/schema.js';
 import { delayed, json, startServer, type TestServer } from '../helpers/servers.js';
 import { waitFor } from '../helpers/wait.js';

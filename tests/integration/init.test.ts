@@ -1,11 +1,11 @@
-import { execa } from 'execa';
 import { chmodSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { parse } from 'yaml';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { opskit, tempDir } from '../helpers/cli.js';
 import { bindMounts, composeArgs } from '../helpers/compose.js';
-import { TEST_LABEL, docker, removeLabelled, uniqueName } from '../helpers/docker.js';
+import { docker, removeLabelled, TEST_LABEL, uniqueName } from '../helpers/docker.js';
 
 const composeEnv = { POSTGRES_PASSWORD: 'init-test-pw', DATABASE_URL: 'postgresql://app:init-test-pw@db:5432/app' };
 

@@ -1,7 +1,7 @@
-import { chmodSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { REPO, closedPort, opskit, parseSingleJson, tempDir } from '../helpers/cli.js';
+import { closedPort, opskit, parseSingleJson, REPO, tempDir } from '../helpers/cli.js';
 
 // Each secret is a distinct value, so a leak names its path.
 const SECRETS = {

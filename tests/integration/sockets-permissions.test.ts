@@ -1,4 +1,3 @@
-import { execa } from 'execa';
 import {
   appendFileSync,
   chmodSync,
@@ -10,9 +9,10 @@ import {
   writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nodeFs } from '../../src/adapters/fs.js';
 import { systemClock } from '../../src/adapters/clock.js';
+import { nodeFs } from '../../src/adapters/fs.js';
 import { liveSocket } from '../../src/cutover/sockets.js';
 import { parseSingleJson, tempDir } from '../helpers/cli.js';
 import { docker } from '../helpers/docker.js';

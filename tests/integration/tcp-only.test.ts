@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseSingleJson } from '../helpers/cli.js';
 import { docker } from '../helpers/docker.js';
 import { freshColors } from '../helpers/http.js';
-import { failures, NO_FAILURES, startLoad } from '../helpers/load.js';
+import { failures, type LoadResult, NO_FAILURES, startLoad } from '../helpers/load.js';
 import { createPlatform, type Platform } from '../helpers/platform.js';
 
 /**
@@ -109,7 +109,7 @@ describe('a TCP-only app: cutover.switch relay, a TCP-connect health check', () 
     timeout: 600_000,
   }, async () => {
     const load = await startLoad(front, 50, 400);
-    let result;
+    let result: LoadResult | undefined;
     try {
       for (let i = 0; i < 5; i++) {
         const cut = await run(['cutover', '--image', i % 2 === 0 ? v2 : v1, '--json']);

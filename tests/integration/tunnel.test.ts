@@ -1,8 +1,8 @@
-import { execa, type ResultPromise } from 'execa';
-import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { execa, type ResultPromise } from 'execa';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, REPO, closedPort, opskit, parseSingleJson, tempDir } from '../helpers/cli.js';
+import { BIN, closedPort, opskit, parseSingleJson, REPO, tempDir } from '../helpers/cli.js';
 import { schemaValidator } from '../helpers/schema.js';
 import { startServer, type TestServer } from '../helpers/servers.js';
 

@@ -3,15 +3,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
-import { nodeBackupStore, type BackupStore } from '../../src/adapters/backupstore.js';
+import { type BackupStore, nodeBackupStore } from '../../src/adapters/backupstore.js';
 import type { DatastoreAdapter } from '../../src/adapters/datastores.js';
 import type { ExecAdapter, StreamingProcess } from '../../src/adapters/exec.js';
 import { nodeFs } from '../../src/adapters/fs.js';
 import { abortFailureKind, planParts, type S3Adapter } from '../../src/adapters/s3.js';
-import { pgEnv, runCreate, whereCell, type BackupDeps } from '../../src/backup/action.js';
+import { type BackupDeps, pgEnv, runCreate, whereCell } from '../../src/backup/action.js';
 import {
+  type BackupRow,
   backupName,
   copyToRestore,
+  type Manifest,
   manifestFromMetadata,
   manifestMetadata,
   mergeListing,
@@ -22,8 +24,6 @@ import {
   parseUploadJournal,
   planLeftovers,
   planPrune,
-  type BackupRow,
-  type Manifest,
 } from '../../src/backup/plan.js';
 import { createContext } from '../../src/cli/run.js';
 import { loadConfig } from '../../src/config/load.js';

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import type { DockerAdapter, ImageInfo } from '../../src/adapters/docker.js';
 import type { ExecAdapter, ExecResult } from '../../src/adapters/exec.js';
 import { nodeFs } from '../../src/adapters/fs.js';
-import { buildImage, revisionFrom, type BuildInput } from '../../src/build/action.js';
+import { type BuildInput, buildImage, revisionFrom } from '../../src/build/action.js';
 import {
   buildxArgv,
   buildxPluginCandidates,
@@ -26,22 +26,22 @@ import {
 import { buildParameters, displayParameters, resolveBuildArgs, resolveTags } from '../../src/build/plan.js';
 import {
   addedLines,
+  type BuildProgress,
   buildkitFailure,
   describeStep,
   emptyProgress,
   reduceBuildEvent,
   reduceSolveStatus,
   stageImages,
-  type BuildProgress,
 } from '../../src/build/progress.js';
-import { emptySplitter, flushRawJson, splitRawJson, type RawJsonItem } from '../../src/build/rawjson.js';
-import { mergeSecrets, parseSecretSpec, secretSpecFrom, showSecretText } from '../../src/build/secrets.js';
+import { emptySplitter, flushRawJson, type RawJsonItem, splitRawJson } from '../../src/build/rawjson.js';
+import { mergeSecrets, parseSecretSpec, showSecretText } from '../../src/build/secrets.js';
 import { createContext } from '../../src/cli/run.js';
 import { loadConfig } from '../../src/config/load.js';
 import { Redactor } from '../../src/config/redact.js';
 import { configSchema } from '../../src/config/schema.js';
 import { Sensitive } from '../../src/config/sensitive.js';
-import { OpskitError } from '../../src/errors.js';
+import type { OpskitError } from '../../src/errors.js';
 import { BufferStream, manualClock, strictFake } from '../helpers/fakes.js';
 
 const exec = (stdout: string, failed = false) => ({
@@ -618,7 +618,8 @@ describe('buildImage with BuildKit, against strict fakes', () => {
     const calls: string[] = [];
     const envs: Array<Record<string, string | undefined>> = [];
     const images = new Map<string, ImageInfo>();
-    // buildx as the docker CLI's plugin or its binary found in a plugin directory (whichever this machine has): the same calls.
+    // buildx as the docker CLI's plugin or its binary found in a plugin directory (whichever this machine has): the
+    // same calls.
     const asDocker = (file: string, args: readonly string[]) =>
       [file, ...args].join(' ').replace(/^\S*\/docker-buildx /, 'docker buildx ');
     const exec = strictFake<ExecAdapter>('exec', {

@@ -1,25 +1,25 @@
 import { describe, expect, it } from 'vitest';
+import { systemClock } from '../../src/adapters/clock.js';
+import { parseTop } from '../../src/adapters/docker.js';
+import { nodeFs } from '../../src/adapters/fs.js';
+import { configSchema } from '../../src/config/schema.js';
 import { answeredColor } from '../../src/cutover/action.js';
 import {
+  type CutoverState,
+  colorContainerName,
+  currentColors,
   DEFAULT_SOCKET_UPSTREAM_TEMPLATE,
   DEFAULT_UPSTREAM_TEMPLATE,
-  colorContainerName,
-  sameNginxConfig,
-  currentColors,
   oldColorExpired,
   other,
   recordFinalize,
   recordSwitch,
   renderUpstream,
-  type CutoverState,
+  sameNginxConfig,
 } from '../../src/cutover/plan.js';
-import { emptyState } from '../../src/deploy/state.js';
-import { liveServer, liveSocket, socketName } from '../../src/cutover/sockets.js';
-import { configSchema } from '../../src/config/schema.js';
-import { nodeFs } from '../../src/adapters/fs.js';
-import { systemClock } from '../../src/adapters/clock.js';
 import { reloadSettled, servingWorkers } from '../../src/cutover/reload-wait.js';
-import { parseTop } from '../../src/adapters/docker.js';
+import { liveServer, liveSocket, socketName } from '../../src/cutover/sockets.js';
+import { emptyState } from '../../src/deploy/state.js';
 
 const deployed = {
   ...emptyState(),

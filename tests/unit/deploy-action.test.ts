@@ -1,13 +1,13 @@
-import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { DockerAdapter, ContainerInfo } from '../../src/adapters/docker.js';
+import type { ContainerInfo, DockerAdapter } from '../../src/adapters/docker.js';
 import type { ExecAdapter, ExecOptions, ExecResult } from '../../src/adapters/exec.js';
+import { nodeFs } from '../../src/adapters/fs.js';
 import type { HttpAdapter } from '../../src/adapters/http.js';
 import { createContext } from '../../src/cli/run.js';
 import { loadConfig } from '../../src/config/load.js';
-import { nodeFs } from '../../src/adapters/fs.js';
 import { Redactor } from '../../src/config/redact.js';
 import { runDeploy } from '../../src/deploy/action.js';
 import { BufferStream, manualClock, strictFake } from '../helpers/fakes.js';

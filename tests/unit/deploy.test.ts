@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ComposeTarget } from '../../src/adapters/compose.js';
-import type { ContainerInfo } from '../../src/adapters/docker.js';
 import { pickServiceContainer } from '../../src/adapters/compose.js';
+import type { ContainerInfo } from '../../src/adapters/docker.js';
 import { parseMigrateSummary, resolveImageRef, serviceReadiness } from '../../src/deploy/action.js';
 import { planDeploy, toPlannedSteps } from '../../src/deploy/plan.js';
 import { emptyState, recordDeploy } from '../../src/deploy/state.js';

@@ -1,5 +1,5 @@
-import type { NgrokSdk } from '../../src/tunnel/drivers.js';
 import { describe, expect, it } from 'vitest';
+import { detectCompose } from '../../src/adapters/compose.js';
 import type { DockerAdapter } from '../../src/adapters/docker.js';
 import type { ExecAdapter, ExecResult } from '../../src/adapters/exec.js';
 import type { FsAdapter } from '../../src/adapters/fs.js';
@@ -7,9 +7,7 @@ import type { HttpAdapter } from '../../src/adapters/http.js';
 import { createContext } from '../../src/cli/run.js';
 import { Redactor } from '../../src/config/redact.js';
 import { configSchema } from '../../src/config/schema.js';
-import { ConfigError } from '../../src/errors.js';
 import { renderDoctor, runDoctor } from '../../src/doctor/action.js';
-import { detectCompose } from '../../src/adapters/compose.js';
 import {
   exposedEnvFiles,
   finishCheck,
@@ -18,6 +16,8 @@ import {
   secretEnvKeys,
   socketsGuard,
 } from '../../src/doctor/checks.js';
+import { ConfigError } from '../../src/errors.js';
+import type { NgrokSdk } from '../../src/tunnel/drivers.js';
 import { BufferStream, strictFake } from '../helpers/fakes.js';
 
 const ok = (argv: string[], stdout: string, stderr = ''): ExecResult => ({

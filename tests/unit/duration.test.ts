@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { formatDuration, parseDuration } from '../../src/runtime/duration.js';
 import { UsageError } from '../../src/errors.js';
+import { formatDuration, parseDuration } from '../../src/runtime/duration.js';
 
 describe('parseDuration', () => {
   it.each([

@@ -15,7 +15,7 @@ import {
   thresholdBytes,
   worst,
 } from '../../src/health/evaluate.js';
-import { changes, runCheck, summarizeHealth, type CheckResult } from '../../src/health/run.js';
+import { type CheckResult, changes, runCheck, summarizeHealth } from '../../src/health/run.js';
 import { checksFromFlags, defaultChecks, toSpec } from '../../src/health/spec.js';
 import { BufferStream, manualClock, strictFake } from '../helpers/fakes.js';
 

@@ -1,10 +1,10 @@
 import {
   chmodSync,
   existsSync,
-  mkdtempSync,
   promises as fsp,
-  readFileSync,
+  mkdtempSync,
   readdirSync,
+  readFileSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
@@ -15,8 +15,8 @@ import { nodeFs } from '../../src/adapters/fs.js';
 import { planInit } from '../../src/init/action.js';
 import {
   EXAMPLE_FILES,
-  INIT_FILES,
   gunicornWorkers,
+  INIT_FILES,
   projectNameFrom,
   renderTemplate,
   templateMode,
@@ -144,7 +144,7 @@ describe('opskit init (in process, real files)', () => {
     chmodSync(path.join(dir, '.env'), 0o644);
     const dry = await run(dir, ['init', '--example', '--force', '--dry-run']);
     expect(dry.stderr).toContain('would overwrite .env (');
-    expect(dry.stderr).toMatch(/would overwrite \.env \(\d+ bytes\)  # mode 0600, owner only: secrets go here/);
+    expect(dry.stderr).toMatch(/would overwrite \.env \(\d+ bytes\) {2}# mode 0600, owner only: secrets go here/);
     expect((await run(dir, ['init', '--example', '--force'])).code).toBe(0);
     expect(modeOf(path.join(dir, '.env'))).toBe(0o600);
     expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);

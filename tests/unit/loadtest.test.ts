@@ -2,25 +2,25 @@ import { describe, expect, it } from 'vitest';
 import { isSecretHeader } from '../../src/config/redact.js';
 import { Sensitive } from '../../src/config/sensitive.js';
 import {
+  type AutocannonResult,
   autocannonSentExcess,
   buildAutocannonOptions,
   compareWithBaseline,
   HISTORY_CSV_COLUMNS,
   integerWeights,
+  type LoadSpec,
+  type LoadSummary,
   parseBaseline,
   parsePercent,
   rateCap,
   renderHistoryCsv,
   renderSummaryCsv,
+  SUMMARY_CSV_COLUMNS,
   scenarioRequests,
   scenarioSchema,
   summarizeRun,
-  SUMMARY_CSV_COLUMNS,
   thresholdFacts,
   weightedSequence,
-  type AutocannonResult,
-  type LoadSpec,
-  type LoadSummary,
 } from '../../src/loadtest/plan.js';
 import { LoadRecorder, sampleOf, welchTest } from '../../src/loadtest/stats.js';
 import { evaluateThresholds, parseThreshold, ThresholdSyntaxError } from '../../src/loadtest/thresholds.js';

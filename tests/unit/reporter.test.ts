@@ -42,7 +42,7 @@ describe('Reporter', () => {
     r.info('b');
     r.warn('c');
     r.error('d');
-    expect(stderr.text).toMatch(/warn  c\n.*fail  d\n$/);
+    expect(stderr.text).toMatch(/warn {2}c\n.*fail {2}d\n$/);
     expect(stderr.text).not.toMatch(/ a\n| b\n/);
   });
 

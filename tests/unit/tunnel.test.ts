@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import type { HttpAdapter } from '../../src/adapters/http.js';
 import {
-  sdkDriver,
-  TunnelStartError,
   type NgrokSdk,
   type NgrokSdkListener,
+  sdkDriver,
   type TunnelDriver,
   type TunnelSession,
+  TunnelStartError,
 } from '../../src/tunnel/drivers.js';
 import {
   afterHealthyCheck,
@@ -21,16 +21,16 @@ import {
   isTunnelSupervisor,
   parseAgentLogLine,
   parsePid,
+  type ReconnectPolicy,
   reconnectDelay,
   renderAgentConfig,
   resolveUrl,
   sdkForwardConfig,
   startedTunnelUrl,
-  tunnelStatus,
-  type ReconnectPolicy,
   type TunnelState,
+  tunnelStatus,
 } from '../../src/tunnel/plan.js';
-import { superviseTunnel, type SupervisorEvent } from '../../src/tunnel/supervisor.js';
+import { type SupervisorEvent, superviseTunnel } from '../../src/tunnel/supervisor.js';
 import { manualClock, strictFake } from '../helpers/fakes.js';
 
 const policy: ReconnectPolicy = {
@@ -669,7 +669,9 @@ describe('sdkDriver with the supervisor', () => {
       id: () => 'x',
       url: () => 'https://late.ngrok.app',
       join: () => new Promise(() => undefined),
-      close: async () => void (closed = true),
+      close: async () => {
+        closed = true;
+      },
     });
     await new Promise((resolve) => setImmediate(resolve));
     expect(closed).toBe(true);

@@ -1,4 +1,4 @@
-import type { Sensitive } from '../config/sensitive.js';
+import type { Sensitive } from '../sensitive.js';
 
 /**
  * PostgreSQL and Redis probes. The drivers (pg, ioredis) load only when a check of that kind runs.

@@ -1,6 +1,43 @@
-import type { AutocannonPlan, AutocannonResult } from '../loadtest/plan.js';
 import { errorCode } from './background-load.js';
 import { honourConnectionClose } from './connection-close.js';
+
+/** What autocannon is handed (loadtest's plan builds it; secrets revealed only here). */
+export interface AutocannonRequest {
+  method: string;
+  path: string;
+  headers: Record<string, string>;
+  body?: string;
+}
+
+export interface AutocannonPlan {
+  options: {
+    url: string;
+    connections: number;
+    pipelining: number;
+    timeout: number;
+    duration?: number;
+    amount?: number;
+    overallRate?: number;
+    maxOverallRequests?: number;
+    requests: AutocannonRequest[];
+  };
+  /** For each entry of options.requests, the scenario request it is. */
+  requestIndex: number[];
+}
+
+/** The parts of autocannon's result opskit reads. */
+export interface AutocannonResult {
+  requests: { average: number; stddev: number; min: number; max: number; total: number; sent: number };
+  throughput: { average: number; stddev: number; min: number; max: number; total: number };
+  duration: number;
+  errors: number;
+  timeouts: number;
+  mismatches: number;
+  non2xx: number;
+  statusCodeStats: Record<string, { count: number | string }>;
+  start: Date | string;
+  finish: Date | string;
+}
 
 export interface LoadHooks {
   /** Each answer: which scenario request it was, its status, latency (ms) and size. */

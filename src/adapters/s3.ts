@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { Sensitive } from '../config/sensitive.js';
+import type { Sensitive } from '../sensitive.js';
 
 export interface S3Settings {
   bucket: string;

@@ -1,22 +1,25 @@
 import path from 'node:path';
 import type { ChalkInstance } from 'chalk';
-import type { DockerAdapter } from '../adapters/docker.js';
-import type { ExecResult } from '../adapters/exec.js';
-import { isSensitive, Sensitive } from '../config/sensitive.js';
-import { OperationError, UsageError } from '../errors.js';
-import { type Context, projectPath, projectRoot, withMutation } from '../runtime/context.js';
-import { formatDuration } from '../runtime/duration.js';
 import {
   type BuildxBinary,
-  type BuildxCommand,
-  type BuildxInput,
-  buildxArgv,
   buildxPluginCandidates,
   buildxSupported,
   DOCKER_BUILDX,
+  parseBuildxVersion,
+} from '../adapters/buildx.js';
+import type { DockerAdapter } from '../adapters/docker.js';
+import type { ExecResult } from '../adapters/exec.js';
+import { type BuildSecretSpec, describeSecret } from '../config/build-secrets.js';
+import { OperationError, UsageError } from '../errors.js';
+import { type Context, projectPath, projectRoot, withMutation } from '../runtime/context.js';
+import { formatDuration } from '../runtime/duration.js';
+import { isSensitive, Sensitive } from '../sensitive.js';
+import {
+  type BuildxCommand,
+  type BuildxInput,
+  buildxArgv,
   frontendUnavailable,
   imageIdFromMetadata,
-  parseBuildxVersion,
   planStageSizes,
   stageProbeTag,
 } from './buildx.js';
@@ -41,7 +44,6 @@ import {
   TAIL_LINES,
 } from './progress.js';
 import { emptySplitter, flushRawJson, type RawJsonItem, splitRawJson } from './rawjson.js';
-import { type BuildSecretSpec, describeSecret } from './secrets.js';
 
 export interface BuildInput {
   tags: string[];

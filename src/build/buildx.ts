@@ -1,41 +1,8 @@
-import { isSensitive, type Sensitive } from '../config/sensitive.js';
+import { type BuildxBinary, DOCKER_BUILDX } from '../adapters/buildx.js';
+import type { BuildSecretSpec } from '../config/build-secrets.js';
+import { isSensitive, type Sensitive } from '../sensitive.js';
 import type { DockerfileStage } from './context.js';
 import type { BuildProgress } from './progress.js';
-import type { BuildSecretSpec } from './secrets.js';
-
-/** The oldest buildx with `--progress=rawjson` (v0.12.0). */
-export const MIN_BUILDX_VERSION = [0, 12] as const;
-
-/**
- * How buildx is run: as the docker CLI's plugin (`docker buildx ...`), or its plugin binary directly,
- * which buildx supports as its standalone mode and which skips the docker CLI's start-up and its
- * plugin metadata call (about 40 ms per call on the test machine).
- */
-export interface BuildxBinary {
-  file: string;
-  prefix: string[];
-}
-
-export const DOCKER_BUILDX: BuildxBinary = { file: 'docker', prefix: ['buildx'] };
-
-/**
- * Pure: where the docker CLI looks for its buildx plugin, in its order: `$DOCKER_CONFIG/cli-plugins`
- * (default `~/.docker/cli-plugins`), then the system directories.
- */
-export function buildxPluginCandidates(env: {
-  DOCKER_CONFIG?: string | undefined;
-  HOME?: string | undefined;
-}): string[] {
-  const config = env.DOCKER_CONFIG ?? (env.HOME ? `${env.HOME}/.docker` : undefined);
-  const dirs = [
-    ...(config ? [`${config}/cli-plugins`] : []),
-    '/usr/local/lib/docker/cli-plugins',
-    '/usr/local/libexec/docker/cli-plugins',
-    '/usr/lib/docker/cli-plugins',
-    '/usr/libexec/docker/cli-plugins',
-  ];
-  return dirs.map((dir) => `${dir}/docker-buildx`);
-}
 
 export interface BuildxInput {
   /** How to run buildx; default `docker buildx`. */
@@ -112,17 +79,6 @@ export function imageIdFromMetadata(text: string | undefined): string | undefine
   } catch {
     return undefined;
   }
-}
-
-/** Pure: the version `docker buildx version` prints (`github.com/docker/buildx v0.13.1 ...`, Debian's `0.13.1+ds1`). */
-export function parseBuildxVersion(text: string): string | undefined {
-  return /\bv?(\d+\.\d+(?:\.\d+)?)(?:[-+~][\w.+~-]*)?/.exec(text)?.[1];
-}
-
-/** Pure: whether this buildx has `--progress=rawjson`. */
-export function buildxSupported(version: string): boolean {
-  const [major = 0, minor = 0] = version.split('.').map(Number);
-  return major > MIN_BUILDX_VERSION[0] || (major === MIN_BUILDX_VERSION[0] && minor >= MIN_BUILDX_VERSION[1]);
 }
 
 /**

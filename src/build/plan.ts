@@ -1,6 +1,6 @@
 import type { BuildParameters } from '../adapters/docker.js';
 import { isSecretName } from '../config/redact.js';
-import { isSensitive, Sensitive } from '../config/sensitive.js';
+import { isSensitive, Sensitive } from '../sensitive.js';
 
 export interface BuildPlanInput {
   imageName: string;

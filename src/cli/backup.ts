@@ -51,7 +51,10 @@ export function registerBackup(program: Command, io: Io): void {
     )
     .action(async (o: Flags & { prune?: boolean; via?: 'host' | 'compose' }, command: Command) => {
       await runCommand(command, io, { name: 'backup create', mutating: true, config: 'required' }, async (ctx) => {
-        const { runCreate, renderCreate, policyFrom } = await import('../backup/action.js');
+        const [{ runCreate, renderCreate }, { policyFrom }] = await Promise.all([
+          import('../backup/create.js'),
+          import('../backup/prune.js'),
+        ]);
         const policy = policyFrom(ctx, o);
         const result = await runCreate(ctx, { ...o, prune: Boolean(o.prune), policy });
         return { result, render: () => renderCreate(result) };
@@ -61,7 +64,7 @@ export function registerBackup(program: Command, io: Io): void {
   s3Flags(backup.command('list').description('local and S3 backups merged: age, size, where, checksum known')).action(
     async (o: Flags, command: Command) => {
       await runCommand(command, io, { name: 'backup list', mutating: false, config: 'required' }, async (ctx) => {
-        const { runList, renderList } = await import('../backup/action.js');
+        const { runList, renderList } = await import('../backup/list.js');
         const result = await runList(ctx, o);
         return { result, render: (reporter) => renderList(result, reporter.out) };
       });
@@ -78,7 +81,7 @@ export function registerBackup(program: Command, io: Io): void {
     ),
   ).action(async (o: Flags, command: Command) => {
     await runCommand(command, io, { name: 'backup prune', mutating: true, config: 'required' }, async (ctx) => {
-      const { runPrune, renderPrune, policyFrom } = await import('../backup/action.js');
+      const { runPrune, renderPrune, policyFrom } = await import('../backup/prune.js');
       const result = await runPrune(ctx, { ...o, policy: policyFrom(ctx, o) });
       return { result, render: () => renderPrune(result) };
     });
@@ -94,7 +97,7 @@ export function registerBackup(program: Command, io: Io): void {
     .option('--yes', 'restore even when the target already has tables')
     .action(async (id: string, o: Flags & { target: string; yes?: boolean }, command: Command) => {
       await runCommand(command, io, { name: 'backup restore', mutating: true, config: 'required' }, async (ctx) => {
-        const { runRestore, renderRestore } = await import('../backup/action.js');
+        const { runRestore, renderRestore } = await import('../backup/restore.js');
         const result = await runRestore(ctx, { ...o, id, yes: Boolean(o.yes) });
         return { result, render: () => renderRestore(result) };
       });
@@ -109,7 +112,7 @@ export function registerBackup(program: Command, io: Io): void {
       .argument('[id]', 'a backup name, or latest', 'latest'),
   ).action(async (id: string, o: Flags, command: Command) => {
     await runCommand(command, io, { name: 'backup verify', mutating: true, config: 'required' }, async (ctx) => {
-      const { runVerify, renderVerify } = await import('../backup/action.js');
+      const { runVerify, renderVerify } = await import('../backup/verify.js');
       const result = await runVerify(ctx, { ...o, id });
       return { result, render: () => renderVerify(result) };
     });

@@ -49,11 +49,14 @@ export function registerCutover(program: Command, io: Io): void {
         command: Command,
       ) => {
         await runCommand(command, io, { name: 'cutover', mutating: true, config: 'required' }, async (ctx) => {
-          const { runCutover, renderSwitch } = await import('../cutover/action.js');
+          const [{ runCutover }, { renderSwitch }] = await Promise.all([
+            import('../cutover/cutover.js'),
+            import('../cutover/switch.js'),
+          ]);
           const result = await runCutover(ctx, {
             image: o.image,
             tag: o.tag,
-            build: buildFirst(o, ctx.redactor),
+            build: buildFirst(o, ctx),
             migrate: Boolean(o.migrate),
             healthTimeout: o.healthTimeout,
             keepOld: o.keepOld,
@@ -73,7 +76,10 @@ export function registerCutover(program: Command, io: Io): void {
     .option('--health-timeout <duration>', 'deadline when the previous colour has to be started again')
     .action(async (o: { healthTimeout?: string }, command: Command) => {
       await runCommand(command, io, { name: 'rollback', mutating: true, config: 'required' }, async (ctx) => {
-        const { runRollback, renderSwitch } = await import('../cutover/action.js');
+        const [{ runRollback }, { renderSwitch }] = await Promise.all([
+          import('../cutover/rollback.js'),
+          import('../cutover/switch.js'),
+        ]);
         const result = await runRollback(ctx, { healthTimeout: o.healthTimeout });
         return { result, render: (reporter) => renderSwitch(result, reporter.out) };
       });
@@ -84,7 +90,7 @@ export function registerCutover(program: Command, io: Io): void {
     .description("the live colour, each colour's image, container state and since when")
     .action(async (_o: unknown, command: Command) => {
       await runCommand(command, io, { name: 'status', mutating: false, config: 'required' }, async (ctx) => {
-        const { runStatus, renderStatus } = await import('../cutover/action.js');
+        const { runStatus, renderStatus } = await import('../cutover/status.js');
         const result = await runStatus(ctx);
         return { result, render: (reporter) => renderStatus(result, reporter.out) };
       });

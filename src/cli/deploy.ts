@@ -41,7 +41,7 @@ export function registerDeploy(program: Command, io: Io): void {
           const result = await runDeploy(ctx, {
             image: options.image,
             tag: options.tag,
-            build: buildFirst(options, ctx.redactor),
+            build: buildFirst(options, ctx),
             skipMigrations: Boolean(options.skipMigrations),
             waitTimeout: options.waitTimeout,
             healthTimeout: options.healthTimeout,

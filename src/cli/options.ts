@@ -1,7 +1,9 @@
-import { type BuildSecretSpec, isSecretProblem, parseSecretSpec, showSecretText } from '../build/secrets.js';
+import { type BuildSecretSpec, isSecretProblem, parseSecretSpec, showSecretText } from '../config/build-secrets.js';
 import { isSecretName } from '../config/redact.js';
-import { Sensitive } from '../config/sensitive.js';
 import { UsageError } from '../errors.js';
+import type { ImageBuild } from '../platform/release.js';
+import type { Context } from '../runtime/context.js';
+import { Sensitive } from '../sensitive.js';
 
 export const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
 
@@ -45,14 +47,18 @@ export const SECRET_FLAG_HELP =
  */
 export function buildFirst(
   options: { build?: boolean; buildArg?: string[]; secret?: string[]; tag?: string },
-  redactor: { add(secret: Sensitive): void },
-):
-  | { tags: string[]; buildArgs: Record<string, string | Sensitive>; secrets: BuildSecretSpec[]; noCache: boolean }
-  | undefined {
+  ctx: Context,
+): ImageBuild | undefined {
   const buildArgs = parseKeyValues('--build-arg', options.buildArg);
-  for (const secret of secretsIn(buildArgs)) redactor.add(secret);
+  for (const secret of secretsIn(buildArgs)) ctx.redactor.add(secret);
   const secrets = parseSecretFlags(options.secret);
   if (!options.build && secrets.length > 0)
     throw new UsageError('--secret: only with --build (the build it is for)', { code: 'E_BAD_FLAG' });
-  return options.build ? { tags: options.tag ? [options.tag] : [], buildArgs, secrets, noCache: false } : undefined;
+  if (!options.build) return undefined;
+  const input = { tags: options.tag ? [options.tag] : [], buildArgs, secrets, noCache: false };
+  // The build command's action, run by deploy or cutover inside their lock.
+  return async (docker) => {
+    const { buildImage } = await import('../build/action.js');
+    return buildImage(ctx, input, docker);
+  };
 }

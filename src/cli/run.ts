@@ -10,10 +10,11 @@ import { nodeNet } from '../adapters/net.js';
 import { nodeSystem } from '../adapters/system.js';
 import type { FlagValue } from '../config/load.js';
 import { Redactor } from '../config/redact.js';
-import type { Sensitive } from '../config/sensitive.js';
 import { ConfigError, type OpskitError, toOpskitError, UsageError } from '../errors.js';
+import type { CommandOutcome } from '../output/outcome.js';
 import { Reporter, type Stream } from '../output/reporter.js';
 import type { Adapters, Context, GlobalOptions } from '../runtime/context.js';
+import type { Sensitive } from '../sensitive.js';
 import { SCHEMA_VERSION } from '../version.js';
 
 export { SCHEMA_VERSION };
@@ -32,13 +33,7 @@ export function processIo(argv: readonly string[]): Io {
   return { stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd(), argv };
 }
 
-export interface CommandOutcome<R> {
-  result: R;
-  /** The human rendering; receives the reporter for its colours. */
-  render(reporter: Reporter): string;
-  /** A result that is itself a failed check or operation: rendered, then the run exits with this code. */
-  failure?: OpskitError;
-}
+export type { CommandOutcome };
 
 export interface CommandSpec {
   name: string;

@@ -30,9 +30,9 @@ export function registerTunnel(program: Command, io: Io): void {
       '--reconnect-delay <duration>',
       'before the first attempt, then with backoff (default: tunnel.reconnectDelay, 10s)',
     )
-    .action(async (o: import('../tunnel/action.js').StartFlags, command: Command) => {
+    .action(async (o: import('../tunnel/start.js').StartFlags, command: Command) => {
       await runCommand(command, io, { name: 'tunnel start', mutating: true, config: 'required' }, async (ctx) => {
-        const { runStart, renderStart } = await import('../tunnel/action.js');
+        const { runStart, renderStart } = await import('../tunnel/start.js');
         const result = await runStart(ctx, o);
         return { result, render: () => renderStart(result) };
       });
@@ -46,7 +46,7 @@ export function registerTunnel(program: Command, io: Io): void {
     .option('--fresh', 'exit 1 rather than print a stale URL')
     .action(async (o: { fresh?: boolean }, command: Command) => {
       await runCommand(command, io, { name: 'tunnel url', mutating: false, config: 'required' }, async (ctx) => {
-        const { runUrl } = await import('../tunnel/action.js');
+        const { runUrl } = await import('../tunnel/url.js');
         const result = await runUrl(ctx, Boolean(o.fresh));
         return { result, render: () => `${result.url}\n` };
       });
@@ -57,7 +57,7 @@ export function registerTunnel(program: Command, io: Io): void {
     .description('process, agent API, public URL, uptime, reconnects; exit 3 when the tunnel is down')
     .action(async (_o: unknown, command: Command) => {
       await runCommand(command, io, { name: 'tunnel status', mutating: false, config: 'required' }, async (ctx) => {
-        const { runStatus, renderStatus } = await import('../tunnel/action.js');
+        const { runStatus, renderStatus } = await import('../tunnel/status.js');
         const { CheckFailedError } = await import('../errors.js');
         const result = await runStatus(ctx);
         return {
@@ -82,7 +82,7 @@ export function registerTunnel(program: Command, io: Io): void {
     .option('--timeout <duration>', 'how long to wait for it to stop', '15s')
     .action(async (o: { timeout?: string }, command: Command) => {
       await runCommand(command, io, { name: 'tunnel stop', mutating: false, config: 'required' }, async (ctx) => {
-        const { runStop } = await import('../tunnel/action.js');
+        const { runStop } = await import('../tunnel/stop.js');
         const result = await runStop(ctx, o.timeout);
         return { result, render: () => `${result.message}\n` };
       });

@@ -3,10 +3,10 @@ import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import type { FsAdapter } from '../adapters/fs.js';
 import { ConfigError } from '../errors.js';
+import { isSensitive, type Sensitive } from '../sensitive.js';
 import { type EnvSource, layerEnv } from './envfiles.js';
 import { interpolate } from './interpolate.js';
 import { type Config, configSchema, ENV_BINDINGS } from './schema.js';
-import { isSensitive, type Sensitive } from './sensitive.js';
 import { didYouMean, knownKeysAt } from './suggest.js';
 
 export type ValueSource =

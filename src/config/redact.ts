@@ -1,4 +1,4 @@
-import { isSensitive, REDACTED, redactUrlPassword, Sensitive } from './sensitive.js';
+import { isSensitive, REDACTED, redactUrlPassword, Sensitive } from '../sensitive.js';
 
 /** Environment variable names whose values are secrets wherever they appear. */
 const SECRET_NAME = /(PASSWORD|PASSWD|SECRET|TOKEN|AUTHTOKEN|API_KEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIAL)/i;

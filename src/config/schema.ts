@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { type BuildSecretSpec, isSecretProblem, SECRET_SPEC_FORM, secretSpecFrom } from '../build/secrets.js';
-import { Sensitive } from './sensitive.js';
+import { Sensitive } from '../sensitive.js';
+import { type BuildSecretSpec, isSecretProblem, SECRET_SPEC_FORM, secretSpecFrom } from './build-secrets.js';
 
 /**
  * The opskit.yaml schema. Each capability's section arrives with its issue; the loader, interpolation,

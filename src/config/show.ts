@@ -1,6 +1,6 @@
 import type { ChalkInstance } from 'chalk';
+import { isSensitive } from '../sensitive.js';
 import { getPath, type LoadedConfig, leafPaths, type ValueSource } from './load.js';
-import { isSensitive } from './sensitive.js';
 
 export interface ConfigReport {
   file: string | null;

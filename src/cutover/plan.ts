@@ -1,6 +1,7 @@
-import type { State } from '../deploy/state.js';
+import type { State } from '../platform/state.js';
+import type { Color } from '../platform/upstream.js';
 
-export type Color = 'blue' | 'green';
+export type { Color };
 export const other = (c: Color): Color => (c === 'blue' ? 'green' : 'blue');
 
 export interface ColorSlot {
@@ -70,42 +71,6 @@ export function currentColors(
  */
 export function colorContainerName(project: string, webService: string, color: Color, suffix: string): string {
   return `${project}_${webService}_${color}_${suffix}`;
-}
-
-export const DEFAULT_UPSTREAM_TEMPLATE = `# Managed by opskit: \`opskit cutover\` and \`opskit rollback\` replace this file. Edits by hand are lost.
-# live: {{color}} ({{image}})
-upstream web {
-  server {{server}} max_fails=0;
-  keepalive 32;
-}
-`;
-
-/**
- * Socket mode's upstream: the same for every colour (the link names the colour), so a switch needs no
- * reload. No upstream keep-alive: a cached connection would keep reaching the old colour after the
- * switch, and a unix socket connect costs no handshake.
- */
-export const DEFAULT_SOCKET_UPSTREAM_TEMPLATE = `# Managed by opskit: nginx reaches the live colour through the live.sock link, which \`opskit cutover\`
-# and \`opskit rollback\` re-point without a reload. Edits by hand are lost.
-upstream web {
-  server {{server}} max_fails=0;
-}
-`;
-
-/** Pure: the same configuration to nginx (comments, blank lines and indentation aside). */
-export function sameNginxConfig(a: string, b: string): boolean {
-  const normal = (text: string) =>
-    text
-      .split('\n')
-      .map((line) => line.replace(/#.*$/, '').trim().replace(/\s+/g, ' '))
-      .filter(Boolean)
-      .join('\n');
-  return normal(a) === normal(b);
-}
-
-/** Pure: the upstream include for the live colour. Unknown placeholders are left for nginx -t to reject. */
-export function renderUpstream(template: string, vars: { server: string; color: Color; image: string }): string {
-  return template.replace(/\{\{\s*(server|color|image)\s*\}\}/g, (_m, key: 'server' | 'color' | 'image') => vars[key]);
 }
 
 const HISTORY = 50;

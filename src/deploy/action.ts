@@ -10,18 +10,18 @@ import {
   serviceLabels,
 } from '../adapters/compose.js';
 import type { ContainerInfo, DockerAdapter } from '../adapters/docker.js';
-import { type BuildInput, type BuildResult, buildImage } from '../build/action.js';
-import { type NginxOps, nginxOps, renderLiveUpstream } from '../cutover/nginx.js';
-import { sameNginxConfig } from '../cutover/plan.js';
-import { relays } from '../cutover/relay.js';
-import { liveServer, liveSocket, socketName } from '../cutover/sockets.js';
 import { ConfigError, OperationError, UsageError } from '../errors.js';
+import { type NginxOps, nginxOps, renderLiveUpstream } from '../platform/nginx.js';
+import { probeContainerHealth } from '../platform/probe.js';
+import { relays } from '../platform/relay.js';
+import { type ImageBuild, resolveImageRef, runMigrations } from '../platform/release.js';
+import { liveServer, liveSocket, socketName } from '../platform/sockets.js';
+import { readState, recordDeploy, writeState } from '../platform/state.js';
+import { sameNginxConfig } from '../platform/upstream.js';
 import { type Context, projectPath, withMutation } from '../runtime/context.js';
 import { formatDuration, parseDuration } from '../runtime/duration.js';
 import { pollUntil, Waker } from '../runtime/poll.js';
 import { type DeployStep, describeDeployStep, planDeploy, toPlannedSteps } from './plan.js';
-import { probeContainerHealth } from './probe.js';
-import { readState, recordDeploy, writeState } from './state.js';
 
 /** A step another capability runs before the migrations (the backup issue's pre-migration backup). */
 export interface DeployHook {
@@ -32,7 +32,7 @@ export interface DeployHook {
 export interface DeployInput {
   image?: string | undefined;
   tag?: string | undefined;
-  build?: BuildInput | undefined;
+  build?: ImageBuild | undefined;
   skipMigrations: boolean;
   waitTimeout?: string | undefined;
   healthTimeout?: string | undefined;
@@ -49,7 +49,7 @@ export interface DeployResult {
   steps: Array<{ step: string; durationMs: number }>;
   durationMs: number;
   web: { container: string; address: string } | null;
-  build?: BuildResult;
+  build?: { tags: string[] };
   plan?: ReturnType<typeof toPlannedSteps>;
 }
 
@@ -65,32 +65,6 @@ export function serviceReadiness(container: ContainerInfo | undefined): { ready:
     };
   if (container.health === 'none') return { ready: true, describe: 'running (no healthcheck)' };
   return { ready: container.health === 'healthy', describe: container.health };
-}
-
-/** Pure: the image a deploy runs: --image, or --tag on the configured image name, or :latest. */
-export function resolveImageRef(
-  imageName: string,
-  input: { image?: string | undefined; tag?: string | undefined },
-): string {
-  if (input.image && input.tag)
-    throw new UsageError('--image and --tag: give one of them, not both', { code: 'E_BAD_FLAG' });
-  if (input.image) return input.image;
-  return `${imageName}:${input.tag ?? 'latest'}`;
-}
-
-/** Pure: the migrate command's summary line (the last JSON object it printed), if any. */
-export function parseMigrateSummary(output: string): { applied: string[] } | undefined {
-  const lines = output.trim().split('\n').reverse();
-  for (const line of lines) {
-    if (!line.trim().startsWith('{')) continue;
-    try {
-      const parsed = JSON.parse(line) as { applied?: unknown };
-      if (Array.isArray(parsed.applied)) return { applied: parsed.applied.map(String) };
-    } catch {
-      // not the summary
-    }
-  }
-  return undefined;
 }
 
 interface Runtime {
@@ -216,44 +190,6 @@ async function webHealth(
 }
 
 /**
- * The migrations in a one-off container of the new image (compose `run` of the web service with
- * WEB_IMAGE set), output streamed. Shared by deploy and cutover --migrate. Returns the versions applied.
- */
-export async function runMigrations(
-  ctx: Context,
-  run: {
-    argv: [string, string[]];
-    env: Record<string, string>;
-    timeoutMs: number;
-    cwd: string;
-    keepsServing: string;
-    webService: string;
-  },
-): Promise<string[]> {
-  const lines: string[] = [];
-  const result = await ctx.exec.run(run.argv[0], run.argv[1], {
-    env: run.env,
-    timeoutMs: run.timeoutMs,
-    cwd: run.cwd,
-    onLine: (line) => {
-      lines.push(line);
-      ctx.reporter.info(`[migrate] ${line}`);
-    },
-  });
-  if (result.failed) {
-    throw new OperationError(
-      'E_MIGRATION_FAILED',
-      `the migrations failed (${result.timedOut ? `timed out after ${formatDuration(run.timeoutMs)}` : `exit ${result.exitCode}`}); ${run.webService} was not ${run.keepsServing}\n--- migration output ---\n${lines.slice(-TAIL).join('\n')}`,
-      {
-        hint: 'fix the migration and deploy again; each migration runs in a transaction, so a failed one left no trace',
-        details: { output: lines.slice(-TAIL) },
-      },
-    );
-  }
-  return parseMigrateSummary(`${result.stdout}\n${result.stderr}`)?.applied ?? [];
-}
-
-/**
  * `opskit deploy`: migrate-then-start, each step printed, the previous version serving until the new one is healthy.
  */
 export async function runDeploy(ctx: Context, input: DeployInput): Promise<DeployResult> {
@@ -329,7 +265,7 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
     });
 
   if (ctx.globals.dryRun) {
-    const build = input.build ? await buildImage(ctx, input.build) : undefined;
+    const build = input.build ? await input.build() : undefined;
     const image = build ? build.tags[0]! : resolveImageRef(imageName, input);
     const planned = toPlannedSteps(plan(image), image);
     ctx.reporter.dryRun({
@@ -359,7 +295,7 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
 
   return withMutation(ctx, 'deploy', async () => {
     const started = ctx.clock.monotonicMs();
-    const build = input.build ? await buildImage(ctx, input.build, docker) : undefined;
+    const build = input.build ? await input.build(docker) : undefined;
     const image = build ? build.tags[0]! : resolveImageRef(imageName, input);
     const info = await docker.inspectImage(image);
     if (!info) {

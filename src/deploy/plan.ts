@@ -1,5 +1,5 @@
 import { type ComposeTarget, composeArgv } from '../adapters/compose.js';
-import type { PlannedStep } from '../runtime/plan.js';
+import type { PlannedStep } from '../output/plan.js';
 
 export interface DeployPlanInput {
   target: ComposeTarget;

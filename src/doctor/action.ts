@@ -1,6 +1,6 @@
-import type { CommandOutcome } from '../cli/run.js';
 import { type Config, configSchema } from '../config/schema.js';
 import { CheckFailedError } from '../errors.js';
+import type { CommandOutcome } from '../output/outcome.js';
 import { renderTable } from '../output/table.js';
 import type { Context } from '../runtime/context.js';
 import { formatDuration } from '../runtime/duration.js';

@@ -1,13 +1,13 @@
 import path from 'node:path';
 import { parse as parseEnv } from 'dotenv';
+import { buildxSupported, parseBuildxVersion } from '../adapters/buildx.js';
 import { describeCli, detectCompose } from '../adapters/compose.js';
 import type { FsAdapter } from '../adapters/fs.js';
-import { buildxSupported, parseBuildxVersion } from '../build/buildx.js';
 import { isSecretName } from '../config/redact.js';
 import type { Config } from '../config/schema.js';
-import { Sensitive } from '../config/sensitive.js';
-import { isDedicatedParent } from '../cutover/sockets.js';
+import { isDedicatedParent } from '../platform/sockets.js';
 import { type Context, projectRoot } from '../runtime/context.js';
+import { Sensitive } from '../sensitive.js';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
 

@@ -1,8 +1,8 @@
 import type { ChalkInstance } from 'chalk';
 import type { DockerAdapter } from '../adapters/docker.js';
-import type { CommandOutcome } from '../cli/run.js';
 import { type HealthCheckConfig, healthCheckSchema } from '../config/schema.js';
 import { CheckFailedError, UsageError } from '../errors.js';
+import type { CommandOutcome } from '../output/outcome.js';
 import { renderTable } from '../output/table.js';
 import type { Context } from '../runtime/context.js';
 import { formatDuration, parseDuration } from '../runtime/duration.js';

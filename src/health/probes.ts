@@ -1,10 +1,10 @@
 import path from 'node:path';
 import { pickServiceContainer, serviceLabels } from '../adapters/compose.js';
 import type { ContainerInfo, DockerAdapter } from '../adapters/docker.js';
-import { isSensitive } from '../config/sensitive.js';
 import type { Context } from '../runtime/context.js';
 import { projectPath } from '../runtime/context.js';
 import { parseDuration } from '../runtime/duration.js';
+import { isSensitive } from '../sensitive.js';
 import { evaluateContainer, evaluateDisk, evaluateHttp, evaluateResources, type Verdict } from './evaluate.js';
 import type { CheckSpec } from './spec.js';
 

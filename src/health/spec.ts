@@ -1,8 +1,8 @@
 import { isSecretHeader } from '../config/redact.js';
 import type { Config, HealthCheckConfig } from '../config/schema.js';
-import { isSensitive, Sensitive } from '../config/sensitive.js';
 import { UsageError } from '../errors.js';
 import { parseDuration } from '../runtime/duration.js';
+import { isSensitive, Sensitive } from '../sensitive.js';
 
 export type CheckKind = HealthCheckConfig['kind'];
 export const CHECK_KINDS: readonly CheckKind[] = [

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { ChalkInstance } from 'chalk';
 import { UsageError } from '../errors.js';
+import type { PlannedStep } from '../output/plan.js';
 import { type Context, projectRoot, withMutation } from '../runtime/context.js';
-import type { PlannedStep } from '../runtime/plan.js';
 import { VERSION } from '../version.js';
 import {
   EXAMPLE_FILES,

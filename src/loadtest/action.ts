@@ -1,14 +1,14 @@
 import path from 'node:path';
 import type { ChalkInstance } from 'chalk';
 import { parse } from 'yaml';
+import type { AutocannonResult } from '../adapters/load.js';
 import { isSecretHeader } from '../config/redact.js';
-import { Sensitive } from '../config/sensitive.js';
 import { CheckFailedError, ConfigError, OperationError, type OpskitError, UsageError } from '../errors.js';
 import type { Context } from '../runtime/context.js';
 import { formatDuration, parseDuration } from '../runtime/duration.js';
+import { Sensitive } from '../sensitive.js';
 import { SCHEMA_VERSION } from '../version.js';
 import {
-  type AutocannonResult,
   type BaselineComparison,
   buildAutocannonOptions,
   compareWithBaseline,
@@ -150,7 +150,7 @@ async function readScenario(ctx: Context, file: string) {
 async function frontUrl(ctx: Context): Promise<string> {
   const config = ctx.loaded!.config;
   if (config.nginx.url) return config.nginx.url.replace(/\/$/, '');
-  const { nginxOps } = await import('../cutover/nginx.js');
+  const { nginxOps } = await import('../platform/nginx.js');
   const docker = await ctx.docker(config.docker.host ?? ctx.loaded!.env.DOCKER_HOST);
   const ops = await nginxOps(ctx, config, config.compose.project ?? config.project.name!, docker);
   return ops.baseUrl();

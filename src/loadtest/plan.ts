@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { Sensitive } from '../config/sensitive.js';
+import type { AutocannonPlan, AutocannonResult } from '../adapters/load.js';
+import { Sensitive } from '../sensitive.js';
 import type { LatencySummary, RequestStats, SecondStats } from './stats.js';
 import { sampleOf, welchTest } from './stats.js';
 import type { ThresholdVerdict } from './thresholds.js';
@@ -126,29 +127,6 @@ export function weightedSequence(weights: readonly number[]): number[] {
   return order;
 }
 
-export interface AutocannonRequest {
-  method: string;
-  path: string;
-  headers: Record<string, string>;
-  body?: string;
-}
-
-export interface AutocannonPlan {
-  options: {
-    url: string;
-    connections: number;
-    pipelining: number;
-    timeout: number;
-    duration?: number;
-    amount?: number;
-    overallRate?: number;
-    maxOverallRequests?: number;
-    requests: AutocannonRequest[];
-  };
-  /** For each entry of options.requests, the scenario request it is. */
-  requestIndex: number[];
-}
-
 const reveal = (headers: Record<string, string | Sensitive>) =>
   Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, typeof v === 'string' ? v : v.reveal()]));
 
@@ -190,20 +168,6 @@ export function buildAutocannonOptions(spec: LoadSpec): AutocannonPlan {
     },
     requestIndex: order,
   };
-}
-
-/** The parts of autocannon's result opskit reads. */
-export interface AutocannonResult {
-  requests: { average: number; stddev: number; min: number; max: number; total: number; sent: number };
-  throughput: { average: number; stddev: number; min: number; max: number; total: number };
-  duration: number;
-  errors: number;
-  timeouts: number;
-  mismatches: number;
-  non2xx: number;
-  statusCodeStats: Record<string, { count: number | string }>;
-  start: Date | string;
-  finish: Date | string;
 }
 
 export interface LoadSummary {

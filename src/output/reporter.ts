@@ -1,7 +1,7 @@
 import { Chalk, type ChalkInstance } from 'chalk';
 import type { Clock } from '../adapters/clock.js';
 import type { Redactor } from '../config/redact.js';
-import { describePlannedStep, type PlannedStep } from '../runtime/plan.js';
+import { describePlannedStep, type PlannedStep } from './plan.js';
 
 export interface Stream {
   write(chunk: string): unknown;

@@ -1,6 +1,7 @@
 import type { Clock } from '../adapters/clock.js';
 import type { ExecAdapter, SupervisedProcess } from '../adapters/exec.js';
 import type { HttpAdapter } from '../adapters/http.js';
+import type { NgrokSdk, NgrokSdkListener } from '../adapters/ngrok.js';
 import { pollUntil, Waker } from '../runtime/poll.js';
 import {
   type AgentSpec,
@@ -189,18 +190,6 @@ async function stopProcess(clock: Clock, proc: SupervisedProcess): Promise<void>
 }
 
 /** The part of `@ngrok/ngrok` opskit uses: its real shape, so a test can stand in at this boundary. */
-export interface NgrokSdk {
-  forward(config: Record<string, unknown>): Promise<NgrokSdkListener>;
-  listeners(): Promise<NgrokSdkListener[]>;
-}
-
-export interface NgrokSdkListener {
-  id(): string;
-  url(): string | null;
-  join(): Promise<void>;
-  close(): Promise<void>;
-}
-
 export interface SdkDriverOptions {
   port: number;
   authtoken: string | undefined;

@@ -13,7 +13,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/adapters/clock.js';
 import { nodeFs } from '../../src/adapters/fs.js';
-import { liveSocket } from '../../src/cutover/sockets.js';
+import { liveSocket } from '../../src/platform/sockets.js';
 import { parseSingleJson, tempDir } from '../helpers/cli.js';
 import { docker } from '../helpers/docker.js';
 import { createPlatform, type Platform } from '../helpers/platform.js';

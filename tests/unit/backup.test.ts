@@ -8,7 +8,8 @@ import type { DatastoreAdapter } from '../../src/adapters/datastores.js';
 import type { ExecAdapter, StreamingProcess } from '../../src/adapters/exec.js';
 import { nodeFs } from '../../src/adapters/fs.js';
 import { abortFailureKind, planParts, type S3Adapter } from '../../src/adapters/s3.js';
-import { type BackupDeps, pgEnv, runCreate, whereCell } from '../../src/backup/action.js';
+import { runCreate } from '../../src/backup/create.js';
+import { whereCell } from '../../src/backup/list.js';
 import {
   type BackupRow,
   backupName,
@@ -25,10 +26,11 @@ import {
   planLeftovers,
   planPrune,
 } from '../../src/backup/plan.js';
+import { type BackupDeps, pgEnv } from '../../src/backup/target.js';
 import { createContext } from '../../src/cli/run.js';
 import { loadConfig } from '../../src/config/load.js';
 import { Redactor } from '../../src/config/redact.js';
-import { Sensitive } from '../../src/config/sensitive.js';
+import { Sensitive } from '../../src/sensitive.js';
 import { BufferStream, manualClock, strictFake } from '../helpers/fakes.js';
 
 const at = (iso: string) => new Date(iso);

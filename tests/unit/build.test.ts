@@ -2,17 +2,15 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { buildxPluginCandidates, buildxSupported, parseBuildxVersion } from '../../src/adapters/buildx.js';
 import type { DockerAdapter, ImageInfo } from '../../src/adapters/docker.js';
 import type { ExecAdapter, ExecResult } from '../../src/adapters/exec.js';
 import { nodeFs } from '../../src/adapters/fs.js';
 import { type BuildInput, buildImage, revisionFrom } from '../../src/build/action.js';
 import {
   buildxArgv,
-  buildxPluginCandidates,
-  buildxSupported,
   frontendUnavailable,
   imageIdFromMetadata,
-  parseBuildxVersion,
   planStageSizes,
   stageProbeTag,
 } from '../../src/build/buildx.js';
@@ -35,13 +33,13 @@ import {
   stageImages,
 } from '../../src/build/progress.js';
 import { emptySplitter, flushRawJson, type RawJsonItem, splitRawJson } from '../../src/build/rawjson.js';
-import { mergeSecrets, parseSecretSpec, showSecretText } from '../../src/build/secrets.js';
 import { createContext } from '../../src/cli/run.js';
+import { mergeSecrets, parseSecretSpec, showSecretText } from '../../src/config/build-secrets.js';
 import { loadConfig } from '../../src/config/load.js';
 import { Redactor } from '../../src/config/redact.js';
 import { configSchema } from '../../src/config/schema.js';
-import { Sensitive } from '../../src/config/sensitive.js';
 import type { OpskitError } from '../../src/errors.js';
+import { Sensitive } from '../../src/sensitive.js';
 import { BufferStream, manualClock, strictFake } from '../helpers/fakes.js';
 
 const exec = (stdout: string, failed = false) => ({

@@ -5,9 +5,9 @@ import { describe, expect, it } from 'vitest';
 import { nodeFs } from '../../src/adapters/fs.js';
 import { layerEnv } from '../../src/config/envfiles.js';
 import { loadConfig, resolveConfig } from '../../src/config/load.js';
-import { Sensitive } from '../../src/config/sensitive.js';
 import { didYouMean } from '../../src/config/suggest.js';
 import { ConfigError } from '../../src/errors.js';
+import { Sensitive } from '../../src/sensitive.js';
 
 const base = { fileName: 'opskit.yaml', envSources: {}, flags: [], projectDir: '/srv/My App' };
 

@@ -3,23 +3,25 @@ import { systemClock } from '../../src/adapters/clock.js';
 import { parseTop } from '../../src/adapters/docker.js';
 import { nodeFs } from '../../src/adapters/fs.js';
 import { configSchema } from '../../src/config/schema.js';
-import { answeredColor } from '../../src/cutover/action.js';
 import {
   type CutoverState,
   colorContainerName,
   currentColors,
-  DEFAULT_SOCKET_UPSTREAM_TEMPLATE,
-  DEFAULT_UPSTREAM_TEMPLATE,
   oldColorExpired,
   other,
   recordFinalize,
   recordSwitch,
+} from '../../src/cutover/plan.js';
+import { answeredColor } from '../../src/cutover/switch.js';
+import { reloadSettled, servingWorkers } from '../../src/platform/reload-wait.js';
+import { liveServer, liveSocket, socketName } from '../../src/platform/sockets.js';
+import { emptyState } from '../../src/platform/state.js';
+import {
+  DEFAULT_SOCKET_UPSTREAM_TEMPLATE,
+  DEFAULT_UPSTREAM_TEMPLATE,
   renderUpstream,
   sameNginxConfig,
-} from '../../src/cutover/plan.js';
-import { reloadSettled, servingWorkers } from '../../src/cutover/reload-wait.js';
-import { liveServer, liveSocket, socketName } from '../../src/cutover/sockets.js';
-import { emptyState } from '../../src/deploy/state.js';
+} from '../../src/platform/upstream.js';
 
 const deployed = {
   ...emptyState(),

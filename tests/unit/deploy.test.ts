@@ -2,9 +2,10 @@ import { describe, expect, it } from 'vitest';
 import type { ComposeTarget } from '../../src/adapters/compose.js';
 import { pickServiceContainer } from '../../src/adapters/compose.js';
 import type { ContainerInfo } from '../../src/adapters/docker.js';
-import { parseMigrateSummary, resolveImageRef, serviceReadiness } from '../../src/deploy/action.js';
+import { serviceReadiness } from '../../src/deploy/action.js';
 import { planDeploy, toPlannedSteps } from '../../src/deploy/plan.js';
-import { emptyState, recordDeploy } from '../../src/deploy/state.js';
+import { parseMigrateSummary, resolveImageRef } from '../../src/platform/release.js';
+import { emptyState, recordDeploy } from '../../src/platform/state.js';
 import { pollUntil } from '../../src/runtime/poll.js';
 import { manualClock } from '../helpers/fakes.js';
 

@@ -4,6 +4,7 @@ import type { DockerAdapter } from '../../src/adapters/docker.js';
 import type { ExecAdapter, ExecResult } from '../../src/adapters/exec.js';
 import type { FsAdapter } from '../../src/adapters/fs.js';
 import type { HttpAdapter } from '../../src/adapters/http.js';
+import type { NgrokSdk } from '../../src/adapters/ngrok.js';
 import { createContext } from '../../src/cli/run.js';
 import { Redactor } from '../../src/config/redact.js';
 import { configSchema } from '../../src/config/schema.js';
@@ -17,7 +18,6 @@ import {
   socketsGuard,
 } from '../../src/doctor/checks.js';
 import { ConfigError } from '../../src/errors.js';
-import type { NgrokSdk } from '../../src/tunnel/drivers.js';
 import { BufferStream, strictFake } from '../helpers/fakes.js';
 
 const ok = (argv: string[], stdout: string, stderr = ''): ExecResult => ({

@@ -4,7 +4,6 @@ import type { NetAdapter } from '../../src/adapters/net.js';
 import { createContext } from '../../src/cli/run.js';
 import { Redactor } from '../../src/config/redact.js';
 import { configSchema, type HealthCheckConfig } from '../../src/config/schema.js';
-import { Sensitive } from '../../src/config/sensitive.js';
 import {
   evaluateContainer,
   evaluateDisk,
@@ -17,6 +16,7 @@ import {
 } from '../../src/health/evaluate.js';
 import { type CheckResult, changes, runCheck, summarizeHealth } from '../../src/health/run.js';
 import { checksFromFlags, defaultChecks, toSpec } from '../../src/health/spec.js';
+import { Sensitive } from '../../src/sensitive.js';
 import { BufferStream, manualClock, strictFake } from '../helpers/fakes.js';
 
 const now = new Date('2026-12-01T00:00:00Z');

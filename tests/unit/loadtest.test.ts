@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import type { AutocannonResult } from '../../src/adapters/load.js';
 import { isSecretHeader } from '../../src/config/redact.js';
-import { Sensitive } from '../../src/config/sensitive.js';
 import {
-  type AutocannonResult,
   autocannonSentExcess,
   buildAutocannonOptions,
   compareWithBaseline,
@@ -24,6 +23,7 @@ import {
 } from '../../src/loadtest/plan.js';
 import { LoadRecorder, sampleOf, welchTest } from '../../src/loadtest/stats.js';
 import { evaluateThresholds, parseThreshold, ThresholdSyntaxError } from '../../src/loadtest/thresholds.js';
+import { Sensitive } from '../../src/sensitive.js';
 
 describe('thresholds', () => {
   it('parses k6-style expressions into metric, comparator and a value in base units', () => {

@@ -8,7 +8,7 @@ import { nodeFs } from '../../src/adapters/fs.js';
 import { createContext } from '../../src/cli/run.js';
 import { loadConfig } from '../../src/config/load.js';
 import { Redactor } from '../../src/config/redact.js';
-import { nginxOps } from '../../src/cutover/nginx.js';
+import { nginxOps } from '../../src/platform/nginx.js';
 import { BufferStream, manualClock, strictFake } from '../helpers/fakes.js';
 
 const worker = (pid: number, shuttingDown = false) => ({

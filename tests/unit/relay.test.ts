@@ -8,7 +8,7 @@ import { nodeFs } from '../../src/adapters/fs.js';
 import { createContext } from '../../src/cli/run.js';
 import { loadConfig } from '../../src/config/load.js';
 import { Redactor } from '../../src/config/redact.js';
-import { relayConfig, relayContainerSpec, relayName, relays } from '../../src/cutover/relay.js';
+import { relayConfig, relayContainerSpec, relayName, relays } from '../../src/platform/relay.js';
 import { BufferStream, manualClock, strictFake } from '../helpers/fakes.js';
 
 const app = { id: 'abcdef0123456789', name: 'shop_web_green_x1', port: 5000 };

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { Redactor } from '../../src/config/redact.js';
-import { Sensitive } from '../../src/config/sensitive.js';
 import { Reporter } from '../../src/output/reporter.js';
 import { renderTable } from '../../src/output/table.js';
+import { Sensitive } from '../../src/sensitive.js';
 import { ANSI, BufferStream, manualClock } from '../helpers/fakes.js';
 
 function reporter(

@@ -1,7 +1,7 @@
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { isSecretName, Redactor } from '../../src/config/redact.js';
-import { redactUrlPassword, Sensitive } from '../../src/config/sensitive.js';
+import { redactUrlPassword, Sensitive } from '../../src/sensitive.js';
 
 describe('Sensitive', () => {
   const secret = new Sensitive('tok_abcdef123456');

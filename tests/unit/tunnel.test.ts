@@ -1,13 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { HttpAdapter } from '../../src/adapters/http.js';
-import {
-  type NgrokSdk,
-  type NgrokSdkListener,
-  sdkDriver,
-  type TunnelDriver,
-  type TunnelSession,
-  TunnelStartError,
-} from '../../src/tunnel/drivers.js';
+import type { NgrokSdk, NgrokSdkListener } from '../../src/adapters/ngrok.js';
+import { sdkDriver, type TunnelDriver, type TunnelSession, TunnelStartError } from '../../src/tunnel/drivers.js';
 import {
   afterHealthyCheck,
   agentCommand,

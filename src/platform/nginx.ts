@@ -5,8 +5,8 @@ import type { DockerAdapter } from '../adapters/docker.js';
 import type { Config } from '../config/schema.js';
 import { ConfigError, OperationError } from '../errors.js';
 import { type Context, projectPath } from '../runtime/context.js';
-import { type Color, DEFAULT_SOCKET_UPSTREAM_TEMPLATE, DEFAULT_UPSTREAM_TEMPLATE, renderUpstream } from './plan.js';
 import { type NginxProcess, reloadSettled, servingWorkers } from './reload-wait.js';
+import { type Color, DEFAULT_SOCKET_UPSTREAM_TEMPLATE, DEFAULT_UPSTREAM_TEMPLATE, renderUpstream } from './upstream.js';
 
 /**
  * The upstream file for the live colour: `nginx.upstreamTemplate`, else opskit's own for the switch mode,

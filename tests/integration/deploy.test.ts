@@ -26,7 +26,9 @@ describe('opskit deploy: migrate-then-start on the real engine', () => {
     const before = listTree(p.dir);
     const r = await p.run(['deploy', '--build', '--dry-run']);
     expect(r.exitCode, r.stderr).toBe(0);
-    for (const expected of ['would run: docker buildx build --progress=rawjson --load', 'up -d db redis', 'run --rm --no-deps -T web python3 migrate.py', 'up -d --no-deps web', 'would request GET http://<web container address>:8000/health', 'state.json']) {
+    // buildx runs as its plugin binary (standalone) where the docker CLI finds it, else as `docker buildx`.
+    expect(r.stderr).toMatch(/would run: (docker buildx|\S+\/cli-plugins\/docker-buildx) build --progress=rawjson --load/);
+    for (const expected of ['up -d db redis', 'run --rm --no-deps -T web python3 migrate.py', 'up -d --no-deps web', 'would request GET http://<web container address>:8000/health', 'state.json']) {
       expect(r.stderr).toContain(expected);
     }
     expect(await projectResources(p.project)).toEqual({ containers: [], networks: [], volumes: [] });

@@ -1,4 +1,7 @@
 /**
+ * Longer than 400 lines: the one adapter of the Engine API; its calls share one connection, one error
+ * shape and the lazy dockerode, and split by resource they would repeat those.
+ *
  * Every Docker Engine call opskit makes goes through this adapter, so that what is decided (which
  * colour, which image, healthy or not) stays apart from where it runs, and Docker Swarm can later sit
  * behind the same interface. dockerode is imported lazily: commands that do not talk to Docker never

@@ -31,13 +31,16 @@ export function registerLoadtest(program: Command, io: Io): void {
       '--csv <prefix>',
       'write <prefix>_stats.csv (per request) and <prefix>_stats_history.csv (per second), as Locust does',
     )
-    .action(async (o: import('../loadtest/action.js').LoadtestFlags, command: Command) => {
+    .action(async (o: import('../loadtest/resolve.js').LoadtestFlags, command: Command) => {
       await runCommand<import('../loadtest/action.js').LoadtestResult | import('../loadtest/action.js').LoadtestPlan>(
         command,
         io,
         { name: 'loadtest', mutating: false, config: 'required' },
         async (ctx) => {
-          const { runLoadtest, renderLoadtest, renderPlan, loadtestFailure } = await import('../loadtest/action.js');
+          const [{ runLoadtest, loadtestFailure }, { renderLoadtest, renderPlan }] = await Promise.all([
+            import('../loadtest/action.js'),
+            import('../loadtest/render.js'),
+          ]);
           const result = await runLoadtest(ctx, o);
           if ('planned' in result) return { result, render: () => renderPlan(result) };
           const failure = loadtestFailure(result);

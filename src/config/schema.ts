@@ -3,6 +3,11 @@ import { Sensitive } from '../sensitive.js';
 import { type BuildSecretSpec, isSecretProblem, SECRET_SPEC_FORM, secretSpecFrom } from './build-secrets.js';
 
 /**
+ * Longer than 400 lines: the whole of opskit.yaml in one place, in the order an operator reads it, so that
+ * each key's type, default and comment stand together.
+ */
+
+/**
  * The opskit.yaml schema. Each capability's section arrives with its issue; the loader, interpolation,
  * env-file layering, precedence and redaction do not change when one does.
  */

@@ -1,3 +1,7 @@
+/**
+ * Longer than 400 lines: the one table of checks `opskit doctor` runs, each entry short and independent;
+ * split by area, the list the command prints would be scattered over files.
+ */
 import path from 'node:path';
 import { parse as parseEnv } from 'dotenv';
 import { buildxSupported, parseBuildxVersion } from '../adapters/buildx.js';

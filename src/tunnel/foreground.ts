@@ -5,8 +5,8 @@ import type { Context } from '../runtime/context.js';
 import { formatDuration } from '../runtime/duration.js';
 import { agentDriver, sdkDriver, type TunnelDriver, TunnelStartError } from './drivers.js';
 import { markUrlStale, type TunnelPaths } from './files.js';
+import type { ReconnectPolicy, TunnelDriverName } from './plan.js';
 import { agentEnv, type TunnelState } from './plan.js';
-import type { StartResult, StartSettings } from './start.js';
 import { type SupervisorEvent, type SupervisorResult, superviseTunnel } from './supervisor.js';
 
 /** The supervised tunnel in this process (`tunnel start` without --detach, and the detached child): health checks, reconnects, files kept current. */
@@ -202,4 +202,34 @@ export async function runForeground(
     });
   }
   return done;
+}
+
+export interface StartSettings {
+  driver: TunnelDriverName;
+  port: number;
+  monitor: boolean;
+  checkIntervalMs: number;
+  checkPath: string;
+  checkTimeoutMs: number;
+  startTimeoutMs: number;
+  policy: ReconnectPolicy;
+  webAddr: string;
+  url: string | undefined;
+  /** Agent driver: the binary and the config files merged (the operator's, then opskit's). */
+  agent?: { bin: string; userConfig: string | undefined; configText: string; argv: [string, string[]] };
+}
+
+export interface StartResult {
+  driver: TunnelDriverName;
+  port: number;
+  monitor: boolean;
+  detached: boolean;
+  pid?: number;
+  publicUrl?: string;
+  /** stopped: by a signal (exit 0); running: --detach left it running. */
+  outcome: SupervisorResult['outcome'] | 'running' | 'planned';
+  signal?: string;
+  reconnects: number;
+  files: { pid: string; url: string; log: string };
+  plan?: { argv?: string[]; agentConfig?: string; agentConfigFile?: string; env?: string[] };
 }

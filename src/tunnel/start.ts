@@ -5,17 +5,16 @@ import { type Context, projectPath, withMutation } from '../runtime/context.js';
 import { formatDuration, parseDuration } from '../runtime/duration.js';
 import { pollUntil } from '../runtime/poll.js';
 import { cleanStale, readState, stopOrphanAgent, supervisorAlive, type TunnelPaths, tunnelPaths } from './files.js';
+import type { StartResult, StartSettings } from './foreground.js';
 import { runForeground } from './foreground.js';
 import {
   agentCommand,
   chooseDriver,
   configVersionOf,
   parsePid,
-  type ReconnectPolicy,
   renderAgentConfig,
   type TunnelDriverName,
 } from './plan.js';
-import type { SupervisorResult } from './supervisor.js';
 
 /** `opskit tunnel start`: its settings resolved, then the supervisor run here or detached. */
 
@@ -28,21 +27,6 @@ export interface StartFlags {
   checkPath?: string;
   reconnectAttempts?: string;
   reconnectDelay?: string;
-}
-
-export interface StartSettings {
-  driver: TunnelDriverName;
-  port: number;
-  monitor: boolean;
-  checkIntervalMs: number;
-  checkPath: string;
-  checkTimeoutMs: number;
-  startTimeoutMs: number;
-  policy: ReconnectPolicy;
-  webAddr: string;
-  url: string | undefined;
-  /** Agent driver: the binary and the config files merged (the operator's, then opskit's). */
-  agent?: { bin: string; userConfig: string | undefined; configText: string; argv: [string, string[]] };
 }
 
 export function wholeNumber(text: string, field: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -122,21 +106,6 @@ export async function resolveStart(ctx: Context, flags: StartFlags, paths: Tunne
     };
   }
   return settings;
-}
-
-export interface StartResult {
-  driver: TunnelDriverName;
-  port: number;
-  monitor: boolean;
-  detached: boolean;
-  pid?: number;
-  publicUrl?: string;
-  /** stopped: by a signal (exit 0); running: --detach left it running. */
-  outcome: SupervisorResult['outcome'] | 'running' | 'planned';
-  signal?: string;
-  reconnects: number;
-  files: { pid: string; url: string; log: string };
-  plan?: { argv?: string[]; agentConfig?: string; agentConfigFile?: string; env?: string[] };
 }
 
 export async function runStart(ctx: Context, flags: StartFlags): Promise<StartResult> {

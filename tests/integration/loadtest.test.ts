@@ -3,7 +3,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HISTORY_CSV_COLUMNS, SUMMARY_CSV_COLUMNS } from '../../src/loadtest/plan.js';
+import { HISTORY_CSV_COLUMNS, SUMMARY_CSV_COLUMNS } from '../../src/loadtest/csv.js';
 import { closedPort, opskit, parseSingleJson, tempDir } from '../helpers/cli.js';
 import { schemaValidator } from '../helpers/schema.js';
 

@@ -35,7 +35,7 @@ function sources(dir: string): string[] {
 /** Every relative import (static, type-only, or dynamic) of a file, as the file it names. */
 function importsOf(file: string): string[] {
   const text = readFileSync(file, 'utf8');
-  return [...text.matchAll(/(?:from|import\()\s*'(\.{1,2}\/[^']+)'/g)].map((m) =>
+  return [...text.matchAll(/(?:from|import\(|^import)\s*'(\.{1,2}\/[^']+)'/gm)].map((m) =>
     path.resolve(path.dirname(file), m[1]!.replace(/\.js$/, '.ts')),
   );
 }

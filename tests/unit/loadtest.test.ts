@@ -1,27 +1,30 @@
 import { describe, expect, it } from 'vitest';
 import type { AutocannonResult } from '../../src/adapters/load.js';
 import { isSecretHeader } from '../../src/config/redact.js';
+import { compareWithBaseline, parseBaseline } from '../../src/loadtest/baseline.js';
 import {
-  autocannonSentExcess,
-  buildAutocannonOptions,
-  compareWithBaseline,
   HISTORY_CSV_COLUMNS,
-  integerWeights,
-  type LoadSpec,
-  type LoadSummary,
-  parseBaseline,
-  parsePercent,
-  rateCap,
   renderHistoryCsv,
   renderSummaryCsv,
   SUMMARY_CSV_COLUMNS,
+} from '../../src/loadtest/csv.js';
+import {
+  buildAutocannonOptions,
+  integerWeights,
+  type LoadSpec,
+  rateCap,
   scenarioRequests,
   scenarioSchema,
-  summarizeRun,
-  thresholdFacts,
   weightedSequence,
 } from '../../src/loadtest/plan.js';
 import { LoadRecorder, sampleOf, welchTest } from '../../src/loadtest/stats.js';
+import {
+  autocannonSentExcess,
+  type LoadSummary,
+  parsePercent,
+  summarizeRun,
+  thresholdFacts,
+} from '../../src/loadtest/summary.js';
 import { evaluateThresholds, parseThreshold, ThresholdSyntaxError } from '../../src/loadtest/thresholds.js';
 import { Sensitive } from '../../src/sensitive.js';
 

@@ -54,9 +54,15 @@ export function createProgram(io: Io = processIo(process.argv.slice(2))): Comman
   registerLoadtest(program, io);
   registerConfig(program, io);
   registerDoctor(program, io);
+  // Each command's help names its page (docs/ ships with the package); subcommands share their parent's.
+  for (const command of program.commands) {
+    const page = `\nDocs: docs/${command.name()}.md in the opskit package.`;
+    command.addHelpText('after', page);
+    for (const sub of command.commands) sub.addHelpText('after', page);
+  }
   program.addHelpText(
     'after',
-    '\nExit codes: 0 ok, 1 the operation failed, 2 usage or configuration error, 3 a check failed, 4 the lock is held.',
+    '\nExit codes: 0 ok, 1 the operation failed, 2 usage or configuration error, 3 a check failed, 4 the lock is held.\nDocs: README.md and docs/ in the opskit package.',
   );
   return program;
 }

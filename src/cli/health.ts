@@ -23,7 +23,7 @@ export function registerHealth(program: Command, io: Io): void {
     .option('--redis <url>', 'a Redis URL that must answer PING (repeatable)', collect)
     .option(
       '--only <kind>',
-      'only checks of this kind: http, tcp, container, postgres, redis, disk, resources, nginx (repeatable)',
+      'only checks of this kind: http, tcp, container, postgres, redis, disk, resources, nginx, front (repeatable)',
       collect,
     )
     .option('--timeout <duration>', 'timeout of each check (default: health.timeout, 5s)')

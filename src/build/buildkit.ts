@@ -34,7 +34,10 @@ import {
   stepCounts,
 } from './result.js';
 
-/** BuildKit through docker buildx: progress from its raw JSON stream, the image id from --metadata-file, the first stage measured from the cache. */
+/**
+ * BuildKit through docker buildx: progress from its raw JSON stream, the image id from --metadata-file, the first stage
+ * measured from the cache.
+ */
 
 /** The child's environment: the process's, plus the builder's additions, revealed only here. */
 export function childEnv(ctx: Context, command: BuildxCommand): Record<string, string | undefined> {

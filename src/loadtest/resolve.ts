@@ -10,7 +10,9 @@ import { scenarioSchema } from './plan.js';
 import { type LoadSummary, parsePercent } from './summary.js';
 import { parseThreshold, type Threshold, ThresholdSyntaxError } from './thresholds.js';
 
-/** A load test's settings from its flags, loadtest.* and a scenario file: checked, named by flag, before anything runs. */
+/**
+ * A load test's settings from its flags, loadtest.* and a scenario file: checked, named by flag, before anything runs.
+ */
 
 export interface LoadtestFlags {
   url?: string;

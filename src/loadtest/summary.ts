@@ -3,7 +3,9 @@ import type { LoadSpec } from './plan.js';
 import type { LatencySummary, RequestStats, SecondStats } from './stats.js';
 import type { ThresholdVerdict } from './thresholds.js';
 
-/** A run's summary from autocannon's result and opskit's own counts: what the table, the JSON and the thresholds read. */
+/**
+ * A run's summary from autocannon's result and opskit's own counts: what the table, the JSON and the thresholds read.
+ */
 
 export interface LoadSummary {
   target: { url: string; requests: Array<{ name: string; method: string; path: string; weight: number }> };

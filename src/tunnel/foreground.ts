@@ -9,7 +9,10 @@ import type { ReconnectPolicy, TunnelDriverName } from './plan.js';
 import { agentEnv, type TunnelState } from './plan.js';
 import { type SupervisorEvent, type SupervisorResult, superviseTunnel } from './supervisor.js';
 
-/** The supervised tunnel in this process (`tunnel start` without --detach, and the detached child): health checks, reconnects, files kept current. */
+/**
+ * The supervised tunnel in this process (`tunnel start` without --detach, and the detached child): health checks,
+ * reconnects, files kept current.
+ */
 
 /** A small queue, so file writes from events land in order without blocking the supervisor. */
 export function serial(onError: (error: Error) => void) {

@@ -60,6 +60,18 @@ describe('the house', () => {
     expect(wrong).toEqual([]);
   });
 
+  it('keeps comments within 120 columns (Biome keeps the code there)', () => {
+    const long: string[] = [];
+    for (const file of files) {
+      readFileSync(file, 'utf8')
+        .split('\n')
+        .forEach((line, i) => {
+          if (line.length > 120 && /^\s*(\/\/|\/\*\*|\*)/.test(line)) long.push(`${path.relative(SRC, file)}:${i + 1}`);
+        });
+    }
+    expect(long).toEqual([]);
+  });
+
   it('says why at its top when a file is longer than 400 lines', () => {
     const long = files.filter((file) => {
       const lines = readFileSync(file, 'utf8').split('\n');

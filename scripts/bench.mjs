@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 // opskit's benchmarks. Each one measures opskit and its baseline side by side in the same run,
 // interleaved so that machine noise hits both alike, and prints the ratio. `npm run bench` builds first.
 import { execa } from 'execa';
-import { composeArgs, exampleEnv, freePort } from './lib.mjs';
+import { composeArgs, exampleEnv, freePort, serviceAddress } from './lib.mjs';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const bin = path.join(repo, 'bin', 'opskit');
@@ -107,19 +107,7 @@ async function deployByHand(p, project) {
   await Promise.all([healthy('db'), healthy('redis')]);
   await compose('run', '--rm', '--no-deps', '-T', 'web', 'python3', 'migrate.py');
   await compose('up', '-d', '--no-deps', 'web');
-  const web = (
-    await execa('docker', [
-      'ps',
-      '-q',
-      '--filter',
-      `label=com.docker.compose.project=${project}`,
-      '--filter',
-      'label=com.docker.compose.service=web',
-    ])
-  ).stdout.trim();
-  const ip = (
-    await execa('docker', ['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', web])
-  ).stdout.trim();
+  const ip = await serviceAddress(project, 'web');
   for (;;) {
     const ok = await fetch(`http://${ip}:8000/health`).then(
       (r) => r.ok,
@@ -191,19 +179,7 @@ async function cutoverBench(track) {
     const { appendFileSync } = await import('node:fs');
     appendFileSync(path.join(p.dir, 'app.py'), '\n# bench v2\n');
     const v2 = JSON.parse((await run('build', '--json', '--quiet')).stdout).tags[0];
-    const nginx = (
-      await execa('docker', [
-        'ps',
-        '-q',
-        '--filter',
-        `label=com.docker.compose.project=${p.project}`,
-        '--filter',
-        'label=com.docker.compose.service=nginx',
-      ])
-    ).stdout.trim();
-    const ip = (
-      await execa('docker', ['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', nginx])
-    ).stdout.trim();
+    const ip = await serviceAddress(p.project, 'nginx');
     const cut = JSON.parse((await run('cutover', '--image', v2, '--json', '--quiet')).stdout);
     const switches = [cut.switchMs];
     const { startBackgroundLoad } = await import('../dist/adapters/background-load.js');

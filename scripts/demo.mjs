@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 // `npm run demo` readies the machine (scripts/test-env.sh) and builds opskit first. It cleans up what it
 // started (containers, networks, volumes, images, the S3 server, the project directory) unless --keep.
 import { execa } from 'execa';
-import { composeArgs, exampleEnv, freePort } from './lib.mjs';
+import { composeArgs, exampleEnv, freePort, serviceAddress } from './lib.mjs';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const bin = path.join(repo, 'bin', 'opskit');
@@ -94,21 +94,7 @@ async function startS3() {
 }
 
 async function containerIp(service) {
-  const id = (
-    await execa('docker', [
-      'ps',
-      '-q',
-      '--filter',
-      `label=com.docker.compose.project=${project.name}`,
-      '--filter',
-      `label=com.docker.compose.service=${service}`,
-    ])
-  ).stdout
-    .trim()
-    .split('\n')[0];
-  return (
-    await execa('docker', ['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', id])
-  ).stdout.trim();
+  return serviceAddress(project.name, service);
 }
 
 async function cleanup() {

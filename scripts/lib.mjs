@@ -1,8 +1,9 @@
-// Helpers shared by the scripts (bench.mjs, demo.mjs).
+// Helpers shared by the scripts (bench.mjs, demo.mjs, soak.mjs).
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { execa } from 'execa';
 
 /** A free port on 127.0.0.1: `preferred` when it is free, else any. */
 export async function freePort(preferred = 0) {
@@ -40,4 +41,24 @@ export function composeArgs(args) {
   return want === 'v2' || (want !== 'v1' && composeV2)
     ? ['docker', ['compose', ...args]]
     : ['docker-compose', [...args]];
+}
+
+/** The address of a compose service's (first) container on its network: where the scripts send load. */
+export async function serviceAddress(project, service) {
+  const { stdout } = await execa('docker', [
+    'ps',
+    '-q',
+    '--filter',
+    `label=com.docker.compose.project=${project}`,
+    '--filter',
+    `label=com.docker.compose.service=${service}`,
+  ]);
+  const id = stdout.trim().split('\n')[0];
+  const inspected = await execa('docker', [
+    'inspect',
+    '-f',
+    '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}',
+    id,
+  ]);
+  return inspected.stdout.trim();
 }

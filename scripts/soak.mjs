@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 //
 // Traffic goes only to the nginx container's own address on this machine's Docker bridge.
 import { execa } from 'execa';
-import { exampleEnv, freePort } from './lib.mjs';
+import { exampleEnv, freePort, serviceAddress } from './lib.mjs';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const bin = path.join(repo, 'bin', 'opskit');
@@ -95,19 +95,7 @@ async function main() {
   const v1 = (await opskit(['deploy', '--build', '--quiet'])).image;
   appendFileSync(path.join(dir, 'app.py'), '\n# soak: version 2\n');
   const v2 = (await opskit(['build', '--quiet'])).tags[0];
-  const nginx = (
-    await execa('docker', [
-      'ps',
-      '-q',
-      '--filter',
-      `label=com.docker.compose.project=${project}`,
-      '--filter',
-      'label=com.docker.compose.service=nginx',
-    ])
-  ).stdout.trim();
-  const ip = (
-    await execa('docker', ['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', nginx])
-  ).stdout.trim();
+  const ip = await serviceAddress(project, 'nginx');
   const front = `http://${ip}:80/health`;
   const cut = await opskit(['cutover', '--image', v2, '--quiet']);
   say(

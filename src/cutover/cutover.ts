@@ -3,21 +3,29 @@ import { composeArgv } from '../adapters/compose.js';
 import { OperationError, UsageError } from '../errors.js';
 import type { PlannedStep } from '../output/plan.js';
 import { describeProbe, healthProbe } from '../platform/probe.js';
+import { relayName } from '../platform/relay.js';
 import { type ImageBuild, resolveImageRef, runMigrations } from '../platform/release.js';
 import { socketName } from '../platform/sockets.js';
 import { type Context, projectPath, withMutation } from '../runtime/context.js';
 import { formatDuration, parseDuration } from '../runtime/duration.js';
-import { type ColorSlot, colorContainerName, oldColorExpired, other, recordFinalize, recordSwitch } from './plan.js';
+import {
+  type ColorSlot,
+  colorContainerName,
+  colorRunArgs,
+  oldColorExpired,
+  other,
+  recordFinalize,
+  recordSwitch,
+} from './plan.js';
 import {
   diagnostics,
   gate,
   type Runtime,
-  relaysOf,
   retire,
+  runtimeOf,
   type SwitchResult,
   saveColors,
   setup,
-  socketsOf,
   startColor,
   switchTo,
 } from './switch.js';
@@ -139,20 +147,7 @@ export async function runCutover(
         : []),
       {
         kind: 'exec',
-        argv: composeArgv(base.target, [
-          'run',
-          '-d',
-          '--no-deps',
-          '--name',
-          name,
-          '-e',
-          `APP_COLOR=${idle}`,
-          '-l',
-          `org.opskit.color=${idle}`,
-          '-l',
-          'org.opskit.role=web',
-          config.deploy.webService,
-        ]).flat(),
+        argv: composeArgv(base.target, colorRunArgs(name, idle, config.deploy.webService)).flat(),
         description: `start ${idle} with ${image} (WEB_IMAGE)`,
       },
       {
@@ -166,7 +161,7 @@ export async function runCutover(
             {
               kind: 'docker' as const,
               call: 'POST /containers/create',
-              options: { name: `${name}-relay`, socket: socketName('<id>') },
+              options: { name: relayName({ name }), socket: socketName('<id>') },
               description: `the relay from ${name}'s TCP port to its unix socket (nginx stream)`,
             },
           ]
@@ -249,13 +244,7 @@ export async function runCutover(
   }
 
   return withMutation(ctx, 'cutover', async () => {
-    const rt: Runtime = {
-      ...base,
-      colors: base.colors!,
-      nginx: await base.nginx(),
-      sockets: socketsOf(ctx),
-      relay: relaysOf(ctx, base),
-    };
+    const rt = await runtimeOf(base, base.colors!);
     const started = ctx.clock.monotonicMs();
     if (input.finalize) {
       if (input.ifDue && (rt.colors.keepOldUntil !== input.ifDue || !oldColorExpired(rt.colors, ctx.clock.now()))) {

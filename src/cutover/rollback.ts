@@ -4,17 +4,7 @@ import type { PlannedStep } from '../output/plan.js';
 import { type Context, projectPath, withMutation } from '../runtime/context.js';
 import { formatDuration, parseDuration } from '../runtime/duration.js';
 import { other, recordSwitch } from './plan.js';
-import {
-  gate,
-  type Runtime,
-  relaysOf,
-  type SwitchResult,
-  saveColors,
-  setup,
-  socketsOf,
-  startColor,
-  switchTo,
-} from './switch.js';
+import { gate, runtimeOf, type SwitchResult, saveColors, setup, startColor, switchTo } from './switch.js';
 
 export async function runRollback(ctx: Context, input: { healthTimeout?: string | undefined }): Promise<SwitchResult> {
   const config = ctx.loaded!.config;
@@ -74,13 +64,7 @@ export async function runRollback(ctx: Context, input: { healthTimeout?: string 
     };
   }
   return withMutation(ctx, 'rollback', async () => {
-    const rt: Runtime = {
-      ...base,
-      colors,
-      nginx: await base.nginx(),
-      sockets: socketsOf(ctx),
-      relay: relaysOf(ctx, base),
-    };
+    const rt = await runtimeOf(base, colors);
     const started = ctx.clock.monotonicMs();
     const from = colors.live;
     const info = slot.container ? await rt.docker.inspectContainer(slot.container) : undefined;

@@ -19,7 +19,14 @@ import { sameNginxConfig } from '../platform/upstream.js';
 import { type Context, projectPath } from '../runtime/context.js';
 import { formatDuration, parseDuration } from '../runtime/duration.js';
 import { pollUntil } from '../runtime/poll.js';
-import { type Color, type ColorSlot, type CutoverState, colorContainerName, currentColors } from './plan.js';
+import {
+  type Color,
+  type ColorSlot,
+  type CutoverState,
+  colorContainerName,
+  colorRunArgs,
+  currentColors,
+} from './plan.js';
 
 /**
  * The steps every switch is made of, shared by cutover, rollback and finalize: the runtime they work in,
@@ -105,21 +112,21 @@ export async function setup(
   };
 }
 
-export function relaysOf(
-  ctx: Context,
-  base: { docker: DockerAdapter; target: ComposeTarget; env: Record<string, string> },
-): Relays | undefined {
+/**
+ * The runtime of a switch, from what `setup` read: nginx's operations, and the sockets and relays of the
+ * switch mode.
+ */
+export async function runtimeOf(base: Awaited<ReturnType<typeof setup>>, colors: CutoverState): Promise<Runtime> {
+  const { ctx, docker, target, env } = base;
   const config = ctx.loaded!.config;
-  return config.cutover.switch === 'relay'
-    ? relays(ctx, config, base.target.project, base.docker, { target: base.target, env: base.env })
-    : undefined;
-}
-
-export function socketsOf(ctx: Context): LiveSocket | undefined {
-  const config = ctx.loaded!.config;
-  return config.cutover.switch === 'reload'
-    ? undefined
-    : liveSocket(ctx.fs, ctx.clock, projectPath(ctx, config.paths.sockets));
+  const mode = config.cutover.switch;
+  return {
+    ...base,
+    colors,
+    nginx: await base.nginx(),
+    sockets: mode === 'reload' ? undefined : liveSocket(ctx.fs, ctx.clock, projectPath(ctx, config.paths.sockets)),
+    relay: mode === 'relay' ? relays(ctx, config, target.project, docker, { target, env }) : undefined,
+  };
 }
 
 export async function diagnostics(rt: Runtime, container: string): Promise<string> {
@@ -146,20 +153,7 @@ export async function startColor(rt: Runtime, color: Color, image: string): Prom
     rt.ctx.clock.now().getTime().toString(36),
   );
   await rt.sockets?.prepare();
-  const argv = composeArgv(rt.target, [
-    'run',
-    '-d',
-    '--no-deps',
-    '--name',
-    name,
-    '-e',
-    `APP_COLOR=${color}`,
-    '-l',
-    `org.opskit.color=${color}`,
-    '-l',
-    'org.opskit.role=web',
-    config.deploy.webService,
-  ]);
+  const argv = composeArgv(rt.target, colorRunArgs(name, color, config.deploy.webService));
   const result = await rt.ctx.exec.run(argv[0], argv[1], {
     env: { ...rt.env, WEB_IMAGE: image },
     timeoutMs: 120_000,

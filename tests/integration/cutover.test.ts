@@ -45,12 +45,14 @@ describe('opskit cutover / rollback / status: blue-green under load', () => {
   });
   let nginxId = '';
   /** nginx's processes as the host sees them: a reload would replace the workers. */
+  // nginx's own processes only: the container's healthcheck (curl, every 5 s) comes and goes beside them.
   const nginxPids = async () =>
-    (await docker(['top', nginxId, '-o', 'pid'])).stdout
+    (await docker(['top', nginxId, '-o', 'pid,comm'])).stdout
       .split('\n')
       .slice(1)
-      .map((l) => l.trim())
-      .filter(Boolean)
+      .map((l) => l.trim().split(/\s+/))
+      .filter(([pid, comm]) => pid && comm === 'nginx')
+      .map(([pid]) => pid)
       .sort();
   afterAll(async () => {
     await p?.destroy();
@@ -131,6 +133,7 @@ describe('opskit cutover / rollback / status: blue-green under load', () => {
 
   it('a warm rollback (no load) restarts nothing and reloads nothing', async () => {
     const pids = await nginxPids();
+    expect(pids.length, 'nginx master and workers').toBeGreaterThan(1);
     for (let i = 0; i < 2; i++) {
       const before = (await colorNow()).color;
       const r = await p.run(['rollback', '--json']);

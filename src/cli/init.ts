@@ -12,22 +12,37 @@ export function registerInit(program: Command, io: Io): void {
       '--example [dir]',
       'also write the sample platform (Flask API, migrations, .env, .env.offline), into DIR or here',
     )
-    .action(async (options: { force?: boolean; workers?: string; example?: boolean | string }, command: Command) => {
-      await runCommand(command, io, { name: 'init', mutating: true, config: 'none' }, async (ctx) => {
-        let workers: number | undefined;
-        if (options.workers !== undefined) {
-          workers = Number(options.workers);
-          if (!Number.isInteger(workers) || workers < 1)
-            throw new UsageError(`--workers: expected a positive integer, got "${options.workers}"`);
-        }
-        const { runInit, renderInitResult } = await import('../init/action.js');
-        const result = await runInit(ctx, {
-          force: Boolean(options.force),
-          workers,
-          example: options.example !== undefined && options.example !== false,
-          directory: typeof options.example === 'string' ? options.example : undefined,
+    .option('--engine <engine>', 'compose (one host, the default) or swarm (Docker Swarm: docs/swarm.md)')
+    .action(
+      async (
+        options: { force?: boolean; workers?: string; example?: boolean | string; engine?: string },
+        command: Command,
+      ) => {
+        await runCommand(command, io, { name: 'init', mutating: true, config: 'none' }, async (ctx) => {
+          let workers: number | undefined;
+          if (options.workers !== undefined) {
+            workers = Number(options.workers);
+            if (!Number.isInteger(workers) || workers < 1)
+              throw new UsageError(`--workers: expected a positive integer, got "${options.workers}"`);
+          }
+          const engine = options.engine ?? 'compose';
+          if (engine !== 'compose' && engine !== 'swarm')
+            throw new UsageError(`--engine: expected compose or swarm, got "${engine}"`);
+          const { runInit, renderInitResult } = await import('../init/action.js');
+          const result = await runInit(ctx, {
+            force: Boolean(options.force),
+            workers,
+            example: options.example !== undefined && options.example !== false,
+            directory: typeof options.example === 'string' ? options.example : undefined,
+            engine,
+            // The lab's env (`npm run lab -- up`, then `. .lab/env`), or the operator's own.
+            site: {
+              registry: io.env.OPSKIT_REGISTRY ?? io.env.OPSKIT_LAB_REGISTRY,
+              edge: io.env.OPSKIT_LAB_NODES?.trim().split(/\s+/)[0],
+            },
+          });
+          return { result, render: (reporter) => renderInitResult(result, reporter.out) };
         });
-        return { result, render: (reporter) => renderInitResult(result, reporter.out) };
-      });
-    });
+      },
+    );
 }

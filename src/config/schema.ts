@@ -143,6 +143,15 @@ export const healthCheckSchema = z.discriminatedUnion(
       failMemory: percent.default(95),
     }),
     z.strictObject({ kind: z.literal('nginx'), ...checkCommon }),
+    // engine: swarm. A service's tasks against its spec, and the cluster's nodes.
+    z.strictObject({
+      kind: z.literal('service'),
+      ...checkCommon,
+      service: text(),
+      /** Tasks that failed within this window make the check warn (a crash loop that Swarm keeps healing). */
+      recent: duration.default('10m'),
+    }),
+    z.strictObject({ kind: z.literal('nodes'), ...checkCommon }),
     // The platform as its users meet it: a path asked through nginx (nginx.url, or the nginx service's address).
     z.strictObject({
       kind: z.literal('front'),
@@ -151,7 +160,9 @@ export const healthCheckSchema = z.discriminatedUnion(
       expectStatus: text().default('2xx'),
     }),
   ],
-  { error: 'expected kind: one of http, tcp, container, postgres, redis, disk, resources, nginx, front' },
+  {
+    error: 'expected kind: one of http, tcp, container, postgres, redis, disk, resources, nginx, front, service, nodes',
+  },
 );
 export type HealthCheckConfig = z.output<typeof healthCheckSchema>;
 
@@ -183,6 +194,17 @@ export const configSchema = z.strictObject({
      * parent (run/) is the guard: private to the operator, so other local users cannot reach the sockets.
      */
     sockets: text().default('run/sockets'),
+  }),
+  /**
+   * Where the platform runs: compose (one host, `docker compose`) or swarm (Docker Swarm services on a
+   * cluster, through a manager's Engine API; the compose file, normalized by `compose config`, describes them).
+   */
+  engine: z.enum(['compose', 'swarm'], { error: 'expected one of compose, swarm' }).default('compose'),
+  /** The registry a swarm's nodes pull the released images from (image.name names it: <address>/<path>). */
+  registry: section({
+    address: text().optional(),
+    username: text().optional(),
+    password: secret.optional(),
   }),
   docker: section({
     /** unix:///var/run/docker.sock, tcp://host:2375; unset: DOCKER_HOST or the default socket. */
@@ -413,6 +435,10 @@ export const ENV_BINDINGS: ReadonlyArray<readonly [variable: string, path: strin
   ['OPSKIT_PROJECT', 'project.name'],
   ['OPSKIT_AUDIT_LOG', 'paths.auditLog'],
   ['DOCKER_HOST', 'docker.host'],
+  ['OPSKIT_ENGINE', 'engine'],
+  ['OPSKIT_REGISTRY', 'registry.address'],
+  ['OPSKIT_REGISTRY_USERNAME', 'registry.username'],
+  ['OPSKIT_REGISTRY_PASSWORD', 'registry.password'],
   ['OPSKIT_COMPOSE_CLI', 'compose.cli'],
   ['OPSKIT_COMPOSE_FILE', 'compose.file'],
   ['COMPOSE_PROJECT_NAME', 'compose.project'],

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { composeArgv } from '../adapters/compose.js';
 import { OperationError, UsageError } from '../errors.js';
 import type { PlannedStep } from '../output/plan.js';
+import { composeEngine } from '../platform/engine/compose.js';
 import { describeProbe, healthProbe } from '../platform/probe.js';
 import { relayName } from '../platform/relay.js';
 import { type ImageBuild, resolveImageRef, runMigrations } from '../platform/release.js';
@@ -288,18 +289,11 @@ export async function runCutover(
     let migrations: string[] | undefined;
     if (input.migrate) {
       const step = ctx.reporter.step('run the migrations in the new image (backward compatible with the live colour)');
-      migrations = await runMigrations(ctx, {
-        argv: composeArgv(rt.target, [
-          'run',
-          '--rm',
-          '--no-deps',
-          '-T',
-          config.deploy.webService,
-          ...config.deploy.migrateCommand,
-        ]),
-        env: { ...rt.env, WEB_IMAGE: image },
+      migrations = await runMigrations(ctx, composeEngine(rt), {
+        service: config.deploy.webService,
+        command: config.deploy.migrateCommand,
+        image,
         timeoutMs: parseDuration(config.deploy.migrateTimeout, 'deploy.migrateTimeout'),
-        cwd: path.dirname(rt.target.composeFile),
         keepsServing: `switched: ${live} keeps serving`,
         webService: idle,
       });

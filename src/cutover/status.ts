@@ -1,11 +1,15 @@
 import type { ChalkInstance } from 'chalk';
 import { describeCli } from '../adapters/compose.js';
+import type { SwarmNode } from '../adapters/swarm.js';
+import { openSwarm } from '../platform/engine/open.js';
+import { type SwarmServiceStatus, serviceStatus } from '../platform/engine/swarm-state.js';
 import type { Context } from '../runtime/context.js';
 import type { Color, CutoverState } from './plan.js';
 import { setup } from './switch.js';
 
 export interface StatusReport {
   project: string;
+  engine: 'compose' | 'swarm';
   compose: string;
   live: Color | null;
   colors: Array<{
@@ -19,9 +23,63 @@ export interface StatusReport {
   }>;
   keepOldUntil: string | null;
   lastSwitch: CutoverState['history'][number] | null;
+  /** engine: swarm: the cluster's nodes, the project's services with their tasks, and where nginx answers. */
+  nodes?: Array<
+    Pick<SwarmNode, 'hostname' | 'role' | 'availability' | 'state' | 'address' | 'leader' | 'engineVersion'>
+  >;
+  services?: SwarmServiceStatus[];
+  front?: string | null;
+}
+
+/** On Swarm: nodes, the project's services (found by their opskit.project label) and their tasks. */
+async function runSwarmStatus(ctx: Context): Promise<StatusReport> {
+  const { config, env } = ctx.loaded!;
+  const project = config.compose.project ?? config.project.name!;
+  const { swarm, info } = await openSwarm(config, env);
+  const [nodes, services] = await Promise.all([swarm.nodes(), swarm.services({ 'opskit.project': project })]);
+  const rows = await Promise.all(
+    services
+      .filter((s) => s.spec.Labels?.['opskit.job'] === undefined)
+      .map(async (s) => serviceStatus(s, await swarm.tasks({ service: s.id }), nodes)),
+  );
+  rows.sort((a, b) => a.service.localeCompare(b.service));
+  const web = rows.find((r) => r.service === config.deploy.webService);
+  return {
+    project,
+    engine: 'swarm',
+    compose: `Docker Swarm ${info.engineVersion}, ${nodes.length} nodes (manager ${swarm.endpoint})`,
+    live: web ? 'blue' : null,
+    colors: web
+      ? [
+          {
+            color: 'blue',
+            live: true,
+            image: web.image,
+            host: web.name,
+            state: `${web.running}/${web.desired} running`,
+            health: web.running >= web.desired ? 'healthy' : 'degraded',
+            since: services.find((s) => s.name === web.name)?.updatedAt ?? '',
+          },
+        ]
+      : [],
+    keepOldUntil: null,
+    lastSwitch: null,
+    nodes: nodes.map(({ hostname, role, availability, state, address, leader, engineVersion }) => ({
+      hostname,
+      role,
+      availability,
+      state,
+      address,
+      leader,
+      engineVersion,
+    })),
+    services: rows,
+    front: config.nginx.url ?? null,
+  };
 }
 
 export async function runStatus(ctx: Context): Promise<StatusReport> {
+  if (ctx.loaded!.config.engine === 'swarm') return runSwarmStatus(ctx);
   const base = await setup(ctx, { requireColors: false });
   const colors = base.colors;
   const rows: StatusReport['colors'] = [];
@@ -41,6 +99,7 @@ export async function runStatus(ctx: Context): Promise<StatusReport> {
   }
   return {
     project: base.target.project,
+    engine: 'compose',
     compose: describeCli(base.target.cli),
     live: colors?.live ?? null,
     colors: rows,
@@ -49,7 +108,30 @@ export async function runStatus(ctx: Context): Promise<StatusReport> {
   };
 }
 
+function renderSwarm(report: StatusReport, colour: ChalkInstance): string {
+  const lines = [`${report.project} on ${report.compose}${report.front ? `; nginx answers at ${report.front}` : ''}`];
+  lines.push('  nodes:');
+  for (const n of report.nodes ?? [])
+    lines.push(
+      `    ${n.state === 'ready' ? colour.green('●') : colour.red('●')} ${n.hostname.padEnd(12)} ${n.address.padEnd(15)} ${n.role}${n.leader ? ' (leader)' : ''}  ${n.state}  ${n.availability}  Engine ${n.engineVersion}`,
+    );
+  if (!report.services?.length) lines.push('  services: none deployed yet');
+  else lines.push('  services:');
+  for (const s of report.services ?? []) {
+    const ok = s.running >= s.desired;
+    lines.push(
+      `    ${ok ? colour.green('●') : colour.yellow('●')} ${s.service.padEnd(8)} ${`${s.running}/${s.desired}`.padEnd(5)} ${s.image}${s.update ? `  (update ${s.update})` : ''}`,
+    );
+    for (const t of s.tasks)
+      lines.push(
+        `        ${t.node.padEnd(12)} ${t.state.padEnd(9)} ${t.address ?? ''}${t.error ? `  ${t.error}` : ''}`,
+      );
+  }
+  return lines.join('\n');
+}
+
 export function renderStatus(report: StatusReport, colour: ChalkInstance): string {
+  if (report.engine === 'swarm') return renderSwarm(report, colour);
   if (!report.live) return `${report.project}: nothing deployed yet`;
   const lines = [`${report.project}: ${colour.bold(report.live)} is live`];
   for (const c of report.colors)

@@ -1,15 +1,10 @@
 import path from 'node:path';
 import type { ChalkInstance } from 'chalk';
-import {
-  type ComposeTarget,
-  composeArgv,
-  describeCli,
-  detectComposeCached,
-  pickServiceContainer,
-  serviceLabels,
-} from '../adapters/compose.js';
-import type { ContainerInfo } from '../adapters/docker.js';
+import { type ComposeTarget, detectComposeCached } from '../adapters/compose.js';
 import { ConfigError, OperationError, UsageError } from '../errors.js';
+import type { PlannedStep } from '../output/plan.js';
+import type { Engine } from '../platform/engine/engine.js';
+import { openEngine } from '../platform/engine/open.js';
 import { nginxOps, renderLiveUpstream } from '../platform/nginx.js';
 import { relays } from '../platform/relay.js';
 import { type ImageBuild, resolveImageRef, runMigrations } from '../platform/release.js';
@@ -19,7 +14,7 @@ import { sameNginxConfig } from '../platform/upstream.js';
 import { type Context, projectPath, withMutation } from '../runtime/context.js';
 import { formatDuration, parseDuration } from '../runtime/duration.js';
 import { type DeployStep, describeDeployStep, planDeploy, toPlannedSteps } from './plan.js';
-import { compose, type Runtime, serviceReadiness, verifyFront, waitHealthy, webHealth } from './steps.js';
+import { verifyFront } from './steps.js';
 
 /** A step another capability runs before the migrations (the backup issue's pre-migration backup). */
 export interface DeployHook {
@@ -40,15 +35,19 @@ export interface DeployInput {
 export interface DeployResult {
   changed: boolean;
   project: string;
+  /** The engine that ran it: `docker compose 2.26.1 (v2)`, or `Docker Swarm 26.1.5, 3 nodes (...)`. */
   compose: string;
+  engine: 'compose' | 'swarm';
   image: string;
+  /** What the services run: the image, or on Swarm the image pinned to its registry digest. */
+  released?: string;
   imageId: string;
   migrations: { ran: boolean; applied: string[] };
   steps: Array<{ step: string; durationMs: number }>;
   durationMs: number;
   web: { container: string; address: string } | null;
   build?: { tags: string[] };
-  plan?: ReturnType<typeof toPlannedSteps>;
+  plan?: PlannedStep[];
 }
 
 /**
@@ -98,10 +97,20 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
   const socketsDir = projectPath(ctx, config.paths.sockets);
   // nginx is part of the platform when the deploy starts it, or when it runs on the host.
   const hasFront = config.nginx.mode === 'host' || config.deploy.frontServices.includes(config.nginx.service);
+  const swarm = config.engine === 'swarm';
+  const docker = await ctx.docker(config.docker.host ?? loaded.env.DOCKER_HOST);
+  const env = { ...loaded.env };
+  const engine: Engine = await openEngine({
+    ctx,
+    config,
+    target,
+    docker,
+    env,
+    compose: { withDependencies: config.deploy.dependencies },
+  });
 
   const plan = (image: string) =>
     planDeploy({
-      target,
       image,
       webService: config.deploy.webService,
       dependencies: config.deploy.dependencies,
@@ -116,8 +125,13 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
       waitTimeoutMs,
       stateFile,
       beforeMigrate: hooks.map((h) => h.name),
+      // On Swarm, nginx reaches the web tasks over the overlay network by the service's name.
       sockets:
-        config.cutover.switch === 'reload' ? null : { dir: socketsDir, relay: config.cutover.switch === 'relay' },
+        swarm || config.cutover.switch === 'reload'
+          ? null
+          : { dir: socketsDir, relay: config.cutover.switch === 'relay' },
+      upstream: !swarm,
+      publish: swarm,
       front: hasFront
         ? {
             verifyPath: config.cutover.verifyPath,
@@ -129,7 +143,7 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
   if (ctx.globals.dryRun) {
     const build = input.build ? await input.build() : undefined;
     const image = build ? build.tags[0]! : resolveImageRef(imageName, input);
-    const planned = toPlannedSteps(plan(image), image);
+    const planned = await toPlannedSteps(plan(image), image, engine);
     ctx.reporter.dryRun({
       kind: 'docker',
       call: 'GET /images/{name}/json',
@@ -140,7 +154,8 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
     return {
       changed: false,
       project,
-      compose: describeCli(cli),
+      compose: engine.description,
+      engine: engine.kind,
       image,
       imageId: '',
       migrations: { ran: false, applied: [] },
@@ -151,9 +166,6 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
       plan: planned,
     };
   }
-
-  const docker = await ctx.docker(config.docker.host ?? loaded.env.DOCKER_HOST);
-  const rt: Runtime = { ctx, docker, target, env: { ...loaded.env } };
 
   return withMutation(ctx, 'deploy', async () => {
     const started = ctx.clock.monotonicMs();
@@ -182,15 +194,13 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
     if (state.deploy?.current.imageId === info.id) {
       const others = [...config.deploy.dependencies, ...config.deploy.frontServices];
       const readiness = await Promise.all(
-        others.map(async (s) =>
-          serviceReadiness(pickServiceContainer(await docker.listContainers(serviceLabels(project, s)))),
-        ),
+        others.map(async (s) => ({ ready: (await engine.instances(s)).some((i) => i.ready) })),
       );
       const webStep = plan(image).find(
         (s): s is Extract<DeployStep, { kind: 'web-health' }> => s.kind === 'web-health',
       )!;
       const web = readiness.every((r) => r.ready)
-        ? await webHealth(rt, { ...webStep, timeoutMs: 0 }, info.id).catch(() => undefined)
+        ? await engine.webReady({ ...webStep, timeoutMs: 0 }, info.id).catch(() => undefined)
         : undefined;
       // And through nginx, where users meet it: a front that fails makes this a full deploy again.
       const front = plan(image).find(
@@ -210,13 +220,14 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
         return {
           changed: false,
           project,
-          compose: describeCli(cli),
+          compose: engine.description,
+          engine: engine.kind,
           image,
           imageId: info.id,
           migrations: { ran: false, applied: [] },
           steps: [],
           durationMs: Math.round(ctx.clock.monotonicMs() - started),
-          web: { container: web.container.name, address: web.address },
+          web: { container: web.name, address: web.address },
           ...(build ? { build } : {}),
         };
       }
@@ -232,9 +243,10 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
     const sockets = config.cutover.switch === 'reload' ? undefined : liveSocket(ctx.fs, ctx.clock, socketsDir);
     const relay =
       config.cutover.switch === 'relay'
-        ? relays(ctx, config, project, docker, { target, env: { ...rt.env, WEB_IMAGE: image } })
+        ? relays(ctx, config, project, docker, { target, env: { ...env, WEB_IMAGE: image } })
         : undefined;
-    let webContainer: ContainerInfo | undefined;
+    // What the services run: the image, or on Swarm the image pinned to its digest in the registry.
+    let released = image;
     // Before compose creates it as root (a bind mount's missing source): the app user must write there.
     await sockets?.prepare();
     for (const step of steps) {
@@ -243,54 +255,59 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
       const handle = ctx.reporter.step(label);
       try {
         switch (step.kind) {
+          case 'publish':
+            released = await engine.publish(step.image, (line) => ctx.reporter.info(`[push] ${line}`));
+            break;
           case 'up':
-            await compose(rt, step.argv, `starting ${step.services.join(', ')}`, image);
+            await engine.start(step.services, released);
             break;
           case 'wait-healthy':
-            await waitHealthy(rt, step.services, step.timeoutMs);
+            await engine.waitReady(step.services, step.timeoutMs);
             break;
           case 'hook':
             await hooks.find((h) => h.name === step.name)!.run(ctx, { image, project });
             break;
           case 'migrate':
-            applied = await runMigrations(ctx, {
-              argv: step.argv,
-              env: { ...rt.env, WEB_IMAGE: image },
+            applied = await runMigrations(ctx, engine, {
+              service: step.service,
+              command: step.command,
+              image: released,
               timeoutMs: step.timeoutMs,
-              cwd: path.dirname(composeFile),
               keepsServing: previous ? 'replaced: the previous version keeps serving' : 'started',
               webService: config.deploy.webService,
             });
             migrated = true;
             break;
           case 'replace-web':
-            await compose(rt, step.argv, `starting ${step.service}`, image);
+            await engine.start([step.service], released);
             break;
           case 'web-health':
             try {
-              const healthy = await webHealth(rt, step, info.id);
-              web = { container: healthy.container.name, address: healthy.address };
-              webId = healthy.container.id;
-              webContainer = healthy.container;
+              const healthy = await engine.webReady(step, info.id);
+              web = { container: healthy.name, address: healthy.address };
+              webId = healthy.id;
             } catch (error) {
               if (previous && previous.imageId !== info.id) {
                 ctx.reporter.warn(`restoring the previous version ${previous.image}`);
-                const restored = await ctx.exec.run(
-                  ...composeArgv(target, ['up', '-d', '--no-deps', config.deploy.webService]),
-                  { env: { ...rt.env, WEB_IMAGE: previous.image }, timeoutMs: 300_000, cwd: path.dirname(composeFile) },
-                );
-                ctx.reporter[restored.failed ? 'error' : 'warn'](
-                  restored.failed
-                    ? `could not restore ${previous.image}: ${restored.stderr.split('\n').pop()}`
-                    : `${config.deploy.webService} is back on ${previous.image}`,
+                const restored = await engine.restore(config.deploy.webService, previous.image).catch(() => false);
+                ctx.reporter[restored ? 'warn' : 'error'](
+                  restored
+                    ? `${config.deploy.webService} is back on ${previous.image}`
+                    : `could not restore ${previous.image}: see the output above`,
                 );
               }
               throw error;
             }
             break;
-          case 'relay':
-            await relay!.start(webContainer!);
+          case 'relay': {
+            const container = webId ? await docker.inspectContainer(webId) : undefined;
+            if (!container)
+              throw new OperationError('E_WEB_GONE', `the new ${step.service} container is gone`, {
+                hint: 'see `opskit health` and its logs',
+              });
+            await relay!.start(container);
             break;
+          }
           case 'point-live':
             await sockets!.waitFor(webId!, 10_000);
             await sockets!.point(socketName(webId!));
@@ -351,8 +368,10 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
     return {
       changed: true,
       project,
-      compose: describeCli(cli),
+      compose: engine.description,
+      engine: engine.kind,
       image,
+      ...(released !== image ? { released } : {}),
       imageId: info.id,
       migrations: { ran: migrated, applied },
       steps: timings,

@@ -1,8 +1,7 @@
-import { type ComposeTarget, composeArgv } from '../adapters/compose.js';
 import type { PlannedStep } from '../output/plan.js';
+import type { Engine } from '../platform/engine/engine.js';
 
 export interface DeployPlanInput {
-  target: ComposeTarget;
   image: string;
   webService: string;
   dependencies: readonly string[];
@@ -25,14 +24,22 @@ export interface DeployPlanInput {
    * null when nginx is not part of the platform.
    */
   front: { verifyPath: string; verifyTimeoutMs: number } | null;
+  /**
+   * nginx's upstream file is opskit's to render (one host); false where nginx finds the web by its
+   * service name itself (Swarm's DNS).
+   */
+  upstream: boolean;
+  /** The new image goes to a registry first, from which every node pulls it (Swarm). */
+  publish: boolean;
 }
 
 export type DeployStep =
-  | { kind: 'up'; services: string[]; argv: [string, string[]] }
+  | { kind: 'publish'; image: string }
+  | { kind: 'up'; services: string[] }
   | { kind: 'wait-healthy'; services: string[]; timeoutMs: number }
   | { kind: 'hook'; name: string }
-  | { kind: 'migrate'; argv: [string, string[]]; timeoutMs: number }
-  | { kind: 'replace-web'; service: string; argv: [string, string[]] }
+  | { kind: 'migrate'; service: string; command: string[]; timeoutMs: number }
+  | { kind: 'replace-web'; service: string }
   | { kind: 'web-health'; service: string; probe: 'http' | 'tcp'; path: string; port: number; timeoutMs: number }
   | { kind: 'relay'; service: string; dir: string }
   | { kind: 'point-live'; service: string; dir: string }
@@ -43,32 +50,26 @@ export type DeployStep =
 
 /**
  * Pure: migrate-then-start, in order. The web service is started or replaced only after the
- * migrations succeeded, and they run in a one-off container of the NEW image (compose `run` of the web
- * service with WEB_IMAGE set to it), so they see exactly the environment the new API will.
+ * migrations succeeded, and they run in a one-off job of the NEW image (the web service's definition
+ * with the new image), so they see exactly the environment the new API will.
  */
 export function planDeploy(input: DeployPlanInput): DeployStep[] {
   const steps: DeployStep[] = [];
+  if (input.publish) steps.push({ kind: 'publish', image: input.image });
   if (input.dependencies.length > 0) {
-    steps.push({
-      kind: 'up',
-      services: [...input.dependencies],
-      argv: composeArgv(input.target, ['up', '-d', ...input.dependencies]),
-    });
+    steps.push({ kind: 'up', services: [...input.dependencies] });
     steps.push({ kind: 'wait-healthy', services: [...input.dependencies], timeoutMs: input.waitTimeoutMs });
   }
   for (const name of input.beforeMigrate) steps.push({ kind: 'hook', name });
   if (input.migrate) {
     steps.push({
       kind: 'migrate',
-      argv: composeArgv(input.target, ['run', '--rm', '--no-deps', '-T', input.webService, ...input.migrate.command]),
+      service: input.webService,
+      command: [...input.migrate.command],
       timeoutMs: input.migrate.timeoutMs,
     });
   }
-  steps.push({
-    kind: 'replace-web',
-    service: input.webService,
-    argv: composeArgv(input.target, ['up', '-d', '--no-deps', input.webService]),
-  });
+  steps.push({ kind: 'replace-web', service: input.webService });
   steps.push({
     kind: 'web-health',
     service: input.webService,
@@ -79,14 +80,10 @@ export function planDeploy(input: DeployPlanInput): DeployStep[] {
   });
   if (input.sockets?.relay) steps.push({ kind: 'relay', service: input.webService, dir: input.sockets.dir });
   if (input.sockets) steps.push({ kind: 'point-live', service: input.webService, dir: input.sockets.dir });
-  if (input.front)
+  if (input.front && input.upstream)
     steps.push({ kind: 'upstream', service: input.webService, mode: input.sockets ? 'socket' : 'reload' });
   if (input.frontServices.length > 0) {
-    steps.push({
-      kind: 'up',
-      services: [...input.frontServices],
-      argv: composeArgv(input.target, ['up', '-d', '--no-deps', ...input.frontServices]),
-    });
+    steps.push({ kind: 'up', services: [...input.frontServices] });
     steps.push({ kind: 'wait-healthy', services: [...input.frontServices], timeoutMs: input.waitTimeoutMs });
   }
   if (input.front) {
@@ -103,6 +100,8 @@ export function planDeploy(input: DeployPlanInput): DeployStep[] {
 
 export function describeDeployStep(step: DeployStep): string {
   switch (step.kind) {
+    case 'publish':
+      return `push ${step.image} to the registry and pin its digest`;
     case 'up':
       return `start ${step.services.join(', ')}`;
     case 'wait-healthy':
@@ -110,7 +109,7 @@ export function describeDeployStep(step: DeployStep): string {
     case 'hook':
       return `run the ${step.name} hook`;
     case 'migrate':
-      return 'run the migrations in a one-off container of the new image';
+      return 'run the migrations in a one-off job of the new image';
     case 'replace-web':
       return `start or replace ${step.service} with the new image`;
     case 'web-health':
@@ -132,27 +131,38 @@ export function describeDeployStep(step: DeployStep): string {
   }
 }
 
-/** Pure: what a dry run prints, from the same steps the deploy would carry out. */
-export function toPlannedSteps(steps: readonly DeployStep[], image: string): PlannedStep[] {
-  return steps.map((step) => plannedStep(step, image));
+/**
+ * What a dry run prints, from the same steps the deploy would carry out: the engine says what it would
+ * send for the steps it runs (compose argv, or the Swarm specs), the rest is the plan's own.
+ */
+export async function toPlannedSteps(
+  steps: readonly DeployStep[],
+  image: string,
+  engine: Engine,
+): Promise<PlannedStep[]> {
+  const planned: PlannedStep[][] = [];
+  for (const step of steps) {
+    const description = describeDeployStep(step);
+    if (step.kind === 'up') planned.push(await engine.planStart(step.services, image, description));
+    else if (step.kind === 'replace-web') planned.push(await engine.planStart([step.service], image, description));
+    else if (step.kind === 'migrate')
+      planned.push(await engine.planJob(step.service, step.command, image, description));
+    else if (step.kind === 'publish') planned.push(await engine.planPublish(step.image, description));
+    else planned.push([plannedStep(step)]);
+  }
+  return planned.flat();
 }
 
-/** Pure: one deploy step as the dry run shows it (the switch covers every kind: tsc checks it). */
-function plannedStep(step: DeployStep, image: string): PlannedStep {
+type OwnStep = Exclude<DeployStep, { kind: 'up' | 'replace-web' | 'migrate' | 'publish' }>;
+
+/** Pure: one deploy step the engine does not carry, as the dry run shows it (tsc checks every kind). */
+function plannedStep(step: OwnStep): PlannedStep {
   const description = describeDeployStep(step);
   switch (step.kind) {
-    case 'up':
-    case 'migrate':
-    case 'replace-web':
-      return {
-        kind: 'exec',
-        argv: [step.argv[0], ...step.argv[1]],
-        description: `${description} (WEB_IMAGE=${image})`,
-      };
     case 'wait-healthy':
       return {
         kind: 'wait',
-        what: `the Docker health status of ${step.services.join(', ')} (containers found by their compose labels)`,
+        what: `the Docker health status of every instance of ${step.services.join(', ')}`,
         timeoutMs: step.timeoutMs,
         description,
       };
@@ -160,14 +170,14 @@ function plannedStep(step: DeployStep, image: string): PlannedStep {
       return step.probe === 'tcp'
         ? {
             kind: 'wait',
-            what: `a TCP connect to <${step.service} container address>:${step.port}`,
+            what: `a TCP connect to <each ${step.service} instance's address>:${step.port}`,
             timeoutMs: step.timeoutMs,
             description,
           }
         : {
             kind: 'http',
             method: 'GET',
-            url: `http://<${step.service} container address>:${step.port}${step.path}`,
+            url: `http://<each ${step.service} instance's address>:${step.port}${step.path}`,
             description: `${description}, up to ${Math.round(step.timeoutMs / 1000)}s`,
           };
     case 'relay':

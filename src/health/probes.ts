@@ -1,6 +1,8 @@
 import path from 'node:path';
 import { pickServiceContainer, serviceLabels } from '../adapters/compose.js';
 import type { ContainerInfo, DockerAdapter } from '../adapters/docker.js';
+import { createSwarmAdapter, type SwarmAdapter } from '../adapters/swarm.js';
+import { judgeNodes, judgeService } from '../platform/engine/swarm-state.js';
 import type { Context } from '../runtime/context.js';
 import { projectPath } from '../runtime/context.js';
 import { parseDuration } from '../runtime/duration.js';
@@ -16,6 +18,14 @@ export interface ProbeContext {
   ctx: Context;
   /** One engine connection for the whole run, made on first use. */
   docker(): Promise<DockerAdapter>;
+  /** engine: swarm: the manager's Swarm API, made on first use. */
+  swarm?: () => Promise<SwarmAdapter>;
+}
+
+/** A Swarm connection for a probe run: the manager DOCKER_HOST (or docker.host) names. */
+export function swarmOf(ctx: Context): () => Promise<SwarmAdapter> {
+  let swarm: Promise<SwarmAdapter> | undefined;
+  return () => (swarm ??= createSwarmAdapter(ctx.loaded!.config.docker.host ?? ctx.loaded!.env.DOCKER_HOST));
 }
 
 const elapsed = (t0: number) => Math.round(performance.now() - t0);
@@ -135,6 +145,30 @@ export async function probe(pc: ProbeContext, spec: CheckSpec, timeoutMs: number
     }
     case 'nginx':
       return nginxProbe(pc, spec, timeoutMs, t0);
+    case 'service': {
+      const swarm = await (pc.swarm ?? swarmOf(ctx))();
+      const name = `${spec.project}_${spec.check.service}`;
+      const [service, tasks, nodes] = await Promise.all([
+        swarm.service(name),
+        swarm.tasks({ service: name }),
+        swarm.nodes(),
+      ]);
+      if (!service)
+        return {
+          status: 'fail',
+          observed: { service: 'missing' },
+          expected: { service: name },
+          detail: `no Swarm service ${name}`,
+          latencyMs: elapsed(t0),
+        };
+      const verdict = judgeService(service, tasks, nodes, ctx.clock.now(), parseDuration(spec.check.recent, 'recent'));
+      return { ...verdict, expected: { running: verdict.observed.desired, failedRecently: 0 }, latencyMs: elapsed(t0) };
+    }
+    case 'nodes': {
+      const swarm = await (pc.swarm ?? swarmOf(ctx))();
+      const verdict = judgeNodes(await swarm.nodes());
+      return { ...verdict, expected: { state: 'ready', availability: 'active' }, latencyMs: elapsed(t0) };
+    }
     case 'front': {
       const base = await frontBase(pc, spec);
       if (!base)

@@ -15,6 +15,8 @@ export const CHECK_KINDS: readonly CheckKind[] = [
   'resources',
   'nginx',
   'front',
+  'service',
+  'nodes',
 ];
 
 export interface Timing {
@@ -34,6 +36,8 @@ export type CheckSpec = { name: string; target: string; timing: Timing } & (
   | { kind: 'disk'; check: Extract<HealthCheckConfig, { kind: 'disk' }> }
   | { kind: 'resources'; check: Extract<HealthCheckConfig, { kind: 'resources' }>; project: string }
   | { kind: 'nginx'; check: Extract<HealthCheckConfig, { kind: 'nginx' }>; nginx: Config['nginx']; project: string }
+  | { kind: 'service'; check: Extract<HealthCheckConfig, { kind: 'service' }>; project: string }
+  | { kind: 'nodes'; check: Extract<HealthCheckConfig, { kind: 'nodes' }> }
   | {
       kind: 'front';
       check: Extract<HealthCheckConfig, { kind: 'front' }>;
@@ -143,6 +147,17 @@ export function toSpec(check: HealthCheckConfig, defaults: Config['health'], con
         target: config.nginx.mode === 'host' ? config.nginx.config : `service ${config.nginx.service}`,
         timing,
       };
+    case 'service':
+      return {
+        kind: 'service',
+        check,
+        project,
+        name: check.name ?? `service ${check.service}`,
+        target: `Swarm service ${project}_${check.service}`,
+        timing,
+      };
+    case 'nodes':
+      return { kind: 'nodes', check, name: check.name ?? 'swarm nodes', target: 'the swarm nodes', timing };
     case 'front': {
       const where =
         config.nginx.url ?? (config.nginx.mode === 'host' ? 'nginx.url' : `service ${config.nginx.service}`);
@@ -206,8 +221,13 @@ export function defaultChecks(config: Config): HealthCheckConfig[] {
     config.nginx.mode === 'host'
       ? config.nginx.url !== undefined
       : config.deploy.frontServices.includes(config.nginx.service);
+  const swarm = config.engine === 'swarm';
   return [
-    ...services.map((service): HealthCheckConfig => ({ kind: 'container', service })),
+    ...(swarm ? [{ kind: 'nodes' } as HealthCheckConfig] : []),
+    ...services.map(
+      (service): HealthCheckConfig =>
+        swarm ? ({ kind: 'service', service, recent: '10m' } as HealthCheckConfig) : { kind: 'container', service },
+    ),
     // An app checked by a TCP connect (deploy.healthCheck: tcp) may have no such path: anything but a 5xx.
     ...(front
       ? [
@@ -251,5 +271,9 @@ export function expectedOf(spec: CheckSpec): unknown {
       return { configTest: 'ok', master: 'running' };
     case 'front':
       return { status: spec.check.expectStatus };
+    case 'service':
+      return { running: 'as many tasks as desired, on nodes that are up', failedRecently: 0 };
+    case 'nodes':
+      return { state: 'ready', availability: 'active' };
   }
 }

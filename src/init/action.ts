@@ -6,11 +6,12 @@ import type { PlannedStep } from '../output/plan.js';
 import { type Context, projectRoot, withMutation } from '../runtime/context.js';
 import { VERSION } from '../version.js';
 import {
-  EXAMPLE_FILES,
+  engineVars,
+  filesFor,
   gunicornWorkers,
-  INIT_FILES,
   projectNameFrom,
   renderTemplate,
+  type SwarmSite,
   type TemplateVars,
   templateMode,
   templatePath,
@@ -23,12 +24,17 @@ export interface InitInput {
   example: boolean;
   /** Where to write; default: the working directory. */
   directory?: string | undefined;
+  /** compose (default) or swarm: the compose file, nginx.conf and opskit.yaml for that engine. */
+  engine?: 'compose' | 'swarm';
+  /** swarm: the registry and the edge node's address (from `.lab/env` or the environment). */
+  site?: SwarmSite;
 }
 
 export interface InitResult {
   directory: string;
   project: string;
   example: boolean;
+  engine: 'compose' | 'swarm';
   workers: number;
   files: Array<{ path: string; action: 'created' | 'overwritten'; bytes: number; mode: string }>;
   plan?: PlannedStep[];
@@ -77,10 +83,15 @@ export async function runInit(baseCtx: Context, input: InitInput): Promise<InitR
     upstream: 'unix:/run/opskit/live.sock',
     version: VERSION,
     dbPassword: randomBytes(18).toString('base64url'),
+    ...engineVars(
+      input.engine ?? 'compose',
+      projectNameFrom(root),
+      input.site ?? { registry: undefined, edge: undefined },
+    ),
   };
   ctx.redactor.add(vars.dbPassword);
   const rendered: RenderedFile[] = [];
-  for (const file of input.example ? [...INIT_FILES, ...EXAMPLE_FILES] : INIT_FILES) {
+  for (const file of filesFor(input.engine ?? 'compose', input.example)) {
     const text = await ctx.fs.readText(templatePath(file));
     if (text === undefined) throw new Error(`the template ${file.source} is missing from the opskit installation`);
     rendered.push({
@@ -102,6 +113,7 @@ export async function runInit(baseCtx: Context, input: InitInput): Promise<InitR
     directory: root,
     project: vars.project,
     example: input.example,
+    engine: vars.engine,
     workers: vars.workers,
     files: rendered.map((f) => ({
       path: f.path,
@@ -144,8 +156,10 @@ export function renderInitResult(result: InitResult, colour: ChalkInstance): str
     `${verb} ${result.files.length} files for project "${result.project}" in ${result.directory} (gunicorn workers: ${result.workers})`,
     ...(result.plan ? result.files.map((f) => `  ${f.path}`) : lines),
     '',
-    result.example
-      ? `next: cd ${result.directory} && opskit deploy -e offline --build   (offline test images; without -e offline: the registry images)`
-      : 'next: copy .env.example to .env and fill it in, then `opskit doctor` and `opskit config`',
+    result.example && result.engine === 'swarm'
+      ? `next: cd ${result.directory} && opskit deploy --build   (on the swarm DOCKER_HOST names; docs/swarm.md)`
+      : result.example
+        ? `next: cd ${result.directory} && opskit deploy -e offline --build   (offline test images; without -e offline: the registry images)`
+        : 'next: copy .env.example to .env and fill it in, then `opskit doctor` and `opskit config`',
   ].join('\n');
 }

@@ -70,6 +70,83 @@ export interface TemplateVars {
   version: string;
   /** The example's generated database password (written only to its .env). */
   dbPassword: string;
+  /** compose or swarm, and what differs with it in opskit.yaml and the example's .env. */
+  engine: 'compose' | 'swarm';
+  composeFile: string;
+  imageNameLine: string;
+  registryBlock: string;
+  nginxUrlLine: string;
+  labImages: string;
+}
+
+/** Where a swarm example finds its registry and edge: the lab's env (`npm run lab -- up`), or the environment. */
+export interface SwarmSite {
+  registry: string | undefined;
+  edge: string | undefined;
+}
+
+/** Pure: the template values that depend on the engine. */
+export function engineVars(
+  engine: 'compose' | 'swarm',
+  project: string,
+  site: SwarmSite,
+): Pick<TemplateVars, 'engine' | 'composeFile' | 'imageNameLine' | 'registryBlock' | 'nginxUrlLine' | 'labImages'> {
+  if (engine === 'compose')
+    return {
+      engine,
+      composeFile: 'compose/docker-compose.prod.yml',
+      imageNameLine: `# name: registry.example.com/${project}`,
+      registryBlock: [
+        '# The registry a swarm pulls released images from (engine: swarm).',
+        '# registry:',
+        '#   address: registry.example.com',
+      ].join('\n'),
+      nginxUrlLine: '# url: http://127.0.0.1:8080',
+      labImages: '',
+    };
+  const registry = site.registry ?? 'registry.example.com';
+  return {
+    engine,
+    composeFile: 'compose/docker-compose.swarm.yml',
+    imageNameLine: `name: ${registry}/${project}/web`,
+    registryBlock: [
+      '# The registry every node pulls the released images from; opskit pushes there and pins the digest.',
+      '# Credentials: registry.username here, the password in .env as OPSKIT_REGISTRY_PASSWORD.',
+      'registry:',
+      `  address: ${registry}`,
+    ].join('\n'),
+    nginxUrlLine: `# Where the edge nginx answers (a host-mode port on the edge node).\n  url: http://${site.edge ?? '127.0.0.1'}:8080`,
+    labImages: site.registry
+      ? [
+          '# The lab registry holds the test images (no Docker Hub here).',
+          `BASE_IMAGE=${site.registry}/opskit-test/python:3.11`,
+          `POSTGRES_IMAGE=${site.registry}/opskit-test/postgres:15`,
+          `REDIS_IMAGE=${site.registry}/opskit-test/redis:7`,
+          `NGINX_IMAGE=${site.registry}/opskit-test/nginx:1`,
+        ].join('\n')
+      : '',
+  };
+}
+
+/** What `opskit init --engine swarm` writes instead of the one-host compose file, nginx.conf and upstream. */
+export function filesFor(engine: 'compose' | 'swarm', example: boolean): TemplateFile[] {
+  const init =
+    engine === 'compose'
+      ? [...INIT_FILES]
+      : INIT_FILES.filter((f) => f.destination !== 'nginx/upstream/web.conf').map((f) =>
+          f.source === 'compose/docker-compose.prod.yml'
+            ? { source: 'compose/docker-compose.swarm.yml', destination: 'compose/docker-compose.swarm.yml' }
+            : f.source === 'nginx/nginx.conf'
+              ? { ...f, source: 'nginx/nginx.swarm.conf' }
+              : f,
+        );
+  if (!example) return init;
+  return [
+    ...init,
+    ...EXAMPLE_FILES.filter((f) => engine === 'compose' || f.destination !== '.env.offline').map((f) =>
+      engine === 'swarm' && f.destination === '.env' ? { ...f, source: 'templates/example/env.swarm' } : f,
+    ),
+  ];
 }
 
 /** Pure: `{{ name }}` placeholders replaced; an unknown placeholder is a bug in the template, not a blank. */

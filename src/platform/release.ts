@@ -2,6 +2,7 @@ import type { DockerAdapter } from '../adapters/docker.js';
 import { OperationError, UsageError } from '../errors.js';
 import type { Context } from '../runtime/context.js';
 import { formatDuration } from '../runtime/duration.js';
+import type { Engine } from './engine/engine.js';
 
 /**
  * A release of the web service, as deploy and cutover both make one: which image it runs, and its
@@ -45,31 +46,31 @@ export function parseMigrateSummary(output: string): { applied: string[] } | und
 }
 
 /**
- * The migrations in a one-off container of the new image (compose `run` of the web service with
- * WEB_IMAGE set), output streamed. Shared by deploy and cutover --migrate. Returns the versions applied.
+ * The migrations in a one-off job of the new image (compose `run` of the web service with WEB_IMAGE set, or a
+ * Swarm replicated job of the web's spec), output streamed. Shared by deploy and cutover --migrate. Returns
+ * the versions applied; a failure is E_MIGRATION_FAILED with the output's tail.
  */
 export async function runMigrations(
   ctx: Context,
+  engine: Engine,
   run: {
-    argv: [string, string[]];
-    env: Record<string, string>;
+    service: string;
+    command: readonly string[];
+    image: string;
     timeoutMs: number;
-    cwd: string;
     keepsServing: string;
     webService: string;
   },
 ): Promise<string[]> {
   const lines: string[] = [];
-  const result = await ctx.exec.run(run.argv[0], run.argv[1], {
-    env: run.env,
+  const result = await engine.runJob(run.service, run.command, run.image, {
     timeoutMs: run.timeoutMs,
-    cwd: run.cwd,
     onLine: (line) => {
       lines.push(line);
       ctx.reporter.info(`[migrate] ${line}`);
     },
   });
-  if (result.failed) {
+  if (result.exitCode !== 0 || result.timedOut) {
     throw new OperationError(
       'E_MIGRATION_FAILED',
       `the migrations failed (${result.timedOut ? `timed out after ${formatDuration(run.timeoutMs)}` : `exit ${result.exitCode}`}); ${run.webService} was not ${run.keepsServing}\n--- migration output ---\n${lines.slice(-TAIL).join('\n')}`,
@@ -79,5 +80,5 @@ export async function runMigrations(
       },
     );
   }
-  return parseMigrateSummary(`${result.stdout}\n${result.stderr}`)?.applied ?? [];
+  return parseMigrateSummary(result.output.join('\n'))?.applied ?? [];
 }

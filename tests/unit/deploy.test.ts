@@ -3,7 +3,8 @@ import type { ComposeTarget } from '../../src/adapters/compose.js';
 import { pickServiceContainer } from '../../src/adapters/compose.js';
 import type { ContainerInfo } from '../../src/adapters/docker.js';
 import { planDeploy, toPlannedSteps } from '../../src/deploy/plan.js';
-import { serviceReadiness } from '../../src/deploy/steps.js';
+import { composeEngine, serviceReadiness } from '../../src/platform/engine/compose.js';
+import type { Engine } from '../../src/platform/engine/engine.js';
 import { parseMigrateSummary, resolveImageRef } from '../../src/platform/release.js';
 import { emptyState, recordDeploy } from '../../src/platform/state.js';
 import { pollUntil } from '../../src/runtime/poll.js';
@@ -27,36 +28,54 @@ const base = {
   beforeMigrate: [],
   sockets: { dir: '/srv/shop/run', relay: false } as { dir: string; relay: boolean } | null,
   front: { verifyPath: '/health', verifyTimeoutMs: 15_000 },
+  upstream: true,
+  publish: false,
 };
+/** The compose engine as a dry run uses it: only its pure argv builders run. */
+const engineOf = (target: ComposeTarget): Engine =>
+  composeEngine({ ctx: {} as never, docker: {} as never, target, env: {} }, { withDependencies: ['db', 'redis'] });
 const f = ['-p', 'shop', '-f', '/srv/shop/compose/docker-compose.prod.yml'];
 
 describe('planDeploy', () => {
   it('migrates with the new image before the web service is started, in this exact order', () => {
-    expect(planDeploy({ ...base, target: v1 })).toEqual([
-      { kind: 'up', services: ['db', 'redis'], argv: ['docker-compose', [...f, 'up', '-d', 'db', 'redis']] },
+    expect(planDeploy(base)).toEqual([
+      { kind: 'up', services: ['db', 'redis'] },
       { kind: 'wait-healthy', services: ['db', 'redis'], timeoutMs: 120_000 },
-      {
-        kind: 'migrate',
-        argv: ['docker-compose', [...f, 'run', '--rm', '--no-deps', '-T', 'web', 'python3', 'migrate.py']],
-        timeoutMs: 600_000,
-      },
-      { kind: 'replace-web', service: 'web', argv: ['docker-compose', [...f, 'up', '-d', '--no-deps', 'web']] },
+      { kind: 'migrate', service: 'web', command: ['python3', 'migrate.py'], timeoutMs: 600_000 },
+      { kind: 'replace-web', service: 'web' },
       { kind: 'web-health', service: 'web', probe: 'http', path: '/health', port: 8000, timeoutMs: 60_000 },
       { kind: 'point-live', service: 'web', dir: '/srv/shop/run' },
       { kind: 'upstream', service: 'web', mode: 'socket' },
-      { kind: 'up', services: ['nginx'], argv: ['docker-compose', [...f, 'up', '-d', '--no-deps', 'nginx']] },
+      { kind: 'up', services: ['nginx'] },
       { kind: 'wait-healthy', services: ['nginx'], timeoutMs: 120_000 },
       { kind: 'verify-front', path: '/health', timeoutMs: 15_000, accept: '2xx' },
       { kind: 'write-state', path: '/srv/shop/.opskit/state.json' },
     ]);
   });
-  it('speaks compose v2 too, skips migrations on request, and runs hooks before migrating', () => {
-    const steps = planDeploy({ ...base, target: v2, migrate: null, beforeMigrate: ['backup'], sockets: null });
-    expect(steps[0]).toEqual({
-      kind: 'up',
-      services: ['db', 'redis'],
-      argv: ['docker', ['compose', ...f, 'up', '-d', 'db', 'redis']],
+  it('the compose engine says the exact argv of each engine step, v1 and v2; the dependencies start with theirs', async () => {
+    const planned = await toPlannedSteps(planDeploy(base), 'shop:abc1234', engineOf(v1));
+    expect(planned.filter((p) => p.kind === 'exec').map((p) => (p as { argv: string[] }).argv)).toEqual([
+      ['docker-compose', ...f, 'up', '-d', 'db', 'redis'],
+      ['docker-compose', ...f, 'run', '--rm', '--no-deps', '-T', 'web', 'python3', 'migrate.py'],
+      ['docker-compose', ...f, 'up', '-d', '--no-deps', 'web'],
+      ['docker-compose', ...f, 'up', '-d', '--no-deps', 'nginx'],
+    ]);
+    const v2planned = await toPlannedSteps(planDeploy(base), 'shop:abc1234', engineOf(v2));
+    expect(v2planned[0]).toEqual({
+      kind: 'exec',
+      argv: ['docker', 'compose', ...f, 'up', '-d', 'db', 'redis'],
+      description: 'start db, redis (WEB_IMAGE=shop:abc1234)',
     });
+  });
+  it('on an engine that publishes (Swarm): the push comes first, and no upstream file is rendered', () => {
+    const steps = planDeploy({ ...base, sockets: null, upstream: false, publish: true });
+    expect(steps[0]).toEqual({ kind: 'publish', image: 'shop:abc1234' });
+    expect(steps.map((s) => s.kind)).not.toContain('upstream');
+    expect(steps.map((s) => s.kind)).toContain('verify-front');
+  });
+  it('speaks compose v2 too, skips migrations on request, and runs hooks before migrating', () => {
+    const steps = planDeploy({ ...base, migrate: null, beforeMigrate: ['backup'], sockets: null });
+    expect(steps[0]).toEqual({ kind: 'up', services: ['db', 'redis'] });
     expect(steps.map((s) => s.kind)).toEqual([
       'up',
       'wait-healthy',
@@ -71,10 +90,9 @@ describe('planDeploy', () => {
     ]);
     expect(steps.find((s) => s.kind === 'upstream')).toEqual({ kind: 'upstream', service: 'web', mode: 'reload' });
   });
-  it('relay mode opens the relay before the link is pointed; a TCP-only check accepts any answer but a 5xx through nginx', () => {
+  it('relay mode opens the relay before the link is pointed; a TCP-only check accepts any answer but a 5xx through nginx', async () => {
     const steps = planDeploy({
       ...base,
-      target: v2,
       sockets: { dir: '/srv/shop/run', relay: true },
       health: { ...base.health, kind: 'tcp' },
     });
@@ -95,8 +113,8 @@ describe('planDeploy', () => {
     expect(steps.find((s) => s.kind === 'web-health')).toMatchObject({ probe: 'tcp' });
     expect(steps.find((s) => s.kind === 'upstream')).toEqual({ kind: 'upstream', service: 'web', mode: 'socket' });
     expect(steps.find((s) => s.kind === 'verify-front')).toMatchObject({ accept: 'not-5xx' });
-    const planned = toPlannedSteps(steps, 'shop:abc1234');
-    expect(planned[4]).toMatchObject({ kind: 'wait', what: 'a TCP connect to <web container address>:8000' });
+    const planned = await toPlannedSteps(steps, 'shop:abc1234', engineOf(v2));
+    expect(planned[4]).toMatchObject({ kind: 'wait', what: "a TCP connect to <each web instance's address>:8000" });
     expect(planned[5]).toMatchObject({ kind: 'docker', call: 'POST /containers/create' });
     expect(planned[10]).toMatchObject({
       kind: 'http',
@@ -104,7 +122,7 @@ describe('planDeploy', () => {
     });
   });
   it('without nginx in the platform: no upstream, no check through it', () => {
-    expect(planDeploy({ ...base, target: v2, front: null, frontServices: [] }).map((s) => s.kind)).toEqual([
+    expect(planDeploy({ ...base, front: null, frontServices: [] }).map((s) => s.kind)).toEqual([
       'up',
       'wait-healthy',
       'migrate',
@@ -114,12 +132,12 @@ describe('planDeploy', () => {
       'write-state',
     ]);
   });
-  it("turns into the dry run's steps", () => {
-    const planned = toPlannedSteps(planDeploy({ ...base, target: v1 }), 'shop:abc1234');
+  it("turns into the dry run's steps", async () => {
+    const planned = await toPlannedSteps(planDeploy(base), 'shop:abc1234', engineOf(v1));
     expect(planned[2]).toEqual({
       kind: 'exec',
       argv: ['docker-compose', ...f, 'run', '--rm', '--no-deps', '-T', 'web', 'python3', 'migrate.py'],
-      description: 'run the migrations in a one-off container of the new image (WEB_IMAGE=shop:abc1234)',
+      description: 'run the migrations in a one-off job of the new image (WEB_IMAGE=shop:abc1234)',
     });
     expect(planned.map((p) => p.kind)).toEqual([
       'exec',

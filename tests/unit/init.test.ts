@@ -15,6 +15,8 @@ import { nodeFs } from '../../src/adapters/fs.js';
 import { planInit } from '../../src/init/action.js';
 import {
   EXAMPLE_FILES,
+  engineVars,
+  filesFor,
   gunicornWorkers,
   INIT_FILES,
   projectNameFrom,
@@ -23,7 +25,15 @@ import {
 } from '../../src/init/templates.js';
 import { runProgram } from '../helpers/program.js';
 
-const vars = { project: 'shop', workers: 5, cpus: 2, upstream: 'web:8000', version: '0.1.0', dbPassword: 'pw' };
+const vars = {
+  project: 'shop',
+  workers: 5,
+  cpus: 2,
+  upstream: 'web:8000',
+  version: '0.1.0',
+  dbPassword: 'pw',
+  ...engineVars('compose', 'shop', { registry: undefined, edge: undefined }),
+};
 
 describe('templates', () => {
   it('renders placeholders and rejects unknown ones', () => {
@@ -36,6 +46,31 @@ describe('templates', () => {
   it('names a project after its directory', () => {
     expect(projectNameFrom('/srv/My Shop!')).toBe('my-shop');
     expect(projectNameFrom('/')).toBe('app');
+  });
+});
+
+describe('init --engine swarm', () => {
+  it('writes the Swarm compose file and nginx.conf instead of the one-host ones, no upstream file, no .env.offline', () => {
+    const swarm = filesFor('swarm', true).map((f) => `${f.source} -> ${f.destination}`);
+    expect(swarm).toContain('compose/docker-compose.swarm.yml -> compose/docker-compose.swarm.yml');
+    expect(swarm).toContain('nginx/nginx.swarm.conf -> nginx/nginx.conf');
+    expect(swarm).toContain('templates/example/env.swarm -> .env');
+    expect(swarm.join('\n')).not.toMatch(/upstream\/web\.conf|\.env\.offline|docker-compose\.prod/);
+    expect(filesFor('swarm', true).find((f) => f.destination === '.env')!.secret).toBe(true);
+    expect(filesFor('compose', true)).toEqual([...INIT_FILES, ...EXAMPLE_FILES]);
+  });
+  it("names the lab's registry for the images and its first node as the edge", () => {
+    const v = engineVars('swarm', 'shop', { registry: '10.231.0.1:5000', edge: '10.231.0.11' });
+    expect(v).toMatchObject({
+      engine: 'swarm',
+      composeFile: 'compose/docker-compose.swarm.yml',
+      imageNameLine: 'name: 10.231.0.1:5000/shop/web',
+    });
+    expect(v.registryBlock).toContain('registry:\n  address: 10.231.0.1:5000');
+    expect(v.nginxUrlLine).toContain('url: http://10.231.0.11:8080');
+    expect(v.labImages.split('\n')).toContain('POSTGRES_IMAGE=10.231.0.1:5000/opskit-test/postgres:15');
+    // Outside the lab: a placeholder registry to edit, and no test images.
+    expect(engineVars('swarm', 'shop', { registry: undefined, edge: undefined }).labImages).toBe('');
   });
 });
 

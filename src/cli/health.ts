@@ -23,7 +23,7 @@ export function registerHealth(program: Command, io: Io): void {
     .option('--redis <url>', 'a Redis URL that must answer PING (repeatable)', collect)
     .option(
       '--only <kind>',
-      'only checks of this kind: http, tcp, container, postgres, redis, disk, resources, nginx, front (repeatable)',
+      'only checks of this kind: http, tcp, container, postgres, redis, disk, resources, nginx, front, service, nodes (repeatable)',
       collect,
     )
     .option('--timeout <duration>', 'timeout of each check (default: health.timeout, 5s)')

@@ -43,7 +43,7 @@ describe('opskit deploy: migrate-then-start on the real engine', () => {
       'up -d db redis',
       'run --rm --no-deps -T web python3 migrate.py',
       'up -d --no-deps web',
-      'would request GET http://<web container address>:8000/health',
+      "would request GET http://<each web instance's address>:8000/health",
       'state.json',
     ]) {
       expect(r.stderr).toContain(expected);

@@ -1,0 +1,203 @@
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type CliRun, opskit, parseSingleJson, REPO, tempDir } from '../helpers/cli.js';
+
+/**
+ * engine: swarm on the project's lab (`npm run lab -- up`): three Docker Engines in network namespaces, a
+ * Swarm of one manager and two workers, a registry. The sample platform is deployed, checked and broken
+ * for real; every request goes to the lab's addresses. The lab is brought up here when it is not, and
+ * taken down again at the end only then.
+ */
+const LAB_ENV = path.join(REPO, '.lab', 'env.json');
+const lab = (args: string[]) =>
+  execa('node', [path.join(REPO, 'scripts/lab.mjs'), ...args], { reject: false, all: true });
+
+interface LabEnv {
+  DOCKER_HOST: string;
+  OPSKIT_LAB_NODES: string;
+  OPSKIT_LAB_REGISTRY: string;
+  OPSKIT_LAB_SOCKETS: string;
+}
+
+describe('engine: swarm on a 3-node lab: deploy, health, status', () => {
+  let env: LabEnv;
+  let startedHere = false;
+  let dir: string;
+  const run = (args: string[], extra: Record<string, string> = {}): Promise<CliRun> =>
+    opskit(args, { cwd: dir, env: { ...(env as unknown as Record<string, string>), ...extra }, timeoutMs: 600_000 });
+  const manager = (args: string[]) => execa('docker', ['-H', env.DOCKER_HOST, ...args], { reject: false });
+  const project = () =>
+    path
+      .basename(dir)
+      .toLowerCase()
+      .replace(/[^a-z0-9_-]+/g, '-');
+  const edge = () => `http://${env.OPSKIT_LAB_NODES.split(' ')[0]}:8080`;
+  /** The image the web service's spec runs, with its digest pin. */
+  const webSpecImage = async () =>
+    (
+      await manager(['service', 'inspect', '-f', '{{.Spec.TaskTemplate.ContainerSpec.Image}}', `${project()}_web`])
+    ).stdout.trim();
+  let deployed = '';
+
+  beforeAll(async () => {
+    startedHere = !existsSync(LAB_ENV);
+    const up = await lab(['up']);
+    if (up.exitCode !== 0) throw new Error(`npm run lab -- up failed:\n${up.all}`);
+    env = JSON.parse(readFileSync(LAB_ENV, 'utf8')) as LabEnv;
+    dir = tempDir('opskit-swarm-');
+  }, 300_000);
+
+  afterAll(async () => {
+    if (dir && env) {
+      // The project's services, network and volume, by their labels: nothing of this run stays on the lab.
+      const services = (await manager(['service', 'ls', '-q', '--filter', `label=opskit.project=${project()}`])).stdout;
+      const ids = services.split('\n').filter(Boolean);
+      if (ids.length) await manager(['service', 'rm', ...ids]);
+      rmSync(dir, { recursive: true, force: true });
+    }
+    if (startedHere) await lab(['down']);
+  }, 180_000);
+
+  it('init --example --engine swarm writes the platform for the lab: its registry, its edge, engine: swarm', async () => {
+    const r = await opskit(['init', '--example', dir, '--engine', 'swarm'], {
+      env: env as unknown as Record<string, string>,
+    });
+    expect(r.exitCode, r.stderr).toBe(0);
+    const yaml = readFileSync(path.join(dir, 'opskit.yaml'), 'utf8');
+    expect(yaml).toContain('engine: swarm');
+    expect(yaml).toContain(`name: ${env.OPSKIT_LAB_REGISTRY}/${project()}/web`);
+    expect(yaml).toContain(`url: ${edge()}`);
+    expect(readFileSync(path.join(dir, '.env'), 'utf8')).toContain(
+      `POSTGRES_IMAGE=${env.OPSKIT_LAB_REGISTRY}/opskit-test/postgres:15`,
+    );
+  });
+
+  it('--dry-run prints the specs it would send (the job, the services), secrets redacted, and changes nothing', async () => {
+    const r = await run(['deploy', '--dry-run']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toContain('would call Docker POST /images/{name}/push');
+    expect(r.stderr).toContain('"Mode":{"ReplicatedJob":{"MaxConcurrent":1,"TotalCompletions":1}}');
+    expect(r.stderr).toContain('"RestartPolicy":{"Condition":"none"}');
+    expect(r.stderr).toContain(`would call Docker POST /services/create {"Name":"${project()}_web"`);
+    expect(r.stderr).toContain('"EndpointSpec":{"Mode":"dnsrr","Ports":[{"Protocol":"tcp","TargetPort":80');
+    const password = /POSTGRES_PASSWORD=(\S+)/.exec(readFileSync(path.join(dir, '.env'), 'utf8'))![1]!;
+    expect(r.stderr + r.stdout).not.toContain(password);
+    expect((await manager(['service', 'ls', '-q', '--filter', `label=opskit.project=${project()}`])).stdout).toBe('');
+  });
+
+  it('deploy --build: built, pushed and pinned, migrated by a job, every service up and healthy, nginx answers', async () => {
+    const r = await run(['deploy', '--build', '--json']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const doc = parseSingleJson(r.stdout);
+    expect(doc).toMatchObject({
+      ok: true,
+      engine: 'swarm',
+      changed: true,
+      migrations: { ran: true, applied: ['0001', '0002'] },
+    });
+    expect(doc.released).toMatch(new RegExp(`^${env.OPSKIT_LAB_REGISTRY}/${project()}/web:[^@]+@sha256:[0-9a-f]{64}$`));
+    expect(await webSpecImage()).toBe(doc.released);
+    deployed = doc.image as string;
+    // Progress per service, and the job gone once it answered.
+    expect(r.stderr).toMatch(/web: 2\/2 running/);
+    expect((await manager(['service', 'ls', '--format', '{{.Name}}'])).stdout).not.toContain('-migrate');
+    const answer = await fetch(`${edge()}/health`);
+    expect(answer.status).toBe(200);
+  });
+
+  it('health --json: nodes, each service, the platform through nginx, all ok (exit 0)', async () => {
+    const r = await run(['health', '--json']);
+    expect(r.exitCode, r.stdout).toBe(0);
+    const doc = parseSingleJson(r.stdout) as {
+      ok: boolean;
+      checks: Array<{ name: string; kind: string; status: string }>;
+    };
+    expect(doc.ok).toBe(true);
+    expect(doc.checks.map((c) => `${c.kind} ${c.status}`)).toEqual([
+      'nodes pass',
+      'service pass',
+      'service pass',
+      'service pass',
+      'service pass',
+      'front pass',
+      'disk pass',
+    ]);
+  });
+
+  it('status --json: three ready nodes, the services with their tasks per node, where nginx answers', async () => {
+    const r = await run(['status', '--json']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const doc = parseSingleJson(r.stdout) as {
+      engine: string;
+      front: string;
+      live: string;
+      nodes: Array<{ hostname: string; state: string; role: string }>;
+      services: Array<{
+        service: string;
+        desired: number;
+        running: number;
+        image: string;
+        tasks: Array<{ node: string }>;
+      }>;
+    };
+    expect(doc).toMatchObject({ engine: 'swarm', front: edge(), live: 'blue' });
+    expect(doc.nodes.map((n) => n.state)).toEqual(['ready', 'ready', 'ready']);
+    expect(doc.nodes.filter((n) => n.role === 'manager')).toHaveLength(1);
+    expect(new Set(doc.nodes.map((n) => n.hostname)).size).toBe(3);
+    const byName = Object.fromEntries(doc.services.map((s) => [s.service, s]));
+    expect(Object.keys(byName).sort()).toEqual(['db', 'nginx', 'redis', 'web']);
+    expect(byName.web).toMatchObject({ desired: 2, running: 2 });
+    // The web on two different nodes, neither of them the data node (placement by labels).
+    const webNodes = byName.web!.tasks.map((t) => t.node);
+    expect(new Set(webNodes).size).toBe(2);
+    expect(webNodes).not.toContain(byName.db!.tasks[0]!.node);
+  });
+
+  it('a failing migration: exit 1 with its log, the job removed, the running version untouched and serving', async () => {
+    const webBefore = await webSpecImage();
+    expect(webBefore).toMatch(/@sha256:/);
+    const bad = path.join(dir, 'migrations', '0003_broken.sql');
+    writeFileSync(bad, 'ALTER TABLE no_such_table ADD COLUMN x int;\n');
+    try {
+      const r = await run(['deploy', '--build', '--json']);
+      expect(r.exitCode).toBe(1);
+      const doc = parseSingleJson(r.stdout) as { error: { code: string; message: string } };
+      expect(doc.error.code).toBe('E_MIGRATION_FAILED');
+      expect(doc.error.message).toMatch(/no_such_table/);
+      expect((await manager(['service', 'ls', '--format', '{{.Name}}'])).stdout).not.toContain('-migrate');
+      expect(await webSpecImage()).toBe(webBefore);
+      const after = parseSingleJson((await run(['status', '--json'])).stdout) as {
+        services: Array<{ service: string; running: number }>;
+      };
+      expect(after.services.find((s) => s.service === 'web')).toMatchObject({ running: 2 });
+      expect((await fetch(`${edge()}/health`)).status).toBe(200);
+    } finally {
+      rmSync(bad);
+    }
+  });
+
+  it('errors an operator meets: a worker instead of a manager (exit 2), a constraint no node meets (exit 2, the nodes named)', async () => {
+    const worker = env.OPSKIT_LAB_SOCKETS.split(' ')[1]!;
+    const r = await run(['status', '--json'], { DOCKER_HOST: worker });
+    expect(r.exitCode).toBe(2);
+    expect(parseSingleJson(r.stdout)).toMatchObject({ error: { code: 'E_SWARM_NOT_MANAGER' } });
+
+    const file = path.join(dir, 'compose/docker-compose.swarm.yml');
+    const original = readFileSync(file, 'utf8');
+    writeFileSync(file, original.replace('node.labels.opskit.data == true]', 'node.labels.opskit.nowhere == true]'));
+    // A service gone makes this a real deploy again (the same image with everything healthy changes nothing).
+    await manager(['service', 'rm', `${project()}_redis`]);
+    try {
+      const placed = await run(['deploy', '--skip-migrations', '--image', deployed, '--json']);
+      expect(placed.exitCode).toBe(2);
+      const doc = parseSingleJson(placed.stdout) as { error: { code: string; message: string } };
+      expect(doc.error.code).toBe('E_SWARM_PLACEMENT');
+      expect(doc.error.message).toContain('node.labels.opskit.nowhere == true');
+      expect(doc.error.message).toMatch(/opskit\.data=true/);
+    } finally {
+      writeFileSync(file, original);
+    }
+  });
+});

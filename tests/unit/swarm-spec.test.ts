@@ -11,8 +11,11 @@ import {
   constraintHolds,
   convergence,
   describeTaskError,
+  judgeNodes,
+  judgeService,
   placementProblem,
   registryOf,
+  serviceStatus,
 } from '../../src/platform/engine/swarm-state.js';
 
 /** What `docker compose config --format json` prints for the swarm example (abridged to what matters). */
@@ -252,6 +255,75 @@ describe('swarm state rules', () => {
     expect(registryOf('localhost/web')).toBe('localhost');
     expect(registryOf('shop/web:1')).toBeUndefined();
     expect(registryOf('web:1')).toBeUndefined();
+  });
+});
+
+describe('health and status on Swarm', () => {
+  const now = new Date('2026-12-03T12:00:00Z');
+  const ten = 600_000;
+  it('a service: all running passes (with its nodes); fewer warns; none fails; recent failures warn', () => {
+    const two = [task({ id: 'a' }), task({ id: 'b', nodeId: 'n3' })];
+    expect(judgeService(service(), two, nodes, now, ten)).toEqual({
+      status: 'pass',
+      observed: { desired: 2, running: 2, nodes: ['okl1', 'okl3'], failedRecently: 0 },
+      detail: '2/2 running on okl1, okl3',
+    });
+    expect(judgeService(service(), [two[0]!], nodes, now, ten)).toMatchObject({
+      status: 'warn',
+      detail: '1/2 running on okl1',
+    });
+    expect(judgeService(service(), [], nodes, now, ten)).toMatchObject({
+      status: 'fail',
+      detail: '0/2 running: 0/2 running',
+    });
+    const crashed = task({
+      id: 'c',
+      state: 'failed',
+      desiredState: 'shutdown',
+      error: 'task: non-zero exit (1)',
+      exitCode: 1,
+      updatedAt: '2026-12-03T11:58:00Z',
+    });
+    const old = { ...crashed, id: 'd', updatedAt: '2026-12-03T10:00:00Z' };
+    expect(judgeService(service(), [...two, crashed, old], nodes, now, ten)).toMatchObject({
+      status: 'warn',
+      observed: { failedRecently: 1 },
+      detail:
+        '2/2 running on okl1, okl3; 1 task failed recently (last: failed on okl1: task: non-zero exit (1) (exit 1))',
+    });
+    expect(judgeService(service(), [...two, old], nodes, now, ten).status).toBe('pass');
+  });
+  it('the nodes: all ready passes; drained warns; down fails, naming them', () => {
+    expect(judgeNodes(nodes)).toMatchObject({ status: 'pass', detail: '3/3 ready (1 manager)' });
+    expect(judgeNodes([nodes[0]!, { ...nodes[1]!, availability: 'drain' }])).toMatchObject({
+      status: 'warn',
+      detail: '2/2 ready (1 manager); not active: okl2 (drain)',
+    });
+    expect(judgeNodes([nodes[0]!, { ...nodes[2]!, state: 'down' }])).toMatchObject({
+      status: 'fail',
+      detail: '1/2 ready (1 manager); down: okl3 (down)',
+    });
+  });
+  it("status: the image without its pin, each current task's node and address", () => {
+    const s = service({ spec: serviceSpec(model, 'shop', 'web', 'reg/web:1@sha256:abc123') });
+    const tasks = [
+      task({ id: 'a', nodeId: 'n3', image: 'reg/web:1@sha256:abc123', addresses: ['10.232.1.9'] }),
+      task({ id: 'b', image: 'reg/web:1@sha256:abc123' }),
+      task({ id: 'old', state: 'shutdown', desiredState: 'shutdown' }),
+    ];
+    expect(serviceStatus(s, tasks, nodes)).toEqual({
+      service: 'web',
+      name: 'shop_web',
+      image: 'reg/web:1',
+      mode: 'replicated',
+      desired: 2,
+      running: 2,
+      update: null,
+      tasks: [
+        { node: 'okl1', state: 'running', address: '10.232.1.5', error: null },
+        { node: 'okl3', state: 'running', address: '10.232.1.9', error: null },
+      ],
+    });
   });
 });
 

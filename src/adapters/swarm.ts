@@ -1,4 +1,7 @@
 /**
+ * Longer than 400 lines: the one adapter of Swarm's API, with the spec types it carries and the pure readers of
+ * its answers, which split apart would only re-export each other.
+ *
  * Docker Swarm's part of the Engine API (nodes, services, tasks, networks, the registry calls a deploy needs),
  * spoken to a manager. The swarm engine (src/engine/swarm.ts) decides; this adapter only carries the calls.
  * dockerode is loaded on the first call, as in docker.ts, and speaks unix sockets, tcp and TLS alike.
@@ -138,6 +141,7 @@ export interface SwarmAdapter {
   /** Back to the service's previous spec (the Engine keeps one). */
   rollbackService(id: string, version: number): Promise<void>;
   removeService(id: string): Promise<void>;
+  /** Tasks of a service (by name or id), none when there is no such service. */
   tasks(filters: { service?: string; desiredState?: string }): Promise<SwarmTask[]>;
   /** The last `tail` lines of a service's tasks (stdout and stderr), node-independent. */
   serviceLogs(id: string, tail: number): Promise<string>;
@@ -338,7 +342,13 @@ export async function createSwarmAdapter(host: string | undefined, timeoutMs = 1
       const f: Record<string, string[]> = {};
       if (filters.service) f.service = [filters.service];
       if (filters.desiredState) f['desired-state'] = [filters.desiredState];
-      return (await call<Raw[]>({ path: '/tasks', method: 'GET', query: { filters: filtersQuery(f) } })).map(toTask);
+      try {
+        return (await call<Raw[]>({ path: '/tasks', method: 'GET', query: { filters: filtersQuery(f) } })).map(toTask);
+      } catch (error) {
+        // A service filter that names no service is a 404, not an empty list.
+        if (notFound(error)) return [];
+        throw error;
+      }
     },
     async serviceLogs(id, tail) {
       const data = await call<Buffer | string>({

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { abortFailureKind } from '../adapters/s3.js';
-import { ConfigError, OperationError } from '../errors.js';
+import { ConfigError, OperationError, UsageError } from '../errors.js';
 import { type Context, withMutation } from '../runtime/context.js';
 import { formatDuration } from '../runtime/duration.js';
 import type { Sensitive } from '../sensitive.js';
@@ -182,6 +182,11 @@ export async function runCreate(
   deps: BackupDeps = {},
 ): Promise<CreateResult> {
   const config = ctx.loaded!.config;
+  if ((flags.via ?? config.backup.via) === 'compose' && config.engine === 'swarm')
+    throw new UsageError('backup --via compose reaches a compose service: on Swarm, the overlay is not built yet', {
+      code: 'E_NOT_ON_SWARM',
+      hint: 'back up with --via host and a database.url this machine reaches (a published port, or a tunnel)',
+    });
   const t = target(ctx, flags, deps);
   const url = requireUrl(t);
   const env = pgEnv(url);

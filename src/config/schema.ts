@@ -123,8 +123,22 @@ export const healthCheckSchema = z.discriminatedUnion(
       service: text().optional(),
       container: text().optional(),
     }),
-    z.strictObject({ kind: z.literal('postgres'), ...checkCommon, url: secretUrl }),
-    z.strictObject({ kind: z.literal('redis'), ...checkCommon, url: secretUrl }),
+    // network: ask from a one-off container on this Docker network (a Swarm overlay the host is not on), with
+    // the client of `service`'s image (default: database.service, or redis).
+    z.strictObject({
+      kind: z.literal('postgres'),
+      ...checkCommon,
+      url: secretUrl,
+      network: text().optional(),
+      service: text().optional(),
+    }),
+    z.strictObject({
+      kind: z.literal('redis'),
+      ...checkCommon,
+      url: secretUrl,
+      network: text().optional(),
+      service: text().optional(),
+    }),
     z.strictObject({
       kind: z.literal('disk'),
       ...checkCommon,

@@ -64,15 +64,17 @@ async function runSwarmStatus(ctx: Context): Promise<StatusReport> {
       : [],
     keepOldUntil: null,
     lastSwitch: null,
-    nodes: nodes.map(({ hostname, role, availability, state, address, leader, engineVersion }) => ({
-      hostname,
-      role,
-      availability,
-      state,
-      address,
-      leader,
-      engineVersion,
-    })),
+    nodes: [...nodes]
+      .sort((a, b) => a.hostname.localeCompare(b.hostname))
+      .map(({ hostname, role, availability, state, address, leader, engineVersion }) => ({
+        hostname,
+        role,
+        availability,
+        state,
+        address,
+        leader,
+        engineVersion,
+      })),
     services: rows,
     front: config.nginx.url ?? null,
   };

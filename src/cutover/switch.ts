@@ -75,6 +75,14 @@ export async function setup(
 > {
   const loaded = ctx.loaded!;
   const config = loaded.config;
+  if (config.engine === 'swarm')
+    throw new UsageError(
+      'blue-green on Swarm (cutover, rollback) is not built yet: engine: swarm deploys with `opskit deploy`',
+      {
+        code: 'E_NOT_ON_SWARM',
+        hint: 'ship a new version with `opskit deploy --build` (Swarm updates each service with its own rolling update)',
+      },
+    );
   const project = config.compose.project ?? config.project.name!;
   const composeFile = projectPath(ctx, config.compose.file);
   if (!(await ctx.fs.exists(composeFile)))

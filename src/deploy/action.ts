@@ -199,9 +199,13 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
       const webStep = plan(image).find(
         (s): s is Extract<DeployStep, { kind: 'web-health' }> => s.kind === 'web-health',
       )!;
-      const web = readiness.every((r) => r.ready)
-        ? await engine.webReady({ ...webStep, timeoutMs: 0 }, info.id).catch(() => undefined)
-        : undefined;
+      // Where images are published (Swarm), the same content under another name is another release.
+      const sameName =
+        !swarm || (await engine.instances(config.deploy.webService)).every((i) => i.image.split('@')[0] === image);
+      const web =
+        sameName && readiness.every((r) => r.ready)
+          ? await engine.webReady({ ...webStep, timeoutMs: 0 }, info.id).catch(() => undefined)
+          : undefined;
       // And through nginx, where users meet it: a front that fails makes this a full deploy again.
       const front = plan(image).find(
         (s): s is Extract<DeployStep, { kind: 'verify-front' }> => s.kind === 'verify-front',
@@ -245,8 +249,7 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
       config.cutover.switch === 'relay'
         ? relays(ctx, config, project, docker, { target, env: { ...env, WEB_IMAGE: image } })
         : undefined;
-    // What the services run: the image, or on Swarm the image pinned to its digest in the registry.
-    let released = image;
+    let released = image; // what the services run: on Swarm, the image pinned to its registry digest
     // Before compose creates it as root (a bind mount's missing source): the app user must write there.
     await sockets?.prepare();
     for (const step of steps) {

@@ -8,7 +8,8 @@ import { projectPath } from '../runtime/context.js';
 import { parseDuration } from '../runtime/duration.js';
 import { isSensitive } from '../sensitive.js';
 import { evaluateContainer, evaluateDisk, evaluateHttp, evaluateResources, type Verdict } from './evaluate.js';
-import type { CheckSpec } from './spec.js';
+import { postgresInside, redisInside, runInside } from './inside.js';
+import type { CheckSpec, Inside } from './spec.js';
 
 export interface ProbeOutcome extends Verdict {
   latencyMs: number | null;
@@ -38,6 +39,53 @@ async function findContainer(
   if (spec.check.service)
     return pickServiceContainer(await docker.listContainers(serviceLabels(spec.project, spec.check.service)));
   return docker.inspectContainer(spec.check.container!);
+}
+
+/** The image whose client an inside check runs: the service's own (its Swarm spec, or its compose container). */
+async function clientImage(pc: ProbeContext, inside: Inside): Promise<string | undefined> {
+  if (inside.engine === 'swarm') {
+    const swarm = await (pc.swarm ?? swarmOf(pc.ctx))();
+    return (await swarm.service(`${inside.project}_${inside.service}`))?.spec.TaskTemplate.ContainerSpec.Image;
+  }
+  const docker = await pc.docker();
+  return pickServiceContainer(await docker.listContainers(serviceLabels(inside.project, inside.service)))?.image;
+}
+
+/** postgres or redis asked from a one-off container on the platform's network. */
+async function insideProbe(
+  pc: ProbeContext,
+  spec: Extract<CheckSpec, { kind: 'postgres' | 'redis' }>,
+  timeoutMs: number,
+  t0: number,
+): Promise<ProbeOutcome> {
+  const inside = spec.inside!;
+  const expected = spec.kind === 'postgres' ? { query: 'SHOW server_version' } : { reply: 'PONG' };
+  const image = await clientImage(pc, inside);
+  if (!image)
+    return {
+      status: 'fail',
+      observed: { service: 'missing' },
+      expected,
+      detail: `no ${inside.service} service to take the ${spec.kind} client from`,
+      latencyMs: elapsed(t0),
+    };
+  const check =
+    spec.kind === 'postgres'
+      ? postgresInside(spec.check.url, image, inside.network, timeoutMs)
+      : redisInside(spec.check.url, image, inside.network);
+  const r = await runInside(await pc.docker(), pc.ctx.clock, check, { 'opskit.project': inside.project }, timeoutMs);
+  const answer = r.output.split('\n').pop() ?? '';
+  const ok = r.exitCode === 0 && (spec.kind === 'postgres' ? /^\d/.test(answer) : answer === 'PONG');
+  const what = spec.kind === 'postgres' ? `PostgreSQL ${answer}` : `PING answered ${answer}`;
+  return {
+    status: ok ? 'pass' : 'fail',
+    observed: spec.kind === 'postgres' ? { serverVersion: ok ? answer : null } : { reply: answer || null },
+    expected,
+    detail: ok
+      ? `${what} in ${Math.round(r.latencyMs)}ms, from a container on ${inside.network}`
+      : `from a container on ${inside.network}: exit ${r.exitCode}: ${r.output.split('\n').slice(-2).join(' | ')}`,
+    latencyMs: Math.round(r.latencyMs),
+  };
 }
 
 /** The side of each check that touches the world; the judging is in evaluate.ts. */
@@ -93,6 +141,7 @@ export async function probe(pc: ProbeContext, spec: CheckSpec, timeoutMs: number
       };
     }
     case 'postgres': {
+      if (spec.inside) return insideProbe(pc, spec, timeoutMs, t0);
       const r = await ctx.datastores.postgres(spec.check.url, timeoutMs);
       return {
         status: 'pass',
@@ -103,6 +152,7 @@ export async function probe(pc: ProbeContext, spec: CheckSpec, timeoutMs: number
       };
     }
     case 'redis': {
+      if (spec.inside) return insideProbe(pc, spec, timeoutMs, t0);
       const r = await ctx.datastores.redis(spec.check.url, timeoutMs);
       const ok = r.reply === 'PONG';
       return {

@@ -27,12 +27,20 @@ export interface Timing {
 }
 
 /** One check, normalised: what to probe, how to judge it, how long to give it. */
+/** A datastore asked from a one-off container on the platform's network, with the client of a service's image. */
+export interface Inside {
+  network: string;
+  service: string;
+  project: string;
+  engine: 'compose' | 'swarm';
+}
+
 export type CheckSpec = { name: string; target: string; timing: Timing } & (
   | { kind: 'http'; check: Extract<HealthCheckConfig, { kind: 'http' }> }
   | { kind: 'tcp'; check: Extract<HealthCheckConfig, { kind: 'tcp' }>; host: string; port: number }
   | { kind: 'container'; check: Extract<HealthCheckConfig, { kind: 'container' }>; project: string }
-  | { kind: 'postgres'; check: Extract<HealthCheckConfig, { kind: 'postgres' }> }
-  | { kind: 'redis'; check: Extract<HealthCheckConfig, { kind: 'redis' }> }
+  | { kind: 'postgres'; check: Extract<HealthCheckConfig, { kind: 'postgres' }>; inside?: Inside }
+  | { kind: 'redis'; check: Extract<HealthCheckConfig, { kind: 'redis' }>; inside?: Inside }
   | { kind: 'disk'; check: Extract<HealthCheckConfig, { kind: 'disk' }> }
   | { kind: 'resources'; check: Extract<HealthCheckConfig, { kind: 'resources' }>; project: string }
   | { kind: 'nginx'; check: Extract<HealthCheckConfig, { kind: 'nginx' }>; nginx: Config['nginx']; project: string }
@@ -112,21 +120,24 @@ export function toSpec(check: HealthCheckConfig, defaults: Config['health'], con
       };
     }
     case 'postgres':
+    case 'redis': {
+      const inside: Inside | undefined = check.network
+        ? {
+            network: check.network,
+            service: check.service ?? (check.kind === 'postgres' ? config.database.service : 'redis'),
+            project,
+            engine: config.engine,
+          }
+        : undefined;
       return {
-        kind: 'postgres',
+        kind: check.kind,
         check,
-        name: check.name ?? datastoreName('postgres', check.url),
-        target: String(check.url),
+        name: check.name ?? datastoreName(check.kind, check.url),
+        target: `${String(check.url)}${inside ? ` from network ${inside.network}` : ''}`,
         timing,
-      };
-    case 'redis':
-      return {
-        kind: 'redis',
-        check,
-        name: check.name ?? datastoreName('redis', check.url),
-        target: String(check.url),
-        timing,
-      };
+        ...(inside ? { inside } : {}),
+      } as CheckSpec;
+    }
     case 'disk':
       return { kind: 'disk', check, name: check.name ?? `disk ${check.path}`, target: check.path, timing };
     case 'resources': {
@@ -222,6 +233,17 @@ export function defaultChecks(config: Config): HealthCheckConfig[] {
       ? config.nginx.url !== undefined
       : config.deploy.frontServices.includes(config.nginx.service);
   const swarm = config.engine === 'swarm';
+  const project = config.compose.project ?? config.project.name!;
+  // On Swarm the datastores answer only on the overlay network: asked from a one-off container there.
+  const network = `${project}_default`;
+  const inside: HealthCheckConfig[] = swarm
+    ? [
+        ...(config.database.url ? [{ kind: 'postgres', url: config.database.url, network } as HealthCheckConfig] : []),
+        ...(config.deploy.dependencies.includes('redis')
+          ? [{ kind: 'redis', url: Sensitive.url('redis://redis:6379'), network } as HealthCheckConfig]
+          : []),
+      ]
+    : [];
   return [
     ...(swarm ? [{ kind: 'nodes' } as HealthCheckConfig] : []),
     ...services.map(
@@ -237,6 +259,7 @@ export function defaultChecks(config: Config): HealthCheckConfig[] {
           } as HealthCheckConfig,
         ]
       : []),
+    ...inside,
     { kind: 'disk', path: '.', warnFree: '15%', failFree: '5%' },
   ];
 }

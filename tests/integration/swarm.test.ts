@@ -122,8 +122,13 @@ describe('engine: swarm on a 3-node lab: deploy, health, status', () => {
       'service pass',
       'service pass',
       'front pass',
+      'postgres pass',
+      'redis pass',
       'disk pass',
     ]);
+    // The datastores answer only on the overlay: asked from a one-off container there, removed after.
+    expect(doc.checks.find((c) => c.kind === 'postgres')!.name).toBe('postgres app@db:5432/app');
+    expect((await manager(['ps', '-aq', '--filter', 'label=opskit.probe'])).stdout).toBe('');
   });
 
   it('status --json: three ready nodes, the services with their tasks per node, where nginx answers', async () => {
@@ -178,11 +183,50 @@ describe('engine: swarm on a 3-node lab: deploy, health, status', () => {
     }
   });
 
+  it('a node lost: health exits 3 (nodes fail, the web degraded), status shows it down; back, all pass again', async () => {
+    const killed = await lab(['kill-node', '3', '--wait']);
+    expect(killed.exitCode, killed.all).toBe(0);
+    try {
+      const r = await run(['health', '--json']);
+      expect(r.exitCode).toBe(3);
+      const doc = parseSingleJson(r.stdout) as {
+        checks: Array<{ kind: string; name: string; status: string; detail: string }>;
+      };
+      expect(doc.checks.find((c) => c.kind === 'nodes')).toMatchObject({ status: 'fail' });
+      expect(doc.checks.find((c) => c.kind === 'nodes')!.detail).toMatch(/down: opskit-lab-n3/);
+      expect(doc.checks.find((c) => c.name === 'service web')).toMatchObject({ status: 'warn' });
+      // The platform still answers through the edge: nginx follows the web's DNS to the task left.
+      expect(doc.checks.find((c) => c.kind === 'front')).toMatchObject({ status: 'pass' });
+      const status = parseSingleJson((await run(['status', '--json'])).stdout) as {
+        nodes: Array<{ hostname: string; state: string }>;
+      };
+      expect(status.nodes.find((n) => n.hostname === 'opskit-lab-n3')!.state).toBe('down');
+    } finally {
+      const started = await lab(['start-node', '3']);
+      expect(started.exitCode, started.all).toBe(0);
+    }
+    // Swarm does not move the web back by itself; the nodes check passes again.
+    const back = parseSingleJson((await run(['health', '--json', '--only', 'nodes'])).stdout);
+    expect(back).toMatchObject({ ok: true });
+  });
+
   it('errors an operator meets: a worker instead of a manager (exit 2), a constraint no node meets (exit 2, the nodes named)', async () => {
     const worker = env.OPSKIT_LAB_SOCKETS.split(' ')[1]!;
     const r = await run(['status', '--json'], { DOCKER_HOST: worker });
     expect(r.exitCode).toBe(2);
     expect(parseSingleJson(r.stdout)).toMatchObject({ error: { code: 'E_SWARM_NOT_MANAGER' } });
+
+    // Blue-green on Swarm is the next piece: refused, clearly, changing nothing.
+    const cutover = await run(['cutover', '--json']);
+    expect(cutover.exitCode).toBe(2);
+    expect(parseSingleJson(cutover.stdout)).toMatchObject({ error: { code: 'E_NOT_ON_SWARM' } });
+
+    // A registry that does not answer: the push fails with its registry named (exit 1).
+    const refused = await run(['deploy', '--build', '--json', '--set', 'image.name=10.231.0.1:5999/nowhere/web']);
+    expect(refused.exitCode, refused.stdout).toBe(1);
+    expect(parseSingleJson(refused.stdout)).toMatchObject({
+      error: { code: 'E_PUSH_FAILED', message: expect.stringContaining('10.231.0.1:5999') },
+    });
 
     const file = path.join(dir, 'compose/docker-compose.swarm.yml');
     const original = readFileSync(file, 'utf8');
@@ -191,7 +235,7 @@ describe('engine: swarm on a 3-node lab: deploy, health, status', () => {
     await manager(['service', 'rm', `${project()}_redis`]);
     try {
       const placed = await run(['deploy', '--skip-migrations', '--image', deployed, '--json']);
-      expect(placed.exitCode).toBe(2);
+      expect(placed.exitCode, placed.stdout).toBe(2);
       const doc = parseSingleJson(placed.stdout) as { error: { code: string; message: string } };
       expect(doc.error.code).toBe('E_SWARM_PLACEMENT');
       expect(doc.error.message).toContain('node.labels.opskit.nowhere == true');

@@ -189,6 +189,30 @@ describe('check specs', () => {
       'front',
       'disk',
     ]);
+    // On Swarm: the nodes, a service check per service, and the datastores asked from inside the overlay.
+    const swarm = configSchema.parse({
+      project: { name: 'shop' },
+      engine: 'swarm',
+      database: { url: 'postgresql://app:pw@db:5432/app' },
+      nginx: { url: 'http://10.231.0.11:8080' },
+    });
+    const checks = defaultChecks(swarm);
+    expect(checks.map((c) => ('service' in c && c.kind === 'service' ? `service ${c.service}` : c.kind))).toEqual([
+      'nodes',
+      'service db',
+      'service redis',
+      'service web',
+      'service nginx',
+      'front',
+      'postgres',
+      'redis',
+      'disk',
+    ]);
+    expect(toSpec(checks[6]!, swarm.health, swarm, 6)).toMatchObject({
+      kind: 'postgres',
+      target: 'postgresql://app:***@db:5432/app from network shop_default',
+      inside: { network: 'shop_default', service: 'db', project: 'shop', engine: 'swarm' },
+    });
     const noFront = configSchema.parse({ project: { name: 'x' }, deploy: { frontServices: [] } });
     expect(defaultChecks(noFront).map((c) => c.kind)).not.toContain('front');
     const front = toSpec({ kind: 'front', expectStatus: '2xx' } as HealthCheckConfig, config.health, config, 0);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { SwarmNode, SwarmService, SwarmTask } from '../../src/adapters/swarm.js';
 import { toNode, toService, toTask } from '../../src/adapters/swarm.js';
+import { postgresInside, redisInside } from '../../src/health/inside.js';
 import {
   type ComposeModel,
   migrationJobSpec,
@@ -17,6 +18,7 @@ import {
   registryOf,
   serviceStatus,
 } from '../../src/platform/engine/swarm-state.js';
+import { Sensitive } from '../../src/sensitive.js';
 
 /** What `docker compose config --format json` prints for the swarm example (abridged to what matters). */
 const model: ComposeModel = {
@@ -376,5 +378,36 @@ describe('the Engine API answers, read', () => {
       addresses: ['10.232.1.7'],
       jobIteration: 1,
     });
+  });
+});
+
+describe('datastore checks from inside the platform network', () => {
+  it('psql and redis-cli with the connection in the env, the password never in the command line', () => {
+    const pg = postgresInside(
+      Sensitive.url('postgresql://app:s%40cret@db:5432/app'),
+      'pg@sha256:1',
+      'shop_default',
+      5000,
+    );
+    expect(pg).toEqual({
+      image: 'pg@sha256:1',
+      network: 'shop_default',
+      argv: ['psql', '-Atc', 'SHOW server_version'],
+      env: {
+        PGHOST: 'db',
+        PGPORT: '5432',
+        PGUSER: 'app',
+        PGPASSWORD: 's@cret',
+        PGDATABASE: 'app',
+        PGCONNECT_TIMEOUT: '5',
+      },
+    });
+    expect(redisInside(Sensitive.url('redis://:pw@redis:6380/0'), 'r', 'n')).toEqual({
+      image: 'r',
+      network: 'n',
+      argv: ['redis-cli', '-h', 'redis', '-p', '6380', 'ping'],
+      env: { REDISCLI_AUTH: 'pw' },
+    });
+    expect(redisInside(Sensitive.url('redis://redis:6379'), 'r', 'n').env).toEqual({});
   });
 });

@@ -140,7 +140,7 @@ export function swarmEngine(rt: SwarmRuntime): Engine {
           'E_PUSH_FAILED',
           `the registry ${registry} refused ${image}: ${(error as Error).message}`,
           {
-            hint: `check that ${registry} answers, trusts this Engine (insecure-registries for plain HTTP), and the credentials (registry.username / OPSKIT_REGISTRY_PASSWORD)`,
+            hint: `check that ${registry} answers, that the Engine trusts it (insecure-registries for plain HTTP), and the credentials (registry.username / OPSKIT_REGISTRY_PASSWORD)`,
           },
         );
       }
@@ -297,7 +297,7 @@ export function swarmEngine(rt: SwarmRuntime): Engine {
     async restore(service) {
       // A failed update rolls back by itself (update_config.failure_action: rollback); this covers the rest.
       const found = await swarm.service(swarmServiceName(project, service));
-      if (!found || !found.updateStatus || found.updateStatus.state.startsWith('rollback')) return false;
+      if (!found?.updateStatus || found.updateStatus.state.startsWith('rollback')) return false;
       await swarm.rollbackService(found.id, found.version);
       return true;
     },

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -162,7 +162,6 @@ async function deployBench(track) {
 }
 
 async function rmState(dir) {
-  const { rmSync } = await import('node:fs');
   rmSync(path.join(dir, '.opskit', 'state.json'), { force: true });
 }
 
@@ -324,7 +323,6 @@ async function peakRss(argv, options) {
 }
 
 async function backupBench() {
-  const { rmSync } = await import('node:fs');
   const db = `opskit_bench_${Date.now().toString(36)}`;
   const dir = mkdtempSync(path.join(os.tmpdir(), 'opskit-bench-backup-'));
   const count = Number(process.env.BENCH_BACKUP_RUNS ?? 3);
@@ -475,6 +473,56 @@ async function loadtestBench() {
   }
 }
 
+/**
+ * engine: swarm on the lab: the sample platform deployed on 3 nodes, then `opskit status --json` (nodes,
+ * services, tasks per node) beside `docker service ps` of the same services (tasks per node alone).
+ */
+async function swarmBench() {
+  const labEnvFile = path.join(repo, '.lab', 'env.json');
+  const wasUp = (await execa('node', [path.join(repo, 'scripts/lab.mjs'), 'status'], { reject: false })).exitCode === 0;
+  const t0 = performance.now();
+  await execa('node', [path.join(repo, 'scripts/lab.mjs'), 'up'], { stdio: 'ignore' });
+  const labUpMs = performance.now() - t0;
+  const labEnv = JSON.parse(readFileSync(labEnvFile, 'utf8'));
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'opskit-bench-swarm-'));
+  const project = path
+    .basename(dir)
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]+/g, '-');
+  const env = { ...labEnv };
+  try {
+    await execa(process.execPath, [bin, 'init', '--example', dir, '--engine', 'swarm'], { env });
+    const t1 = performance.now();
+    await execa(process.execPath, [bin, 'deploy', '--build', '--quiet'], { cwd: dir, env });
+    const deployMs = performance.now() - t1;
+    const services = ['db', 'redis', 'web', 'nginx'].map((s) => `${project}_${s}`);
+    const result = await sideBySideWith(
+      { name: 'opskit status --json', argv: [process.execPath, [bin, 'status', '--json']], options: { cwd: dir, env } },
+      { name: 'docker service ps', argv: ['docker', ['-H', labEnv.DOCKER_HOST, 'service', 'ps', ...services]] },
+      Number(process.env.BENCH_SWARM_RUNS ?? 15),
+    );
+    return {
+      ...result,
+      setup: `lab up in ${(labUpMs / 1000).toFixed(1)} s${wasUp ? ' (it was up)' : ''}; deploy --build of the sample platform on 3 nodes in ${(deployMs / 1000).toFixed(1)} s`,
+    };
+  } finally {
+    const ids = (
+      await execa(
+        'docker',
+        ['-H', labEnv.DOCKER_HOST, 'service', 'ls', '-q', '--filter', `label=opskit.project=${project}`],
+        {
+          reject: false,
+        },
+      )
+    ).stdout
+      .split('\n')
+      .filter(Boolean);
+    if (ids.length) await execa('docker', ['-H', labEnv.DOCKER_HOST, 'service', 'rm', ...ids], { reject: false });
+    rmSync(dir, { recursive: true, force: true });
+    if (!wasUp) await execa('node', [path.join(repo, 'scripts/lab.mjs'), 'down'], { reject: false });
+  }
+}
+
 const benchmarks = [
   {
     name: 'cold start: opskit --help vs node -e 0',
@@ -561,6 +609,12 @@ const benchmarks = [
         Number(process.env.BENCH_REBUILD_RUNS ?? 6),
       );
     },
+  },
+  {
+    name: 'swarm status: opskit status --json (nodes, services, tasks) vs docker service ps of the same services',
+    goal: 'ratio < 2.0 (one Node process and five API reads against one CLI call)',
+    pass: (r) => r.ratio < 2,
+    run: swarmBench,
   },
 ];
 const only = process.env.BENCH_ONLY;

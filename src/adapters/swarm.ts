@@ -6,7 +6,7 @@
  * spoken to a manager. The swarm engine (src/engine/swarm.ts) decides; this adapter only carries the calls.
  * dockerode is loaded on the first call, as in docker.ts, and speaks unix sockets, tcp and TLS alike.
  */
-import { demuxLogs, parseDockerHost } from './docker.js';
+import { demuxLogs, engineGet, parseDockerHost } from './docker.js';
 
 /** Credentials for a registry, sent in the X-Registry-Auth header (never logged). */
 export interface RegistryAuth {
@@ -236,7 +236,8 @@ export function filtersQuery(filters: Record<string, string[]>): string {
 }
 
 export async function createSwarmAdapter(host: string | undefined, timeoutMs = 15_000): Promise<SwarmAdapter> {
-  const { endpoint, ...options } = parseDockerHost(host);
+  const connection = parseDockerHost(host);
+  const { endpoint, ...options } = connection;
   type Dockerode = import('dockerode');
   let client: Promise<{ docker: Dockerode; streams: Dockerode }> | undefined;
   const lib = () =>
@@ -280,11 +281,20 @@ export async function createSwarmAdapter(host: string | undefined, timeoutMs = 1
     });
   };
   const notFound = (error: unknown) => (error as { statusCode?: number }).statusCode === 404;
+  /**
+   * A read of JSON: over plain HTTP (a unix socket or tcp://) without loading dockerode, whose start costs
+   * about 150 ms that `status` and `health` would pay on every run; through dockerode over TLS.
+   */
+  const read = async <T>(pathname: string, query: Record<string, string | boolean> = {}): Promise<T> => {
+    if (connection.protocol === 'https') return call<T>({ path: pathname, method: 'GET', query });
+    const qs = new URLSearchParams(Object.entries(query).map(([k, v]): [string, string] => [k, String(v)])).toString();
+    return engineGet<T>(connection, qs ? `${pathname}?${qs}` : pathname, timeoutMs);
+  };
 
   return {
     endpoint,
     async info() {
-      const raw = await call<Raw>({ path: '/info', method: 'GET' });
+      const raw = await read<Raw>('/info');
       const swarm = obj(raw.Swarm);
       return {
         localNodeState: str(swarm.LocalNodeState) || 'inactive',
@@ -296,21 +306,20 @@ export async function createSwarmAdapter(host: string | undefined, timeoutMs = 1
       };
     },
     async nodes() {
-      return (await call<Raw[]>({ path: '/nodes', method: 'GET' })).map(toNode);
+      return (await read<Raw[]>('/nodes')).map(toNode);
     },
     async services(labels) {
       const label = Object.entries(labels).map(([k, v]) => `${k}=${v}`);
-      const raw = await call<Raw[]>({
-        path: '/services',
-        method: 'GET',
-        query: { status: true, ...(label.length ? { filters: filtersQuery({ label }) } : {}) },
+      const raw = await read<Raw[]>('/services', {
+        status: true,
+        ...(label.length ? { filters: filtersQuery({ label }) } : {}),
       });
       return raw.map(toService);
     },
     async service(name) {
       try {
         // By name, the Engine also matches an id prefix: the name must be the service's own.
-        const found = toService(await call<Raw>({ path: `/services/${encodeURIComponent(name)}`, method: 'GET' }));
+        const found = toService(await read<Raw>(`/services/${encodeURIComponent(name)}`));
         return found.name === name || found.id === name ? found : undefined;
       } catch (error) {
         if (notFound(error)) return undefined;
@@ -343,7 +352,7 @@ export async function createSwarmAdapter(host: string | undefined, timeoutMs = 1
       if (filters.service) f.service = [filters.service];
       if (filters.desiredState) f['desired-state'] = [filters.desiredState];
       try {
-        return (await call<Raw[]>({ path: '/tasks', method: 'GET', query: { filters: filtersQuery(f) } })).map(toTask);
+        return (await read<Raw[]>('/tasks', { filters: filtersQuery(f) })).map(toTask);
       } catch (error) {
         // A service filter that names no service is a 404, not an empty list.
         if (notFound(error)) return [];
@@ -360,7 +369,7 @@ export async function createSwarmAdapter(host: string | undefined, timeoutMs = 1
     },
     async network(name) {
       try {
-        const raw = await call<Raw>({ path: `/networks/${encodeURIComponent(name)}`, method: 'GET' });
+        const raw = await read<Raw>(`/networks/${encodeURIComponent(name)}`);
         if (str(raw.Name) !== name) return undefined;
         return { id: str(raw.Id), driver: str(raw.Driver), attachable: raw.Attachable === true };
       } catch (error) {

@@ -1,23 +1,13 @@
 import path from 'node:path';
-import { composeArgv } from '../adapters/compose.js';
 import { OperationError, UsageError } from '../errors.js';
 import type { PlannedStep } from '../output/plan.js';
-import { composeEngine } from '../platform/engine/compose.js';
 import { describeProbe, healthProbe } from '../platform/probe.js';
 import { relayName } from '../platform/relay.js';
 import { type ImageBuild, resolveImageRef, runMigrations } from '../platform/release.js';
 import { socketName } from '../platform/sockets.js';
 import { type Context, projectPath, withMutation } from '../runtime/context.js';
 import { formatDuration, parseDuration } from '../runtime/duration.js';
-import {
-  type ColorSlot,
-  colorContainerName,
-  colorRunArgs,
-  oldColorExpired,
-  other,
-  recordFinalize,
-  recordSwitch,
-} from './plan.js';
+import { type ColorSlot, colorContainerName, oldColorExpired, other, recordFinalize, recordSwitch } from './plan.js';
 import {
   diagnostics,
   gate,
@@ -129,28 +119,14 @@ export async function runCutover(
     const name = colorContainerName(base.target.project, config.deploy.webService, idle, '<id>');
     const plan: PlannedStep[] = [
       ...(input.migrate
-        ? [
-            {
-              kind: 'exec' as const,
-              argv: [
-                ...composeArgv(base.target, [
-                  'run',
-                  '--rm',
-                  '--no-deps',
-                  '-T',
-                  config.deploy.webService,
-                  ...config.deploy.migrateCommand,
-                ]),
-              ].flat(),
-              description: 'the migrations, in the new image (they must work with the live colour too)',
-            },
-          ]
+        ? await base.engine.planJob(
+            config.deploy.webService,
+            config.deploy.migrateCommand,
+            image,
+            'the migrations, in the new image (they must work with the live colour too)',
+          )
         : []),
-      {
-        kind: 'exec',
-        argv: composeArgv(base.target, colorRunArgs(name, idle, config.deploy.webService)).flat(),
-        description: `start ${idle} with ${image} (WEB_IMAGE)`,
-      },
+      ...base.engine.colors!.plan(name, idle, config.deploy.webService, image, `start ${idle}`),
       {
         kind: 'wait',
         what: `${name} to answer ${describeProbe(healthProbe(config))} on its own address`,
@@ -289,7 +265,7 @@ export async function runCutover(
     let migrations: string[] | undefined;
     if (input.migrate) {
       const step = ctx.reporter.step('run the migrations in the new image (backward compatible with the live colour)');
-      migrations = await runMigrations(ctx, composeEngine(rt), {
+      migrations = await runMigrations(ctx, rt.engine, {
         service: config.deploy.webService,
         command: config.deploy.migrateCommand,
         image,

@@ -73,24 +73,6 @@ export function colorContainerName(project: string, webService: string, color: C
   return `${project}_${webService}_${color}_${suffix}`;
 }
 
-/** Pure: the compose arguments that start a colour from the web service's definition (`compose run -d`). */
-export function colorRunArgs(name: string, color: Color, webService: string): string[] {
-  return [
-    'run',
-    '-d',
-    '--no-deps',
-    '--name',
-    name,
-    '-e',
-    `APP_COLOR=${color}`,
-    '-l',
-    `org.opskit.color=${color}`,
-    '-l',
-    'org.opskit.role=web',
-    webService,
-  ];
-}
-
 const HISTORY = 50;
 
 /** Pure: the state after `to` became live. */

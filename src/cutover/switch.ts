@@ -1,15 +1,11 @@
 import path from 'node:path';
 import type { ChalkInstance } from 'chalk';
-import {
-  type ComposeTarget,
-  composeArgv,
-  detectComposeCached,
-  pickServiceContainer,
-  serviceLabels,
-} from '../adapters/compose.js';
+import { type ComposeTarget, detectComposeCached, pickServiceContainer, serviceLabels } from '../adapters/compose.js';
 import type { DockerAdapter } from '../adapters/docker.js';
 import { ConfigError, OperationError, UsageError } from '../errors.js';
 import type { PlannedStep } from '../output/plan.js';
+import type { Engine } from '../platform/engine/engine.js';
+import { openEngine } from '../platform/engine/open.js';
 import { type NginxOps, nginxOps, renderLiveUpstream } from '../platform/nginx.js';
 import { healthProbe, probeContainerHealth } from '../platform/probe.js';
 import { type Relays, relays } from '../platform/relay.js';
@@ -19,14 +15,7 @@ import { sameNginxConfig } from '../platform/upstream.js';
 import { type Context, projectPath } from '../runtime/context.js';
 import { formatDuration, parseDuration } from '../runtime/duration.js';
 import { pollUntil } from '../runtime/poll.js';
-import {
-  type Color,
-  type ColorSlot,
-  type CutoverState,
-  colorContainerName,
-  colorRunArgs,
-  currentColors,
-} from './plan.js';
+import { type Color, type ColorSlot, type CutoverState, colorContainerName, currentColors } from './plan.js';
 
 /**
  * The steps every switch is made of, shared by cutover, rollback and finalize: the runtime they work in,
@@ -54,6 +43,8 @@ export interface Runtime {
   docker: DockerAdapter;
   target: ComposeTarget;
   env: Record<string, string>;
+  /** The engine that starts the colours and runs the migrations. */
+  engine: Engine;
   stateFile: string;
   state: State;
   colors: CutoverState;
@@ -108,11 +99,14 @@ export async function setup(
     });
   }
   let ops: NginxOps | undefined;
+  const target = { cli, project, composeFile };
+  const env = { ...loaded.env };
   return {
     ctx,
     docker,
-    target: { cli, project, composeFile },
-    env: { ...loaded.env },
+    target,
+    env,
+    engine: await openEngine({ ctx, config, target, docker, env }),
     stateFile,
     state,
     colors,
@@ -151,7 +145,7 @@ export async function diagnostics(rt: Runtime, container: string): Promise<strin
   ].join('\n');
 }
 
-/** Starts a colour's container from the web service's definition (compose run), restartable, on the project network. */
+/** Starts a colour's container from the web service's definition (the engine's colours), restartable. */
 export async function startColor(rt: Runtime, color: Color, image: string): Promise<{ name: string; id: string }> {
   const config = rt.ctx.loaded!.config;
   const name = colorContainerName(
@@ -161,22 +155,8 @@ export async function startColor(rt: Runtime, color: Color, image: string): Prom
     rt.ctx.clock.now().getTime().toString(36),
   );
   await rt.sockets?.prepare();
-  const argv = composeArgv(rt.target, colorRunArgs(name, color, config.deploy.webService));
-  const result = await rt.ctx.exec.run(argv[0], argv[1], {
-    env: { ...rt.env, WEB_IMAGE: image },
-    timeoutMs: 120_000,
-    cwd: path.dirname(rt.target.composeFile),
-  });
-  if (result.failed)
-    throw new OperationError(
-      'E_COMPOSE_FAILED',
-      `could not start ${color} (${[argv[0], ...argv[1]].join(' ')}): ${`${result.stderr}\n${result.stdout}`.trim().split('\n').slice(-10).join('\n')}`,
-    );
-  const info = await rt.docker.inspectContainer(name);
-  if (!info) throw new OperationError('E_COMPOSE_FAILED', `compose did not create ${name}`);
-  // compose gives one-off containers no restart policy; a colour must survive a crash or a reboot.
-  await rt.docker.setRestartPolicy(info.id, 'unless-stopped');
-  return { name, id: info.id };
+  const id = await rt.engine.colors!.start(name, color, config.deploy.webService, image);
+  return { name, id };
 }
 
 /** The health gate: the colour's own address, not through nginx; it must say it is that colour when it says any. */

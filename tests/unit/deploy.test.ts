@@ -67,6 +67,31 @@ describe('planDeploy', () => {
       description: 'start db, redis (WEB_IMAGE=shop:abc1234)',
     });
   });
+  it("the compose engine's colours: compose run -d of the web's definition, named, labelled, APP_COLOR set", () => {
+    expect(engineOf(v2).colors!.plan('shop_web_green_k1', 'green', 'web', 'shop:2', 'start green')).toEqual([
+      {
+        kind: 'exec',
+        argv: [
+          'docker',
+          'compose',
+          ...f,
+          'run',
+          '-d',
+          '--no-deps',
+          '--name',
+          'shop_web_green_k1',
+          '-e',
+          'APP_COLOR=green',
+          '-l',
+          'org.opskit.color=green',
+          '-l',
+          'org.opskit.role=web',
+          'web',
+        ],
+        description: 'start green with shop:2 (WEB_IMAGE)',
+      },
+    ]);
+  });
   it('on an engine that publishes (Swarm): the push comes first, and no upstream file is rendered', () => {
     const steps = planDeploy({ ...base, sockets: null, upstream: false, publish: true });
     expect(steps[0]).toEqual({ kind: 'publish', image: 'shop:abc1234' });

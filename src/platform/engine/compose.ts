@@ -13,7 +13,7 @@ import type { Context } from '../../runtime/context.js';
 import { formatDuration } from '../../runtime/duration.js';
 import { pollUntil, Waker } from '../../runtime/poll.js';
 import { probeContainerHealth } from '../probe.js';
-import type { Engine, Instance, WebProbe } from './engine.js';
+import type { ColorName, Engine, Instance, WebProbe } from './engine.js';
 
 /**
  * The compose engine: the platform on one host, as `docker compose` (v2) or `docker-compose` (v1) runs it.
@@ -162,6 +162,24 @@ export const composeStartArgv = (target: ComposeTarget, services: readonly strin
 export const composeJobArgv = (target: ComposeTarget, service: string, command: readonly string[]) =>
   composeArgv(target, ['run', '--rm', '--no-deps', '-T', service, ...command]);
 
+/** Pure: the compose arguments that start a colour from the web service's definition (`compose run -d`). */
+export function colorRunArgs(name: string, color: ColorName, webService: string): string[] {
+  return [
+    'run',
+    '-d',
+    '--no-deps',
+    '--name',
+    name,
+    '-e',
+    `APP_COLOR=${color}`,
+    '-l',
+    `org.opskit.color=${color}`,
+    '-l',
+    'org.opskit.role=web',
+    webService,
+  ];
+}
+
 export interface ComposeEngineOptions {
   /** Services started with their dependencies (compose's depends_on), e.g. the deploy's first `up`. */
   withDependencies?: readonly string[];
@@ -227,6 +245,35 @@ export function composeEngine(rt: Runtime, options: ComposeEngineOptions = {}): 
     async logs(service, tail) {
       const container = pickServiceContainer(await rt.docker.listContainers(serviceLabels(rt.target.project, service)));
       return container ? rt.docker.containerLogs(container.id, tail) : '';
+    },
+    colors: {
+      plan(name, color, service, image, description) {
+        return [
+          {
+            kind: 'exec',
+            argv: composeArgv(rt.target, colorRunArgs(name, color, service)).flat(),
+            description: `${description} with ${image} (WEB_IMAGE)`,
+          },
+        ];
+      },
+      async start(name, color, service, image) {
+        const argv = composeArgv(rt.target, colorRunArgs(name, color, service));
+        const result = await rt.ctx.exec.run(argv[0], argv[1], {
+          env: { ...rt.env, WEB_IMAGE: image },
+          timeoutMs: 120_000,
+          cwd,
+        });
+        if (result.failed)
+          throw new OperationError(
+            'E_COMPOSE_FAILED',
+            `could not start ${color} (${[argv[0], ...argv[1]].join(' ')}): ${`${result.stderr}\n${result.stdout}`.trim().split('\n').slice(-10).join('\n')}`,
+          );
+        const info = await rt.docker.inspectContainer(name);
+        if (!info) throw new OperationError('E_COMPOSE_FAILED', `compose did not create ${name}`);
+        // compose gives one-off containers no restart policy; a colour must survive a crash or a reboot.
+        await rt.docker.setRestartPolicy(info.id, 'unless-stopped');
+        return info.id;
+      },
     },
   };
 }

@@ -50,6 +50,19 @@ export interface WebProbe {
   timeoutMs: number;
 }
 
+export type ColorName = 'blue' | 'green';
+
+/**
+ * Blue-green's colours: the web service's definition started again as a second, named instance beside the
+ * live one. An engine without them (Swarm, until its colour services land) leaves `colors` unset.
+ */
+export interface ColorOps {
+  /** Dry run: what starting `service`'s colour `color` as `name`, running `image`, would send. */
+  plan(name: string, color: ColorName, service: string, image: string, description: string): PlannedStep[];
+  /** Starts it (restartable, on the platform's network, APP_COLOR set); returns its id. */
+  start(name: string, color: ColorName, service: string, image: string): Promise<string>;
+}
+
 export interface Engine {
   readonly kind: EngineKind;
   /** For messages and JSON: `docker compose 2.26.1 (v2)`, `Docker Swarm 26.1.5, 3 nodes (manager ...)`. */
@@ -84,4 +97,6 @@ export interface Engine {
   instances(service: string): Promise<Instance[]>;
   /** The service's last log lines. */
   logs(service: string, tail: number): Promise<string>;
+  /** Blue-green colours, where the engine has them. */
+  readonly colors?: ColorOps;
 }

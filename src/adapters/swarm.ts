@@ -3,7 +3,7 @@
  * its answers, which split apart would only re-export each other.
  *
  * Docker Swarm's part of the Engine API (nodes, services, tasks, networks, the registry calls a deploy needs),
- * spoken to a manager. The swarm engine (src/engine/swarm.ts) decides; this adapter only carries the calls.
+ * spoken to a manager. The swarm engine (src/platform/engine/swarm.ts) decides; this adapter only carries the calls.
  * dockerode is loaded on the first call, as in docker.ts, and speaks unix sockets, tcp and TLS alike.
  */
 import { demuxLogs, engineGet, parseDockerHost } from './docker.js';
@@ -49,8 +49,6 @@ export interface SwarmService {
   updatedAt: string;
   /** Absent after a create; `updating`, `completed`, `paused`, `rollback_started`, ... after an update. */
   updateStatus?: { state: string; message?: string };
-  /** With ?status=true: tasks running and desired (running counts tasks on nodes that are down). */
-  status?: { runningTasks: number; desiredTasks: number; completedTasks?: number };
 }
 
 export interface SwarmTask {
@@ -149,7 +147,6 @@ export interface SwarmAdapter {
   createNetwork(spec: NetworkSpec): Promise<string>;
   /** The registry's digest of a pushed image: what every node pulls (the Engine does not pin it itself). */
   distributionDigest(ref: string, auth?: RegistryAuth): Promise<string>;
-  tagImage(source: string, repo: string, tag: string): Promise<void>;
   /** Pushes `ref`, calling onProgress with the Engine's status lines; rejects with the registry's error. */
   pushImage(ref: string, auth: RegistryAuth | undefined, onProgress: (line: string) => void): Promise<void>;
 }
@@ -181,7 +178,6 @@ export function toNode(raw: Raw): SwarmNode {
 export function toService(raw: Raw): SwarmService {
   const spec = obj(raw.Spec) as unknown as ServiceSpec;
   const update = obj(raw.UpdateStatus);
-  const status = obj(raw.ServiceStatus);
   return {
     id: str(raw.ID),
     version: Number(obj(raw.Version).Index ?? 0),
@@ -190,15 +186,6 @@ export function toService(raw: Raw): SwarmService {
     createdAt: str(raw.CreatedAt),
     updatedAt: str(raw.UpdatedAt),
     ...(update.State ? { updateStatus: { state: str(update.State), message: str(update.Message) } } : {}),
-    ...(raw.ServiceStatus
-      ? {
-          status: {
-            runningTasks: Number(status.RunningTasks ?? 0),
-            desiredTasks: Number(status.DesiredTasks ?? 0),
-            ...(status.CompletedTasks !== undefined ? { completedTasks: Number(status.CompletedTasks) } : {}),
-          },
-        }
-      : {}),
   };
 }
 
@@ -310,10 +297,7 @@ export async function createSwarmAdapter(host: string | undefined, timeoutMs = 1
     },
     async services(labels) {
       const label = Object.entries(labels).map(([k, v]) => `${k}=${v}`);
-      const raw = await read<Raw[]>('/services', {
-        status: true,
-        ...(label.length ? { filters: filtersQuery({ label }) } : {}),
-      });
+      const raw = await read<Raw[]>('/services', label.length ? { filters: filtersQuery({ label }) } : {});
       return raw.map(toService);
     },
     async service(name) {
@@ -386,9 +370,6 @@ export async function createSwarmAdapter(host: string | undefined, timeoutMs = 1
       const digest = str(obj(raw.Descriptor).digest);
       if (!digest) throw new Error(`the registry gave no digest for ${ref}`);
       return digest;
-    },
-    async tagImage(source, repo, tag) {
-      await call({ path: `/images/${encodeURIComponent(source)}/tag`, method: 'POST', query: { repo, tag } });
     },
     async pushImage(ref, auth, onProgress) {
       const { streams } = await lib();

@@ -2,6 +2,7 @@ import type { ChalkInstance } from 'chalk';
 import { describeCli } from '../adapters/compose.js';
 import type { SwarmNode } from '../adapters/swarm.js';
 import { openSwarm } from '../platform/engine/open.js';
+import { describeSwarm } from '../platform/engine/swarm.js';
 import { type SwarmServiceStatus, serviceStatus } from '../platform/engine/swarm-state.js';
 import type { Context } from '../runtime/context.js';
 import type { Color, CutoverState } from './plan.js';
@@ -47,7 +48,7 @@ async function runSwarmStatus(ctx: Context): Promise<StatusReport> {
   return {
     project,
     engine: 'swarm',
-    compose: `Docker Swarm ${info.engineVersion}, ${nodes.length} nodes (manager ${swarm.endpoint})`,
+    compose: describeSwarm(info, swarm.endpoint),
     live: web ? 'blue' : null,
     colors: web
       ? [

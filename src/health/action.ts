@@ -6,7 +6,7 @@ import type { CommandOutcome } from '../output/outcome.js';
 import { renderTable } from '../output/table.js';
 import type { Context } from '../runtime/context.js';
 import { formatDuration, parseDuration } from '../runtime/duration.js';
-import type { ProbeContext } from './probes.js';
+import { type ProbeContext, swarmOf } from './probes.js';
 import { type CheckResult, changes, type HealthSummary, runChecks, summarizeHealth } from './run.js';
 import { CHECK_KINDS, type CheckKind, checksFromFlags, defaultChecks, type HealthFlags, toSpec } from './spec.js';
 
@@ -113,7 +113,12 @@ export function planHealth(ctx: Context, input: HealthInput) {
 
 function probeContext(ctx: Context): ProbeContext {
   let docker: Promise<DockerAdapter> | undefined;
-  return { ctx, docker: () => (docker ??= ctx.docker(ctx.loaded!.config.docker.host ?? ctx.loaded!.env.DOCKER_HOST)) };
+  return {
+    ctx,
+    docker: () => (docker ??= ctx.docker(ctx.loaded!.config.docker.host ?? ctx.loaded!.env.DOCKER_HOST)),
+    // One Swarm connection for every service, nodes and inside check of the run.
+    swarm: swarmOf(ctx),
+  };
 }
 
 async function round(ctx: Context, pc: ProbeContext, plan: ReturnType<typeof planHealth>): Promise<HealthReport> {

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import type { ServiceSpec, SwarmAdapter, SwarmNode, SwarmService, SwarmTask } from '../../src/adapters/swarm.js';
+import type { ServiceSpec, SwarmAdapter, SwarmService, SwarmTask } from '../../src/adapters/swarm.js';
 import { swarmEngine } from '../../src/platform/engine/swarm.js';
 import type { ComposeModel } from '../../src/platform/engine/swarm-spec.js';
 import type { Context } from '../../src/runtime/context.js';
 import { manualClock, strictFake } from '../helpers/fakes.js';
+import { swarmNode } from '../helpers/swarm.js';
 
 /** The swarm engine against a strict fake of the manager's API: every call it makes is stated here. */
 const model: ComposeModel = {
@@ -15,17 +16,7 @@ const model: ComposeModel = {
     },
   },
 };
-const node: SwarmNode = {
-  id: 'n1',
-  hostname: 'okl1',
-  role: 'manager',
-  availability: 'active',
-  state: 'ready',
-  address: '10.231.0.11',
-  leader: true,
-  labels: {},
-  engineVersion: '26.1.5',
-};
+const node = swarmNode({ labels: {} });
 const jobTask = (state: string, over: Partial<SwarmTask> = {}): SwarmTask => ({
   id: 't1',
   serviceId: 'job1',

@@ -1,12 +1,4 @@
-import type {
-  RegistryAuth,
-  ServiceSpec,
-  SwarmAdapter,
-  SwarmInfo,
-  SwarmNode,
-  SwarmService,
-  SwarmTask,
-} from '../../adapters/swarm.js';
+import type { RegistryAuth, ServiceSpec, SwarmAdapter, SwarmInfo, SwarmNode, SwarmTask } from '../../adapters/swarm.js';
 import { ConfigError, OperationError } from '../../errors.js';
 import type { PlannedStep } from '../../output/plan.js';
 import type { Context } from '../../runtime/context.js';
@@ -56,6 +48,11 @@ export function assertManager(info: SwarmInfo, endpoint: string): void {
     });
 }
 
+/** Pure: the engine as messages and JSON name it. */
+export function describeSwarm(info: SwarmInfo, endpoint: string): string {
+  return `Docker Swarm ${info.engineVersion}, ${info.nodes} nodes (manager ${endpoint})`;
+}
+
 export function swarmEngine(rt: SwarmRuntime): Engine {
   const { swarm, project, ctx } = rt;
   /** Images other than the web's, pinned once per run. */
@@ -96,8 +93,8 @@ export function swarmEngine(rt: SwarmRuntime): Engine {
         });
     }
   };
-  const checkPlacement = async (spec: ServiceSpec) => {
-    const problem = placementProblem(spec, await swarm.nodes());
+  const checkPlacement = (spec: ServiceSpec, nodes: readonly SwarmNode[]) => {
+    const problem = placementProblem(spec, nodes);
     if (problem)
       throw new ConfigError(`${spec.Name}: ${problem}`, {
         code: 'E_SWARM_PLACEMENT',
@@ -109,7 +106,7 @@ export function swarmEngine(rt: SwarmRuntime): Engine {
 
   const engine: Engine = {
     kind: 'swarm',
-    description: `Docker Swarm ${rt.info.engineVersion}, ${rt.info.nodes} nodes (manager ${swarm.endpoint})`,
+    description: describeSwarm(rt.info, swarm.endpoint),
     async planPublish(image, description) {
       return [
         {
@@ -183,8 +180,9 @@ export function swarmEngine(rt: SwarmRuntime): Engine {
     async start(services, image) {
       const model = await rt.model(image);
       await ensureNetworks(model);
+      const nodes = await swarm.nodes();
       for (const spec of await specs(services, image, true)) {
-        await checkPlacement(spec);
+        checkPlacement(spec, nodes);
         const existing = await swarm.service(spec.Name);
         if (!existing) {
           await swarm.createService(spec, rt.auth);
@@ -258,7 +256,7 @@ export function swarmEngine(rt: SwarmRuntime): Engine {
       const stale = await swarm.service(name);
       if (stale) await swarm.removeService(stale.id);
       const spec = migrationJobSpec(web!, name, command);
-      await checkPlacement(spec);
+      checkPlacement(spec, await swarm.nodes());
       const id = await swarm.createService(spec, rt.auth);
       try {
         const poll = await pollUntil(ctx.clock, { timeoutMs, initialDelayMs: 250, maxDelayMs: 1000 }, async () => {
@@ -338,5 +336,3 @@ export function toInstance(service: string, task: SwarmTask, nodes: readonly Swa
       : { detail: !nodeUp && node ? `node ${node.hostname} is ${node.state}` : task.error || task.message }),
   };
 }
-
-export type { SwarmService };

@@ -20,6 +20,8 @@ export interface HttpRequest {
   maxBodyBytes?: number;
   /** false: accept a certificate that does not verify (self-signed); its expiry is still read. */
   tlsVerify?: boolean;
+  /** Connect to this unix socket instead of the URL's host and port (the URL still gives the path). */
+  socketPath?: string;
 }
 
 /** HTTP effects. Rejects on network errors and timeouts; any status is a response. */
@@ -47,6 +49,7 @@ export const nodeHttp: HttpAdapter = {
           method: request.method ?? 'GET',
           headers: { 'user-agent': 'opskit', ...request.headers },
           agent: false,
+          ...(request.socketPath ? { socketPath: request.socketPath } : {}),
           ...(target.protocol === 'https:' ? { rejectUnauthorized: request.tlsVerify !== false } : {}),
         },
         (res) => {

@@ -216,7 +216,10 @@ export async function switchTo(rt: Runtime, color: Color, slot: ColorSlot): Prom
       );
     }
   }
-  if (sockets) await sockets.waitFor(slot.container!, 10_000);
+  if (sockets) {
+    await sockets.waitFor(slot.container!, 10_000);
+    await answersThroughSocket(rt, path.join(sockets.dir, socketName(slot.container!)), color);
+  }
   const previousLink = await sockets?.current();
   const undo = async () => {
     if (sockets && previousLink) await sockets.point(previousLink);
@@ -246,11 +249,11 @@ export async function switchTo(rt: Runtime, color: Color, slot: ColorSlot): Prom
     async () => {
       try {
         const r = await rt.ctx.http.request(`${base}${config.cutover.verifyPath}`, { timeoutMs: 2000 });
-        const said = answeredColor(r);
-        if (r.status === 200 && said === color) return { done: true, value: 'named' as const };
         // An app checked by a TCP connect may have no path that names its colour: any answer but a 5xx.
-        if (tcpOnly && said === undefined && r.status < 500) return { done: true, value: 'unnamed' as const };
-        return { done: false, last: `HTTP ${r.status} from ${said ?? 'an unnamed colour'}` };
+        const serves = servesColor(r, color, tcpOnly);
+        return serves
+          ? { done: true, value: serves }
+          : { done: false, last: `HTTP ${r.status} from ${answeredColor(r) ?? 'an unnamed colour'}` };
       } catch (error) {
         return { done: false, last: (error as Error).message };
       }
@@ -272,6 +275,48 @@ export async function switchTo(rt: Runtime, color: Color, slot: ColorSlot): Prom
     );
   }
   return rt.ctx.clock.monotonicMs() - started;
+}
+
+/** Pure: an answer that shows the colour serves: it names the colour, or (TCP-checked apps) is any non-5xx. */
+export function servesColor(
+  response: { status: number; headers: Record<string, string>; body: string },
+  color: Color,
+  tcpOnly: boolean,
+): 'named' | 'unnamed' | undefined {
+  const said = answeredColor(response);
+  if (response.status === 200 && said === color) return 'named';
+  if (tcpOnly && said === undefined && response.status < 500) return 'unnamed';
+  return undefined;
+}
+
+/**
+ * Before the link moves: an answer through the socket file itself, the exact path nginx's next connection
+ * takes (the socket, the relay and its name lookup when there is one, the app's workers). A switch never
+ * points nginx at a socket that has not answered yet: the health gate proved the app, this proves the path.
+ */
+export async function answersThroughSocket(rt: Runtime, socketPath: string, color: Color): Promise<void> {
+  const config = rt.ctx.loaded!.config;
+  const tcpOnly = config.deploy.healthCheck === 'tcp';
+  const timeoutMs = parseDuration(config.cutover.verifyTimeout, 'cutover.verifyTimeout');
+  const poll = await pollUntil(rt.ctx.clock, { timeoutMs, initialDelayMs: 20, maxDelayMs: 200 }, async () => {
+    try {
+      const r = await rt.ctx.http.request(`http://localhost${config.cutover.verifyPath}`, {
+        socketPath,
+        timeoutMs: 2000,
+      });
+      return servesColor(r, color, tcpOnly)
+        ? { done: true, value: true }
+        : { done: false, last: `HTTP ${r.status} from ${answeredColor(r) ?? 'an unnamed colour'}` };
+    } catch (error) {
+      return { done: false, last: (error as Error).message };
+    }
+  });
+  if (!poll.ok)
+    throw new OperationError(
+      'E_SOCKET_SILENT',
+      `${color} did not answer ${config.cutover.verifyPath} through ${path.basename(socketPath)} within ${formatDuration(timeoutMs)} (last: ${poll.last}); the live colour was not touched`,
+      { hint: "see the colour's logs (and its relay's, with cutover.switch: relay)" },
+    );
 }
 
 export async function saveColors(rt: Runtime, colors: CutoverState): Promise<void> {

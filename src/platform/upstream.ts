@@ -18,11 +18,15 @@ upstream web {
 /**
  * Socket mode's upstream: the same for every colour (the link names the colour), so a switch needs no
  * reload. No upstream keep-alive: a cached connection would keep reaching the old colour after the
- * switch, and a unix socket connect costs no handshake.
+ * switch, and a unix socket connect costs no handshake. The link is listed twice so that a connection
+ * that fails (refused, or closed before an answer) is tried once more at once (nginx's
+ * proxy_next_upstream, GETs and requests not yet sent), instead of a 502.
  */
 export const DEFAULT_SOCKET_UPSTREAM_TEMPLATE = `# Managed by opskit: nginx reaches the live colour through the live.sock link, which \`opskit cutover\`
 # and \`opskit rollback\` re-point without a reload. Edits by hand are lost.
+# Twice: a connection that fails is tried once more through the link (proxy_next_upstream), not a 502.
 upstream web {
+  server {{server}} max_fails=0;
   server {{server}} max_fails=0;
 }
 `;

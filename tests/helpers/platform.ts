@@ -16,6 +16,8 @@ export interface Platform {
   /** psql inside the platform's db container, as the app user. */
   sql(query: string): Promise<string>;
   composeFile: string;
+  /** nginx's error-log lines and each relay's log (what a failed load check prints to say why). */
+  nginxErrors(): Promise<string>;
   destroy(): Promise<void>;
 }
 
@@ -57,6 +59,28 @@ export async function createPlatform(prefix = 'opskit-it-'): Promise<Platform> {
         ])
       ).stdout.trim();
       return (await docker(['exec', id, 'psql', '-U', 'app', '-d', 'app', '-Atc', query])).stdout.trim();
+    },
+    async nginxErrors() {
+      const filter = (label: string) => ['--filter', `label=com.docker.compose.project=${project}`, '--filter', label];
+      const ids = async (label: string) =>
+        (await docker(['ps', '-aq', ...filter(label)], { reject: false })).stdout.split('\n').filter(Boolean);
+      const out: string[] = [];
+      for (const [what, label] of [
+        ['nginx', 'com.docker.compose.service=nginx'],
+        ['relay', 'org.opskit.role=relay'],
+      ] as const) {
+        for (const id of await ids(label)) {
+          const logs = await docker(['logs', id], { reject: false });
+          const lines = `${logs.stdout}\n${logs.stderr}`
+            .split('\n')
+            .filter((l) => /\[(warn|error|crit|alert|emerg)\]/.test(l));
+          out.push(
+            `--- ${what} ${id.slice(0, 12)}: ${lines.length} warning/error lines (last 40) ---`,
+            ...lines.slice(-40),
+          );
+        }
+      }
+      return out.join('\n');
     },
     async destroy() {
       if (existsSync(composeFile)) {

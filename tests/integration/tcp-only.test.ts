@@ -127,7 +127,8 @@ describe('a TCP-only app: cutover.switch relay, a TCP-connect health check', () 
     } finally {
       result = await load.stop();
     }
-    expect(failures(result)).toEqual(NO_FAILURES);
+    const failed = failures(result);
+    expect(failed, failed.non2xx || failed.errors ? await p.nginxErrors() : '').toEqual(NO_FAILURES);
     expect(result.requests).toBeGreaterThan(1000);
     // One relay per web container still up: the live colour and the warm one.
     expect(await relaysRunning()).toHaveLength(2);

@@ -1,7 +1,12 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/adapters/clock.js';
 import { parseTop } from '../../src/adapters/docker.js';
 import { nodeFs } from '../../src/adapters/fs.js';
+import { nodeHttp } from '../../src/adapters/http.js';
 import { configSchema } from '../../src/config/schema.js';
 import {
   type CutoverState,
@@ -12,7 +17,7 @@ import {
   recordFinalize,
   recordSwitch,
 } from '../../src/cutover/plan.js';
-import { answeredColor } from '../../src/cutover/switch.js';
+import { answeredColor, servesColor } from '../../src/cutover/switch.js';
 import { reloadSettled, servingWorkers } from '../../src/platform/reload-wait.js';
 import { liveServer, liveSocket, socketName } from '../../src/platform/sockets.js';
 import { emptyState } from '../../src/platform/state.js';
@@ -109,6 +114,41 @@ describe('colours', () => {
     expect(answeredColor({ headers: { 'x-app-color': 'green' }, body: '' })).toBe('green');
     expect(answeredColor({ headers: {}, body: '{"color":"blue"}' })).toBe('blue');
     expect(answeredColor({ headers: {}, body: 'plain' })).toBeUndefined();
+  });
+
+  it('an answer serves the colour when it names it with a 200; a TCP-checked app may name none, but not with a 5xx', () => {
+    const r = (status: number, color?: string) => ({
+      status,
+      headers: (color ? { 'x-app-color': color } : {}) as Record<string, string>,
+      body: '',
+    });
+    expect(servesColor(r(200, 'green'), 'green', false)).toBe('named');
+    expect(servesColor(r(200, 'blue'), 'green', false)).toBeUndefined();
+    expect(servesColor(r(503, 'green'), 'green', false)).toBeUndefined();
+    expect(servesColor(r(404), 'green', false)).toBeUndefined();
+    expect(servesColor(r(404), 'green', true)).toBe('unnamed');
+    expect(servesColor(r(502), 'green', true)).toBeUndefined();
+    expect(servesColor(r(200, 'blue'), 'green', true)).toBeUndefined();
+  });
+
+  it('asks over a unix socket (what the check before a switch does), the URL giving only the path', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'opskit-sock-'));
+    const socketPath = path.join(dir, 'web.sock');
+    const server = http.createServer((req, res) => {
+      res.setHeader('x-app-color', 'green');
+      res.end(req.url);
+    });
+    await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+    try {
+      const r = await nodeHttp.request('http://localhost/health?x=1', { socketPath, timeoutMs: 5000 });
+      expect(r).toMatchObject({ status: 200, body: '/health?x=1', headers: { 'x-app-color': 'green' } });
+      await expect(
+        nodeHttp.request('http://localhost/health', { socketPath: path.join(dir, 'none.sock'), timeoutMs: 5000 }),
+      ).rejects.toMatchObject({ code: 'ENOENT' });
+    } finally {
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -167,7 +167,7 @@ describe('the socket switch', () => {
     });
     expect(green).toBe(blue);
     expect(blue).not.toMatch(/keepalive/); // a cached upstream connection would keep reaching the old colour
-    const initTemplate = readFileSync(new URL('../../nginx/upstream/web.conf', import.meta.url), 'utf8').replace(
+    const initTemplate = readFileSync(new URL('../../nginx/upstream/web.conf', import.meta.url), 'utf8').replaceAll(
       '{{upstream}}',
       'unix:/run/opskit/live.sock',
     );

@@ -8,6 +8,7 @@ import { socketName } from '../platform/sockets.js';
 import { type Context, projectPath, withMutation } from '../runtime/context.js';
 import { formatDuration, parseDuration } from '../runtime/duration.js';
 import { type ColorSlot, colorContainerName, oldColorExpired, other, recordFinalize, recordSwitch } from './plan.js';
+import { runSwarmCutover } from './swarm.js';
 import {
   diagnostics,
   gate,
@@ -16,6 +17,7 @@ import {
   runtimeOf,
   type SwitchResult,
   saveColors,
+  scheduleFinalize,
   setup,
   startColor,
   switchTo,
@@ -63,33 +65,6 @@ export async function finalize(rt: Runtime): Promise<SwitchResult> {
   };
 }
 
-/** A detached `opskit cutover --finalize --if-due` that stops the old colour when --keep-old runs out. */
-async function scheduleFinalize(ctx: Context, at: string): Promise<void> {
-  const { execa } = await import('execa');
-  // This same CLI as it was started (bin/opskit and its bundle, or dist/bin.js).
-  const [node, self] = ctx.system.selfCommand();
-  const args = [
-    ...self,
-    ...(ctx.globals.config ? ['-c', ctx.globals.config] : []),
-    ...(ctx.globals.env ? ['-e', ctx.globals.env] : []),
-    'cutover',
-    '--finalize',
-    '--if-due',
-    at,
-    '--quiet',
-    '--lock-wait',
-    '5m',
-  ];
-  const child = execa(node, args, {
-    cwd: ctx.loaded!.root,
-    detached: true,
-    stdio: 'ignore',
-    cleanup: false,
-    reject: false,
-  });
-  child.unref();
-}
-
 export async function runCutover(
   ctx: Context,
   input: CutoverInput & { finalize?: boolean; ifDue?: string | undefined },
@@ -109,6 +84,7 @@ export async function runCutover(
   );
   const keepOld = input.keepOld ?? config.cutover.keepOld;
   const keepOldMs = keepOld ? parseDuration(keepOld, input.keepOld ? '--keep-old' : 'cutover.keepOld') : undefined;
+  if (config.engine === 'swarm') return runSwarmCutover(ctx, { ...input, healthTimeoutMs, keepOldMs });
   const base = await setup(ctx, { requireColors: true });
   const imageName = config.image.name ?? config.project.name!;
 

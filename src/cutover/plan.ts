@@ -14,6 +14,8 @@ export interface ColorSlot {
   since: string;
   /** `compose`: the compose web service's own container (the colour before the first cutover). */
   managedBy: 'compose' | 'opskit';
+  /** On Swarm: the reference its service runs (the image pinned to its registry digest). */
+  ref?: string;
 }
 
 export interface CutoverState {

@@ -4,10 +4,16 @@ import type { PlannedStep } from '../output/plan.js';
 import { type Context, projectPath, withMutation } from '../runtime/context.js';
 import { formatDuration, parseDuration } from '../runtime/duration.js';
 import { other, recordSwitch } from './plan.js';
+import { runSwarmRollback } from './swarm.js';
 import { gate, runtimeOf, type SwitchResult, saveColors, setup, startColor, switchTo } from './switch.js';
 
 export async function runRollback(ctx: Context, input: { healthTimeout?: string | undefined }): Promise<SwitchResult> {
   const config = ctx.loaded!.config;
+  if (config.engine === 'swarm') {
+    return runSwarmRollback(ctx, {
+      healthTimeoutMs: parseDuration(input.healthTimeout ?? config.cutover.healthTimeout, '--health-timeout'),
+    });
+  }
   const base = await setup(ctx, { requireColors: false });
   const colors = base.colors;
   const target = colors ? other(colors.live) : undefined;

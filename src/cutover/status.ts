@@ -1,11 +1,14 @@
+import path from 'node:path';
 import type { ChalkInstance } from 'chalk';
 import { describeCli } from '../adapters/compose.js';
 import type { SwarmNode } from '../adapters/swarm.js';
 import { openSwarm } from '../platform/engine/open.js';
 import { describeSwarm } from '../platform/engine/swarm.js';
+import { colorService } from '../platform/engine/swarm-colors.js';
 import { type SwarmServiceStatus, serviceStatus } from '../platform/engine/swarm-state.js';
-import type { Context } from '../runtime/context.js';
-import type { Color, CutoverState } from './plan.js';
+import { readState } from '../platform/state.js';
+import { type Context, projectPath } from '../runtime/context.js';
+import { type Color, type CutoverState, cutoverState } from './plan.js';
 import { setup } from './switch.js';
 
 export interface StatusReport {
@@ -44,27 +47,34 @@ async function runSwarmStatus(ctx: Context): Promise<StatusReport> {
       .map(async (s) => serviceStatus(s, await swarm.tasks({ service: s.id }), nodes)),
   );
   rows.sort((a, b) => a.service.localeCompare(b.service));
-  const web = rows.find((r) => r.service === config.deploy.webService);
+  // The colours: blue is the web service itself, green its second service, once a cutover made it.
+  const state = await readState(ctx.fs, projectPath(ctx, path.join(config.paths.state, 'state.json')));
+  const cutover = cutoverState(state);
+  const live: Color = cutover?.live ?? 'blue';
+  const colors = (['blue', 'green'] as const).flatMap((color) => {
+    const row = rows.find((r) => r.service === colorService(config.deploy.webService, color));
+    if (!row || (!cutover && color !== 'blue')) return [];
+    const slot = cutover?.colors[color];
+    return [
+      {
+        color,
+        live: color === live,
+        image: slot?.image ?? row.image,
+        host: row.name,
+        state: `${row.running}/${row.desired} running`,
+        health: row.desired === 0 ? 'stopped' : row.running >= row.desired ? 'healthy' : 'degraded',
+        since: slot?.since ?? services.find((s) => s.name === row.name)?.updatedAt ?? '',
+      },
+    ];
+  });
   return {
     project,
     engine: 'swarm',
     compose: describeSwarm(info, swarm.endpoint),
-    live: web ? 'blue' : null,
-    colors: web
-      ? [
-          {
-            color: 'blue',
-            live: true,
-            image: web.image,
-            host: web.name,
-            state: `${web.running}/${web.desired} running`,
-            health: web.running >= web.desired ? 'healthy' : 'degraded',
-            since: services.find((s) => s.name === web.name)?.updatedAt ?? '',
-          },
-        ]
-      : [],
-    keepOldUntil: null,
-    lastSwitch: null,
+    live: colors.length ? live : null,
+    colors,
+    keepOldUntil: cutover?.keepOldUntil ?? null,
+    lastSwitch: cutover?.history[0] ?? null,
     nodes: [...nodes]
       .sort((a, b) => a.hostname.localeCompare(b.hostname))
       .map(({ hostname, role, availability, state, address, leader, engineVersion }) => ({

@@ -66,14 +66,11 @@ export async function setup(
 > {
   const loaded = ctx.loaded!;
   const config = loaded.config;
+  // Swarm has its own runtime (swarm-run.ts): its colours are services, not containers of this host.
   if (config.engine === 'swarm')
-    throw new UsageError(
-      'blue-green on Swarm (cutover, rollback) is not built yet: engine: swarm deploys with `opskit deploy`',
-      {
-        code: 'E_NOT_ON_SWARM',
-        hint: 'ship a new version with `opskit deploy --build` (Swarm updates each service with its own rolling update)',
-      },
-    );
+    throw new UsageError('this runs blue-green on one host; engine: swarm switches through swarm-run.ts', {
+      code: 'E_NOT_ON_SWARM',
+    });
   const project = config.compose.project ?? config.project.name!;
   const composeFile = projectPath(ctx, config.compose.file);
   if (!(await ctx.fs.exists(composeFile)))
@@ -218,7 +215,7 @@ export async function switchTo(rt: Runtime, color: Color, slot: ColorSlot): Prom
   }
   if (sockets) {
     await sockets.waitFor(slot.container!, 10_000);
-    await answersThroughSocket(rt, path.join(sockets.dir, socketName(slot.container!)), color);
+    await answersThroughSocket(rt.ctx, path.join(sockets.dir, socketName(slot.container!)), color);
   }
   const previousLink = await sockets?.current();
   const undo = async () => {
@@ -241,14 +238,71 @@ export async function switchTo(rt: Runtime, color: Color, slot: ColorSlot): Prom
     }
   }
   const base = await rt.nginx.baseUrl();
+  await verifyThroughFront(rt.ctx, base, color, undo);
+  return rt.ctx.clock.monotonicMs() - started;
+}
+
+/** Pure: an answer that shows the colour serves: it names the colour, or (TCP-checked apps) is any non-5xx. */
+export function servesColor(
+  response: { status: number; headers: Record<string, string>; body: string },
+  color: Color,
+  tcpOnly: boolean,
+): 'named' | 'unnamed' | undefined {
+  const said = answeredColor(response);
+  if (response.status === 200 && said === color) return 'named';
+  if (tcpOnly && said === undefined && response.status < 500) return 'unnamed';
+  return undefined;
+}
+
+/**
+ * Before the link moves: an answer through the socket file itself, the exact path nginx's next connection
+ * takes (the socket, the relay and its name lookup when there is one, the app's workers). A switch never
+ * points nginx at a socket that has not answered yet: the health gate proved the app, this proves the path.
+ */
+export async function answersThroughSocket(ctx: Context, socketPath: string, color: Color): Promise<void> {
+  const config = ctx.loaded!.config;
+  const tcpOnly = config.deploy.healthCheck === 'tcp';
+  const timeoutMs = parseDuration(config.cutover.verifyTimeout, 'cutover.verifyTimeout');
+  const poll = await pollUntil(ctx.clock, { timeoutMs, initialDelayMs: 20, maxDelayMs: 200 }, async () => {
+    try {
+      const r = await ctx.http.request(`http://localhost${config.cutover.verifyPath}`, {
+        socketPath,
+        timeoutMs: 2000,
+      });
+      return servesColor(r, color, tcpOnly)
+        ? { done: true, value: true }
+        : { done: false, last: `HTTP ${r.status} from ${answeredColor(r) ?? 'an unnamed colour'}` };
+    } catch (error) {
+      return { done: false, last: (error as Error).message };
+    }
+  });
+  if (!poll.ok)
+    throw new OperationError(
+      'E_SOCKET_SILENT',
+      `${color} did not answer ${config.cutover.verifyPath} through ${path.basename(socketPath)} within ${formatDuration(timeoutMs)} (last: ${poll.last}); the live colour was not touched`,
+      { hint: "see the colour's logs (and its relay's, with cutover.switch: relay)" },
+    );
+}
+
+/**
+ * After the switch: answers through nginx's front must come from `color` within cutover.verifyTimeout;
+ * otherwise `undo` switches back and the switch fails (E_VERIFY_FAILED).
+ */
+export async function verifyThroughFront(
+  ctx: Context,
+  base: string,
+  color: Color,
+  undo: () => Promise<void>,
+): Promise<void> {
+  const config = ctx.loaded!.config;
   const verifyMs = parseDuration(config.cutover.verifyTimeout, 'cutover.verifyTimeout');
   const tcpOnly = config.deploy.healthCheck === 'tcp';
   const verified = await pollUntil(
-    rt.ctx.clock,
+    ctx.clock,
     { timeoutMs: verifyMs, initialDelayMs: 20, maxDelayMs: 200 },
     async () => {
       try {
-        const r = await rt.ctx.http.request(`${base}${config.cutover.verifyPath}`, { timeoutMs: 2000 });
+        const r = await ctx.http.request(`${base}${config.cutover.verifyPath}`, { timeoutMs: 2000 });
         // An app checked by a TCP connect may have no path that names its colour: any answer but a 5xx.
         const serves = servesColor(r, color, tcpOnly);
         return serves
@@ -270,53 +324,37 @@ export async function switchTo(rt: Runtime, color: Color, slot: ColorSlot): Prom
     );
   }
   if (verified.value === 'unnamed') {
-    rt.ctx.reporter.info(
+    ctx.reporter.info(
       `${config.cutover.verifyPath} through nginx names no colour: verified that nginx answers (HTTP < 500), not which colour does (deploy.healthCheck: tcp)`,
     );
   }
-  return rt.ctx.clock.monotonicMs() - started;
 }
 
-/** Pure: an answer that shows the colour serves: it names the colour, or (TCP-checked apps) is any non-5xx. */
-export function servesColor(
-  response: { status: number; headers: Record<string, string>; body: string },
-  color: Color,
-  tcpOnly: boolean,
-): 'named' | 'unnamed' | undefined {
-  const said = answeredColor(response);
-  if (response.status === 200 && said === color) return 'named';
-  if (tcpOnly && said === undefined && response.status < 500) return 'unnamed';
-  return undefined;
-}
-
-/**
- * Before the link moves: an answer through the socket file itself, the exact path nginx's next connection
- * takes (the socket, the relay and its name lookup when there is one, the app's workers). A switch never
- * points nginx at a socket that has not answered yet: the health gate proved the app, this proves the path.
- */
-export async function answersThroughSocket(rt: Runtime, socketPath: string, color: Color): Promise<void> {
-  const config = rt.ctx.loaded!.config;
-  const tcpOnly = config.deploy.healthCheck === 'tcp';
-  const timeoutMs = parseDuration(config.cutover.verifyTimeout, 'cutover.verifyTimeout');
-  const poll = await pollUntil(rt.ctx.clock, { timeoutMs, initialDelayMs: 20, maxDelayMs: 200 }, async () => {
-    try {
-      const r = await rt.ctx.http.request(`http://localhost${config.cutover.verifyPath}`, {
-        socketPath,
-        timeoutMs: 2000,
-      });
-      return servesColor(r, color, tcpOnly)
-        ? { done: true, value: true }
-        : { done: false, last: `HTTP ${r.status} from ${answeredColor(r) ?? 'an unnamed colour'}` };
-    } catch (error) {
-      return { done: false, last: (error as Error).message };
-    }
+/** A detached `opskit cutover --finalize --if-due` that stops the old colour when --keep-old runs out. */
+export async function scheduleFinalize(ctx: Context, at: string): Promise<void> {
+  const { execa } = await import('execa');
+  // This same CLI as it was started (bin/opskit and its bundle, or dist/bin.js).
+  const [node, self] = ctx.system.selfCommand();
+  const args = [
+    ...self,
+    ...(ctx.globals.config ? ['-c', ctx.globals.config] : []),
+    ...(ctx.globals.env ? ['-e', ctx.globals.env] : []),
+    'cutover',
+    '--finalize',
+    '--if-due',
+    at,
+    '--quiet',
+    '--lock-wait',
+    '5m',
+  ];
+  const child = execa(node, args, {
+    cwd: ctx.loaded!.root,
+    detached: true,
+    stdio: 'ignore',
+    cleanup: false,
+    reject: false,
   });
-  if (!poll.ok)
-    throw new OperationError(
-      'E_SOCKET_SILENT',
-      `${color} did not answer ${config.cutover.verifyPath} through ${path.basename(socketPath)} within ${formatDuration(timeoutMs)} (last: ${poll.last}); the live colour was not touched`,
-      { hint: "see the colour's logs (and its relay's, with cutover.switch: relay)" },
-    );
+  child.unref();
 }
 
 export async function saveColors(rt: Runtime, colors: CutoverState): Promise<void> {

@@ -5,6 +5,7 @@ import { ConfigError, OperationError, UsageError } from '../errors.js';
 import type { PlannedStep } from '../output/plan.js';
 import type { Engine } from '../platform/engine/engine.js';
 import { openEngine } from '../platform/engine/open.js';
+import { colorSocket } from '../platform/engine/swarm-colors.js';
 import { nginxOps, renderLiveUpstream } from '../platform/nginx.js';
 import { relays } from '../platform/relay.js';
 import { type ImageBuild, resolveImageRef, runMigrations } from '../platform/release.js';
@@ -132,6 +133,7 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
           : { dir: socketsDir, relay: config.cutover.switch === 'relay' },
       upstream: !swarm,
       publish: swarm,
+      edge: swarm && hasFront ? { dir: socketsDir } : null,
       front: hasFront
         ? {
             verifyPath: config.cutover.verifyPath,
@@ -317,6 +319,12 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
             // The relays of web containers this deploy (or an earlier one) replaced.
             await relay?.reap();
             break;
+          case 'edge-link': {
+            const edge = liveSocket(ctx.fs, ctx.clock, step.dir);
+            await edge.prepare();
+            if ((await edge.current()) === undefined) await edge.point(colorSocket('blue'));
+            break;
+          }
           case 'upstream': {
             const nginx = await nginxOps(ctx, config, project, docker);
             const server =

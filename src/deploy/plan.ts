@@ -31,6 +31,11 @@ export interface DeployPlanInput {
   upstream: boolean;
   /** The new image goes to a registry first, from which every node pulls it (Swarm). */
   publish: boolean;
+  /**
+   * Swarm: the sockets directory the edge nginx shares with opskit, where its live.sock link is made
+   * (to blue.sock) before nginx starts, when there is none yet. Blue-green moves it later.
+   */
+  edge?: { dir: string } | null;
 }
 
 export type DeployStep =
@@ -43,6 +48,7 @@ export type DeployStep =
   | { kind: 'web-health'; service: string; probe: 'http' | 'tcp'; path: string; port: number; timeoutMs: number }
   | { kind: 'relay'; service: string; dir: string }
   | { kind: 'point-live'; service: string; dir: string }
+  | { kind: 'edge-link'; dir: string }
   | { kind: 'upstream'; service: string; mode: 'socket' | 'reload' }
   /** accept: `2xx`, or with a TCP-only health check any answer that is not a 5xx (the app may have no such path). */
   | { kind: 'verify-front'; path: string; timeoutMs: number; accept: '2xx' | 'not-5xx' }
@@ -82,6 +88,7 @@ export function planDeploy(input: DeployPlanInput): DeployStep[] {
   if (input.sockets) steps.push({ kind: 'point-live', service: input.webService, dir: input.sockets.dir });
   if (input.front && input.upstream)
     steps.push({ kind: 'upstream', service: input.webService, mode: input.sockets ? 'socket' : 'reload' });
+  if (input.edge) steps.push({ kind: 'edge-link', dir: input.edge.dir });
   if (input.frontServices.length > 0) {
     steps.push({ kind: 'up', services: [...input.frontServices] });
     steps.push({ kind: 'wait-healthy', services: [...input.frontServices], timeoutMs: input.waitTimeoutMs });
@@ -120,6 +127,8 @@ export function describeDeployStep(step: DeployStep): string {
       return `start the relay from ${step.service}'s TCP port to its unix socket`;
     case 'point-live':
       return `point nginx's live.sock at ${step.service}`;
+    case 'edge-link':
+      return "the edge's live.sock link to blue.sock, unless there is one";
     case 'upstream':
       return step.mode === 'socket'
         ? "nginx's upstream: the live.sock link"
@@ -196,6 +205,14 @@ function plannedStep(step: OwnStep): PlannedStep {
         bytes: 0,
         overwrite: true,
         description: `${description} (a link to its unix socket, renamed into place)`,
+      };
+    case 'edge-link':
+      return {
+        kind: 'write',
+        path: `${step.dir}/live.sock`,
+        bytes: 0,
+        overwrite: false,
+        description: `${description} (the directory made private first: the edge nginx mounts it)`,
       };
     case 'upstream':
       return {

@@ -1,8 +1,8 @@
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type CliRun, opskit, parseSingleJson, REPO, tempDir } from '../helpers/cli.js';
+import { opskit, parseSingleJson } from '../helpers/cli.js';
+import { type LabPlatform, lab, labPlatform } from '../helpers/lab.js';
 
 /**
  * engine: swarm on the project's lab (`npm run lab -- up`): three Docker Engines in network namespaces, a
@@ -10,85 +10,52 @@ import { type CliRun, opskit, parseSingleJson, REPO, tempDir } from '../helpers/
  * for real; every request goes to the lab's addresses. The lab is brought up here when it is not, and
  * taken down again at the end only then.
  */
-const LAB_ENV = path.join(REPO, '.lab', 'env.json');
-const lab = (args: string[]) =>
-  execa('node', [path.join(REPO, 'scripts/lab.mjs'), ...args], { reject: false, all: true });
-
-interface LabEnv {
-  DOCKER_HOST: string;
-  OPSKIT_LAB_NODES: string;
-  OPSKIT_LAB_REGISTRY: string;
-  OPSKIT_LAB_SOCKETS: string;
-}
-
 describe('engine: swarm on a 3-node lab: deploy, health, status', () => {
-  let env: LabEnv;
-  let startedHere = false;
-  let dir: string;
-  const run = (args: string[], extra: Record<string, string> = {}): Promise<CliRun> =>
-    opskit(args, { cwd: dir, env: { ...(env as unknown as Record<string, string>), ...extra }, timeoutMs: 600_000 });
-  const manager = (args: string[]) => execa('docker', ['-H', env.DOCKER_HOST, ...args], { reject: false });
-  const project = () =>
-    path
-      .basename(dir)
-      .toLowerCase()
-      .replace(/[^a-z0-9_-]+/g, '-');
-  const edge = () => `http://${env.OPSKIT_LAB_NODES.split(' ')[0]}:8080`;
+  let p: LabPlatform;
   /** The image the web service's spec runs, with its digest pin. */
   const webSpecImage = async () =>
     (
-      await manager(['service', 'inspect', '-f', '{{.Spec.TaskTemplate.ContainerSpec.Image}}', `${project()}_web`])
+      await p.manager(['service', 'inspect', '-f', '{{.Spec.TaskTemplate.ContainerSpec.Image}}', `${p.project}_web`])
     ).stdout.trim();
   let deployed = '';
 
   beforeAll(async () => {
-    startedHere = !existsSync(LAB_ENV);
-    const up = await lab(['up']);
-    if (up.exitCode !== 0) throw new Error(`npm run lab -- up failed:\n${up.all}`);
-    env = JSON.parse(readFileSync(LAB_ENV, 'utf8')) as LabEnv;
-    dir = tempDir('opskit-swarm-');
+    p = await labPlatform('opskit-swarm-');
   }, 300_000);
 
   afterAll(async () => {
-    if (dir && env) {
-      // The project's services, network and volume, by their labels: nothing of this run stays on the lab.
-      const services = (await manager(['service', 'ls', '-q', '--filter', `label=opskit.project=${project()}`])).stdout;
-      const ids = services.split('\n').filter(Boolean);
-      if (ids.length) await manager(['service', 'rm', ...ids]);
-      rmSync(dir, { recursive: true, force: true });
-    }
-    if (startedHere) await lab(['down']);
+    await p?.destroy();
   }, 180_000);
 
   it('init --example --engine swarm writes the platform for the lab: its registry, its edge, engine: swarm', async () => {
-    const r = await opskit(['init', '--example', dir, '--engine', 'swarm'], {
-      env: env as unknown as Record<string, string>,
+    const r = await opskit(['init', '--example', p.dir, '--engine', 'swarm'], {
+      env: p.env as unknown as Record<string, string>,
     });
     expect(r.exitCode, r.stderr).toBe(0);
-    const yaml = readFileSync(path.join(dir, 'opskit.yaml'), 'utf8');
+    const yaml = readFileSync(path.join(p.dir, 'opskit.yaml'), 'utf8');
     expect(yaml).toContain('engine: swarm');
-    expect(yaml).toContain(`name: ${env.OPSKIT_LAB_REGISTRY}/${project()}/web`);
-    expect(yaml).toContain(`url: ${edge()}`);
-    expect(readFileSync(path.join(dir, '.env'), 'utf8')).toContain(
-      `POSTGRES_IMAGE=${env.OPSKIT_LAB_REGISTRY}/opskit-test/postgres:15`,
+    expect(yaml).toContain(`name: ${p.env.OPSKIT_LAB_REGISTRY}/${p.project}/web`);
+    expect(yaml).toContain(`url: ${p.edge}`);
+    expect(readFileSync(path.join(p.dir, '.env'), 'utf8')).toContain(
+      `POSTGRES_IMAGE=${p.env.OPSKIT_LAB_REGISTRY}/opskit-test/postgres:15`,
     );
   });
 
   it('--dry-run prints the specs it would send (the job, the services), secrets redacted, and changes nothing', async () => {
-    const r = await run(['deploy', '--dry-run']);
+    const r = await p.run(['deploy', '--dry-run']);
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stderr).toContain('would call Docker POST /images/{name}/push');
     expect(r.stderr).toContain('"Mode":{"ReplicatedJob":{"MaxConcurrent":1,"TotalCompletions":1}}');
     expect(r.stderr).toContain('"RestartPolicy":{"Condition":"none"}');
-    expect(r.stderr).toContain(`would call Docker POST /services/create {"Name":"${project()}_web"`);
+    expect(r.stderr).toContain(`would call Docker POST /services/create {"Name":"${p.project}_web"`);
     expect(r.stderr).toContain('"EndpointSpec":{"Mode":"dnsrr","Ports":[{"Protocol":"tcp","TargetPort":80');
-    const password = /POSTGRES_PASSWORD=(\S+)/.exec(readFileSync(path.join(dir, '.env'), 'utf8'))![1]!;
+    const password = /POSTGRES_PASSWORD=(\S+)/.exec(readFileSync(path.join(p.dir, '.env'), 'utf8'))![1]!;
     expect(r.stderr + r.stdout).not.toContain(password);
-    expect((await manager(['service', 'ls', '-q', '--filter', `label=opskit.project=${project()}`])).stdout).toBe('');
+    expect((await p.manager(['service', 'ls', '-q', '--filter', `label=opskit.project=${p.project}`])).stdout).toBe('');
   });
 
   it('deploy --build: built, pushed and pinned, migrated by a job, every service up and healthy, nginx answers', async () => {
-    const r = await run(['deploy', '--build', '--json']);
+    const r = await p.run(['deploy', '--build', '--json']);
     expect(r.exitCode, r.stderr).toBe(0);
     const doc = parseSingleJson(r.stdout);
     expect(doc).toMatchObject({
@@ -97,18 +64,20 @@ describe('engine: swarm on a 3-node lab: deploy, health, status', () => {
       changed: true,
       migrations: { ran: true, applied: ['0001', '0002'] },
     });
-    expect(doc.released).toMatch(new RegExp(`^${env.OPSKIT_LAB_REGISTRY}/${project()}/web:[^@]+@sha256:[0-9a-f]{64}$`));
+    expect(doc.released).toMatch(
+      new RegExp(`^${p.env.OPSKIT_LAB_REGISTRY}/${p.project}/web:[^@]+@sha256:[0-9a-f]{64}$`),
+    );
     expect(await webSpecImage()).toBe(doc.released);
     deployed = doc.image as string;
     // Progress per service, and the job gone once it answered.
     expect(r.stderr).toMatch(/web: 2\/2 running/);
-    expect((await manager(['service', 'ls', '--format', '{{.Name}}'])).stdout).not.toContain('-migrate');
-    const answer = await fetch(`${edge()}/health`);
+    expect((await p.manager(['service', 'ls', '--format', '{{.Name}}'])).stdout).not.toContain('-migrate');
+    const answer = await fetch(`${p.edge}/health`);
     expect(answer.status).toBe(200);
   });
 
   it('health --json: nodes, each service, the platform through nginx, all ok (exit 0)', async () => {
-    const r = await run(['health', '--json']);
+    const r = await p.run(['health', '--json']);
     expect(r.exitCode, r.stdout).toBe(0);
     const doc = parseSingleJson(r.stdout) as {
       ok: boolean;
@@ -128,11 +97,11 @@ describe('engine: swarm on a 3-node lab: deploy, health, status', () => {
     ]);
     // The datastores answer only on the overlay: asked from a one-off container there, removed after.
     expect(doc.checks.find((c) => c.kind === 'postgres')!.name).toBe('postgres app@db:5432/app');
-    expect((await manager(['ps', '-aq', '--filter', 'label=opskit.probe'])).stdout).toBe('');
+    expect((await p.manager(['ps', '-aq', '--filter', 'label=opskit.probe'])).stdout).toBe('');
   });
 
   it('status --json: three ready nodes, the services with their tasks per node, where nginx answers', async () => {
-    const r = await run(['status', '--json']);
+    const r = await p.run(['status', '--json']);
     expect(r.exitCode, r.stderr).toBe(0);
     const doc = parseSingleJson(r.stdout) as {
       engine: string;
@@ -147,7 +116,7 @@ describe('engine: swarm on a 3-node lab: deploy, health, status', () => {
         tasks: Array<{ node: string }>;
       }>;
     };
-    expect(doc).toMatchObject({ engine: 'swarm', front: edge(), live: 'blue' });
+    expect(doc).toMatchObject({ engine: 'swarm', front: p.edge, live: 'blue' });
     expect(doc.nodes.map((n) => n.state)).toEqual(['ready', 'ready', 'ready']);
     expect(doc.nodes.filter((n) => n.role === 'manager')).toHaveLength(1);
     expect(new Set(doc.nodes.map((n) => n.hostname)).size).toBe(3);
@@ -163,21 +132,21 @@ describe('engine: swarm on a 3-node lab: deploy, health, status', () => {
   it('a failing migration: exit 1 with its log, the job removed, the running version untouched and serving', async () => {
     const webBefore = await webSpecImage();
     expect(webBefore).toMatch(/@sha256:/);
-    const bad = path.join(dir, 'migrations', '0003_broken.sql');
+    const bad = path.join(p.dir, 'migrations', '0003_broken.sql');
     writeFileSync(bad, 'ALTER TABLE no_such_table ADD COLUMN x int;\n');
     try {
-      const r = await run(['deploy', '--build', '--json']);
+      const r = await p.run(['deploy', '--build', '--json']);
       expect(r.exitCode).toBe(1);
       const doc = parseSingleJson(r.stdout) as { error: { code: string; message: string } };
       expect(doc.error.code).toBe('E_MIGRATION_FAILED');
       expect(doc.error.message).toMatch(/no_such_table/);
-      expect((await manager(['service', 'ls', '--format', '{{.Name}}'])).stdout).not.toContain('-migrate');
+      expect((await p.manager(['service', 'ls', '--format', '{{.Name}}'])).stdout).not.toContain('-migrate');
       expect(await webSpecImage()).toBe(webBefore);
-      const after = parseSingleJson((await run(['status', '--json'])).stdout) as {
+      const after = parseSingleJson((await p.run(['status', '--json'])).stdout) as {
         services: Array<{ service: string; running: number }>;
       };
       expect(after.services.find((s) => s.service === 'web')).toMatchObject({ running: 2 });
-      expect((await fetch(`${edge()}/health`)).status).toBe(200);
+      expect((await fetch(`${p.edge}/health`)).status).toBe(200);
     } finally {
       rmSync(bad);
     }
@@ -187,7 +156,7 @@ describe('engine: swarm on a 3-node lab: deploy, health, status', () => {
     const killed = await lab(['kill-node', '3', '--wait']);
     expect(killed.exitCode, killed.all).toBe(0);
     try {
-      const r = await run(['health', '--json']);
+      const r = await p.run(['health', '--json']);
       expect(r.exitCode).toBe(3);
       const doc = parseSingleJson(r.stdout) as {
         checks: Array<{ kind: string; name: string; status: string; detail: string }>;
@@ -197,7 +166,7 @@ describe('engine: swarm on a 3-node lab: deploy, health, status', () => {
       expect(doc.checks.find((c) => c.name === 'service web')).toMatchObject({ status: 'warn' });
       // The platform still answers through the edge: nginx follows the web's DNS to the task left.
       expect(doc.checks.find((c) => c.kind === 'front')).toMatchObject({ status: 'pass' });
-      const status = parseSingleJson((await run(['status', '--json'])).stdout) as {
+      const status = parseSingleJson((await p.run(['status', '--json'])).stdout) as {
         nodes: Array<{ hostname: string; state: string }>;
       };
       expect(status.nodes.find((n) => n.hostname === 'opskit-lab-n3')!.state).toBe('down');
@@ -206,35 +175,30 @@ describe('engine: swarm on a 3-node lab: deploy, health, status', () => {
       expect(started.exitCode, started.all).toBe(0);
     }
     // Swarm does not move the web back by itself; the nodes check passes again.
-    const back = parseSingleJson((await run(['health', '--json', '--only', 'nodes'])).stdout);
+    const back = parseSingleJson((await p.run(['health', '--json', '--only', 'nodes'])).stdout);
     expect(back).toMatchObject({ ok: true });
   });
 
   it('errors an operator meets: a worker instead of a manager (exit 2), a constraint no node meets (exit 2, the nodes named)', async () => {
-    const worker = env.OPSKIT_LAB_SOCKETS.split(' ')[1]!;
-    const r = await run(['status', '--json'], { DOCKER_HOST: worker });
+    const worker = p.env.OPSKIT_LAB_SOCKETS.split(' ')[1]!;
+    const r = await p.run(['status', '--json'], { DOCKER_HOST: worker });
     expect(r.exitCode).toBe(2);
     expect(parseSingleJson(r.stdout)).toMatchObject({ error: { code: 'E_SWARM_NOT_MANAGER' } });
 
-    // Blue-green on Swarm is the next piece: refused, clearly, changing nothing.
-    const cutover = await run(['cutover', '--json']);
-    expect(cutover.exitCode).toBe(2);
-    expect(parseSingleJson(cutover.stdout)).toMatchObject({ error: { code: 'E_NOT_ON_SWARM' } });
-
     // A registry that does not answer: the push fails with its registry named (exit 1).
-    const refused = await run(['deploy', '--build', '--json', '--set', 'image.name=10.231.0.1:5999/nowhere/web']);
+    const refused = await p.run(['deploy', '--build', '--json', '--set', 'image.name=10.231.0.1:5999/nowhere/web']);
     expect(refused.exitCode, refused.stdout).toBe(1);
     expect(parseSingleJson(refused.stdout)).toMatchObject({
       error: { code: 'E_PUSH_FAILED', message: expect.stringContaining('10.231.0.1:5999') },
     });
 
-    const file = path.join(dir, 'compose/docker-compose.swarm.yml');
+    const file = path.join(p.dir, 'compose/docker-compose.swarm.yml');
     const original = readFileSync(file, 'utf8');
     writeFileSync(file, original.replace('node.labels.opskit.data == true]', 'node.labels.opskit.nowhere == true]'));
     // A service gone makes this a real deploy again (the same image with everything healthy changes nothing).
-    await manager(['service', 'rm', `${project()}_redis`]);
+    await p.manager(['service', 'rm', `${p.project}_redis`]);
     try {
-      const placed = await run(['deploy', '--skip-migrations', '--image', deployed, '--json']);
+      const placed = await p.run(['deploy', '--skip-migrations', '--image', deployed, '--json']);
       expect(placed.exitCode, placed.stdout).toBe(2);
       const doc = parseSingleJson(placed.stdout) as { error: { code: string; message: string } };
       expect(doc.error.code).toBe('E_SWARM_PLACEMENT');

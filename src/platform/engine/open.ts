@@ -79,9 +79,17 @@ export async function openSwarm(
 export async function openEngine(setup: EngineSetup): Promise<Engine> {
   const { ctx, config, target, docker, env } = setup;
   if (config.engine === 'compose') return composeEngine({ ctx, docker, target, env }, setup.compose);
+  return (await openSwarmEngine(setup)).engine;
+}
+
+/** The swarm engine with the manager's connection it drives (blue-green on Swarm needs both). */
+export async function openSwarmEngine(
+  setup: EngineSetup,
+): Promise<{ engine: Engine; swarm: SwarmAdapter; info: Awaited<ReturnType<SwarmAdapter['info']>> }> {
+  const { ctx, config, target, env } = setup;
   const { swarm, info } = await openSwarm(config, env);
   const models = new Map<string, Promise<ComposeModel>>();
-  return swarmEngine({
+  const engine = swarmEngine({
     ctx,
     swarm,
     info,
@@ -97,4 +105,5 @@ export async function openEngine(setup: EngineSetup): Promise<Engine> {
       return model;
     },
   });
+  return { engine, swarm, info };
 }

@@ -5,6 +5,7 @@ import type { Context } from '../../runtime/context.js';
 import { formatDuration } from '../../runtime/duration.js';
 import { pollUntil } from '../../runtime/poll.js';
 import type { Engine, Instance } from './engine.js';
+import { colorAlias } from './swarm-colors.js';
 import {
   type ComposeModel,
   migrationJobName,
@@ -78,7 +79,9 @@ export function swarmEngine(rt: SwarmRuntime): Engine {
       services.map(async (service) => {
         const own = model.services[service]?.image;
         const ref = service === rt.webService ? image : own && pinImages ? await pin(own) : (own ?? '');
-        return serviceSpec(model, project, service, ref);
+        const spec = serviceSpec(model, project, service, ref);
+        // The web is blue until a cutover: the edge's blue server reaches it by the colour's name.
+        return service === rt.webService ? withAlias(spec, colorAlias(service, 'blue')) : spec;
       }),
     );
   };
@@ -313,6 +316,19 @@ export function swarmEngine(rt: SwarmRuntime): Engine {
     },
   };
   return engine;
+}
+
+/** Pure: the spec with one more alias on each of its networks. */
+export function withAlias(spec: ServiceSpec, alias: string): ServiceSpec {
+  const networks = spec.TaskTemplate.Networks;
+  if (!networks) return spec;
+  return {
+    ...spec,
+    TaskTemplate: {
+      ...spec.TaskTemplate,
+      Networks: networks.map((n) => ({ ...n, Aliases: [...new Set([...(n.Aliases ?? []), alias])] })),
+    },
+  };
 }
 
 /** Pure: a Swarm task as an engine instance (its node by hostname; running on a node that is down is not ready). */

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,10 +7,14 @@ import { fileURLToPath } from 'node:url';
 // and an `opskit cutover` to a fresh container of the other image, all under one 50-connection load
 // through nginx. Prints requests, non-2xx, errors (by code), timeouts, dropped, and the switch time
 // p50/p99; exit 1 when any request failed. `npm run soak` builds opskit first.
+// With `--engine swarm` (issue 19) the platform runs on the project's Swarm lab (brought up when it is
+// not, and down again after only then): each cutover replaces the idle colour's service with the other
+// image, and the load goes through the edge nginx's host-mode port on the manager.
 //
-//   npm run soak [-- --cycles 100] [--connections 50] [--json]
+//   npm run soak [-- --cycles 100] [--connections 50] [--engine compose|swarm] [--json]
 //
-// Traffic goes only to the nginx container's own address on this machine's Docker bridge.
+// Traffic goes only to the nginx container's own address on this machine's Docker bridge, or to the
+// lab's manager address (a network namespace the lab made on this machine).
 import { execa } from 'execa';
 import { exampleEnv, freePort, serviceAddress } from './lib.mjs';
 
@@ -25,6 +29,11 @@ const flag = (name, fallback) => {
 const cycles = Number(flag('cycles', '100'));
 const connections = Number(flag('connections', '50'));
 const json = process.argv.includes('--json');
+const engine = flag('engine', 'compose');
+if (engine !== 'compose' && engine !== 'swarm') {
+  process.stderr.write(`--engine ${engine}: expected compose or swarm\n`);
+  process.exit(2);
+}
 if (!Number.isInteger(cycles) || cycles < 1) {
   process.stderr.write(`--cycles ${flag('cycles')}: expected a whole number of cycles, at least 1\n`);
   process.exit(2);
@@ -48,9 +57,12 @@ const project = path
   .replace(/[^a-z0-9_-]+/g, '-');
 let env = {};
 let load;
+/** engine: swarm: the lab's env (its manager, nodes, registry), and whether this run brought it up. */
+let lab;
+const labScript = path.join(repo, 'scripts', 'lab.mjs');
 
 async function opskit(args) {
-  const r = await execa(process.execPath, [bin, '-e', 'offline', '--json', ...args], {
+  const r = await execa(process.execPath, [bin, ...(lab ? [] : ['-e', 'offline']), '--json', ...args], {
     cwd: dir,
     env,
     reject: false,
@@ -63,6 +75,16 @@ async function opskit(args) {
 
 async function cleanup() {
   await load?.stop().catch(() => undefined);
+  if (lab) {
+    const docker = (args) => execa('docker', ['-H', lab.env.DOCKER_HOST, ...args], { reject: false });
+    const ids = (await docker(['service', 'ls', '-q', '--filter', `label=opskit.project=${project}`])).stdout
+      .split('\n')
+      .filter(Boolean);
+    if (ids.length) await docker(['service', 'rm', ...ids]);
+    if (lab.startedHere) await execa(process.execPath, [labScript, 'down'], { reject: false });
+    rmSync(dir, { recursive: true, force: true });
+    return;
+  }
   const ours = (
     await execa('docker', ['ps', '-aq', '--filter', `label=com.docker.compose.project=${project}`], { reject: false })
   ).stdout
@@ -88,15 +110,38 @@ async function cleanup() {
   rmSync(dir, { recursive: true, force: true });
 }
 
+/** The platform's directory and env, and the address its front answers on. */
+async function platform() {
+  if (engine === 'compose') {
+    await execa(process.execPath, [bin, 'init', '--example', dir, '--quiet']);
+    env = { ...exampleEnv(dir), NGINX_PORT: String(await freePort()), COMPOSE_PROJECT_NAME: project };
+    return async () => `http://${await serviceAddress(project, 'nginx')}:80/health`;
+  }
+  const labEnvFile = path.join(repo, '.lab', 'env.json');
+  const startedHere = !existsSync(labEnvFile);
+  say(startedHere ? 'bringing the Swarm lab up (npm run lab -- up)' : 'on the Swarm lab that is up');
+  const up = await execa(process.execPath, [labScript, 'up'], { reject: false, all: true });
+  if (up.exitCode !== 0) throw new Error(`npm run lab -- up failed:\n${up.all}`);
+  lab = { startedHere, env: JSON.parse(readFileSync(labEnvFile, 'utf8')) };
+  env = { ...process.env, ...lab.env };
+  await execa(process.execPath, [bin, 'init', '--example', dir, '--engine', 'swarm', '--quiet'], { env });
+  return async () => `http://${lab.env.OPSKIT_LAB_NODES.split(' ')[0]}:8080/health`;
+}
+
 async function main() {
-  await execa(process.execPath, [bin, 'init', '--example', dir, '--quiet']);
-  env = { ...exampleEnv(dir), NGINX_PORT: String(await freePort()), COMPOSE_PROJECT_NAME: project };
-  say(`the sample platform in ${dir}: build and deploy`);
+  const frontUrl = await platform();
+  say(`the sample platform in ${dir} (engine: ${engine}): build and deploy`);
   const v1 = (await opskit(['deploy', '--build', '--quiet'])).image;
   appendFileSync(path.join(dir, 'app.py'), '\n# soak: version 2\n');
   const v2 = (await opskit(['build', '--quiet'])).tags[0];
-  const ip = await serviceAddress(project, 'nginx');
-  const front = `http://${ip}:80/health`;
+  // On Swarm a cutover replaces the idle colour's service in place: a third version makes every cutover
+  // replace its tasks (the same image again would change nothing there).
+  let v3;
+  if (engine === 'swarm') {
+    appendFileSync(path.join(dir, 'app.py'), '\n# soak: version 3\n');
+    v3 = (await opskit(['build', '--quiet'])).tags[0];
+  }
+  const front = await frontUrl();
   const cut = await opskit(['cutover', '--image', v2, '--quiet']);
   say(
     `blue-green from ${cut.from} to ${cut.to}; ${cycles} cycles of rollback + cutover under ${connections} connections on ${front}`,
@@ -112,7 +157,8 @@ async function main() {
     if (back.restarted) throw new Error(`cycle ${i}: the rollback restarted ${back.to}: it was not warm`);
     rollbackMs.push(back.switchMs);
     const live = (await (await fetch(front)).json()).version;
-    const forward = await opskit(['cutover', '--image', live === v1.split(':')[1] ? v2 : v1, '--quiet']);
+    const next = v3 ? (i % 2 ? v3 : v2) : live === v1.slice(v1.lastIndexOf(':') + 1) ? v2 : v1;
+    const forward = await opskit(['cutover', '--image', next, '--quiet']);
     cutoverMs.push(forward.switchMs);
     if (i % 10 === 0 || i === cycles)
       say(`cycle ${i}/${cycles}: rollback switch ${back.switchMs} ms, cutover switch ${forward.switchMs} ms`);
@@ -121,6 +167,7 @@ async function main() {
   load = undefined;
   const all = [...rollbackMs, ...cutoverMs];
   const report = {
+    engine,
     cycles,
     switches: all.length,
     connections,
@@ -142,7 +189,7 @@ async function main() {
   else {
     process.stdout.write(
       [
-        `soak: ${cycles} cycles (${all.length} switches) under ${connections} connections through nginx, ${report.durationS} s`,
+        `soak (engine: ${engine}): ${cycles} cycles (${all.length} switches) under ${connections} connections through nginx, ${report.durationS} s`,
         `  requests  ${report.requests} answered (${report.rps} req/s)`,
         `  failed    ${report.non2xx} non-2xx, ${report.errors} errors, ${report.timeouts} timeouts, ${report.dropped} dropped${
           report.errors

@@ -123,6 +123,13 @@ export interface DockerAdapter {
     argv: readonly string[],
     env: Record<string, string>,
   ): Promise<{ stdout: NodeJS.ReadableStream; done: Promise<{ exitCode: number; stderr: string }> }>;
+  /** A command in a running container reading `input` on its stdin (psql loading a dump); env through the API. */
+  execStdin(
+    id: string,
+    argv: readonly string[],
+    env: Record<string, string>,
+    input: NodeJS.ReadableStream,
+  ): Promise<{ exitCode: number; stdout: string; stderr: string }>;
   /**
    * Container events (start, die, health_status, ...) of containers with these labels, as they
    * happen, until the returned function is called. Lets a wait wake at once instead of polling late.
@@ -498,6 +505,40 @@ export async function createDockerAdapter(host: string | undefined, timeoutMs = 
         stream.on('error', reject);
       });
       return { stdout, done };
+    },
+    async execStdin(id, argv, env, input) {
+      const { docker } = await lib();
+      const { PassThrough } = await import('node:stream');
+      const execution = await docker.getContainer(id).exec({
+        Cmd: [...argv],
+        Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+        AttachStdin: true,
+        AttachStdout: true,
+        AttachStderr: true,
+      });
+      const stream = (await execution.start({ hijack: true, stdin: true })) as NodeJS.ReadWriteStream & {
+        end(): void;
+      };
+      const stdout = new PassThrough();
+      const stderr = new PassThrough();
+      let out = '';
+      let err = '';
+      stdout.on('data', (chunk: Buffer) => {
+        out = (out + chunk.toString()).slice(-65_536);
+      });
+      stderr.on('data', (chunk: Buffer) => {
+        err = (err + chunk.toString()).slice(-65_536);
+      });
+      docker.modem.demuxStream(stream, stdout, stderr);
+      const ended = new Promise<void>((resolve, reject) => {
+        stream.on('end', () => resolve());
+        stream.on('error', reject);
+      });
+      // The input's end closes the process's stdin (a half-close of the hijacked connection).
+      input.pipe(stream);
+      await ended;
+      const inspected = await execution.inspect();
+      return { exitCode: inspected.ExitCode ?? -1, stdout: out, stderr: err };
     },
     async watchContainers(labels, onEvent) {
       // No request timeout: the stream stays open for the whole wait.

@@ -1,9 +1,10 @@
 import path from 'node:path';
 import { abortFailureKind } from '../adapters/s3.js';
-import { ConfigError, OperationError, UsageError } from '../errors.js';
+import { ConfigError, OperationError } from '../errors.js';
 import { type Context, withMutation } from '../runtime/context.js';
 import { formatDuration } from '../runtime/duration.js';
 import type { Sensitive } from '../sensitive.js';
+import { composeDumper, type Dumper, hostDumper } from './dumpers.js';
 import {
   backupName,
   type Manifest,
@@ -29,70 +30,6 @@ import {
 } from './target.js';
 
 /** `opskit backup create`: pg_dump streamed, checksummed, to the local directory and the bucket. */
-
-export interface Dumper {
-  where: string;
-  serverVersion(): Promise<string>;
-  dump(): Promise<{
-    stdout: NodeJS.ReadableStream & import('node:stream').Readable;
-    done: Promise<{ exitCode: number | undefined; signal?: string | undefined; stderr: string; notFound: boolean }>;
-    kill(): void;
-  }>;
-}
-
-export function hostDumper(ctx: Context, url: Sensitive, env: Record<string, string>): Dumper {
-  const config = ctx.loaded!.config;
-  return {
-    where: `on ${env.PGHOST}:${env.PGPORT}`,
-    serverVersion: async () => (await ctx.datastores.postgres(url, 10_000)).serverVersion,
-    dump: async () => {
-      const p = await ctx.exec.stream(config.backup.pgDump, ['--no-password', '--no-owner', '--no-acl'], {
-        env: { ...ctx.processEnv, ...env },
-        stdin: 'ignore',
-      });
-      return { stdout: p.stdout, done: p.done, kill: p.kill };
-    },
-  };
-}
-
-/** pg_dump inside the db service's container, over its local socket; the password goes in the exec's env. */
-export async function composeDumper(ctx: Context, env: Record<string, string>): Promise<Dumper> {
-  const config = ctx.loaded!.config;
-  const { pickServiceContainer, serviceLabels } = await import('../adapters/compose.js');
-  const project = config.compose.project ?? config.project.name!;
-  const docker = await ctx.docker(config.docker.host ?? ctx.loaded!.env.DOCKER_HOST);
-  const c = pickServiceContainer(await docker.listContainers(serviceLabels(project, config.database.service)));
-  if (!c?.running)
-    throw new OperationError(
-      'E_DB_DOWN',
-      `backup.via compose: the ${config.database.service} service of ${project} is not running`,
-      { hint: 'start it (opskit deploy), or use backup.via: host' },
-    );
-  const inner = {
-    PGUSER: env.PGUSER ?? 'postgres',
-    PGDATABASE: env.PGDATABASE!,
-    ...(env.PGPASSWORD ? { PGPASSWORD: env.PGPASSWORD } : {}),
-  };
-  return {
-    where: `in the ${config.database.service} container (${c.name})`,
-    async serverVersion() {
-      const r = await docker.execStream(c.id, ['psql', '-X', '-Atc', 'SHOW server_version'], inner);
-      let out = '';
-      r.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-      const exit = await r.done;
-      if (exit.exitCode !== 0) throw new Error(exit.stderr.trim() || `psql exited ${exit.exitCode}`);
-      return out.trim();
-    },
-    async dump() {
-      const r = await docker.execStream(c.id, [config.backup.pgDump, '--no-password', '--no-owner', '--no-acl'], inner);
-      return {
-        stdout: r.stdout as NodeJS.ReadableStream & import('node:stream').Readable,
-        done: r.done.then((d) => ({ ...d, notFound: false })),
-        kill: () => {},
-      };
-    },
-  };
-}
 
 /**
  * What became of a multipart upload that an interrupted run started (its journal names it): aborted;
@@ -182,11 +119,6 @@ export async function runCreate(
   deps: BackupDeps = {},
 ): Promise<CreateResult> {
   const config = ctx.loaded!.config;
-  if ((flags.via ?? config.backup.via) === 'compose' && config.engine === 'swarm')
-    throw new UsageError('backup --via compose reaches a compose service: on Swarm, the overlay is not built yet', {
-      code: 'E_NOT_ON_SWARM',
-      hint: 'back up with --via host and a database.url this machine reaches (a published port, or a tunnel)',
-    });
   const t = target(ctx, flags, deps);
   const url = requireUrl(t);
   const env = pgEnv(url);
@@ -233,127 +165,168 @@ export async function runCreate(
     const startedAt = await freeStartTime(ctx, t, env.PGDATABASE!);
     const started = ctx.clock.monotonicMs();
     const via = flags.via ?? config.backup.via;
-    const dumper = via === 'compose' ? await composeDumper(ctx, env) : hostDumper(ctx, url, env);
-    let step = ctx.reporter.step(`connect to ${env.PGDATABASE} ${dumper.where}`);
-    const serverVersion = await dumper.serverVersion().catch((error: unknown) => {
-      step.fail();
-      throw new OperationError(
-        'E_PG_CONNECT',
-        `cannot connect to ${url.toString()}: ${ctx.redactor.scrub((error as Error).message)}`,
-        { hint: 'nothing was written' },
-      );
-    });
-    step.succeed(`PostgreSQL ${serverVersion}`);
-    const server = { serverVersion };
-    const name = backupName(env.PGDATABASE!, startedAt);
-    const final = path.join(t.dir, name);
-    const partial = `${final}.partial`;
-    step = ctx.reporter.step(`pg_dump ${env.PGDATABASE} | gzip > ${path.relative(ctx.cwd, final) || final}`);
-    const dump = await dumper.dump();
-    let written: { rawBytes: number; sizeBytes: number; sha256: string };
-    let manifest: Manifest;
-    let manifestWritten = false;
+    // On Swarm, inside the overlay: a container of the database's image there runs pg_dump (no port published).
+    const overlay =
+      via === 'compose' && config.engine === 'swarm'
+        ? await (await import('./overlay.js')).overlayReach(ctx, url)
+        : undefined;
     try {
-      const [w, exit] = await Promise.all([t.store.gzipTo(dump.stdout, partial, config.backup.gzipLevel), dump.done]);
-      written = w;
-      if (exit.notFound)
-        throw new ConfigError(`backup.pgDump: ${config.backup.pgDump} not found`, {
-          code: 'E_NO_PG_DUMP',
-          hint: 'install postgresql-client',
-        });
-      if (exit.exitCode !== 0)
-        throw new OperationError(
-          'E_PG_DUMP_FAILED',
-          `pg_dump failed (exit ${exit.exitCode ?? exit.signal ?? 'unknown'}): ${ctx.redactor.scrub(exit.stderr.trim().split('\n').slice(-5).join('\n'))}`,
-          { hint: 'nothing was written or uploaded' },
-        );
-      if (w.rawBytes < config.backup.minDumpBytes)
-        throw new OperationError(
-          'E_DUMP_TOO_SMALL',
-          `the dump is ${w.rawBytes} bytes, below backup.minDumpBytes (${config.backup.minDumpBytes}): not a backup`,
-        );
-      const endedAt = ctx.clock.now();
-      manifest = {
-        name,
-        database: env.PGDATABASE!,
-        serverVersion: server.serverVersion,
-        sizeBytes: written.sizeBytes,
-        sha256: written.sha256,
-        startedAt: startedAt.toISOString(),
-        endedAt: endedAt.toISOString(),
-        durationMs: Math.round(ctx.clock.monotonicMs() - started),
-        format: 1,
-      };
-      // The manifest before the final name, so that a file under a backup's name always has one: a run
-      // killed in between leaves a .partial and its manifest, which the next run removes (planLeftovers).
-      await ctx.fs.writeFileAtomic(`${final}.json`, `${JSON.stringify(manifest, null, 2)}\n`);
-      manifestWritten = true;
-      await t.store.commit(partial, final);
-    } catch (error) {
-      step.fail();
-      dump.kill();
-      await ctx.fs.remove(partial);
-      if (manifestWritten) await ctx.fs.remove(`${final}.json`);
-      throw error;
+      return await createWith(ctx, t, {
+        url,
+        env,
+        startedAt,
+        started,
+        removedPartials,
+        interruptedUploads,
+        flags,
+        dumper: overlay
+          ? overlay.dumper
+          : via === 'compose'
+            ? await composeDumper(ctx, env)
+            : hostDumper(ctx, url, env),
+      });
+    } finally {
+      await overlay?.close();
     }
-    step.succeed(
-      `${name}: ${formatBytes(written.sizeBytes)} (${formatBytes(written.rawBytes)} dumped), sha256 ${written.sha256.slice(0, 12)}`,
+  });
+}
+
+/** The dump itself, once the leftovers of an interrupted run are handled and the dumper is chosen. */
+async function createWith(
+  ctx: Context,
+  t: Target,
+  input: {
+    url: Sensitive;
+    env: Record<string, string>;
+    startedAt: Date;
+    started: number;
+    removedPartials: string[];
+    interruptedUploads: CreateResult['interruptedUploads'];
+    flags: { prune?: boolean; policy?: RetentionPolicy };
+    dumper: Dumper;
+  },
+): Promise<CreateResult> {
+  const config = ctx.loaded!.config;
+  const { url, env, startedAt, started, removedPartials, interruptedUploads, flags, dumper } = input;
+  let step = ctx.reporter.step(`connect to ${env.PGDATABASE} ${dumper.where}`);
+  const serverVersion = await dumper.serverVersion().catch((error: unknown) => {
+    step.fail();
+    throw new OperationError(
+      'E_PG_CONNECT',
+      `cannot connect to ${url.toString()}: ${ctx.redactor.scrub((error as Error).message)}`,
+      { hint: 'nothing was written' },
     );
-    let s3: CreateResult['s3'] = null;
-    if (t.s3) {
-      const { bucket } = t.s3;
-      const key = objectKey(t.s3.prefix, name);
-      const journalPath = `${final}${UPLOAD_JOURNAL_SUFFIX}`;
-      // Set while a multipart upload may be open: recorded beside the backup before CreateMultipartUpload,
-      // then with its id before the first part, so that the next run aborts the upload of a run killed
-      // mid-way (its parts are billed until someone does).
-      let journal: UploadJournal | undefined;
-      const record = async (uploadId: string | undefined) => {
-        journal = { bucket, key, uploadId, startedAt: journal?.startedAt ?? ctx.clock.now().toISOString() };
-        await ctx.fs.writeFileAtomic(journalPath, `${JSON.stringify(journal)}\n`);
-      };
-      step = ctx.reporter.step(`upload to s3://${bucket}/${key}`);
-      try {
-        const adapter = await t.s3.adapter();
-        await adapter.upload(
-          key,
-          { sizeBytes: manifest.sizeBytes, read: (start, length) => t.store.readRange(final, start, length) },
-          {
-            metadata: manifestMetadata(manifest),
-            partSizeBytes: config.backup.partSizeMiB * 2 ** 20,
-            queueSize: config.backup.queueSize,
-            onMultipart: { creating: () => record(undefined), created: (uploadId) => record(uploadId) },
-          },
-        );
-        if (journal) {
-          journal = undefined;
-          await ctx.fs.remove(journalPath);
-        }
-        const head = await adapter.head(key);
-        const stored = head && manifestFromMetadata(name, head.metadata);
-        if (head?.sizeBytes !== manifest.sizeBytes || stored?.sha256 !== manifest.sha256) {
-          await adapter.remove([key]).catch(() => {});
-          const says = head ? `${head.sizeBytes} bytes${stored ? '' : ', no opskit manifest'}` : 'no object';
-          throw new Error(
-            `HeadObject says ${says}, expected ${manifest.sizeBytes} bytes and sha256 ${manifest.sha256.slice(0, 12)}`,
-          );
-        }
-        step.succeed(`uploaded, ${formatBytes(head.sizeBytes)} confirmed`);
-        s3 = { bucket, key, uploaded: true };
-      } catch (error) {
-        step.fail();
-        if (journal && (await abortUpload(ctx, t, journal)) !== 'failed') await ctx.fs.remove(journalPath);
-        throw new OperationError(
-          'E_S3_UPLOAD',
-          `the upload to S3 (s3://${bucket}/${key}) failed: ${ctx.redactor.scrub(s3Cause(error))}`,
-          { hint: `the local backup ${final} is kept`, details: { backup: { ...manifest, file: final } } },
+  });
+  step.succeed(`PostgreSQL ${serverVersion}`);
+  const server = { serverVersion };
+  const name = backupName(env.PGDATABASE!, startedAt);
+  const final = path.join(t.dir, name);
+  const partial = `${final}.partial`;
+  step = ctx.reporter.step(`pg_dump ${env.PGDATABASE} | gzip > ${path.relative(ctx.cwd, final) || final}`);
+  const dump = await dumper.dump();
+  let written: { rawBytes: number; sizeBytes: number; sha256: string };
+  let manifest: Manifest;
+  let manifestWritten = false;
+  try {
+    const [w, exit] = await Promise.all([t.store.gzipTo(dump.stdout, partial, config.backup.gzipLevel), dump.done]);
+    written = w;
+    if (exit.notFound)
+      throw new ConfigError(`backup.pgDump: ${config.backup.pgDump} not found`, {
+        code: 'E_NO_PG_DUMP',
+        hint: 'install postgresql-client',
+      });
+    if (exit.exitCode !== 0)
+      throw new OperationError(
+        'E_PG_DUMP_FAILED',
+        `pg_dump failed (exit ${exit.exitCode ?? exit.signal ?? 'unknown'}): ${ctx.redactor.scrub(exit.stderr.trim().split('\n').slice(-5).join('\n'))}`,
+        { hint: 'nothing was written or uploaded' },
+      );
+    if (w.rawBytes < config.backup.minDumpBytes)
+      throw new OperationError(
+        'E_DUMP_TOO_SMALL',
+        `the dump is ${w.rawBytes} bytes, below backup.minDumpBytes (${config.backup.minDumpBytes}): not a backup`,
+      );
+    const endedAt = ctx.clock.now();
+    manifest = {
+      name,
+      database: env.PGDATABASE!,
+      serverVersion: server.serverVersion,
+      sizeBytes: written.sizeBytes,
+      sha256: written.sha256,
+      startedAt: startedAt.toISOString(),
+      endedAt: endedAt.toISOString(),
+      durationMs: Math.round(ctx.clock.monotonicMs() - started),
+      format: 1,
+    };
+    // The manifest before the final name, so that a file under a backup's name always has one: a run
+    // killed in between leaves a .partial and its manifest, which the next run removes (planLeftovers).
+    await ctx.fs.writeFileAtomic(`${final}.json`, `${JSON.stringify(manifest, null, 2)}\n`);
+    manifestWritten = true;
+    await t.store.commit(partial, final);
+  } catch (error) {
+    step.fail();
+    dump.kill();
+    await ctx.fs.remove(partial);
+    if (manifestWritten) await ctx.fs.remove(`${final}.json`);
+    throw error;
+  }
+  step.succeed(
+    `${name}: ${formatBytes(written.sizeBytes)} (${formatBytes(written.rawBytes)} dumped), sha256 ${written.sha256.slice(0, 12)}`,
+  );
+  let s3: CreateResult['s3'] = null;
+  if (t.s3) {
+    const { bucket } = t.s3;
+    const key = objectKey(t.s3.prefix, name);
+    const journalPath = `${final}${UPLOAD_JOURNAL_SUFFIX}`;
+    // Set while a multipart upload may be open: recorded beside the backup before CreateMultipartUpload,
+    // then with its id before the first part, so that the next run aborts the upload of a run killed
+    // mid-way (its parts are billed until someone does).
+    let journal: UploadJournal | undefined;
+    const record = async (uploadId: string | undefined) => {
+      journal = { bucket, key, uploadId, startedAt: journal?.startedAt ?? ctx.clock.now().toISOString() };
+      await ctx.fs.writeFileAtomic(journalPath, `${JSON.stringify(journal)}\n`);
+    };
+    step = ctx.reporter.step(`upload to s3://${bucket}/${key}`);
+    try {
+      const adapter = await t.s3.adapter();
+      await adapter.upload(
+        key,
+        { sizeBytes: manifest.sizeBytes, read: (start, length) => t.store.readRange(final, start, length) },
+        {
+          metadata: manifestMetadata(manifest),
+          partSizeBytes: config.backup.partSizeMiB * 2 ** 20,
+          queueSize: config.backup.queueSize,
+          onMultipart: { creating: () => record(undefined), created: (uploadId) => record(uploadId) },
+        },
+      );
+      if (journal) {
+        journal = undefined;
+        await ctx.fs.remove(journalPath);
+      }
+      const head = await adapter.head(key);
+      const stored = head && manifestFromMetadata(name, head.metadata);
+      if (head?.sizeBytes !== manifest.sizeBytes || stored?.sha256 !== manifest.sha256) {
+        await adapter.remove([key]).catch(() => {});
+        const says = head ? `${head.sizeBytes} bytes${stored ? '' : ', no opskit manifest'}` : 'no object';
+        throw new Error(
+          `HeadObject says ${says}, expected ${manifest.sizeBytes} bytes and sha256 ${manifest.sha256.slice(0, 12)}`,
         );
       }
+      step.succeed(`uploaded, ${formatBytes(head.sizeBytes)} confirmed`);
+      s3 = { bucket, key, uploaded: true };
+    } catch (error) {
+      step.fail();
+      if (journal && (await abortUpload(ctx, t, journal)) !== 'failed') await ctx.fs.remove(journalPath);
+      throw new OperationError(
+        'E_S3_UPLOAD',
+        `the upload to S3 (s3://${bucket}/${key}) failed: ${ctx.redactor.scrub(s3Cause(error))}`,
+        { hint: `the local backup ${final} is kept`, details: { backup: { ...manifest, file: final } } },
+      );
     }
-    const result: CreateResult = { backup: { ...manifest, file: final }, s3, removedPartials, interruptedUploads };
-    if (flags.prune) result.prune = await prune(ctx, t, flags.policy ?? policyFrom(ctx, {}));
-    return result;
-  });
+  }
+  const result: CreateResult = { backup: { ...manifest, file: final }, s3, removedPartials, interruptedUploads };
+  if (flags.prune) result.prune = await prune(ctx, t, flags.policy ?? policyFrom(ctx, {}));
+  return result;
 }
 
 /**

@@ -1,9 +1,10 @@
 import path from 'node:path';
 import { ConfigError, OperationError } from '../errors.js';
 import type { Context } from '../runtime/context.js';
-import type { Sensitive } from '../sensitive.js';
 import { listing } from './list.js';
 import { copyToRestore, type Manifest, objectKey, parseManifest } from './plan.js';
+import type { PgReach } from './reach.js';
+import { psqlRestoreArgv } from './reach.js';
 import type { Target } from './target.js';
 
 /** A backup fetched back (checked against its manifest) and loaded into a database: what restore and verify share. */
@@ -63,11 +64,8 @@ export async function fetchVerified(
 
 export async function psqlRestore(ctx: Context, t: Target, file: string, env: Record<string, string>): Promise<void> {
   const config = ctx.loaded!.config;
-  const psql = await ctx.exec.stream(
-    config.backup.psql,
-    ['--no-password', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction', '-o', '/dev/null'],
-    { env: { ...ctx.processEnv, ...env }, stdin: 'pipe' },
-  );
+  const [psqlFile, ...psqlArgs] = psqlRestoreArgv(config.backup.psql);
+  const psql = await ctx.exec.stream(psqlFile!, psqlArgs, { env: { ...ctx.processEnv, ...env }, stdin: 'pipe' });
   const { pipeline } = await import('node:stream/promises');
   const [, exit] = await Promise.all([pipeline(t.store.gunzipStream(file), psql.stdin).catch(() => {}), psql.done]);
   if (exit.notFound)
@@ -85,8 +83,8 @@ export async function psqlRestore(ctx: Context, t: Target, file: string, env: Re
 export const TABLES =
   "SELECT quote_ident(table_schema) || '.' || quote_ident(table_name) AS t FROM information_schema.tables WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1";
 
-export async function countRows(ctx: Context, url: Sensitive, database: string | undefined) {
-  return ctx.datastores.postgresSession(url, database, async (q) => {
+export async function countRows(reach: PgReach, database: string | undefined) {
+  return reach.session(database, async (q) => {
     const tables = (await q(TABLES)).map((r) => String(r.t));
     const rows: Record<string, number> = {};
     for (const table of tables) rows[table] = Number((await q(`SELECT count(*) AS n FROM ${table}`))[0]!.n);

@@ -37,7 +37,8 @@ export function registerDeploy(program: Command, io: Io): void {
         command: Command,
       ) => {
         await runCommand(command, io, { name: 'deploy', mutating: true, config: 'required' }, async (ctx) => {
-          const { runDeploy, renderDeploy } = await import('../deploy/action.js');
+          const { runDeploy } = await import('../deploy/action.js');
+          const { renderDeploy } = await import('../deploy/render.js');
           const result = await runDeploy(ctx, {
             image: options.image,
             tag: options.tag,

@@ -1,5 +1,4 @@
 import path from 'node:path';
-import type { ChalkInstance } from 'chalk';
 import { type ComposeTarget, detectComposeCached } from '../adapters/compose.js';
 import { ConfigError, OperationError, UsageError } from '../errors.js';
 import type { PlannedStep } from '../output/plan.js';
@@ -391,17 +390,4 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
       ...(build ? { build } : {}),
     };
   });
-}
-
-export function renderDeploy(result: DeployResult, colour: ChalkInstance): string {
-  if (result.plan)
-    return `would deploy ${result.image} to project ${result.project} with ${result.compose} (${result.plan.length} steps, listed above)`;
-  if (!result.changed)
-    return `${colour.green('up to date')}: ${result.image} is already deployed to ${result.project}; nothing changed`;
-  return [
-    `${colour.green('deployed')} ${result.image} (${result.imageId.slice(7, 19)}) to ${result.project} in ${formatDuration(result.durationMs)}`,
-    `  migrations  ${result.migrations.ran ? (result.migrations.applied.length ? `applied ${result.migrations.applied.join(', ')}` : 'none pending') : 'skipped'}`,
-    ...(result.web ? [`  web         ${result.web.container} at ${result.web.address}`] : []),
-    ...result.steps.map((s) => `  ${formatDuration(s.durationMs).padStart(8)}  ${s.step}`),
-  ].join('\n');
 }

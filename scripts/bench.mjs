@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -474,10 +474,10 @@ async function loadtestBench() {
 }
 
 /**
- * engine: swarm on the lab: the sample platform deployed on 3 nodes, then `opskit status --json` (nodes,
- * services, tasks per node) beside `docker service ps` of the same services (tasks per node alone).
+ * The sample platform deployed on the lab's 3 nodes (the lab brought up when it is not, and down after
+ * only then), handed to `measure`; its services removed after.
  */
-async function swarmBench() {
+async function onSwarmLab(measure) {
   const labEnvFile = path.join(repo, '.lab', 'env.json');
   const wasUp = (await execa('node', [path.join(repo, 'scripts/lab.mjs'), 'status'], { reject: false })).exitCode === 0;
   const t0 = performance.now();
@@ -495,9 +495,32 @@ async function swarmBench() {
     const t1 = performance.now();
     await execa(process.execPath, [bin, 'deploy', '--build', '--quiet'], { cwd: dir, env });
     const deployMs = performance.now() - t1;
+    const setup = `lab up in ${(labUpMs / 1000).toFixed(1)} s${wasUp ? ' (it was up)' : ''}; deploy --build of the sample platform on 3 nodes in ${(deployMs / 1000).toFixed(1)} s`;
+    return await measure({ dir, env, labEnv, project, setup });
+  } finally {
+    const ids = (
+      await execa(
+        'docker',
+        ['-H', labEnv.DOCKER_HOST, 'service', 'ls', '-q', '--filter', `label=opskit.project=${project}`],
+        { reject: false },
+      )
+    ).stdout
+      .split('\n')
+      .filter(Boolean);
+    if (ids.length) await execa('docker', ['-H', labEnv.DOCKER_HOST, 'service', 'rm', ...ids], { reject: false });
+    rmSync(dir, { recursive: true, force: true });
+    if (!wasUp) await execa('node', [path.join(repo, 'scripts/lab.mjs'), 'down'], { reject: false });
+  }
+}
+
+/**
+ * engine: swarm on the lab: `opskit status --json` (nodes, services, tasks per node) beside `opskit config
+ * --json` (the same process start and config load, no Engine call), and `docker service ps` for reference.
+ */
+function swarmBench() {
+  return onSwarmLab(async ({ dir, env, labEnv, project, setup }) => {
     const services = ['db', 'redis', 'web', 'nginx'].map((s) => `${project}_${s}`);
     const count = Number(process.env.BENCH_SWARM_RUNS ?? 15);
-    // The same process start and config load without any Engine call: what the Swarm reads add on top.
     const result = await sideBySideWith(
       { name: 'opskit status --json', argv: [process.execPath, [bin, 'status', '--json']], options: { cwd: dir, env } },
       { name: 'opskit config --json', argv: [process.execPath, [bin, 'config', '--json']], options: { cwd: dir, env } },
@@ -508,24 +531,33 @@ async function swarmBench() {
       cli.push(await timeOnce('docker', ['-H', labEnv.DOCKER_HOST, 'service', 'ps', ...services]));
     return {
       ...result,
-      setup: `lab up in ${(labUpMs / 1000).toFixed(1)} s${wasUp ? ' (it was up)' : ''}; deploy --build of the sample platform on 3 nodes in ${(deployMs / 1000).toFixed(1)} s; for reference, \`docker service ps\` of the 4 services (a Go binary, tasks only): median ${median(cli).toFixed(1)} ms`,
+      setup: `${setup}; for reference, \`docker service ps\` of the 4 services (a Go binary, tasks only): median ${median(cli).toFixed(1)} ms`,
     };
-  } finally {
-    const ids = (
-      await execa(
-        'docker',
-        ['-H', labEnv.DOCKER_HOST, 'service', 'ls', '-q', '--filter', `label=opskit.project=${project}`],
-        {
-          reject: false,
-        },
-      )
-    ).stdout
-      .split('\n')
-      .filter(Boolean);
-    if (ids.length) await execa('docker', ['-H', labEnv.DOCKER_HOST, 'service', 'rm', ...ids], { reject: false });
-    rmSync(dir, { recursive: true, force: true });
-    if (!wasUp) await execa('node', [path.join(repo, 'scripts/lab.mjs'), 'down'], { reject: false });
-  }
+  });
+}
+
+/**
+ * A warm rollback on the lab, the whole `opskit rollback` process (start, config, lock, the colour's warm
+ * check, its socket asked, the link renamed, the edge verified, state and audit written), beside `opskit
+ * config --json`. Each rollback switches back the other way, so every run is a real switch.
+ */
+function swarmRollbackBench() {
+  return onSwarmLab(async ({ dir, env, setup }) => {
+    appendFileSync(path.join(dir, 'app.py'), '\n# bench: version 2\n');
+    const built = JSON.parse((await execa(process.execPath, [bin, 'build', '--json'], { cwd: dir, env })).stdout);
+    const t0 = performance.now();
+    await execa(process.execPath, [bin, 'cutover', '--image', built.tags[0], '--quiet'], { cwd: dir, env });
+    const cutoverMs = performance.now() - t0;
+    const result = await sideBySideWith(
+      { name: 'opskit rollback', argv: [process.execPath, [bin, 'rollback', '--quiet']], options: { cwd: dir, env } },
+      { name: 'opskit config --json', argv: [process.execPath, [bin, 'config', '--json']], options: { cwd: dir, env } },
+      Number(process.env.BENCH_SWARM_RUNS ?? 15),
+    );
+    return {
+      ...result,
+      setup: `${setup}; the first cutover (the green service created, 2 tasks gated) in ${(cutoverMs / 1000).toFixed(1)} s`,
+    };
+  });
 }
 
 const benchmarks = [
@@ -620,6 +652,12 @@ const benchmarks = [
     goal: 'ratio < 1.5 (the Swarm reads add less than half of what loading the config costs)',
     pass: (r) => r.ratio < 1.5,
     run: swarmBench,
+  },
+  {
+    name: 'swarm rollback: the whole opskit rollback process on the lab (a warm colour) vs opskit config --json',
+    goal: 'the whole rollback under 1 s (median and p90)',
+    pass: (r) => r['opskit rollback'].medianMs < 1000 && r['opskit rollback'].p90Ms < 1000,
+    run: swarmRollbackBench,
   },
 ];
 const only = process.env.BENCH_ONLY;

@@ -1,10 +1,13 @@
+import path from 'node:path';
 import type { ChalkInstance } from 'chalk';
 import type { DockerAdapter } from '../adapters/docker.js';
 import { type HealthCheckConfig, healthCheckSchema } from '../config/schema.js';
 import { CheckFailedError, UsageError } from '../errors.js';
 import type { CommandOutcome } from '../output/outcome.js';
 import { renderTable } from '../output/table.js';
-import type { Context } from '../runtime/context.js';
+import { colorService } from '../platform/engine/swarm-colors.js';
+import { readState } from '../platform/state.js';
+import { type Context, projectPath } from '../runtime/context.js';
 import { formatDuration, parseDuration } from '../runtime/duration.js';
 import { type ProbeContext, swarmOf } from './probes.js';
 import { type CheckResult, changes, type HealthSummary, runChecks, summarizeHealth } from './run.js';
@@ -51,7 +54,8 @@ function validatedFlagChecks(flags: HealthFlags, services: readonly string[]): H
   });
 }
 
-export function planHealth(ctx: Context, input: HealthInput) {
+/** `colorServices`: on Swarm after a cutover, the green colour's service, checked beside the web (blue). */
+export function planHealth(ctx: Context, input: HealthInput, colorServices: readonly string[] = []) {
   const config = ctx.loaded!.config;
   const defaults = {
     ...config.health,
@@ -91,7 +95,8 @@ export function planHealth(ctx: Context, input: HealthInput) {
     : config.health.checks.length
       ? 'config'
       : 'defaults';
-  const checks = source === 'flags' ? fromFlags : source === 'config' ? config.health.checks : defaultChecks(config);
+  const checks =
+    source === 'flags' ? fromFlags : source === 'config' ? config.health.checks : defaultChecks(config, colorServices);
   const specs = checks
     .map((check, index) => toSpec(retries === undefined ? check : { ...check, retries }, defaults, config, index))
     .filter((spec) => only.length === 0 || only.includes(spec.kind));
@@ -135,7 +140,11 @@ async function round(ctx: Context, pc: ProbeContext, plan: ReturnType<typeof pla
 }
 
 export async function runHealth(ctx: Context, input: HealthInput): Promise<HealthReport> {
-  const plan = planHealth(ctx, input);
+  const config = ctx.loaded!.config;
+  const blueGreen =
+    config.engine === 'swarm' &&
+    (await readState(ctx.fs, projectPath(ctx, path.join(config.paths.state, 'state.json')))).cutover !== undefined;
+  const plan = planHealth(ctx, input, blueGreen ? [colorService(config.deploy.webService, 'green')] : []);
   const pc = probeContext(ctx);
   if (!input.watch) {
     const step = ctx.reporter.step(`running ${plan.specs.length} checks`);

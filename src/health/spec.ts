@@ -224,9 +224,14 @@ export function checksFromFlags(flags: HealthFlags, composeServices: readonly st
  * through nginx (where its users meet it: a healthy web service behind an nginx answering 502 fails),
  * the disk.
  */
-export function defaultChecks(config: Config): HealthCheckConfig[] {
+export function defaultChecks(config: Config, colorServices: readonly string[] = []): HealthCheckConfig[] {
   const services = [
-    ...new Set([...config.deploy.dependencies, config.deploy.webService, ...config.deploy.frontServices]),
+    ...new Set([
+      ...config.deploy.dependencies,
+      config.deploy.webService,
+      ...colorServices,
+      ...config.deploy.frontServices,
+    ]),
   ];
   const front =
     config.nginx.mode === 'host'

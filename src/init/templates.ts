@@ -76,6 +76,8 @@ export interface TemplateVars {
   imageNameLine: string;
   registryBlock: string;
   nginxUrlLine: string;
+  /** backup.via: the compose example reaches the database from the host; a swarm one from the overlay. */
+  backupViaLine: string;
   labImages: string;
 }
 
@@ -90,7 +92,10 @@ export function engineVars(
   engine: 'compose' | 'swarm',
   project: string,
   site: SwarmSite,
-): Pick<TemplateVars, 'engine' | 'composeFile' | 'imageNameLine' | 'registryBlock' | 'nginxUrlLine' | 'labImages'> {
+): Pick<
+  TemplateVars,
+  'engine' | 'composeFile' | 'imageNameLine' | 'registryBlock' | 'nginxUrlLine' | 'backupViaLine' | 'labImages'
+> {
   if (engine === 'compose')
     return {
       engine,
@@ -102,6 +107,7 @@ export function engineVars(
         '#   address: registry.example.com',
       ].join('\n'),
       nginxUrlLine: '# url: http://127.0.0.1:8080',
+      backupViaLine: '# via: host',
       labImages: '',
     };
   const registry = site.registry ?? 'registry.example.com';
@@ -116,6 +122,7 @@ export function engineVars(
       `  address: ${registry}`,
     ].join('\n'),
     nginxUrlLine: `# Where the edge nginx answers (a host-mode port on the edge node).\n  url: http://${site.edge ?? '127.0.0.1'}:8080`,
+    backupViaLine: 'via: compose',
     labImages: site.registry
       ? [
           '# The lab registry holds the test images (no Docker Hub here).',

@@ -98,6 +98,13 @@ describe('engine: swarm on the lab: cutover and rollback with every request answ
     expect(fin.exitCode, fin.stderr).toBe(0);
     expect(parseSingleJson(fin.stdout)).toMatchObject({ action: 'finalize', changed: true });
     expect((await status()).colors.find((c) => c.color === 'blue')).toMatchObject({ health: 'stopped' });
+    // health checks both colour services: the live green one, and blue parked (0 tasks asked, none missing).
+    const h = await p.run(['health', '--json', '--only', 'service']);
+    expect(h.exitCode, h.stdout).toBe(0);
+    const checks = (parseSingleJson(h.stdout) as { checks: Array<{ name: string; status: string }> }).checks;
+    expect(checks.map((c) => `${c.name} ${c.status}`)).toEqual(
+      expect.arrayContaining(['service web pass', 'service web_green pass']),
+    );
     expect(await freshColors(health(), 3)).toEqual(['green', 'green', 'green']);
     const back = await p.run(['rollback', '--json']);
     expect(back.exitCode, back.stderr).toBe(0);

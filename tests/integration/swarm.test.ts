@@ -1,8 +1,10 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { opskit, parseSingleJson } from '../helpers/cli.js';
 import { type LabPlatform, lab, labPlatform } from '../helpers/lab.js';
+import { startS3Server } from '../helpers/s3.js';
 
 /**
  * engine: swarm on the project's lab (`npm run lab -- up`): three Docker Engines in network namespaces, a
@@ -127,6 +129,87 @@ describe('engine: swarm on a 3-node lab: deploy, health, status', () => {
     const webNodes = byName.web!.tasks.map((t) => t.node);
     expect(new Set(webNodes).size).toBe(2);
     expect(webNodes).not.toContain(byName.db!.tasks[0]!.node);
+  });
+
+  it('backups through the overlay (no database port published): create to a file and S3, verify (a restore test), restore', async () => {
+    const s3 = await startS3Server(['swarm-backups']);
+    const env = {
+      OPSKIT_S3_BUCKET: 'swarm-backups',
+      AWS_ENDPOINT_URL_S3: s3.endpoint,
+      AWS_ACCESS_KEY_ID: 'S3RVER',
+      AWS_SECRET_ACCESS_KEY: 'S3RVER-secret-key',
+    };
+    try {
+      // The database publishes nothing: the only way in is the overlay network.
+      const ports = await p.manager(['service', 'inspect', '-f', '{{json .Endpoint.Ports}}', `${p.project}_db`]);
+      expect(ports.stdout.trim()).toMatch(/^(null|\[\])$/);
+      const created = await p.run(['backup', 'create', '--json'], env);
+      expect(created.exitCode, created.stderr).toBe(0);
+      const doc = parseSingleJson(created.stdout) as {
+        backup: { name: string; sha256: string; sizeBytes: number; file: string };
+        s3: { uploaded: boolean; key: string };
+      };
+      expect(created.stderr).toContain(`from a container on ${p.project}_default (${p.project}_db)`);
+      expect(doc.s3).toMatchObject({ uploaded: true });
+      expect(doc.backup.sizeBytes).toBeGreaterThan(0);
+      // The same manifest as on one host: beside the file, and on the object.
+      const manifest = JSON.parse(readFileSync(`${doc.backup.file}.json`, 'utf8')) as {
+        sha256: string;
+        database: string;
+      };
+      expect(manifest).toMatchObject({ sha256: doc.backup.sha256, database: 'app' });
+      const verified = await p.run(['backup', 'verify', 'latest', '--json'], env);
+      expect(verified.exitCode, verified.stderr).toBe(0);
+      expect(parseSingleJson(verified.stdout)).toMatchObject({
+        id: doc.backup.name,
+        checksum: 'ok',
+        tables: { 'public.items': expect.any(Number), 'public.schema_migrations': 2 },
+      });
+      // A restore into a database of the same server, by its name on the overlay.
+      const password = /POSTGRES_PASSWORD=(\S+)/.exec(readFileSync(path.join(p.dir, '.env'), 'utf8'))![1]!;
+      const dataNode = p.env.OPSKIT_LAB_SOCKETS.split(' ')[1]!;
+      const dbTask = (
+        await execa('docker', [
+          '-H',
+          dataNode,
+          'ps',
+          '-q',
+          '--filter',
+          `label=com.docker.swarm.service.name=${p.project}_db`,
+        ])
+      ).stdout.trim();
+      await execa('docker', [
+        '-H',
+        dataNode,
+        'exec',
+        dbTask,
+        'psql',
+        '-U',
+        'app',
+        '-d',
+        'app',
+        '-c',
+        'CREATE DATABASE restored',
+      ]);
+      const into = await p.run(
+        ['backup', 'restore', 'latest', '--target', `postgresql://app:${password}@db:5432/restored`, '--json'],
+        env,
+      );
+      expect(into.exitCode, into.stderr).toBe(0);
+      expect(parseSingleJson(into.stdout)).toMatchObject({ id: doc.backup.name, tables: 2 });
+      const restored = await p.run(
+        ['backup', 'restore', 'latest', '--yes', '--target', `postgresql://app:${password}@db:5432/app`, '--json'],
+        env,
+      );
+      // Into the live database (its tables exist): psql stops at the first error and rolls the whole restore back.
+      expect(restored.exitCode).toBe(1);
+      expect(parseSingleJson(restored.stdout)).toMatchObject({ error: { code: 'E_RESTORE_FAILED' } });
+      expect(restored.stdout + restored.stderr).not.toContain(password);
+      // Nothing left behind on the manager.
+      expect((await p.manager(['ps', '-aq', '--filter', 'label=opskit.probe=backup-jump'])).stdout).toBe('');
+    } finally {
+      await s3.stop();
+    }
   });
 
   it('a failing migration: exit 1 with its log, the job removed, the running version untouched and serving', async () => {

@@ -208,6 +208,12 @@ describe('check specs', () => {
       'redis',
       'disk',
     ]);
+    // After a cutover on Swarm, the green colour's service is checked beside the web's (blue).
+    expect(
+      defaultChecks(swarm, ['web_green'])
+        .filter((c) => c.kind === 'service')
+        .map((c) => (c as { service: string }).service),
+    ).toEqual(['db', 'redis', 'web', 'web_green', 'nginx']);
     expect(toSpec(checks[6]!, swarm.health, swarm, 6)).toMatchObject({
       kind: 'postgres',
       target: 'postgresql://app:***@db:5432/app from network shop_default',

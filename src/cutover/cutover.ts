@@ -13,6 +13,7 @@ import {
   diagnostics,
   gate,
   type Runtime,
+  releaseImage,
   retire,
   runtimeOf,
   type SwitchResult,
@@ -214,14 +215,8 @@ export async function runCutover(
       }
       return finalize(rt);
     }
-    const build = input.build ? await input.build(rt.docker) : undefined;
-    const image = build ? build.tags[0]! : resolveImageRef(imageName, input);
-    const info = await rt.docker.inspectImage(image);
-    if (!info)
-      throw new UsageError(`image ${image} not found on the Docker engine`, {
-        code: 'E_IMAGE_NOT_FOUND',
-        hint: 'build it first (`opskit build`), pass --build, or name another with --image/--tag',
-      });
+    const { image, imageId } = await releaseImage(ctx, rt.docker, input);
+    const info = { id: imageId };
     const live = rt.colors.live;
     const idle = other(live);
     const liveSlot = rt.colors.colors[live]!;

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { type ComposeTarget, detectComposeCached } from '../adapters/compose.js';
+import type { ComposeTarget } from '../adapters/compose.js';
 import type { DockerAdapter } from '../adapters/docker.js';
 import type { ServiceSpec, SwarmAdapter } from '../adapters/swarm.js';
 import type { Config } from '../config/schema.js';
@@ -20,7 +20,8 @@ import { type Context, projectPath } from '../runtime/context.js';
 import { formatDuration } from '../runtime/duration.js';
 import { pollUntil } from '../runtime/poll.js';
 import { type Color, type CutoverState, currentColors } from './plan.js';
-import { answeredColor, answersThroughSocket, verifyThroughFront } from './switch.js';
+import { composeTarget } from './switch.js';
+import { answeredColor, answersThroughSocket, verifyThroughFront } from './verify.js';
 
 /**
  * The runtime of blue-green on Swarm and its steps: a colour's service started (created, or replaced in
@@ -48,20 +49,8 @@ export const EDGE_SOCKET_DIR = '/run/opskit';
 
 export async function swarmSetup(ctx: Context): Promise<SwarmRun> {
   const { config, env } = ctx.loaded!;
-  const project = config.compose.project ?? config.project.name!;
-  const composeFile = projectPath(ctx, config.compose.file);
-  if (!(await ctx.fs.exists(composeFile)))
-    throw new ConfigError(`compose.file: ${config.compose.file} not found`, { code: 'E_COMPOSE_FILE_NOT_FOUND' });
-  const cli = await detectComposeCached(
-    ctx.exec,
-    ctx.fs,
-    projectPath(ctx, path.join(config.paths.state, 'compose-cli.json')),
-    config.compose.cli,
-    { timeoutMs: 15_000, env, write: !ctx.globals.dryRun },
-  );
-  if (!cli)
-    throw new ConfigError(`no compose CLI found (compose.cli: ${config.compose.cli})`, { code: 'E_NO_COMPOSE' });
-  const target = { cli, project, composeFile };
+  const target = await composeTarget(ctx);
+  const project = target.project;
   const docker = await ctx.docker(config.docker.host ?? env.DOCKER_HOST);
   const { engine, swarm } = await openSwarmEngine({ ctx, config, target, docker, env: { ...env } });
   const stateFile = projectPath(ctx, path.join(config.paths.state, 'state.json'));

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { OperationError, UsageError } from '../errors.js';
+import { OperationError } from '../errors.js';
 import type { PlannedStep } from '../output/plan.js';
 import { colorAlias, colorServiceName, colorSocket, warmth } from '../platform/engine/swarm-colors.js';
 import { type ImageBuild, resolveImageRef, runMigrations } from '../platform/release.js';
@@ -16,7 +16,7 @@ import {
   swarmSetup,
   switchSwarm,
 } from './swarm-run.js';
-import { type SwitchResult, scheduleFinalize } from './switch.js';
+import { releaseImage, type SwitchResult, scheduleFinalize } from './switch.js';
 
 /**
  * `opskit cutover` and `opskit rollback` on Swarm: the same steps as on one host (lock, migrations as a
@@ -157,14 +157,8 @@ export async function runSwarmCutover(ctx: Context, input: SwarmCutoverInput): P
         return none(run, null);
       return finalizeSwarm(run);
     }
-    const build = input.build ? await input.build(run.docker) : undefined;
-    const image = build ? build.tags[0]! : resolveImageRef(imageName, input);
-    const info = await run.docker.inspectImage(image);
-    if (!info)
-      throw new UsageError(`image ${image} not found on the Docker engine`, {
-        code: 'E_IMAGE_NOT_FOUND',
-        hint: 'build it first (`opskit build`), pass --build, or name another with --image/--tag',
-      });
+    const { image, imageId } = await releaseImage(ctx, run.docker, input);
+    const info = { id: imageId };
     const live = colors.live;
     const idle = other(live);
     if (colors.colors[live]?.imageId === info.id) {

@@ -9,13 +9,15 @@ import { openEngine } from '../platform/engine/open.js';
 import { type NginxOps, nginxOps, renderLiveUpstream } from '../platform/nginx.js';
 import { healthProbe, probeContainerHealth } from '../platform/probe.js';
 import { type Relays, relays } from '../platform/relay.js';
+import { type ImageBuild, resolveImageRef } from '../platform/release.js';
 import { type LiveSocket, liveServer, liveSocket, socketName } from '../platform/sockets.js';
 import { readState, type State, writeState } from '../platform/state.js';
 import { sameNginxConfig } from '../platform/upstream.js';
 import { type Context, projectPath } from '../runtime/context.js';
-import { formatDuration, parseDuration } from '../runtime/duration.js';
+import { formatDuration } from '../runtime/duration.js';
 import { pollUntil } from '../runtime/poll.js';
 import { type Color, type ColorSlot, type CutoverState, colorContainerName, currentColors } from './plan.js';
+import { answeredColor, answersThroughSocket, verifyThroughFront } from './verify.js';
 
 /**
  * The steps every switch is made of, shared by cutover, rollback and finalize: the runtime they work in,
@@ -71,19 +73,8 @@ export async function setup(
     throw new UsageError('this runs blue-green on one host; engine: swarm switches through swarm-run.ts', {
       code: 'E_NOT_ON_SWARM',
     });
-  const project = config.compose.project ?? config.project.name!;
-  const composeFile = projectPath(ctx, config.compose.file);
-  if (!(await ctx.fs.exists(composeFile)))
-    throw new ConfigError(`compose.file: ${config.compose.file} not found`, { code: 'E_COMPOSE_FILE_NOT_FOUND' });
-  const cli = await detectComposeCached(
-    ctx.exec,
-    ctx.fs,
-    projectPath(ctx, path.join(config.paths.state, 'compose-cli.json')),
-    config.compose.cli,
-    { timeoutMs: 15_000, env: loaded.env, write: !ctx.globals.dryRun },
-  );
-  if (!cli)
-    throw new ConfigError(`no compose CLI found (compose.cli: ${config.compose.cli})`, { code: 'E_NO_COMPOSE' });
+  const target = await composeTarget(ctx);
+  const project = target.project;
   const docker = await ctx.docker(config.docker.host ?? loaded.env.DOCKER_HOST);
   const stateFile = projectPath(ctx, path.join(config.paths.state, 'state.json'));
   const state = await readState(ctx.fs, stateFile);
@@ -96,7 +87,6 @@ export async function setup(
     });
   }
   let ops: NginxOps | undefined;
-  const target = { cli, project, composeFile };
   const env = { ...loaded.env };
   return {
     ctx,
@@ -109,6 +99,43 @@ export async function setup(
     colors,
     nginx: async () => (ops ??= await nginxOps(ctx, config, project, docker)),
   };
+}
+
+/** The compose file (it must exist) and the compose CLI that reads it: what both engines' runtimes start from. */
+export async function composeTarget(ctx: Context): Promise<ComposeTarget> {
+  const { config, env } = ctx.loaded!;
+  const project = config.compose.project ?? config.project.name!;
+  const composeFile = projectPath(ctx, config.compose.file);
+  if (!(await ctx.fs.exists(composeFile)))
+    throw new ConfigError(`compose.file: ${config.compose.file} not found`, { code: 'E_COMPOSE_FILE_NOT_FOUND' });
+  const cli = await detectComposeCached(
+    ctx.exec,
+    ctx.fs,
+    projectPath(ctx, path.join(config.paths.state, 'compose-cli.json')),
+    config.compose.cli,
+    { timeoutMs: 15_000, env, write: !ctx.globals.dryRun },
+  );
+  if (!cli)
+    throw new ConfigError(`no compose CLI found (compose.cli: ${config.compose.cli})`, { code: 'E_NO_COMPOSE' });
+  return { cli, project, composeFile };
+}
+
+/** The image a cutover releases: built now (--build), or named (--image, --tag); it must exist on the Engine. */
+export async function releaseImage(
+  ctx: Context,
+  docker: DockerAdapter,
+  input: { image?: string | undefined; tag?: string | undefined; build?: ImageBuild | undefined },
+): Promise<{ image: string; imageId: string }> {
+  const config = ctx.loaded!.config;
+  const build = input.build ? await input.build(docker) : undefined;
+  const image = build ? build.tags[0]! : resolveImageRef(config.image.name ?? config.project.name!, input);
+  const info = await docker.inspectImage(image);
+  if (!info)
+    throw new UsageError(`image ${image} not found on the Docker engine`, {
+      code: 'E_IMAGE_NOT_FOUND',
+      hint: 'build it first (`opskit build`), pass --build, or name another with --image/--tag',
+    });
+  return { image, imageId: info.id };
 }
 
 /**
@@ -177,18 +204,6 @@ export async function gate(rt: Runtime, container: string, color: Color, timeout
   return rt.ctx.clock.monotonicMs() - started;
 }
 
-/** The colour an answer came from: the X-App-Color header, or the JSON body's `color`. */
-export function answeredColor(response: { headers: Record<string, string>; body: string }): string | undefined {
-  const header = response.headers['x-app-color'];
-  if (header) return header;
-  try {
-    const color = (JSON.parse(response.body) as { color?: unknown }).color;
-    return typeof color === 'string' ? color : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * The switch. Socket mode: re-point `live.sock` at the new colour's socket (atomic rename, no reload),
  * reloading only when the rendered upstream differs from the live one (its first use, or a changed
@@ -240,94 +255,6 @@ export async function switchTo(rt: Runtime, color: Color, slot: ColorSlot): Prom
   const base = await rt.nginx.baseUrl();
   await verifyThroughFront(rt.ctx, base, color, undo);
   return rt.ctx.clock.monotonicMs() - started;
-}
-
-/** Pure: an answer that shows the colour serves: it names the colour, or (TCP-checked apps) is any non-5xx. */
-export function servesColor(
-  response: { status: number; headers: Record<string, string>; body: string },
-  color: Color,
-  tcpOnly: boolean,
-): 'named' | 'unnamed' | undefined {
-  const said = answeredColor(response);
-  if (response.status === 200 && said === color) return 'named';
-  if (tcpOnly && said === undefined && response.status < 500) return 'unnamed';
-  return undefined;
-}
-
-/**
- * Before the link moves: an answer through the socket file itself, the exact path nginx's next connection
- * takes (the socket, the relay and its name lookup when there is one, the app's workers). A switch never
- * points nginx at a socket that has not answered yet: the health gate proved the app, this proves the path.
- */
-export async function answersThroughSocket(ctx: Context, socketPath: string, color: Color): Promise<void> {
-  const config = ctx.loaded!.config;
-  const tcpOnly = config.deploy.healthCheck === 'tcp';
-  const timeoutMs = parseDuration(config.cutover.verifyTimeout, 'cutover.verifyTimeout');
-  const poll = await pollUntil(ctx.clock, { timeoutMs, initialDelayMs: 20, maxDelayMs: 200 }, async () => {
-    try {
-      const r = await ctx.http.request(`http://localhost${config.cutover.verifyPath}`, {
-        socketPath,
-        timeoutMs: 2000,
-      });
-      return servesColor(r, color, tcpOnly)
-        ? { done: true, value: true }
-        : { done: false, last: `HTTP ${r.status} from ${answeredColor(r) ?? 'an unnamed colour'}` };
-    } catch (error) {
-      return { done: false, last: (error as Error).message };
-    }
-  });
-  if (!poll.ok)
-    throw new OperationError(
-      'E_SOCKET_SILENT',
-      `${color} did not answer ${config.cutover.verifyPath} through ${path.basename(socketPath)} within ${formatDuration(timeoutMs)} (last: ${poll.last}); the live colour was not touched`,
-      { hint: "see the colour's logs (and its relay's, with cutover.switch: relay)" },
-    );
-}
-
-/**
- * After the switch: answers through nginx's front must come from `color` within cutover.verifyTimeout;
- * otherwise `undo` switches back and the switch fails (E_VERIFY_FAILED).
- */
-export async function verifyThroughFront(
-  ctx: Context,
-  base: string,
-  color: Color,
-  undo: () => Promise<void>,
-): Promise<void> {
-  const config = ctx.loaded!.config;
-  const verifyMs = parseDuration(config.cutover.verifyTimeout, 'cutover.verifyTimeout');
-  const tcpOnly = config.deploy.healthCheck === 'tcp';
-  const verified = await pollUntil(
-    ctx.clock,
-    { timeoutMs: verifyMs, initialDelayMs: 20, maxDelayMs: 200 },
-    async () => {
-      try {
-        const r = await ctx.http.request(`${base}${config.cutover.verifyPath}`, { timeoutMs: 2000 });
-        // An app checked by a TCP connect may have no path that names its colour: any answer but a 5xx.
-        const serves = servesColor(r, color, tcpOnly);
-        return serves
-          ? { done: true, value: serves }
-          : { done: false, last: `HTTP ${r.status} from ${answeredColor(r) ?? 'an unnamed colour'}` };
-      } catch (error) {
-        return { done: false, last: (error as Error).message };
-      }
-    },
-  );
-  if (!verified.ok) {
-    await undo();
-    throw new OperationError(
-      'E_VERIFY_FAILED',
-      `after the switch, answers through nginx did not come from ${color} within ${formatDuration(verifyMs)} (last: ${verified.last}); switched back`,
-      {
-        hint: `does ${config.cutover.verifyPath} report its colour (JSON "color" or X-App-Color)? is nginx.url right?`,
-      },
-    );
-  }
-  if (verified.value === 'unnamed') {
-    ctx.reporter.info(
-      `${config.cutover.verifyPath} through nginx names no colour: verified that nginx answers (HTTP < 500), not which colour does (deploy.healthCheck: tcp)`,
-    );
-  }
 }
 
 /** A detached `opskit cutover --finalize --if-due` that stops the old colour when --keep-old runs out. */

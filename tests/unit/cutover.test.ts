@@ -17,7 +17,7 @@ import {
   recordFinalize,
   recordSwitch,
 } from '../../src/cutover/plan.js';
-import { answeredColor, servesColor } from '../../src/cutover/switch.js';
+import { answeredColor, servesColor } from '../../src/cutover/verify.js';
 import { reloadSettled, servingWorkers } from '../../src/platform/reload-wait.js';
 import { liveServer, liveSocket, socketName } from '../../src/platform/sockets.js';
 import { emptyState } from '../../src/platform/state.js';

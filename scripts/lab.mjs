@@ -2,7 +2,7 @@
 // The project's 3-node Docker Swarm lab on one host (see docs/lab.md): a bridge, three network namespaces, a dockerd
 // in each (node 1 manager, nodes 2 and 3 workers), a registry on the bridge address seeded with the test images.
 //
-//   npm run lab -- up | down | kill-node N | start-node N | status [--json] | env
+//   npm run lab -- up | down | kill-node N | kill-engine N | start-node N | status [--json] | env
 //
 // Learnt from the hand-built lab in shared/reference/swarm-lab (FINDINGS.md): no IPVS on this kernel, so services
 // use endpoint_mode dnsrr and host-mode ports; nsenter --net, not `ip netns exec` (that remounts /sys); each dockerd
@@ -78,7 +78,8 @@ const USAGE = `usage: npm run lab -- <command>
   up              make the 3-node swarm, the registry and .lab/env (idempotent; cleans a crashed lab first)
   down            remove everything the lab made; prints "clean" or what is left (exit 1)
   kill-node N     power node N off: SIGKILL its dockerd, containerd and containers, its link down [--wait]
-  start-node N    power node N on again; waits until the manager sees it Ready
+  kill-engine N   SIGKILL node N's Docker Engine alone (dockerd and its containerd): its containers run on
+  start-node N    power node N on again (or its Engine); waits until the manager sees it Ready
   status [--json] the nodes and whether each dockerd answers (exit 1 when not all do)
   env             print .lab/env
 environment: OPSKIT_LAB_SUBNET (a /24, default 10.231.0.0/24), OPSKIT_LAB_POOL (overlay pool, default derived)`;
@@ -1156,6 +1157,26 @@ async function killNode(args) {
   return 0;
 }
 
+/**
+ * Kills node N's Docker Engine alone, as a crashed dockerd: SIGKILL to dockerd (its containerd follows, started
+ * with a parent-death signal). The shims, the containers and docker-proxy keep running and answering; the node
+ * stays on the network. `start-node N` starts the Engine again.
+ */
+async function killEngine(args) {
+  requireRoot();
+  const index = nodeArg(args[0]);
+  const lab = requireLab();
+  const node = lab.nodes[index - 1];
+  const pids = [livePid(node.pidFile, 'dockerd'), livePid(node.containerdPidFile, 'containerd')].filter(Boolean);
+  if (pids.length === 0)
+    throw new LabError(`node ${node.index}'s Engine is not running`, {
+      hint: `npm run lab -- start-node ${node.index}`,
+    });
+  await killPids(pids, `node ${node.index}'s dockerd and containerd to die`);
+  log(`node ${node.index}'s Engine killed (dockerd, containerd); its containers still run`);
+  return 0;
+}
+
 async function startNode(args) {
   requireRoot();
   const index = nodeArg(args[0]);
@@ -1261,6 +1282,8 @@ export async function main(argv) {
       return down();
     case 'kill-node':
       return killNode(args);
+    case 'kill-engine':
+      return killEngine(args);
     case 'start-node':
       return startNode(args);
     case 'status':

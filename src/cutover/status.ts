@@ -128,12 +128,19 @@ function renderSwarm(report: StatusReport, colour: ChalkInstance): string {
     lines.push(
       `    ${n.state === 'ready' ? colour.green('●') : colour.red('●')} ${n.hostname.padEnd(12)} ${n.address.padEnd(15)} ${n.role}${n.leader ? ' (leader)' : ''}  ${n.state}  ${n.availability}  Engine ${n.engineVersion}`,
     );
+  if (report.live) {
+    lines.push(`  colours: ${colour.bold(report.live)} is live`);
+    for (const c of report.colors)
+      lines.push(
+        `    ${c.live ? colour.green('●') : '○'} ${c.color.padEnd(5)}  ${c.host}  ${c.image}  ${c.state} (${c.health})${c.live ? '' : '  (rollback target)'}`,
+      );
+  }
   if (!report.services?.length) lines.push('  services: none deployed yet');
   else lines.push('  services:');
   for (const s of report.services ?? []) {
     const ok = s.running >= s.desired;
     lines.push(
-      `    ${ok ? colour.green('●') : colour.yellow('●')} ${s.service.padEnd(8)} ${`${s.running}/${s.desired}`.padEnd(5)} ${s.image}${s.update ? `  (update ${s.update})` : ''}`,
+      `    ${ok ? colour.green('●') : colour.yellow('●')} ${s.service.padEnd(9)} ${`${s.running}/${s.desired}`.padEnd(5)} ${s.image}${s.update ? `  (update ${s.update})` : ''}`,
     );
     for (const t of s.tasks)
       lines.push(

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { OperationError } from '../errors.js';
+import { OperationError, OpskitError } from '../errors.js';
 import type { PlannedStep } from '../output/plan.js';
 import { colorAlias, colorServiceName, colorSocket, warmth } from '../platform/engine/swarm-colors.js';
 import { type ImageBuild, resolveImageRef, runMigrations } from '../platform/release.js';
@@ -127,6 +127,31 @@ async function planCutover(run: SwarmRun, image: string, input: SwarmCutoverInpu
   ];
 }
 
+/** Errors of a connection to the Engine that stopped answering (not an answer from it). */
+const LOST = new Set(['ECONNREFUSED', 'ENOENT', 'ECONNRESET', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/**
+ * The manager's Engine lost in the middle of a switch. Nothing after the link's rename needs the Engine (the
+ * verification goes through the edge, the state is a file), so the link is where it was, or moved and
+ * verified: never half-switched. Said as such, with the colour the edge serves, and what to do.
+ */
+async function engineLost<T>(run: SwarmRun, what: string, flow: () => Promise<T>): Promise<T> {
+  try {
+    return await flow();
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (error instanceof OpskitError || typeof code !== 'string' || !LOST.has(code)) throw error;
+    const link = await run.sockets.current().catch(() => undefined);
+    throw new OperationError(
+      'E_ENGINE_LOST',
+      `the manager's Docker Engine (${run.swarm.endpoint}) stopped answering during the ${what} (${code}); live.sock still links to ${link ?? 'nothing'}: nothing was switched`,
+      {
+        hint: `when the Engine answers again (opskit doctor), run the ${what} again: it starts from the colours as recorded`,
+      },
+    );
+  }
+}
+
 export async function runSwarmCutover(ctx: Context, input: SwarmCutoverInput): Promise<SwitchResult> {
   const run = await swarmSetup(ctx);
   const colors = requireColors(run);
@@ -150,104 +175,110 @@ export async function runSwarmCutover(ctx: Context, input: SwarmCutoverInput): P
       plan,
     };
   }
-  return withMutation(ctx, 'cutover', async () => {
-    const started = ctx.clock.monotonicMs();
-    if (input.finalize) {
-      if (input.ifDue && (colors.keepOldUntil !== input.ifDue || !oldColorExpired(colors, ctx.clock.now())))
-        return none(run, null);
-      return finalizeSwarm(run);
-    }
-    const { image, imageId } = await releaseImage(ctx, run.docker, input);
-    const info = { id: imageId };
-    const live = colors.live;
-    const idle = other(live);
-    if (colors.colors[live]?.imageId === info.id) {
-      ctx.reporter.info(`${image} is already live on ${live}: nothing to switch`);
-      return { ...none(run, image), container: colorServiceName(run.project, run.web, live) };
-    }
-    let step = ctx.reporter.step(`push ${image} to the registry`);
-    const ref = await run.engine.publish(image, (line) => step.update(line));
-    step.succeed(`pushed: the nodes pull ${ref}`);
-    let migrations: string[] | undefined;
-    if (input.migrate) {
-      step = ctx.reporter.step('run the migrations in the new image (backward compatible with the live colour)');
-      migrations = await runMigrations(ctx, run.engine, {
-        service: run.web,
-        command: config.deploy.migrateCommand,
-        image: ref,
-        timeoutMs: parseDuration(config.deploy.migrateTimeout, 'deploy.migrateTimeout'),
-        keepsServing: `switched: ${live} keeps serving`,
-        webService: idle,
-      });
-      step.succeed(`migrations: ${migrations.length ? `applied ${migrations.join(', ')}` : 'none pending'}`);
-    }
-    const name = colorServiceName(run.project, run.web, idle);
-    step = ctx.reporter.step(`start ${idle} (${name}) with ${image}`);
-    const startedColor = await startColorService(run, idle, ref);
-    let switchMs: number;
-    try {
-      step.succeed(`${name} ${startedColor.created ? 'created' : 'updated: every task replaced at once'}`);
-      step = ctx.reporter.step(`gate ${idle}: every task healthy`);
-      const healthMs = await gateColor(run, idle, input.healthTimeoutMs);
-      step.succeed(`${idle} is healthy on every task (${formatDuration(healthMs)})`);
-      if (config.cutover.smoke) {
-        step = ctx.reporter.step(`smoke: ${config.cutover.smoke.join(' ')} (a job of the new image)`);
-        const smoke = await run.engine.runJob(run.web, config.cutover.smoke, ref, {
-          timeoutMs: 120_000,
-          onLine: (line) => ctx.reporter.info(`[smoke] ${line}`),
-        });
-        if (smoke.exitCode !== 0)
-          throw new OperationError(
-            'E_SMOKE_FAILED',
-            `the smoke command ${config.cutover.smoke.join(' ')} failed (exit ${smoke.exitCode}); ${live} keeps serving\n${smoke.output.slice(-30).join('\n')}`,
-          );
-        step.succeed('smoke passed');
+  return withMutation(ctx, 'cutover', () =>
+    engineLost(run, 'cutover', async () => {
+      const started = ctx.clock.monotonicMs();
+      if (input.finalize) {
+        if (input.ifDue && (colors.keepOldUntil !== input.ifDue || !oldColorExpired(colors, ctx.clock.now())))
+          return none(run, null);
+        return finalizeSwarm(run);
       }
-      step = ctx.reporter.step(`switch the edge to ${idle}`);
-      switchMs = await switchSwarm(run, idle);
-      step.succeed(`the edge serves ${idle} (switch ${formatDuration(switchMs)})`);
-    } catch (error) {
-      ctx.reporter.warn(`${idle} is put back as it was; ${live} keeps serving`);
-      await startedColor.undo();
-      throw error;
-    }
-    const slot: ColorSlot = {
-      image,
-      imageId: info.id,
-      host: name,
-      container: startedColor.id,
-      since: ctx.clock.now().toISOString(),
-      managedBy: 'opskit',
-      ref,
-    };
-    const stopAfter =
-      input.keepOldMs !== undefined ? new Date(ctx.clock.now().getTime() + input.keepOldMs).toISOString() : null;
-    await saveSwarmColors(
-      run,
-      recordSwitch(colors, {
+      const { image, imageId } = await releaseImage(ctx, run.docker, input);
+      const info = { id: imageId };
+      const live = colors.live;
+      const idle = other(live);
+      if (colors.colors[live]?.imageId === info.id) {
+        ctx.reporter.info(`${image} is already live on ${live}: nothing to switch`);
+        return { ...none(run, image), container: colorServiceName(run.project, run.web, live) };
+      }
+      let step = ctx.reporter.step(`push ${image} to the registry`);
+      const ref = await run.engine.publish(image, (line) => step.update(line));
+      step.succeed(`pushed: the nodes pull ${ref}`);
+      let migrations: string[] | undefined;
+      if (input.migrate) {
+        step = ctx.reporter.step('run the migrations in the new image (backward compatible with the live colour)');
+        migrations = await runMigrations(ctx, run.engine, {
+          service: run.web,
+          command: config.deploy.migrateCommand,
+          image: ref,
+          timeoutMs: parseDuration(config.deploy.migrateTimeout, 'deploy.migrateTimeout'),
+          keepsServing: `switched: ${live} keeps serving`,
+          webService: idle,
+        });
+        step.succeed(`migrations: ${migrations.length ? `applied ${migrations.join(', ')}` : 'none pending'}`);
+      }
+      const name = colorServiceName(run.project, run.web, idle);
+      step = ctx.reporter.step(`start ${idle} (${name}) with ${image}`);
+      const startedColor = await startColorService(run, idle, ref);
+      let switchMs: number;
+      try {
+        step.succeed(`${name} ${startedColor.created ? 'created' : 'updated: every task replaced at once'}`);
+        step = ctx.reporter.step(`gate ${idle}: every task healthy`);
+        const healthMs = await gateColor(run, idle, input.healthTimeoutMs);
+        step.succeed(`${idle} is healthy on every task (${formatDuration(healthMs)})`);
+        if (config.cutover.smoke) {
+          step = ctx.reporter.step(`smoke: ${config.cutover.smoke.join(' ')} (a job of the new image)`);
+          const smoke = await run.engine.runJob(run.web, config.cutover.smoke, ref, {
+            timeoutMs: 120_000,
+            onLine: (line) => ctx.reporter.info(`[smoke] ${line}`),
+          });
+          if (smoke.exitCode !== 0)
+            throw new OperationError(
+              'E_SMOKE_FAILED',
+              `the smoke command ${config.cutover.smoke.join(' ')} failed (exit ${smoke.exitCode}); ${live} keeps serving\n${smoke.output.slice(-30).join('\n')}`,
+            );
+          step.succeed('smoke passed');
+        }
+        step = ctx.reporter.step(`switch the edge to ${idle}`);
+        switchMs = await switchSwarm(run, idle);
+        step.succeed(`the edge serves ${idle} (switch ${formatDuration(switchMs)})`);
+      } catch (error) {
+        ctx.reporter.warn(`${idle} is put back as it was; ${live} keeps serving`);
+        await startedColor.undo().catch((e: Error) => {
+          ctx.reporter.warn(
+            `${idle} could not be put back (${e.message}): it is not live; the next cutover replaces it`,
+          );
+        });
+        throw error;
+      }
+      const slot: ColorSlot = {
+        image,
+        imageId: info.id,
+        host: name,
+        container: startedColor.id,
+        since: ctx.clock.now().toISOString(),
+        managedBy: 'opskit',
+        ref,
+      };
+      const stopAfter =
+        input.keepOldMs !== undefined ? new Date(ctx.clock.now().getTime() + input.keepOldMs).toISOString() : null;
+      await saveSwarmColors(
+        run,
+        recordSwitch(colors, {
+          action: 'cutover',
+          to: idle,
+          slot,
+          at: ctx.clock.now().toISOString(),
+          switchMs,
+          keepOldUntil: stopAfter,
+        }),
+      );
+      if (stopAfter) await scheduleFinalize(ctx, stopAfter);
+      const old = colors.colors[live]!;
+      return {
         action: 'cutover',
+        changed: true,
+        from: live,
         to: idle,
-        slot,
-        at: ctx.clock.now().toISOString(),
-        switchMs,
-        keepOldUntil: stopAfter,
-      }),
-    );
-    if (stopAfter) await scheduleFinalize(ctx, stopAfter);
-    const old = colors.colors[live]!;
-    return {
-      action: 'cutover',
-      changed: true,
-      from: live,
-      to: idle,
-      image,
-      container: name,
-      switchMs: Math.round(switchMs),
-      durationMs: Math.round(ctx.clock.monotonicMs() - started),
-      ...(migrations ? { migrations } : {}),
-      oldColor: { color: live, image: old.image, state: 'warm', stopAfter },
-    };
-  });
+        image,
+        container: name,
+        switchMs: Math.round(switchMs),
+        durationMs: Math.round(ctx.clock.monotonicMs() - started),
+        ...(migrations ? { migrations } : {}),
+        oldColor: { color: live, image: old.image, state: 'warm', stopAfter },
+      };
+    }),
+  );
 }
 
 export async function runSwarmRollback(ctx: Context, input: { healthTimeoutMs: number }): Promise<SwitchResult> {
@@ -289,54 +320,56 @@ export async function runSwarmRollback(ctx: Context, input: { healthTimeoutMs: n
       plan,
     };
   }
-  return withMutation(ctx, 'rollback', async () => {
-    const started = ctx.clock.monotonicMs();
-    const from = colors.live;
-    const [service, nodes] = await Promise.all([run.swarm.service(name), run.swarm.nodes()]);
-    const tasks = service ? await run.swarm.tasks({ service: service.id, desiredState: 'running' }) : [];
-    const up = new Set(nodes.filter((n) => n.state === 'ready').map((n) => n.id));
-    const ref = slot.ref ?? service?.spec.TaskTemplate.ContainerSpec.Image ?? slot.image;
-    const warm = warmth(service, tasks, up, ref);
-    let restarted = false;
-    let current = slot;
-    if (!warm.warm) {
-      const step = ctx.reporter.step(`${target} is not warm (${warm.why}): starting it again from ${slot.image}`);
-      const startedColor = await startColorService(run, target, ref);
-      try {
-        await gateColor(run, target, input.healthTimeoutMs);
-      } catch (error) {
-        await startedColor.undo();
-        throw error;
+  return withMutation(ctx, 'rollback', () =>
+    engineLost(run, 'rollback', async () => {
+      const started = ctx.clock.monotonicMs();
+      const from = colors.live;
+      const [service, nodes] = await Promise.all([run.swarm.service(name), run.swarm.nodes()]);
+      const tasks = service ? await run.swarm.tasks({ service: service.id, desiredState: 'running' }) : [];
+      const up = new Set(nodes.filter((n) => n.state === 'ready').map((n) => n.id));
+      const ref = slot.ref ?? service?.spec.TaskTemplate.ContainerSpec.Image ?? slot.image;
+      const warm = warmth(service, tasks, up, ref);
+      let restarted = false;
+      let current = slot;
+      if (!warm.warm) {
+        const step = ctx.reporter.step(`${target} is not warm (${warm.why}): starting it again from ${slot.image}`);
+        const startedColor = await startColorService(run, target, ref);
+        try {
+          await gateColor(run, target, input.healthTimeoutMs);
+        } catch (error) {
+          await startedColor.undo().catch(() => {});
+          throw error;
+        }
+        step.succeed(`${target} is healthy again`);
+        current = { ...slot, ref, container: startedColor.id, since: ctx.clock.now().toISOString() };
+        restarted = true;
       }
-      step.succeed(`${target} is healthy again`);
-      current = { ...slot, ref, container: startedColor.id, since: ctx.clock.now().toISOString() };
-      restarted = true;
-    }
-    const step = ctx.reporter.step(`switch the edge back to ${target}`);
-    const switchMs = await switchSwarm(run, target);
-    step.succeed(`the edge serves ${target} again (switch ${formatDuration(switchMs)})`);
-    await saveSwarmColors(
-      run,
-      recordSwitch(colors, {
+      const step = ctx.reporter.step(`switch the edge back to ${target}`);
+      const switchMs = await switchSwarm(run, target);
+      step.succeed(`the edge serves ${target} again (switch ${formatDuration(switchMs)})`);
+      await saveSwarmColors(
+        run,
+        recordSwitch(colors, {
+          action: 'rollback',
+          to: target,
+          slot: current,
+          at: ctx.clock.now().toISOString(),
+          switchMs,
+          keepOldUntil: null,
+        }),
+      );
+      return {
         action: 'rollback',
+        changed: true,
+        from,
         to: target,
-        slot: current,
-        at: ctx.clock.now().toISOString(),
-        switchMs,
-        keepOldUntil: null,
-      }),
-    );
-    return {
-      action: 'rollback',
-      changed: true,
-      from,
-      to: target,
-      image: current.image,
-      container: name,
-      switchMs: Math.round(switchMs),
-      durationMs: Math.round(ctx.clock.monotonicMs() - started),
-      restarted,
-      oldColor: { color: from, image: colors.colors[from]!.image, state: 'warm', stopAfter: null },
-    };
-  });
+        image: current.image,
+        container: name,
+        switchMs: Math.round(switchMs),
+        durationMs: Math.round(ctx.clock.monotonicMs() - started),
+        restarted,
+        oldColor: { color: from, image: colors.colors[from]!.image, state: 'warm', stopAfter: null },
+      };
+    }),
+  );
 }

@@ -2,9 +2,23 @@ import { appendFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { opskit, parseSingleJson } from '../helpers/cli.js';
-import { freshColors } from '../helpers/http.js';
+import { freshColors, freshGet } from '../helpers/http.js';
 import { type LabPlatform, lab, labPlatform } from '../helpers/lab.js';
 import { failures, type LoadResult, NO_FAILURES, startLoad } from '../helpers/load.js';
+import { waitFor } from '../helpers/wait.js';
+
+/** The status of `count` fresh GETs, one after another (0: no answer within 3 s). */
+async function edgeStatuses(url: string, count: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < count; i++)
+    out.push(
+      await freshGet(url, 3000).then(
+        (r) => r.status,
+        () => 0,
+      ),
+    );
+  return out;
+}
 
 /**
  * Blue-green on the lab's Swarm: the colours are services (blue the web service itself, green
@@ -135,5 +149,43 @@ describe('engine: swarm on the lab: cutover and rollback with every request answ
     }
     expect(failures(result)).toEqual(NO_FAILURES);
     console.log(`node lost under load: ${result.requests} requests, latency p99/max in the soak`);
+  });
+  it("the manager's Engine killed during a cutover: exit 1 (E_ENGINE_LOST) naming the link, nothing switched; after start-node the same cutover completes", {
+    timeout: 600_000,
+  }, async () => {
+    const before = link();
+    const live = before.replace('.sock', '');
+    const idle = live === 'blue' ? 'green' : 'blue';
+    const idleService = idle === 'blue' ? `${p.project}_web` : `${p.project}_web_green`;
+    const image = images[2]!;
+    const cut = p.run(['cutover', '--image', image, '--json']);
+    // Once the idle colour's service runs the new image, the cutover is waiting on its tasks: the Engine goes.
+    await waitFor(`${idleService} to run ${image}`, async () =>
+      (
+        await p.manager(['service', 'inspect', '-f', '{{.Spec.TaskTemplate.ContainerSpec.Image}}', idleService])
+      ).stdout.startsWith(`${image}@`),
+    );
+    const killed = await lab(['kill-engine', '1']);
+    expect(killed.exitCode, killed.all).toBe(0);
+    let answers: number[] = [];
+    try {
+      const r = await cut;
+      expect(r.exitCode, r.stdout).toBe(1);
+      const error = (parseSingleJson(r.stdout) as { error: { code: string; message: string } }).error;
+      expect(error.code).toBe('E_ENGINE_LOST');
+      expect(error.message).toContain(`live.sock still links to ${before}`);
+      expect(link()).toBe(before);
+      // What the edge answers while its Engine is gone (its container runs on; Docker's DNS lives in the Engine).
+      answers = await edgeStatuses(health(), 20);
+    } finally {
+      const started = await lab(['start-node', '1']);
+      expect(started.exitCode, started.all).toBe(0);
+    }
+    console.log(`the edge while the manager's Engine was down: ${answers.join(' ')}`);
+    await waitFor('the edge to answer again', async () => (await edgeStatuses(health(), 1))[0] === 200, 120_000, 500);
+    const again = await p.run(['cutover', '--image', image, '--json']);
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(parseSingleJson(again.stdout)).toMatchObject({ action: 'cutover', to: idle });
+    expect(await freshColors(health(), 3)).toEqual([idle, idle, idle]);
   });
 });

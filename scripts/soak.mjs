@@ -180,6 +180,7 @@ async function main() {
     dropped: result.dropped,
     errorsByCode: result.errorsByCode,
     statusCodes: result.statusCodes,
+    latencyMs: result.latencyMs,
     switchMs: { p50: percentile(all, 50), p99: percentile(all, 99), max: Math.max(...all) },
     rollbackSwitchMs: { p50: percentile(rollbackMs, 50), p99: percentile(rollbackMs, 99) },
     cutoverSwitchMs: { p50: percentile(cutoverMs, 50), p99: percentile(cutoverMs, 99) },
@@ -190,7 +191,7 @@ async function main() {
     process.stdout.write(
       [
         `soak (engine: ${engine}): ${cycles} cycles (${all.length} switches) under ${connections} connections through nginx, ${report.durationS} s`,
-        `  requests  ${report.requests} answered (${report.rps} req/s)`,
+        `  requests  ${report.requests} answered (${report.rps} req/s); latency p50 ${report.latencyMs.p50} ms, p99 ${report.latencyMs.p99} ms, max ${report.latencyMs.max} ms`,
         `  failed    ${report.non2xx} non-2xx, ${report.errors} errors, ${report.timeouts} timeouts, ${report.dropped} dropped${
           report.errors
             ? ` (${Object.entries(report.errorsByCode)

@@ -20,6 +20,8 @@ export interface BackgroundLoadResult {
   errorsByCode: Record<string, number>;
   rps: number;
   durationMs: number;
+  /** The answers' latency: what a stall (a lost node's task, a slow switch) costs the requests it meets. */
+  latencyMs: { p50: number; p99: number; max: number };
 }
 
 export interface BackgroundLoad {
@@ -67,6 +69,7 @@ export async function startBackgroundLoad(
         errors: number;
         timeouts: number;
         duration: number;
+        latency?: { p50?: number; p99?: number; max?: number };
         statusCodeStats?: Record<string, { count: number | string }>;
       };
       const statusCodes = Object.fromEntries(
@@ -84,6 +87,7 @@ export async function startBackgroundLoad(
         errorsByCode,
         rps: Math.round(r.requests.average),
         durationMs: Math.round(r.duration * 1000),
+        latencyMs: { p50: r.latency?.p50 ?? 0, p99: r.latency?.p99 ?? 0, max: r.latency?.max ?? 0 },
       });
     },
   );

@@ -1,16 +1,19 @@
 import path from 'node:path';
 import type { ComposeTarget } from '../adapters/compose.js';
 import type { DockerAdapter } from '../adapters/docker.js';
-import type { ServiceSpec, SwarmAdapter } from '../adapters/swarm.js';
+import type { ServiceSpec, SwarmAdapter, SwarmTask } from '../adapters/swarm.js';
 import type { Config } from '../config/schema.js';
 import { ConfigError, OperationError, UsageError } from '../errors.js';
 import type { Engine } from '../platform/engine/engine.js';
+import { EDGE_SOCKET_DIR, type LastKnownResult, refreshLastKnown } from '../platform/engine/last-known.js';
 import { loadComposeModel, openSwarmEngine, registryAuth } from '../platform/engine/open.js';
 import {
   colorService,
   colorServiceName,
   colorSocket,
   colorSpec,
+  LAST_KNOWN_CONF,
+  lastKnownTasks,
   parseCurlInclude,
 } from '../platform/engine/swarm-colors.js';
 import { serviceSpec, swarmServiceName } from '../platform/engine/swarm-spec.js';
@@ -43,9 +46,6 @@ export interface SwarmRun {
   state: State;
   colors: CutoverState | undefined;
 }
-
-/** Where the sockets are inside the edge nginx (the swarm compose file mounts run/sockets there). */
-export const EDGE_SOCKET_DIR = '/run/opskit';
 
 export async function swarmSetup(ctx: Context): Promise<SwarmRun> {
   const { config, env } = ctx.loaded!;
@@ -127,6 +127,33 @@ export async function edgeContainer(run: SwarmRun): Promise<string> {
       hint: 'blue-green switches a link the edge reads from run/sockets: place it on the manager opskit talks to (a node label and node.role == manager)',
     });
   return running.id;
+}
+
+/** The edge's last-known fallback rewritten from the colours' running tasks, and loaded by the edge. */
+export async function refreshEdgeFallback(run: SwarmRun): Promise<LastKnownResult> {
+  return refreshLastKnown({
+    ctx: run.ctx,
+    engine: run.engine,
+    docker: run.docker,
+    webService: run.web,
+    port: run.config.deploy.healthPort,
+    dir: run.sockets.dir,
+    edge: await edgeContainer(run),
+  });
+}
+
+/** Whether the edge's fallback lists exactly these running tasks of the colour (read from its file). */
+export async function edgeFallbackKnows(
+  run: SwarmRun,
+  color: Color,
+  tasks: readonly Pick<SwarmTask, 'state' | 'addresses'>[],
+): Promise<boolean> {
+  const known = lastKnownTasks(await run.ctx.fs.readText(path.join(run.sockets.dir, LAST_KNOWN_CONF)))[color];
+  const now = tasks
+    .filter((t) => t.state === 'running' && t.addresses[0])
+    .map((t) => t.addresses[0]!)
+    .sort();
+  return known.length > 0 && known.join(' ') === now.join(' ');
 }
 
 /** Pure: the `curl` the gate runs inside the edge for one task (argv, no shell). */

@@ -7,8 +7,10 @@ import { type Context, withMutation } from '../runtime/context.js';
 import { formatDuration, parseDuration } from '../runtime/duration.js';
 import { type ColorSlot, oldColorExpired, other, recordFinalize, recordSwitch } from './plan.js';
 import {
+  edgeFallbackKnows,
   gateColor,
   parkColor,
+  refreshEdgeFallback,
   requireColors,
   type SwarmRun,
   saveSwarmColors,
@@ -51,6 +53,7 @@ async function finalizeSwarm(run: SwarmRun): Promise<SwitchResult> {
   const slot = colors.colors[idle];
   const started = run.ctx.clock.monotonicMs();
   const parked = slot ? await parkColor(run, idle) : false;
+  if (parked) await refreshEdgeFallback(run);
   if (slot && (parked || slot.container)) {
     await saveSwarmColors(run, recordFinalize(colors, run.ctx.clock.now().toISOString()));
     run.ctx.reporter.info(`stopped the old colour ${idle} (${slot.image}): its service has 0 tasks`);
@@ -183,6 +186,8 @@ export async function runSwarmCutover(ctx: Context, input: SwarmCutoverInput): P
           return none(run, null);
         return finalizeSwarm(run);
       }
+      // The edge's fallback first: the live colour's tasks as they are now, in case the Engine goes mid-way.
+      await refreshEdgeFallback(run);
       const { image, imageId } = await releaseImage(ctx, run.docker, input);
       const info = { id: imageId };
       const live = colors.live;
@@ -229,6 +234,11 @@ export async function runSwarmCutover(ctx: Context, input: SwarmCutoverInput): P
             );
           step.succeed('smoke passed');
         }
+        step = ctx.reporter.step("the edge's fallback: each colour's tasks, for when Docker's DNS is down");
+        const known = await refreshEdgeFallback(run);
+        step.succeed(
+          `the edge's fallback ${known.loaded ? 'knows' : 'was written with'} ${known.tasks.blue.length} blue and ${known.tasks.green.length} green task(s)`,
+        );
         step = ctx.reporter.step(`switch the edge to ${idle}`);
         switchMs = await switchSwarm(run, idle);
         step.succeed(`the edge serves ${idle} (switch ${formatDuration(switchMs)})`);
@@ -345,7 +355,16 @@ export async function runSwarmRollback(ctx: Context, input: { healthTimeoutMs: n
         restarted = true;
       }
       const step = ctx.reporter.step(`switch the edge back to ${target}`);
-      const switchMs = await switchSwarm(run, target);
+      // The edge's fallback rewritten beside the switch when the colour's tasks moved since it was written.
+      const moved = restarted || !(await edgeFallbackKnows(run, target, tasks));
+      const [switchMs] = await Promise.all([
+        switchSwarm(run, target),
+        moved
+          ? refreshEdgeFallback(run).catch((e: Error) =>
+              ctx.reporter.warn(`the edge's last-known fallback was not rewritten: ${e.message}`),
+            )
+          : undefined,
+      ]);
       step.succeed(`the edge serves ${target} again (switch ${formatDuration(switchMs)})`);
       await saveSwarmColors(
         run,

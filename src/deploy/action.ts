@@ -3,8 +3,8 @@ import { type ComposeTarget, detectComposeCached } from '../adapters/compose.js'
 import { ConfigError, OperationError, UsageError } from '../errors.js';
 import type { PlannedStep } from '../output/plan.js';
 import type { Engine } from '../platform/engine/engine.js';
+import { prepareEdge } from '../platform/engine/last-known.js';
 import { openEngine } from '../platform/engine/open.js';
-import { colorSocket } from '../platform/engine/swarm-colors.js';
 import { nginxOps, renderLiveUpstream } from '../platform/nginx.js';
 import { relays } from '../platform/relay.js';
 import { type ImageBuild, resolveImageRef, runMigrations } from '../platform/release.js';
@@ -318,12 +318,9 @@ export async function runDeploy(ctx: Context, input: DeployInput): Promise<Deplo
             // The relays of web containers this deploy (or an earlier one) replaced.
             await relay?.reap();
             break;
-          case 'edge-link': {
-            const edge = liveSocket(ctx.fs, ctx.clock, step.dir);
-            await edge.prepare();
-            if ((await edge.current()) === undefined) await edge.point(colorSocket('blue'));
+          case 'edge-link':
+            await prepareEdge({ ctx, engine, docker, project, config, dir: step.dir });
             break;
-          }
           case 'upstream': {
             const nginx = await nginxOps(ctx, config, project, docker);
             const server =

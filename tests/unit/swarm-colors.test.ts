@@ -7,6 +7,9 @@ import {
   colorServiceName,
   colorSocket,
   colorSpec,
+  lastKnownConfig,
+  lastKnownSocket,
+  lastKnownTasks,
   parseCurlInclude,
   warmth,
 } from '../../src/platform/engine/swarm-colors.js';
@@ -116,5 +119,27 @@ describe('blue-green on Swarm: the colours as services', () => {
       body: '{"color":"green"}',
     });
     expect(parseCurlInclude('curl: (7) Failed to connect to 10.0.1.7 port 8000').status).toBe(0);
+  });
+  it("the edge's last-known fallback: one upstream and socket per colour with tasks, each address once", () => {
+    const text = lastKnownConfig({
+      dir: '/run/opskit',
+      port: 8000,
+      tasks: { blue: ['10.0.1.7', '10.0.1.5', '10.0.1.7'], green: [] },
+      written: '2026-12-03T00:00:00.000Z',
+    });
+    expect(text).toContain(
+      'upstream last_known_blue {\n    server 10.0.1.5:8000 max_fails=0;\n    server 10.0.1.7:8000',
+    );
+    expect(text.match(/server 10\.0\.1\.7:8000/g)).toHaveLength(1);
+    expect(text).toContain(`listen unix:/run/opskit/${lastKnownSocket('blue')};`);
+    // A colour with no known task has no server: its fallback answers 502 as the edge would without one.
+    expect(text).not.toContain('last_known_green');
+    expect(text).not.toContain(lastKnownSocket('green'));
+    // Its own pid file: a reload of this nginx never signals the edge's own.
+    expect(text).toContain('pid /tmp/opskit-last-known.pid;');
+    expect(text.split('{').length).toBe(text.split('}').length);
+    // Read back: what a rollback compares with the colour's tasks before it rewrites the file.
+    expect(lastKnownTasks(text)).toEqual({ blue: ['10.0.1.5', '10.0.1.7'], green: [] });
+    expect(lastKnownTasks(undefined)).toEqual({ blue: [], green: [] });
   });
 });

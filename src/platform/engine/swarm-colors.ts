@@ -116,3 +116,78 @@ export function parseCurlInclude(output: string): { status: number; headers: Rec
   }
   return { status, headers, body };
 }
+
+/** The edge's fallback for each colour: its last known tasks, served by a second nginx beside the edge's. */
+export const LAST_KNOWN_CONF = 'last-known.conf';
+
+export function lastKnownSocket(color: ColorName): string {
+  return `last-known-${color}.sock`;
+}
+
+/**
+ * Pure: the config of the edge's "last known" nginx. The edge reaches each colour by name through Docker's
+ * embedded DNS, which lives in the node's Engine: while that Engine is down (crashed, restarting), no name
+ * resolves. The colour servers then hand the request to this nginx, which knows each colour's tasks by the
+ * addresses opskit saw when it last gated them (`tasks`, `address` on the overlay), and needs no DNS. opskit
+ * rewrites it and reloads this nginx alone: the edge's client connections are never touched. A colour
+ * with no known task gets no server (its fallback answers 502, as the edge would without it).
+ */
+export function lastKnownConfig(input: {
+  dir: string;
+  port: number;
+  tasks: Readonly<Record<ColorName, readonly string[]>>;
+  written: string;
+}): string {
+  const lines = [
+    `# Managed by opskit (${input.written}): each colour's last known tasks, used when the edge cannot resolve`,
+    "# its name (the node's Engine, and with it Docker's DNS, is down). Rewritten at deploy and cutover.",
+    'worker_processes 1;',
+    'pid /tmp/opskit-last-known.pid;',
+    'error_log stderr warn;',
+    'events {',
+    '  worker_connections 1024;',
+    '}',
+    'http {',
+    '  access_log off;',
+    '  client_max_body_size 0;',
+  ];
+  for (const color of ['blue', 'green'] as const) {
+    const addresses = [...new Set(input.tasks[color])].sort();
+    if (addresses.length === 0) continue;
+    lines.push(
+      `  upstream last_known_${color} {`,
+      ...addresses.map((a) => `    server ${a}:${input.port} max_fails=0;`),
+      '  }',
+      '  server {',
+      `    listen unix:${input.dir}/${lastKnownSocket(color)};`,
+      '    location / {',
+      `      proxy_pass http://last_known_${color};`,
+      '      proxy_set_header Host $host;',
+      '      proxy_set_header X-Real-IP $http_x_real_ip;',
+      '      proxy_set_header X-Forwarded-For $http_x_forwarded_for;',
+      '      proxy_set_header X-Forwarded-Proto $http_x_forwarded_proto;',
+      '      proxy_next_upstream error timeout http_502 http_503;',
+      '      proxy_connect_timeout 1s;',
+      '    }',
+      '  }',
+    );
+  }
+  lines.push('}', '');
+  return lines.join('\n');
+}
+
+/** Pure: each colour's addresses in a last-known config (as `lastKnownConfig` writes it), sorted. */
+export function lastKnownTasks(text: string | undefined): Record<ColorName, string[]> {
+  const tasks: Record<ColorName, string[]> = { blue: [], green: [] };
+  let color: ColorName | undefined;
+  for (const line of (text ?? '').split('\n')) {
+    const upstream = /^\s*upstream last_known_(blue|green) \{/.exec(line);
+    if (upstream) color = upstream[1] as ColorName;
+    else if (/^\s*\}/.test(line)) color = undefined;
+    else if (color) {
+      const server = /^\s*server ([0-9a-f.:]+):\d+ /.exec(line);
+      if (server) tasks[color].push(server[1]!);
+    }
+  }
+  return { blue: tasks.blue.sort(), green: tasks.green.sort() };
+}
